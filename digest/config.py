@@ -1,0 +1,369 @@
+"""TOML config -> frozen, typed sections.
+
+Every setting and its default is declared once, as a dataclass field below.
+Unknown keys, wrong types and missing folders raise a ConfigError that names
+the file, the key and what is wrong. Relative paths resolve against the config
+file's folder; secrets are never read from the file, only named.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from digest import __version__, PROJECT_URL
+from digest.errors import ConfigError
+
+DEFAULT_CONFIG = Path("config/digest.toml")
+ALGORITHMS = ("news", "lexrank", "textrank", "lsa", "luhn", "kl", "sumbasic", "reduction", "edmundson", "lead")
+FORMATS = ("html", "md", "txt")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Duration(timedelta):
+    """A timedelta written in the config as "20s", "30m", "6h" or "2d"."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """Turn "30m" into a timedelta; ValueError on anything else."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f'expected a duration such as "30s", "30m", "6h" or "2d", got {text!r}')
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where the SQLite store lives."""
+
+    path: Path = Path("state/digest.sqlite3")
+
+
+@dataclass(frozen=True)
+class SummaryConfig:
+    """How articles are summarised."""
+
+    algorithm: str = "news"
+    sentences: int = 3
+    language: str = "auto"
+
+    def check(self, where: str) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm: unknown {self.algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+        if not 1 <= self.sentences <= 50:
+            raise ValueError(f"sentences: must be between 1 and 50, got {self.sentences}")
+
+
+@dataclass(frozen=True)
+class FilesSourceConfig:
+    """A folder of .txt, .md and .html files, one article per file."""
+
+    name: str
+    path: Path
+    type: str = "files"
+    interval: Duration = Duration(minutes=5)
+
+    def check(self, where: str) -> None:
+        if not self.path.is_dir():
+            raise ValueError(f"path: folder not found: {self.path}")
+
+
+@dataclass(frozen=True)
+class FeedSourceConfig:
+    """An RSS, Atom or JSON Feed."""
+
+    name: str
+    url: str
+    type: str = "feed"
+    interval: Duration = Duration(minutes=30)
+    full_text: str = "auto"
+    backfill: Duration = Duration(days=2)
+
+    def check(self, where: str) -> None:
+        _check_url(self.url)
+        if self.full_text not in ("auto", "always", "never"):
+            raise ValueError(f'full_text: expected "auto", "always" or "never", got {self.full_text!r}')
+
+
+@dataclass(frozen=True)
+class PageSourceConfig:
+    """One web page, watched for changes to its main text."""
+
+    name: str
+    url: str
+    type: str = "page"
+    interval: Duration = Duration(hours=6)
+
+    def check(self, where: str) -> None:
+        _check_url(self.url)
+
+
+@dataclass(frozen=True)
+class MailboxSourceConfig:
+    """Newsletters that arrive by email at an inbound address."""
+
+    name: str
+    address: str
+    type: str = "mailbox"
+    interval: Duration = Duration(minutes=5)
+
+
+SourceConfig = FilesSourceConfig | FeedSourceConfig | PageSourceConfig | MailboxSourceConfig
+SOURCE_TYPES: dict[str, type] = {
+    "files": FilesSourceConfig,
+    "feed": FeedSourceConfig,
+    "page": PageSourceConfig,
+    "mailbox": MailboxSourceConfig,
+}
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    """One digest: which sources, when, how many articles, where it goes."""
+
+    name: str
+    sources: tuple[str, ...] = ()  # empty: every source
+    schedule: str = "0 7 * * *"
+    timezone: str = "UTC"
+    max_articles: int = 50
+    output_dir: Path | None = None
+    formats: tuple[str, ...] = FORMATS
+    email_to: tuple[str, ...] = ()
+    subject: str = "{{ digest.name }}: {{ edition.date }}"
+    templates: Path | None = None
+    unsubscribe: str = ""
+
+    def check(self, where: str) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
+        if self.max_articles < 1:
+            raise ValueError(f"max_articles: must be at least 1, got {self.max_articles}")
+        for fmt in self.formats:
+            if fmt not in FORMATS:
+                raise ValueError(f"formats: unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+        if self.templates is not None and not self.templates.is_dir():
+            raise ValueError(f"templates: folder not found: {self.templates}")
+        for address in self.email_to:
+            if "@" not in address or any(c in address for c in "\r\n<>, "):
+                raise ValueError(f"email_to: not an email address: {address!r}")
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """The outgoing mail server; the password comes from the environment."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    security: str = "none"
+    username: str = ""
+    password_env: str = "DIGEST_SMTP_PASSWORD"
+    from_: str = "Digest <digest@localhost>"
+    timeout: Duration = Duration(seconds=30)
+
+    def check(self, where: str) -> None:
+        if self.security not in ("none", "starttls", "tls"):
+            raise ValueError(f'security: expected "none", "starttls" or "tls", got {self.security!r}')
+
+    @property
+    def password(self) -> str:
+        """The password, read from the environment variable the config names."""
+        return os.environ.get(self.password_env, "")
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    """Limits and manners of every HTTP request."""
+
+    timeout: Duration = Duration(seconds=20)
+    max_bytes: int = 15 * 1024 * 1024
+    allow_private: bool = False
+    user_agent: str = f"digest/{__version__} (+{PROJECT_URL})"
+    per_host_delay: Duration = Duration(seconds=1)
+    concurrency: int = 8
+
+
+@dataclass(frozen=True)
+class InboundConfig:
+    """The SMTP listener that receives newsletters."""
+
+    listen: str = "127.0.0.1:2525"
+    accept: tuple[str, ...] = ()
+    max_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole config file, section by section."""
+
+    path: Path
+    store: StoreConfig = field(default_factory=StoreConfig)
+    summary: SummaryConfig = field(default_factory=SummaryConfig)
+    sources: tuple[SourceConfig, ...] = ()
+    digests: tuple[DigestConfig, ...] = ()
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    inbound: InboundConfig = field(default_factory=InboundConfig)
+
+    def digest(self, name: str) -> DigestConfig:
+        """The digest called `name`; ConfigError when there is none."""
+        for digest in self.digests:
+            if digest.name == name:
+                return digest
+        known = ", ".join(d.name for d in self.digests) or "none"
+        raise ConfigError(str(self.path), "digests", f"no digest named {name!r} (configured: {known})")
+
+    def sources_of(self, digest: DigestConfig) -> tuple[SourceConfig, ...]:
+        """The sources a digest draws from, in config order."""
+        if not digest.sources:
+            return self.sources
+        return tuple(s for s in self.sources if s.name in digest.sources)
+
+
+def _check_url(url: str) -> None:
+    if not re.match(r"^https?://[^\s/]+", url):
+        raise ValueError(f"url: expected an http:// or https:// URL, got {url!r}")
+
+
+def _key_name(python_name: str) -> str:
+    return python_name.rstrip("_")
+
+
+def _convert(value: Any, kind: Any, key: str, base: Path) -> Any:
+    """Check and convert one TOML value to the declared type, or raise ValueError."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = [k for k in typing.get_args(kind) if k is not type(None)]
+        return _convert(value, options[0], key, base)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise ValueError(f"{key}: expected a list, got {type(value).__name__}")
+        (item_kind, _) = typing.get_args(kind)
+        return tuple(_convert(item, item_kind, key, base) for item in value)
+    if kind is Path:
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{key}: expected a path as a string")
+        return (base / os.path.expanduser(value)).resolve()
+    if kind is Duration:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return Duration(seconds=value)
+        if not isinstance(value, str):
+            raise ValueError(f"{key}: expected a duration such as \"30m\"")
+        try:
+            return Duration(seconds=parse_duration(value).total_seconds())
+        except ValueError as error:
+            raise ValueError(f"{key}: {error}") from None
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{key}: expected a whole number, got {value!r}")
+        return value
+    if kind is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {kind!r}")
+
+
+def _build(cls: type, table: Any, section: str, path: Path, extra: dict[str, Any] | None = None) -> Any:
+    """Make section dataclass `cls` from a TOML table, naming any bad key."""
+    if not isinstance(table, dict):
+        raise ConfigError(str(path), section, "expected a table")
+    hints = typing.get_type_hints(cls)
+    declared = {_key_name(f.name): f for f in fields(cls)}
+    for key in table:
+        if key not in declared:
+            raise ConfigError(str(path), f"{section}.{key}", f"unknown key; known keys: {', '.join(sorted(declared))}")
+    values: dict[str, Any] = dict(extra or {})
+    for key, spec in declared.items():
+        if key in table:
+            try:
+                values[spec.name] = _convert(table[key], hints[spec.name], key, path.parent)
+            except ValueError as error:
+                raise ConfigError(str(path), f"{section}.{key}", str(error).removeprefix(f"{key}: ")) from None
+        elif spec.default is MISSING and spec.default_factory is MISSING and spec.name not in values:
+            raise ConfigError(str(path), f"{section}.{key}", "required key is missing")
+    section_value = cls(**values)
+    check = getattr(section_value, "check", None)
+    if check is not None:
+        try:
+            check(section)
+        except ValueError as error:
+            key, _, problem = str(error).partition(": ")
+            raise ConfigError(str(path), f"{section}.{key}", problem) from None
+    return section_value
+
+
+def _unique_names(items: tuple[Any, ...], section: str, path: Path) -> None:
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if item.name in seen:
+            raise ConfigError(str(path), f"{section}[{index}].name", f"duplicate name {item.name!r}")
+        seen.add(item.name)
+
+
+def load(path: Path) -> Config:
+    """Read and validate a config file; ConfigError names whatever is wrong."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "config file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(str(path), "", f"cannot read: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(str(path), "", f"not valid TOML: {error}") from None
+    path = path.resolve()
+    simple = {"store": StoreConfig, "summary": SummaryConfig, "smtp": SmtpConfig, "fetch": FetchConfig, "inbound": InboundConfig}
+    known = set(simple) | {"sources", "digests"}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(str(path), key, f"unknown section; known sections: {', '.join(sorted(known))}")
+    sections = {name: _build(cls, raw.get(name, {}), name, path) for name, cls in simple.items()}
+    sources = tuple(_source(entry, f"sources[{index}]", path) for index, entry in enumerate(_list(raw, "sources", path)))
+    _unique_names(sources, "sources", path)
+    digests = tuple(_build(DigestConfig, entry, f"digests[{index}]", path) for index, entry in enumerate(_list(raw, "digests", path)))
+    _unique_names(digests, "digests", path)
+    names = {s.name for s in sources}
+    for index, digest in enumerate(digests):
+        for name in digest.sources:
+            if name not in names:
+                raise ConfigError(str(path), f"digests[{index}].sources", f"no source named {name!r}")
+    return Config(path=path, sources=sources, digests=digests, **sections)
+
+
+def _list(raw: dict[str, Any], key: str, path: Path) -> list[Any]:
+    value = raw.get(key, [])
+    if not isinstance(value, list):
+        raise ConfigError(str(path), key, f"expected [[{key}]] tables")
+    return value
+
+
+def _source(entry: Any, section: str, path: Path) -> SourceConfig:
+    if not isinstance(entry, dict):
+        raise ConfigError(str(path), section, "expected a table")
+    kind = entry.get("type", "files")
+    if kind not in SOURCE_TYPES:
+        raise ConfigError(str(path), f"{section}.type", f"unknown source type {kind!r}; choose one of {', '.join(SOURCE_TYPES)}")
+    return _build(SOURCE_TYPES[kind], entry, section, path)
+
+
+def locate(explicit: str | None) -> Path:
+    """The config path: --config, else $DIGEST_CONFIG, else config/digest.toml."""
+    return Path(explicit or os.environ.get("DIGEST_CONFIG") or DEFAULT_CONFIG)

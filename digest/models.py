@@ -1,0 +1,109 @@
+"""Plain data passed between stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Article:
+    """One document as a source found it, before it is stored."""
+
+    source: str
+    identity: str  # stable per source: a path, a GUID or a canonical URL
+    title: str
+    body: str  # plain text, paragraphs separated by blank lines
+    published: datetime | None = None  # timezone-aware
+    url: str | None = None
+    author: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """An article's summary: sentences in document order."""
+
+    sentences: tuple[str, ...]
+    algorithm: str
+    language: str
+    note: str = ""  # e.g. why a fallback was used
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    """An article as the store holds it, with its summary."""
+
+    id: int
+    source: str
+    title: str
+    url: str | None
+    published: datetime | None
+    author: str | None
+    language: str | None
+    summary: tuple[str, ...]
+    fetched: datetime
+
+
+@dataclass(frozen=True)
+class Edition:
+    """One issue of a digest: the articles no earlier edition held."""
+
+    digest: str
+    created: datetime
+    articles: tuple[StoredArticle, ...]
+    id: int | None = None  # None for a preview that was never stored
+    waiting: int = 0  # articles left over by max_articles for the next edition
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One outbox row: one file set, or one email to one recipient."""
+
+    id: int
+    edition_id: int
+    digest: str
+    channel: str  # "files" or "email"
+    recipient: str  # output folder or email address
+    status: str  # pending | delivered | failed
+    attempts: int
+    last_error: str
+    message_id: str
+    next_attempt: datetime | None
+
+
+@dataclass
+class SourceReport:
+    """What one source did in a run."""
+
+    name: str
+    new_articles: int = 0
+    seen: int = 0
+    error: str = ""
+
+
+@dataclass
+class RunReport:
+    """What a run did; printed as JSON by `digest run --json`."""
+
+    started: datetime
+    sources: list[SourceReport] = field(default_factory=list)
+    editions: list[dict[str, object]] = field(default_factory=list)
+    deliveries: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """True when a source or a delivery failed."""
+        return any(s.error for s in self.sources) or any(
+            d.get("status") == "failed" or d.get("error") for d in self.deliveries
+        )
+
+    def as_json(self) -> dict[str, object]:
+        """A JSON-ready dict of the report."""
+        return {
+            "started": self.started.isoformat(),
+            "ok": not self.failed,
+            "sources": [vars(s) for s in self.sources],
+            "editions": self.editions,
+            "deliveries": self.deliveries,
+        }
