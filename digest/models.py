@@ -18,6 +18,8 @@ class Article:
     url: str | None = None
     author: str | None = None
     language: str | None = None
+    version: str = ""  # changes when the content changes (e.g. a file's text hash)
+    backfilled: bool = False  # older than the source's backfill window: stored as seen, in no edition
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,53 @@
+"""Sources: one module per type behind the `Source` protocol.
+
+A source turns its config section into articles. It yields them one by one so
+that the pipeline stores and summarises each as it comes (flat memory), and
+raises a SourceError subclass naming what went wrong; one source's failure
+never stops the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from digest.models import Article
+
+
+@dataclass
+class PollContext:
+    """What a source may use while polling: the time, its memo and a fetcher.
+
+    `memo` is a per-source dict of strings kept in the store between polls
+    (ETag, Last-Modified, a page's text hash); a source may change it and the
+    pipeline saves it after a successful poll. `fetcher` is the shared HTTP
+    fetcher (None for sources that never touch the network).
+    """
+
+    now: datetime
+    first_poll: bool
+    memo: dict[str, str] = field(default_factory=dict)
+    fetcher: Any = None
+
+
+class Source(Protocol):
+    """Produces articles from one configured place."""
+
+    name: str
+
+    def poll(self, context: PollContext) -> Iterator[Article]:
+        """Yield the articles found now; raise SourceError if the source cannot be read."""
+        ...
+
+
+def _registry() -> dict[str, Callable[[Any], Source]]:
+    from digest.sources.files import FilesSource
+
+    return {"files": FilesSource}
+
+
+def open_source(config: Any) -> Source:
+    """The Source for one `[[sources]]` entry, chosen by its `type`."""
+    return _registry()[config.type](config)
