@@ -1,0 +1,168 @@
+"""The only module that knows the stage order: poll -> extract -> store -> summarise
+-> compose -> render -> deliver.
+
+Each stage is handed only its own config section. Articles are stored and
+summarised one by one as sources yield them (flat memory), in batched
+transactions; an edition and its outbox rows are created in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from digest.compose import compose
+from digest.config import Config, DigestConfig, SourceConfig
+from digest.deliver import DELIVERERS, retry_delay
+from digest.errors import DeliveryError, DigestError, PermanentDeliveryError, StoreError
+from digest.models import Edition, RunReport, SourceReport
+from digest.render import RenderedEdition, Renderer
+from digest.sources import PollContext, open_source
+from digest.store import Store
+from digest.summarise import summarise
+
+log = logging.getLogger(__name__)
+BATCH = 50  # articles per write transaction
+
+ArticleCallback = Callable[[str], None]
+
+
+@dataclass
+class Pipeline:
+    """A run of the stages over one config and one open store."""
+
+    config: Config
+    store: Store
+    on_article: ArticleCallback | None = None
+
+    def poll(self, source_config: SourceConfig, now: datetime) -> SourceReport:
+        """Poll one source and store what is new; its failure is recorded, never raised."""
+        report = SourceReport(name=source_config.name)
+        state = self.store.source_state(source_config.name)
+        context = PollContext(now=now, first_poll=state.first_poll is None, memo=dict(state.memo))
+        with self.store.transaction():  # what was stored before a failure is kept
+            try:
+                for article in open_source(source_config).poll(context):
+                    if self.store.is_known(article):
+                        report.seen += 1
+                        continue
+                    summary = summarise(article.body, self.config.summary, title=article.title, language=article.language)
+                    if self.store.add_article(article, summary, now) is not None:
+                        report.new_articles += 1
+                        if self.on_article:
+                            self.on_article(source_config.name)
+                        if report.new_articles % BATCH == 0:
+                            self.store.commit_so_far()
+            except StoreError:
+                raise
+            except DigestError as error:
+                report.error = str(error)
+            except Exception as error:  # a bug in one source must not stop the others
+                log.exception("source %s: unexpected error", source_config.name)
+                report.error = f"internal error: {type(error).__name__}: {error}"
+        with self.store.transaction():
+            self.store.record_poll(source_config.name, now, context.memo, report.error)
+        log.info("source %s polled: %d new%s", report.name, report.new_articles, f"; error: {report.error}" if report.error else "")
+        return report
+
+    def make_edition(self, digest: DigestConfig, now: datetime) -> Edition | None:
+        """Create the next edition of a digest with its outbox rows, or None when nothing waits."""
+        sources = [s.name for s in self.config.sources_of(digest)]
+        outbox = [("files", str(digest.output_dir))] if digest.output_dir else []
+        outbox += [("email", address) for address in digest.email_to]
+        edition = self.store.create_edition(digest.name, sources, digest.max_articles, now, outbox)
+        if edition:
+            log.info("edition of %s made: %d articles", digest.name, len(edition.articles))
+        return edition
+
+    def render(self, digest: DigestConfig, edition: Edition, formats: tuple[str, ...]) -> RenderedEdition:
+        """Compose and render an edition in the given formats."""
+        renderer = Renderer(digest.templates)
+        sections = compose(edition, [s.name for s in self.config.sources_of(digest)])
+        context = renderer.context(digest.name, digest.timezone, edition, sections)
+        return renderer.render_edition(formats, digest.subject, context)
+
+    def process_outbox(self, now: datetime, honour_backoff: bool) -> list[dict[str, object]]:
+        """Try every pending delivery (only those due when honouring backoff)."""
+        results: list[dict[str, object]] = []
+        rendered: dict[int, tuple[RenderedEdition, datetime]] = {}
+        for delivery in self.store.due_deliveries(now if honour_backoff else None):
+            result: dict[str, object] = {"digest": delivery.digest, "channel": delivery.channel, "recipient": delivery.recipient}
+            try:
+                digest = self.config.digest(delivery.digest)
+                if delivery.edition_id not in rendered:
+                    edition = self.store.edition(delivery.edition_id)
+                    rendered[delivery.edition_id] = (self.render(digest, edition, digest.formats), edition.created)
+                document, created = rendered[delivery.edition_id]
+                where = DELIVERERS[delivery.channel]().deliver(delivery, document, created)
+            except PermanentDeliveryError as error:
+                status, detail, retry_at = "failed", str(error), None
+            except DeliveryError as error:
+                status, detail, retry_at = "pending", str(error), now + retry_delay(delivery.attempts + 1)
+            except DigestError as error:
+                status, detail, retry_at = "failed", str(error), None
+            else:
+                status, detail, retry_at = "delivered", "", None
+                result["to"] = where
+            with self.store.transaction():
+                self.store.record_attempt(delivery.id, now, status, detail, retry_at)
+            result.update(status=status, error=detail)
+            log.info("delivery of %s to %s: %s%s", delivery.digest, delivery.recipient, status, f" ({detail})" if detail else "")
+            results.append(result)
+        return results
+
+
+def selected_digests(config: Config, name: str | None) -> tuple[DigestConfig, ...]:
+    """The digest named `name`, or every digest."""
+    return (config.digest(name),) if name else config.digests
+
+
+def sources_for(config: Config, digests: Iterable[DigestConfig]) -> list[SourceConfig]:
+    """The sources the given digests draw from, each once, in config order."""
+    wanted = {s.name for digest in digests for s in config.sources_of(digest)}
+    return [s for s in config.sources if s.name in wanted]
+
+
+def run(config: Config, now: datetime, digest_name: str | None = None, on_article: ArticleCallback | None = None) -> RunReport:
+    """Poll every source once, make one edition of each digest, deliver it, retry the outbox."""
+    digests = selected_digests(config, digest_name)
+    store = Store(config.store.path)
+    try:
+        pipeline = Pipeline(config, store, on_article)
+        report = RunReport(started=now)
+        for source_config in sources_for(config, digests):
+            report.sources.append(pipeline.poll(source_config, now))
+        for digest in digests:
+            edition = pipeline.make_edition(digest, now)
+            report.editions.append(
+                {"digest": digest.name, "made": edition is not None,
+                 "articles": len(edition.articles) if edition else 0, "waiting": edition.waiting if edition else 0}
+            )
+        report.deliveries = pipeline.process_outbox(now, honour_backoff=False)
+        return report
+    finally:
+        store.close()
+
+
+def preview(config: Config, now: datetime, digest_name: str | None, fmt: str) -> list[tuple[str, str | None]]:
+    """Render what the next edition of each digest would hold, changing no state.
+
+    Returns (digest name, document or None when nothing waits) pairs. Sources
+    are polled and editions made inside one transaction that is rolled back.
+    """
+    digests = selected_digests(config, digest_name)
+    store = Store(config.store.path)
+    try:
+        pipeline = Pipeline(config, store)
+        documents: list[tuple[str, str | None]] = []
+        with store.dry_run():
+            for source_config in sources_for(config, digests):
+                pipeline.poll(source_config, now)
+            for digest in digests:
+                edition = pipeline.make_edition(digest, now)
+                documents.append((digest.name, pipeline.render(digest, edition, (fmt,)).bodies[fmt] if edition else None))
+        return documents
+    finally:
+        store.close()

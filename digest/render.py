@@ -1,0 +1,110 @@
+"""Render an edition with Jinja2: the only module that imports it.
+
+Templates are looked up first in the digest's `templates` folder, then in the
+packaged default theme, so a user overrides one file without copying the rest.
+HTML is autoescaped; links are kept only when they are http(s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from digest import __version__
+from digest.compose import Section
+from digest.errors import RenderError
+from digest.models import Edition
+
+TEMPLATE_NAMES = {"html": "digest.html", "md": "digest.md", "txt": "digest.txt"}
+
+
+def packaged_templates() -> Path:
+    """The default theme: inside the installed package, or templates/ in a checkout."""
+    here = Path(__file__).resolve().parent
+    installed = here / "templates"
+    return installed if (installed / "digest.html").is_file() else here.parent / "templates"
+
+
+def http_url(url: str | None) -> str:
+    """The URL if it is http(s), else an empty string (no javascript: or data: links)."""
+    if not url:
+        return ""
+    return url if urlsplit(url.strip()).scheme.lower() in ("http", "https") else ""
+
+
+def _markdown_text(text: str) -> str:
+    """Escape the characters Markdown would read as formatting."""
+    return "".join("\\" + c if c in "\\`*_{}[]<>()#+!|" else c for c in text)
+
+
+@dataclass(frozen=True)
+class RenderedEdition:
+    """An edition rendered in each requested format, with its email subject."""
+
+    subject: str
+    bodies: dict[str, str]  # format -> document text
+
+
+class Renderer:
+    """A compiled-once Jinja2 environment for one template folder."""
+
+    def __init__(self, user_templates: Path | None = None) -> None:
+        folders = [str(user_templates)] if user_templates else []
+        folders.append(str(packaged_templates()))
+        self.environment = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(folders),
+            autoescape=jinja2.select_autoescape(["html", "htm"], default_for_string=False),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        self.environment.filters["http_url"] = http_url
+        self.environment.filters["markdown_text"] = _markdown_text
+
+    def context(self, digest_name: str, timezone_name: str, edition: Edition, sections: list[Section]) -> dict[str, Any]:
+        """The variables every template sees."""
+        zone = ZoneInfo(timezone_name)
+        local: datetime = edition.created.astimezone(zone)
+        return {
+            "digest": {"name": digest_name, "timezone": timezone_name},
+            "edition": {
+                "date": local.strftime("%Y-%m-%d"),
+                "time": local.strftime("%H:%M"),
+                "created": local,
+                "count": len(edition.articles),
+                "waiting": edition.waiting,
+            },
+            "sections": sections,
+            "version": __version__,
+            "local_date": lambda moment: moment.astimezone(zone).strftime("%Y-%m-%d") if moment else "",
+        }
+
+    def render(self, template_name: str, context: dict[str, Any]) -> str:
+        """Render one template file; RenderError names the template and the problem."""
+        try:
+            return self.environment.get_template(template_name).render(context)
+        except jinja2.TemplateNotFound as error:
+            raise RenderError(f"template not found: {error.name}") from None
+        except jinja2.TemplateError as error:
+            raise RenderError(f"template {template_name}: {error}") from None
+
+    def render_string(self, source: str, context: dict[str, Any]) -> str:
+        """Render a one-line template from the config, such as the email subject."""
+        try:
+            return self.environment.from_string(source).render(context)
+        except jinja2.TemplateError as error:
+            raise RenderError(f"template {source!r}: {error}") from None
+
+    def render_edition(
+        self, formats: tuple[str, ...], subject: str, context: dict[str, Any]
+    ) -> RenderedEdition:
+        """Render the edition in every format, and its subject line."""
+        bodies = {fmt: self.render(TEMPLATE_NAMES[fmt], context) for fmt in formats}
+        return RenderedEdition(subject=self.render_string(subject, context), bodies=bodies)

@@ -1,0 +1,69 @@
+"""The `files` source: a folder of .txt, .md and .html files, one article per file.
+
+A file's identity is its path inside the folder; its version is a hash of its
+bytes, so an edited file becomes a new version rather than a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from digest import extract
+from digest.config import FilesSourceConfig
+from digest.errors import ExtractError, SourceError
+from digest.models import Article
+from digest.sources import PollContext
+
+log = logging.getLogger(__name__)
+TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
+HTML_SUFFIXES = {".html", ".htm"}
+
+
+class FilesSource:
+    """Reads every supported file in one folder (not its subfolders)."""
+
+    def __init__(self, config: FilesSourceConfig) -> None:
+        self.name = config.name
+        self.folder = config.path
+
+    def poll(self, context: PollContext) -> Iterator[Article]:
+        """Yield one article per readable file; a bad file is logged and skipped."""
+        try:
+            paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in TEXT_SUFFIXES | HTML_SUFFIXES)
+        except OSError as error:
+            raise SourceError(f"cannot list folder {self.folder}: {error.strerror or error}") from None
+        for path in paths:
+            if not path.is_file() or path.resolve().parent != self.folder.resolve():
+                continue  # a link pointing out of the folder is not followed
+            try:
+                yield self.read(path)
+            except ExtractError as error:
+                log.warning("source %s: skipped %s: %s", self.name, path.name, error)
+
+    def read(self, path: Path) -> Article:
+        """One file as an article; ExtractError when it has no usable text."""
+        try:
+            raw = path.read_bytes()
+            modified = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+        except OSError as error:
+            raise ExtractError(f"cannot read: {error.strerror or error}") from None
+        text = raw.decode("utf-8", errors="replace")
+        fallback_title = path.stem.replace("_", " ").replace("-", " ")
+        if path.suffix.lower() in HTML_SUFFIXES:
+            found = extract.from_html(text, None, fallback_title)
+        else:
+            found = extract.from_text(text, fallback_title)
+        return Article(
+            source=self.name,
+            identity=path.name,
+            title=found.title,
+            body=found.body,
+            published=found.published or modified,
+            author=found.author,
+            language=found.language,
+            version=hashlib.sha256(raw).hexdigest()[:16],
+        )

@@ -1,0 +1,379 @@
+"""The SQLite store: the only module that runs SQL.
+
+WAL mode, ordered migrations (PRAGMA user_version), and transactions that make
+the guarantees of DESIGN.md hold: an article is stored and summarised once; an
+edition and its outbox rows are created in one transaction, so an article is in
+exactly one edition of each digest; a delivery is marked done only after it
+succeeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from digest.errors import StoreError, StoreLockedError
+from digest.models import Article, Delivery, Edition, StoredArticle, Summary
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE sources (
+        name TEXT PRIMARY KEY,
+        memo TEXT NOT NULL DEFAULT '{}',
+        first_poll TEXT,
+        last_poll TEXT,
+        last_success TEXT,
+        failures INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE articles (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        identity TEXT NOT NULL,
+        version TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        title TEXT NOT NULL,
+        url TEXT,
+        author TEXT,
+        language TEXT,
+        published TEXT,
+        fetched TEXT NOT NULL,
+        body TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        summary_algorithm TEXT NOT NULL,
+        summary_note TEXT NOT NULL DEFAULT '',
+        backfilled INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (source, identity, version)
+    );
+    CREATE INDEX articles_content_hash ON articles (content_hash);
+    CREATE INDEX articles_source_order ON articles (source, backfilled, published);
+    CREATE TABLE editions (
+        id INTEGER PRIMARY KEY,
+        digest TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE INDEX editions_digest ON editions (digest, created);
+    CREATE TABLE edition_articles (
+        edition_id INTEGER NOT NULL REFERENCES editions (id),
+        digest TEXT NOT NULL,
+        article_id INTEGER NOT NULL REFERENCES articles (id),
+        position INTEGER NOT NULL,
+        PRIMARY KEY (digest, article_id)
+    );
+    CREATE INDEX edition_articles_edition ON edition_articles (edition_id, position);
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        edition_id INTEGER NOT NULL REFERENCES editions (id),
+        digest TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        message_id TEXT NOT NULL DEFAULT '',
+        created TEXT NOT NULL,
+        next_attempt TEXT,
+        done TEXT,
+        UNIQUE (edition_id, channel, recipient)
+    );
+    CREATE INDEX deliveries_status ON deliveries (status, next_attempt);
+    """,
+)
+
+
+def _text(moment: datetime | None) -> str | None:
+    return moment.astimezone(timezone.utc).isoformat() if moment else None
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def content_hash(text: str) -> str:
+    """Hash of the normalised text: case, punctuation and white space ignored."""
+    words = re.findall(r"\w+", text.casefold())
+    return hashlib.sha256(" ".join(words).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What the store remembers of one source between polls."""
+
+    name: str
+    memo: dict[str, str]
+    first_poll: datetime | None
+    last_poll: datetime | None
+    last_success: datetime | None
+    failures: int
+    last_error: str
+
+
+class Store:
+    """One open SQLite store. Not shared between threads."""
+
+    def __init__(self, path: Path, *, timeout: float = 5.0) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.OperationalError as error:
+            raise self._translate(error) from None
+        except (sqlite3.DatabaseError, OSError) as error:
+            raise StoreError(f"store {self.path} is unusable: {error}") from None
+        self._depth = 0
+        self._keep = True
+
+    def _translate(self, error: sqlite3.Error) -> StoreError:
+        if "locked" in str(error) or "busy" in str(error):
+            return StoreLockedError(f"store {self.path} is locked by another process")
+        return StoreError(f"store {self.path}: {error}")
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(f"store {self.path} was made by a newer digest (schema {version})")
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in filter(str.strip, script.split(";")):
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number}")
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All-or-nothing block; nests (as a savepoint) inside an outer one."""
+        with self._block(outermost="BEGIN IMMEDIATE", keep=True):
+            yield
+
+    @contextmanager
+    def dry_run(self) -> Iterator[None]:
+        """Everything inside is rolled back at the end: nothing is changed."""
+        with self._block(outermost="BEGIN", keep=False):
+            yield
+
+    def commit_so_far(self) -> None:
+        """Inside an outermost transaction(), commit what is done and go on in a new one.
+
+        Lets a long poll store its articles in batches. Does nothing when nested
+        or in a dry run, where all must stay undoable.
+        """
+        if self._depth == 1 and self._keep:
+            self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+
+    @contextmanager
+    def _block(self, outermost: str, keep: bool) -> Iterator[None]:
+        if self._depth == 0:
+            self._keep = keep
+        self._depth += 1
+        savepoint = f"level{self._depth}"
+        undo = ["ROLLBACK"] if self._depth == 1 else [f"ROLLBACK TO {savepoint}", f"RELEASE {savepoint}"]
+        try:
+            self.db.execute(outermost if self._depth == 1 else f"SAVEPOINT {savepoint}")
+            try:
+                yield
+            except BaseException:
+                for statement in undo:
+                    self.db.execute(statement)
+                raise
+            for statement in (["COMMIT"] if self._depth == 1 else [f"RELEASE {savepoint}"]) if keep else undo:
+                self.db.execute(statement)
+        except sqlite3.OperationalError as error:
+            raise self._translate(error) from None
+        finally:
+            self._depth -= 1
+
+    # Sources
+
+    def source_state(self, name: str) -> SourceState:
+        """The memo and health of a source; a never-polled source has first_poll None."""
+        row = self.db.execute("SELECT * FROM sources WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return SourceState(name, {}, None, None, None, 0, "")
+        return SourceState(
+            name, json.loads(row["memo"]), _moment(row["first_poll"]), _moment(row["last_poll"]),
+            _moment(row["last_success"]), row["failures"], row["last_error"],
+        )
+
+    def record_poll(self, name: str, now: datetime, memo: dict[str, str] | None, error: str = "") -> None:
+        """Record a poll's outcome; the memo is kept only when the poll succeeded."""
+        self.db.execute("INSERT OR IGNORE INTO sources (name, first_poll) VALUES (?, ?)", (name, _text(now)))
+        if error:
+            self.db.execute(
+                "UPDATE sources SET last_poll = ?, failures = failures + 1, last_error = ? WHERE name = ?",
+                (_text(now), error, name),
+            )
+        else:
+            self.db.execute(
+                "UPDATE sources SET last_poll = ?, last_success = ?, failures = 0, last_error = '', memo = ? WHERE name = ?",
+                (_text(now), _text(now), json.dumps(memo or {}), name),
+            )
+
+    def source_states(self) -> list[SourceState]:
+        """Every source the store has seen, by name."""
+        names = [row[0] for row in self.db.execute("SELECT name FROM sources ORDER BY name")]
+        return [self.source_state(name) for name in names]
+
+    # Articles
+
+    def is_known(self, article: Article) -> bool:
+        """True when this version of the article, or the same text, is stored already."""
+        row = self.db.execute(
+            "SELECT 1 FROM articles WHERE (source = ? AND identity = ? AND version = ?) OR content_hash = ? LIMIT 1",
+            (article.source, article.identity, article.version, content_hash(article.body)),
+        ).fetchone()
+        return row is not None
+
+    def add_article(self, article: Article, summary: Summary, now: datetime) -> int | None:
+        """Store an article with its summary; None when it was a duplicate after all."""
+        cursor = self.db.execute(
+            """INSERT OR IGNORE INTO articles (source, identity, version, content_hash, title, url, author,
+               language, published, fetched, body, summary, summary_algorithm, summary_note, backfilled)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                article.source, article.identity, article.version, content_hash(article.body), article.title,
+                article.url, article.author, article.language or summary.language, _text(article.published),
+                _text(now), article.body, json.dumps(list(summary.sentences)), summary.algorithm, summary.note,
+                int(article.backfilled),
+            ),
+        )
+        return cursor.lastrowid if cursor.rowcount else None
+
+    def article_count(self) -> int:
+        """How many articles are stored."""
+        return self.db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+
+    # Editions
+
+    def _unsent_query(self, sources: Sequence[str]) -> tuple[str, list[object]]:
+        marks = ",".join("?" for _ in sources)
+        query = f"""FROM articles a WHERE a.source IN ({marks}) AND a.backfilled = 0
+                    AND NOT EXISTS (SELECT 1 FROM edition_articles e WHERE e.digest = ? AND e.article_id = a.id)"""
+        return query, list(sources)
+
+    def unsent(self, digest: str, sources: Sequence[str], limit: int) -> tuple[list[StoredArticle], int]:
+        """The newest `limit` articles no edition of `digest` held, and how many more wait."""
+        where, parameters = self._unsent_query(sources)
+        parameters.append(digest)
+        total = self.db.execute(f"SELECT COUNT(*) {where}", parameters).fetchone()[0]
+        rows = self.db.execute(
+            f"SELECT a.* {where} ORDER BY COALESCE(a.published, a.fetched) DESC, a.id DESC LIMIT ?",
+            [*parameters, limit],
+        ).fetchall()
+        return [self._stored(row) for row in rows], max(0, total - len(rows))
+
+    def create_edition(
+        self, digest: str, sources: Sequence[str], limit: int, now: datetime, outbox: Sequence[tuple[str, str]]
+    ) -> Edition | None:
+        """Make the next edition of `digest` and its outbox rows in one transaction.
+
+        `outbox` lists (channel, recipient) pairs. None when nothing is waiting.
+        """
+        with self.transaction():
+            articles, waiting = self.unsent(digest, sources, limit)
+            if not articles:
+                return None
+            edition_id = self.db.execute(
+                "INSERT INTO editions (digest, created) VALUES (?, ?)", (digest, _text(now))
+            ).lastrowid
+            self.db.executemany(
+                "INSERT INTO edition_articles (edition_id, digest, article_id, position) VALUES (?, ?, ?, ?)",
+                [(edition_id, digest, article.id, position) for position, article in enumerate(articles)],
+            )
+            self.db.executemany(
+                "INSERT INTO deliveries (edition_id, digest, channel, recipient, created, next_attempt) VALUES (?, ?, ?, ?, ?, ?)",
+                [(edition_id, digest, channel, recipient, _text(now), _text(now)) for channel, recipient in outbox],
+            )
+        assert edition_id is not None
+        return Edition(digest=digest, created=now, articles=tuple(articles), id=edition_id, waiting=waiting)
+
+    def edition(self, edition_id: int) -> Edition:
+        """A stored edition with its articles in edition order."""
+        row = self.db.execute("SELECT * FROM editions WHERE id = ?", (edition_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"store {self.path}: no edition {edition_id}")
+        articles = self.db.execute(
+            """SELECT a.* FROM edition_articles e JOIN articles a ON a.id = e.article_id
+               WHERE e.edition_id = ? ORDER BY e.position""",
+            (edition_id,),
+        ).fetchall()
+        created = _moment(row["created"])
+        assert created is not None
+        return Edition(row["digest"], created, tuple(self._stored(a) for a in articles), id=edition_id)
+
+    def last_edition(self, digest: str) -> datetime | None:
+        """When the latest edition of `digest` was made."""
+        row = self.db.execute("SELECT MAX(created) FROM editions WHERE digest = ?", (digest,)).fetchone()
+        return _moment(row[0])
+
+    def edition_count(self, digest: str) -> int:
+        """How many editions of `digest` exist."""
+        return self.db.execute("SELECT COUNT(*) FROM editions WHERE digest = ?", (digest,)).fetchone()[0]
+
+    def _stored(self, row: sqlite3.Row) -> StoredArticle:
+        fetched = _moment(row["fetched"])
+        assert fetched is not None
+        return StoredArticle(
+            id=row["id"], source=row["source"], title=row["title"], url=row["url"],
+            published=_moment(row["published"]), author=row["author"], language=row["language"],
+            summary=tuple(json.loads(row["summary"])), fetched=fetched,
+        )
+
+    # Outbox
+
+    def due_deliveries(self, now: datetime | None) -> list[Delivery]:
+        """Pending deliveries whose next attempt is due by `now` (all pending when None)."""
+        if now is None:
+            rows = self.db.execute("SELECT * FROM deliveries WHERE status = 'pending' ORDER BY id").fetchall()
+        else:
+            rows = self.db.execute(
+                "SELECT * FROM deliveries WHERE status = 'pending' AND next_attempt <= ? ORDER BY id", (_text(now),)
+            ).fetchall()
+        return [self._delivery(row) for row in rows]
+
+    def deliveries(self, statuses: Sequence[str]) -> list[Delivery]:
+        """Deliveries in the given states, oldest first."""
+        marks = ",".join("?" for _ in statuses)
+        rows = self.db.execute(f"SELECT * FROM deliveries WHERE status IN ({marks}) ORDER BY id", list(statuses))
+        return [self._delivery(row) for row in rows]
+
+    def set_message_id(self, delivery_id: int, message_id: str) -> None:
+        """Keep the Message-ID made for a delivery so every retry reuses it."""
+        self.db.execute("UPDATE deliveries SET message_id = ? WHERE id = ? AND message_id = ''", (message_id, delivery_id))
+
+    def record_attempt(
+        self, delivery_id: int, now: datetime, status: str, error: str = "", next_attempt: datetime | None = None
+    ) -> None:
+        """Record one try of a delivery: delivered, failed, or pending until `next_attempt`."""
+        self.db.execute(
+            """UPDATE deliveries SET attempts = attempts + 1, status = ?, last_error = ?, next_attempt = ?,
+               done = CASE WHEN ? = 'delivered' THEN ? ELSE done END WHERE id = ?""",
+            (status, error, _text(next_attempt), status, _text(now), delivery_id),
+        )
+
+    def _delivery(self, row: sqlite3.Row) -> Delivery:
+        return Delivery(
+            id=row["id"], edition_id=row["edition_id"], digest=row["digest"], channel=row["channel"],
+            recipient=row["recipient"], status=row["status"], attempts=row["attempts"],
+            last_error=row["last_error"], message_id=row["message_id"], next_attempt=_moment(row["next_attempt"]),
+        )
