@@ -1,0 +1,352 @@
+"""Extractive summaries: sumy's algorithms and our own news summariser behind one function.
+
+`summarise(text, config, title, language)` picks the language, splits the text
+offline (digest.tokenize), builds sumy's document model and runs the configured
+algorithm. Summaries keep document order, never repeat or cut a sentence and are
+never longer than asked. sumy, nltk and py3langid are imported lazily (nltk
+alone costs ~1 s), so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable, Protocol, Sequence
+
+from digest.config import SummaryConfig
+from digest.errors import SummariseError
+from digest.models import Summary
+from digest.tokenize import tokenizer
+
+# Caps that keep the slowest algorithm under a second on any input (see BENCHMARKS.md).
+MAX_CHARS = 40_000
+MAX_SENTENCES = 150
+MAX_SENTENCES_BY_ALGORITHM = {"kl": 80}  # sumy's KL grows with the cube of the sentence count
+DETECT_CHARS = 2_000
+
+# ISO 639-1 codes (from <html lang> or the detector) -> sumy's language names.
+LANGUAGE_NAMES: dict[str, str] = {
+    "ar": "arabic", "cs": "czech", "da": "danish", "de": "german", "el": "greek", "en": "english",
+    "es": "spanish", "et": "estonian", "fi": "finnish", "fr": "french", "he": "hebrew", "iw": "hebrew",
+    "hi": "hindi", "hu": "hungarian", "it": "italian", "ja": "japanese", "ko": "korean",
+    "ml": "malayalam", "nb": "norwegian", "nl": "dutch", "nn": "norwegian", "no": "norwegian",
+    "pl": "polish", "pt": "portuguese", "ro": "romanian", "ru": "russian", "sk": "slovak",
+    "sl": "slovene", "sv": "swedish", "th": "thai", "tr": "turkish", "uk": "ukrainian",
+    "zh": "chinese", "bn": "bengali", "fa": "persian", "id": "indonesian", "vi": "vietnamese",
+    "ta": "tamil", "ur": "urdu",
+}
+# Languages whose words sumy can stem (NLTK Snowball plus sumy's own stemmers). Chinese,
+# Japanese and Korean are left out: sumy splits their words only with extra packages.
+STEMMED_LANGUAGES = frozenset({
+    "arabic", "danish", "dutch", "english", "finnish", "french", "german", "hungarian", "italian",
+    "norwegian", "portuguese", "romanian", "russian", "spanish", "swedish",
+    "czech", "slovak", "ukrainian", "greek", "polish", "hebrew",
+})
+
+# Sentence-final punctuation, optionally followed by closing quotes or brackets.
+_COMPLETE = re.compile(r"[.!?…。！？।॥؟۔][\"'”’»)\]]*$")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+_SPACE = re.compile(r"\s+")
+
+
+class Algorithm(Protocol):
+    """Pick the indexes of the `count` best candidates of a prepared document."""
+
+    def __call__(self, document: Prepared, count: int) -> Sequence[int]: ...
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An article split and ready to rate: sumy's document model plus plain lists."""
+
+    document: Any  # sumy ObjectDocumentModel; headings hold the title and non-sentences
+    candidates: tuple[Any, ...]  # sumy Sentences that may be picked, in document order
+    language: str
+    stemmer: Callable[[str], str]
+    stop_words: frozenset[str]
+    title_words: tuple[str, ...]
+
+
+def summarise(text: str, config: SummaryConfig, title: str = "", language: str | None = None) -> Summary:
+    """Summarise `text` with `config.algorithm` into at most `config.sentences` sentences.
+
+    `language` is a hint from the article's metadata, used when config.language is "auto";
+    without one the language is detected. Unsupported languages are summarised by position.
+    """
+    algorithm = config.algorithm
+    if algorithm not in ALGORITHMS:
+        raise SummariseError(f"unknown summary algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    name = resolve_language(text, config.language, language)
+    notes: list[str] = []
+    if name not in STEMMED_LANGUAGES:
+        notes.append(f"language {name!r} has no stemmer; summarised by position")
+        algorithm = "lead"
+    prepared = prepare(text, title, name, MAX_SENTENCES_BY_ALGORITHM.get(algorithm, MAX_SENTENCES))
+    count = config.sentences
+    if not prepared.candidates:
+        return Summary(sentences=(), algorithm=algorithm, language=name, note="; ".join(notes + ["no text"]))
+    if len(prepared.candidates) <= count:
+        picked: Sequence[int] = range(len(prepared.candidates))
+    else:
+        try:
+            picked = ALGORITHMS[algorithm](prepared, count)
+        except (ArithmeticError, ValueError, LookupError) as error:
+            notes.append(f"{algorithm} failed ({error}); summarised by position")
+            algorithm = "lead"
+            picked = range(count)
+    chosen = sorted(set(picked))[:count]
+    sentences = tuple(str(prepared.candidates[i]) for i in chosen)
+    return Summary(sentences=sentences, algorithm=algorithm, language=name, note="; ".join(notes))
+
+
+def resolve_language(text: str, configured: str, hint: str | None) -> str:
+    """sumy's name for the language to use: the config's, else the hint, else detected."""
+    if configured and configured != "auto":
+        return _language_name(configured)
+    if hint and hint.strip():
+        return _language_name(hint)
+    return _language_name(detect_language(text))
+
+
+def detect_language(text: str) -> str:
+    """ISO 639-1 code of the text's language, by py3langid on its first characters."""
+    sample = text[:DETECT_CHARS]
+    if not sample.strip():
+        return "en"
+    import py3langid
+
+    code, _score = py3langid.classify(sample)
+    return str(code)
+
+
+def _language_name(value: str) -> str:
+    """"de-DE", "de", "German" -> "german"; unknown codes pass through lower-cased."""
+    value = value.strip().lower().replace("_", "-")
+    if value in LANGUAGE_NAMES.values() or value in STEMMED_LANGUAGES:
+        return value
+    return LANGUAGE_NAMES.get(value.split("-")[0], value)
+
+
+def prepare(text: str, title: str, language: str, max_sentences: int = MAX_SENTENCES) -> Prepared:
+    """Split text into sumy's document model; keep complete, distinct sentences as candidates."""
+    from sumy.models.dom import ObjectDocumentModel, Paragraph, Sentence
+
+    tok = tokenizer(language)
+    truncated = len(text) > MAX_CHARS
+    body = text[:MAX_CHARS]
+    seen: set[str] = set()
+    paragraphs = []
+    if title.strip():
+        paragraphs.append(Paragraph([Sentence(_SPACE.sub(" ", title.strip()), tok, is_heading=True)]))
+    split = [tok.to_sentences(_SPACE.sub(" ", p).strip()) for p in _PARAGRAPH_BREAK.split(body)]
+    if truncated:
+        split[-1] = split[-1][:-1]  # the last sentence may be cut in two
+    complete = any(_COMPLETE.search(s) for para in split for s in para)
+    candidates = []
+    for para in split:
+        sentences = []
+        for text_of in para:
+            key = _SPACE.sub(" ", text_of).casefold()
+            if key in seen:
+                continue
+            seen.add(key)
+            selectable = len(candidates) < max_sentences and (not complete or bool(_COMPLETE.search(text_of)))
+            sentence = Sentence(text_of, tok, is_heading=not selectable)
+            if selectable:
+                candidates.append(sentence)
+            sentences.append(sentence)
+        if sentences:
+            paragraphs.append(Paragraph(sentences))
+    stemmer = stemmer_for(language)
+    stop_words = stop_words_for(language)
+    title_words = tok.to_words(title) if title else ()
+    return Prepared(ObjectDocumentModel(paragraphs), tuple(candidates), language, stemmer, stop_words, title_words)
+
+
+class CachedStemmer:
+    """sumy's stemmer for a language with a memo: stemming repeats words constantly."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language
+        self._stem: Callable[[str], str] | None = None
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, word: str) -> str:
+        stem = self._cache.get(word)
+        if stem is None:
+            if self._stem is None:
+                from sumy.nlp.stemmers import Stemmer
+
+                self._stem = Stemmer(self.language)
+            if len(self._cache) > 500_000:
+                self._cache.clear()
+            stem = self._cache[word] = self._stem(word)
+        return stem
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (CachedStemmer, (self.language,))
+
+
+@lru_cache(maxsize=None)
+def stemmer_for(language: str) -> CachedStemmer:
+    """One cached stemmer per language, shared by every summary in this process."""
+    return CachedStemmer(language)
+
+
+@lru_cache(maxsize=None)
+def stop_words_for(language: str) -> frozenset[str]:
+    """sumy's stop words for a language; empty where sumy has none."""
+    from sumy.utils import get_stop_words
+
+    try:
+        return frozenset(get_stop_words(language))
+    except LookupError:
+        return frozenset()
+
+
+# --- algorithms ---------------------------------------------------------------------------
+
+_SUMY_CLASSES = {
+    "lexrank": ("sumy.summarizers.lex_rank", "LexRankSummarizer"),
+    "textrank": ("sumy.summarizers.text_rank", "TextRankSummarizer"),
+    "lsa": ("sumy.summarizers.lsa", "LsaSummarizer"),
+    "luhn": ("sumy.summarizers.luhn", "LuhnSummarizer"),
+    "kl": ("sumy.summarizers.kl", "KLSummarizer"),
+    "sumbasic": ("sumy.summarizers.sum_basic", "SumBasicSummarizer"),
+    "reduction": ("sumy.summarizers.reduction", "ReductionSummarizer"),
+}
+
+
+def _sumy(name: str) -> Algorithm:
+    """A stock sumy summariser, run on our document and mapped back to candidate indexes."""
+    module_name, class_name = _SUMY_CLASSES[name]
+
+    def run(prepared: Prepared, count: int) -> Sequence[int]:
+        summarizer = getattr(importlib.import_module(module_name), class_name)(prepared.stemmer)
+        summarizer.stop_words = prepared.stop_words
+        with warnings.catch_warnings():  # LSA warns on short texts; the summary is still fine
+            warnings.simplefilter("ignore")
+            return _indexes(prepared, summarizer(prepared.document, count))
+
+    return run
+
+
+def _edmundson(prepared: Prepared, count: int) -> Sequence[int]:
+    """sumy's Edmundson with the title and location methods only (no cue word lists needed)."""
+    from sumy.summarizers.edmundson import EdmundsonSummarizer
+
+    summarizer = EdmundsonSummarizer(prepared.stemmer, cue_weight=0.0, key_weight=0.0,
+                                     title_weight=1.0, location_weight=1.0)
+    summarizer.null_words = prepared.stop_words
+    return _indexes(prepared, summarizer(prepared.document, count))
+
+
+def _lead(prepared: Prepared, count: int) -> Sequence[int]:
+    """The first `count` sentences: the lede."""
+    return range(min(count, len(prepared.candidates)))
+
+
+def _indexes(prepared: Prepared, picked: Sequence[Any]) -> list[int]:
+    position = {id(sentence): index for index, sentence in enumerate(prepared.candidates)}
+    return [position[id(sentence)] for sentence in picked if id(sentence) in position]
+
+
+def _news(prepared: Prepared, count: int) -> Sequence[int]:
+    """Our news summariser: see digest.summarise.news_scores."""
+    return select_news(prepared, count)
+
+
+# Tuned on ../shared/data/cnndm-dev.jsonl (see BENCHMARKS.md, "Summariser").
+NEWS_WEIGHTS = {
+    "position": 1.0,      # weight of the position prior
+    "decay": 0.35,        # position prior is exp(-decay * index)
+    "centrality": 0.5,    # weight of directed (PacSum) centrality, normalised to 0..1
+    "backward": -0.3,     # PacSum lambda for edges to earlier sentences (forward edges weigh 1)
+    "threshold": 0.1,     # similarity below min + threshold*(max-min) counts as no edge
+    "title": 0.3,         # weight of similarity to the title
+    "short": 8,           # sentences with fewer content words are penalised
+    "short_penalty": 0.5,
+    "redundancy": 0.5,    # a candidate this similar to a picked sentence is skipped
+}
+
+
+def select_news(prepared: Prepared, count: int, weights: dict[str, float] | None = None) -> list[int]:
+    """Greedy pick of the best-scored sentences, skipping ones too similar to those picked."""
+    w = NEWS_WEIGHTS if weights is None else weights
+    scores, similarity = news_scores(prepared, w)
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    picked: list[int] = []
+    for index in order:
+        if all(similarity[index][p] < w["redundancy"] for p in picked):
+            picked.append(index)
+            if len(picked) == count:
+                break
+    for index in order:  # too few distinct sentences: fill up by score
+        if len(picked) == count:
+            break
+        if index not in picked:
+            picked.append(index)
+    return picked
+
+
+def news_scores(prepared: Prepared, w: dict[str, float]) -> tuple[list[float], list[list[float]]]:
+    """Score each candidate: position prior + directed centrality + title overlap - shortness."""
+    import numpy
+
+    stem = prepared.stemmer
+    stop = prepared.stop_words
+    bags = [[stem(word.lower()) for word in s.words if word.lower() not in stop] for s in prepared.candidates]
+    vocabulary: dict[str, int] = {}
+    for bag in bags:
+        for term in bag:
+            vocabulary.setdefault(term, len(vocabulary))
+    n = len(bags)
+    matrix = numpy.zeros((n, max(1, len(vocabulary))))
+    for row, bag in enumerate(bags):
+        for term in bag:
+            matrix[row, vocabulary[term]] += 1.0
+    document_frequency = (matrix > 0).sum(axis=0)
+    idf = numpy.log((n + 1) / (document_frequency + 1)) + 1.0
+    matrix *= idf
+    norms = numpy.linalg.norm(matrix, axis=1)
+    norms[norms == 0] = 1.0
+    matrix /= norms[:, None]
+    similarity = matrix @ matrix.T
+    numpy.fill_diagonal(similarity, 0.0)
+
+    low, high = similarity.min(), similarity.max()
+    edges = numpy.clip(similarity - (low + w["threshold"] * (high - low)), 0.0, None)
+    forward = numpy.triu(edges, 1).sum(axis=1)
+    backward = numpy.tril(edges, -1).sum(axis=1)
+    centrality = forward + w["backward"] * backward
+    spread = centrality.max() - centrality.min()
+    centrality = (centrality - centrality.min()) / spread if spread > 0 else numpy.zeros(n)
+
+    position = numpy.exp(-w["decay"] * numpy.arange(n))
+    title_similarity = numpy.zeros(n)
+    title_bag = [stem(word.lower()) for word in prepared.title_words if word.lower() not in stop]
+    if title_bag:
+        title_vector = numpy.zeros(matrix.shape[1])
+        for term in title_bag:
+            if term in vocabulary:
+                title_vector[vocabulary[term]] += idf[vocabulary[term]]
+        length = numpy.linalg.norm(title_vector)
+        if length > 0:
+            title_similarity = matrix @ (title_vector / length)
+    lengths = numpy.array([len(bag) for bag in bags], dtype=float)
+    shortness = numpy.clip((w["short"] - lengths) / w["short"], 0.0, 1.0)
+    scores = (w["position"] * position + w["centrality"] * centrality + w["title"] * title_similarity
+              - w["short_penalty"] * shortness)
+    return scores.tolist(), similarity.tolist()
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    "news": _news,
+    **{name: _sumy(name) for name in _SUMY_CLASSES},
+    "edmundson": _edmundson,
+    "lead": _lead,
+}

