@@ -1,0 +1,341 @@
+"""The command line: the only module that parses arguments, sets up logging and
+turns errors into one-line messages and exit codes.
+
+Exit codes: 0 done; 1 done, but some sources or deliveries failed; 2 usage or
+config error; 3 could not run at all (store locked or unusable).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from digest import __version__
+from digest.errors import ConfigError, DigestError, StoreError
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_CANNOT_RUN = 0, 1, 2, 3
+Result = TypeVar("Result")
+
+
+def now() -> datetime:
+    """The current time; $DIGEST_NOW (ISO 8601) pins it for reproducible output and tests."""
+    pinned = os.environ.get("DIGEST_NOW")
+    if pinned:
+        try:
+            moment = datetime.fromisoformat(pinned)
+        except ValueError:
+            fail(EXIT_USAGE, f"DIGEST_NOW: not an ISO 8601 time: {pinned!r}")
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return datetime.now(timezone.utc)
+
+
+def fail(code: int, message: str) -> NoReturn:
+    """Print one line on stderr and exit."""
+    click.echo(f"digest: {message}", err=True)
+    sys.exit(code)
+
+
+def guarded(action: Callable[[], Result]) -> Result:
+    """Run `action`, turning the project's errors into one line and an exit code."""
+    try:
+        return action()
+    except ConfigError as error:
+        fail(EXIT_USAGE, f"config error: {error}")
+    except StoreError as error:
+        fail(EXIT_CANNOT_RUN, str(error))
+    except DigestError as error:
+        fail(EXIT_PARTIAL, str(error))
+    except KeyboardInterrupt:
+        fail(130, "interrupted")
+    except Exception as error:
+        if os.environ.get("DIGEST_DEBUG"):
+            raise
+        fail(EXIT_PARTIAL, f"internal error: {type(error).__name__}: {error} (set DIGEST_DEBUG=1 for the traceback)")
+
+
+def load_config(context: click.Context, required: bool = True) -> Any:
+    """The config named by --config, $DIGEST_CONFIG or config/digest.toml."""
+    from digest import config
+
+    path = config.locate(context.obj["config"])
+    if not required and not path.exists():
+        return None
+    return guarded(lambda: config.load(path))
+
+
+@contextmanager
+def article_progress(enabled: bool) -> Iterator[Callable[[str], None] | None]:
+    """A rich progress line counting stored articles, only on a terminal."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} new articles"),
+                  TimeElapsedColumn(), transient=True) as progress:
+        task = progress.add_task("polling", total=None)
+
+        def advance(source: str) -> None:
+            progress.update(task, advance=1, description=f"polling {source}")
+
+        yield advance
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="PATH", help="Config file [default: $DIGEST_CONFIG, else config/digest.toml].")
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False), help="Log detail on stderr.")
+@click.version_option(__version__, prog_name="digest")
+@click.pass_context
+def main(context: click.Context, config_path: str | None, log_level: str) -> None:
+    """Summarise news from feeds, pages and files into one digest, offline.
+
+    \b
+    Example:
+      digest run                    # poll, summarise, write/send one edition
+      digest --config my.toml preview --format txt
+    """
+    context.ensure_object(dict)
+    context.obj["config"] = config_path
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+
+
+@main.command()
+@click.option("--digest", "digest_name", metavar="NAME", help="Only this digest (and its sources).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
+@click.pass_context
+def run(context: click.Context, digest_name: str | None, as_json: bool) -> None:
+    """Poll every source once, then make and deliver one edition of each digest now.
+
+    \b
+    Example:
+      digest run --digest daily --json
+    """
+    config = load_config(context)
+    from digest import pipeline
+
+    with article_progress(sys.stderr.isatty() and not as_json) as progress:
+        report = guarded(lambda: pipeline.run(config, now(), digest_name, progress))
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2, default=str))
+    else:
+        for source in report.sources:
+            line = f"source {source.name}: {source.new_articles} new"
+            click.echo(line + (f"; failed: {source.error}" if source.error else ""))
+        for edition in report.editions:
+            if edition["made"]:
+                waiting = f" ({edition['waiting']} wait for the next)" if edition["waiting"] else ""
+                click.echo(f"digest {edition['digest']}: new edition with {edition['articles']} articles{waiting}")
+            else:
+                click.echo(f"digest {edition['digest']}: nothing new, no edition made")
+        for delivery in report.deliveries:
+            where = delivery.get("to") or delivery["recipient"]
+            error = f": {delivery['error']}" if delivery["error"] else ""
+            click.echo(f"delivery {delivery['digest']} ({delivery['channel']}) to {where}: {delivery['status']}{error}")
+    sys.exit(EXIT_PARTIAL if report.failed else EXIT_OK)
+
+
+@main.command()
+@click.option("--digest", "digest_name", metavar="NAME", help="Only this digest.")
+@click.option("--format", "fmt", type=click.Choice(["html", "md", "txt"]), default="txt", show_default=True)
+@click.pass_context
+def preview(context: click.Context, digest_name: str | None, fmt: str) -> None:
+    """Render what the next edition would hold, to stdout, changing no state.
+
+    \b
+    Example:
+      digest preview --format md > next.md
+    """
+    config = load_config(context)
+    from digest import pipeline
+
+    documents = guarded(lambda: pipeline.preview(config, now(), digest_name, fmt))
+    for name, document in documents:
+        if document is None:
+            click.echo(f"digest {name}: nothing new for the next edition", err=True)
+        else:
+            click.echo(document, nl=False)
+
+
+@main.command()
+@click.argument("document", required=False, default="-", metavar="[PATH|URL|-]")
+@click.option("--jsonl", "jsonl", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
+              help='Summarise lines {"id","text"[,"title"]}; print lines {"id","summary":[...]}.')
+@click.option("--sentences", type=click.IntRange(1, 50), help="Sentences per summary [default: from config, else 3].")
+@click.option("--algorithm", help="Summariser [default: from config].")
+@click.pass_context
+def summarize(context: click.Context, document: str, jsonl: str | None, sentences: int | None, algorithm: str | None) -> None:
+    """Summarise one document (a file, a URL or stdin) to stdout, one sentence a line.
+
+    Works without a config file (defaults are used).
+
+    \b
+    Examples:
+      digest summarize seeds/000_1d6f88b92810c2ea.txt
+      cat article.txt | digest summarize -
+      digest summarize --jsonl articles.jsonl > summaries.jsonl
+    """
+    from dataclasses import replace
+
+    from digest.config import SummaryConfig
+
+    config = load_config(context, required=False)
+    settings = config.summary if config else SummaryConfig()
+    changes = {k: v for k, v in {"sentences": sentences, "algorithm": algorithm}.items() if v is not None}
+    settings = guarded(lambda: _checked_summary(replace(settings, **changes)))
+    if jsonl:
+        guarded(lambda: _summarize_jsonl(jsonl, settings))
+        return
+    title, text, language = guarded(lambda: _read_document(document, config))
+    from digest.summarise import summarise
+
+    summary = guarded(lambda: summarise(text, settings, title=title, language=language))
+    for sentence in summary.sentences:
+        click.echo(sentence)
+
+
+def _checked_summary(settings: Any) -> Any:
+    from digest.config import ALGORITHMS
+
+    if settings.algorithm not in ALGORITHMS:
+        raise click.BadParameter(f"unknown algorithm {settings.algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    return settings
+
+
+def _read_document(document: str, config: Any) -> tuple[str, str, str | None]:
+    """(title, body, language) of a path, a URL or stdin."""
+    from digest import extract
+    from digest.errors import ExtractError
+
+    if document == "-":
+        found = extract.from_text(sys.stdin.read(), "stdin")
+    elif document.startswith(("http://", "https://")):
+        from digest.config import FetchConfig
+        from digest.fetch import Fetcher
+
+        fetched = Fetcher(config.fetch if config else FetchConfig()).get(document)
+        found = extract.from_html(fetched.text, document, document)
+    else:
+        path = Path(document)
+        try:
+            raw = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as error:
+            raise ExtractError(f"{document}: cannot read: {error.strerror or error}") from None
+        if path.suffix.lower() in (".html", ".htm"):
+            found = extract.from_html(raw, None, path.stem)
+        else:
+            found = extract.from_text(raw, path.stem)
+    return found.title, found.body, found.language
+
+
+def _summarize_jsonl(source: str, settings: Any) -> None:
+    from digest.errors import ExtractError
+    from digest.summarise import summarise
+
+    stream = sys.stdin if source == "-" else open(source, encoding="utf-8")
+    with stream:
+        for number, line in enumerate(stream, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                identifier, text = record["id"], record["text"]
+            except (ValueError, KeyError, TypeError):
+                raise ExtractError(f"{source}:{number}: expected a JSON object with \"id\" and \"text\"") from None
+            summary = summarise(text, settings, title=record.get("title") or "")
+            click.echo(json.dumps({"id": identifier, "summary": list(summary.sentences)}, ensure_ascii=False))
+
+
+@main.command()
+@click.pass_context
+def check(context: click.Context) -> None:
+    """Validate the config and say what is enabled, without doing anything.
+
+    \b
+    Example:
+      digest --config config/digest.toml check
+    """
+    config = load_config(context)
+    click.echo(f"config {config.path}: valid")
+    click.echo(f"store: {config.store.path}")
+    click.echo(f"summary: {config.summary.algorithm}, {config.summary.sentences} sentences, language {config.summary.language}")
+    for source in config.sources:
+        where = getattr(source, "path", None) or getattr(source, "url", None) or getattr(source, "address", "")
+        click.echo(f"source {source.name}: {source.type} {where}")
+    for digest in config.digests:
+        outputs = []
+        if digest.output_dir:
+            outputs.append(f"files in {digest.output_dir} ({', '.join(digest.formats)})")
+        if digest.email_to:
+            outputs.append(f"email to {len(digest.email_to)} recipient(s)")
+        click.echo(f"digest {digest.name}: schedule {digest.schedule!r} {digest.timezone}, "
+                   f"up to {digest.max_articles} articles; {'; '.join(outputs) or 'no output configured'}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.pass_context
+def status(context: click.Context, as_json: bool) -> None:
+    """Show sources (last poll, errors), digests (last edition) and the outbox.
+
+    \b
+    Example:
+      digest status --json
+    """
+    config = load_config(context)
+    from digest.store import Store
+
+    def gather() -> dict[str, Any]:
+        store = Store(config.store.path)
+        try:
+            states = {state.name: state for state in store.source_states()}
+            sources = []
+            for source in config.sources:
+                state = states.get(source.name)
+                sources.append({
+                    "name": source.name, "type": source.type,
+                    "last_poll": state.last_poll.isoformat() if state and state.last_poll else None,
+                    "last_success": state.last_success.isoformat() if state and state.last_success else None,
+                    "failures": state.failures if state else 0,
+                    "last_error": state.last_error if state else "",
+                })
+            digests = []
+            for digest in config.digests:
+                last = store.last_edition(digest.name)
+                digests.append({"name": digest.name, "editions": store.edition_count(digest.name),
+                                "last_edition": last.isoformat() if last else None, "schedule": digest.schedule})
+            outbox = [
+                {"digest": d.digest, "channel": d.channel, "recipient": d.recipient, "status": d.status,
+                 "attempts": d.attempts, "last_error": d.last_error,
+                 "next_attempt": d.next_attempt.isoformat() if d.next_attempt and d.status == "pending" else None}
+                for d in store.deliveries(["pending", "failed"])
+            ]
+            return {"sources": sources, "digests": digests, "outbox": outbox, "articles": store.article_count()}
+        finally:
+            store.close()
+
+    report = guarded(gather)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"articles stored: {report['articles']}")
+    for source in report["sources"]:
+        health = f"failing ({source['failures']}x): {source['last_error']}" if source["failures"] else "ok"
+        click.echo(f"source {source['name']} ({source['type']}): last poll {source['last_poll'] or 'never'}; {health}")
+    for digest in report["digests"]:
+        click.echo(f"digest {digest['name']}: {digest['editions']} editions, last {digest['last_edition'] or 'never'}")
+    if not report["outbox"]:
+        click.echo("outbox: nothing pending or failed")
+    for row in report["outbox"]:
+        retry = f", next try {row['next_attempt']}" if row["next_attempt"] else ""
+        click.echo(f"outbox {row['status']}: {row['digest']} {row['channel']} to {row['recipient']} "
+                   f"after {row['attempts']} attempt(s): {row['last_error']}{retry}")
