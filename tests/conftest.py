@@ -1,0 +1,69 @@
+"""Shared test helpers: the repository's paths, a temp project, and the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/, or skip the test: a user's clone does not have it."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: ../shared/ holds third-party data that only the developers' checkout has")
+    return path
+
+
+@dataclass
+class Project:
+    """A throwaway digest project: config, seeds folder, store and output under one temp folder."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config" / "digest.toml"
+
+    @property
+    def out(self) -> Path:
+        return self.root / "out"
+
+    def write_config(self, text: str) -> Path:
+        self.config.parent.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(textwrap.dedent(text), encoding="utf-8")
+        return self.config
+
+    def cli(self, *args: str, now: str | None = "2026-11-27T07:00:00+00:00", stdin: str | None = None,
+            env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run `python -m digest --config <project config> ARGS` in the project folder."""
+        return run_cli("--config", str(self.config), *args, cwd=self.root, now=now, stdin=stdin, env=env, timeout=timeout)
+
+
+def run_cli(*args: str, cwd: Path, now: str | None = None, stdin: str | None = None,
+            env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a subprocess, importing this checkout."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    environment["PYTHONPATH"] = str(REPO)
+    if now:
+        environment["DIGEST_NOW"] = now
+    environment.update(env or {})
+    return subprocess.run([sys.executable, "-m", "digest", *args], cwd=cwd, env=environment, input=stdin,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    """A copy of the shipped config and seeds in a temp folder."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    shutil.copytree(REPO / "seeds", tmp_path / "seeds")
+    return Project(tmp_path)
