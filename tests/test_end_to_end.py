@@ -1,0 +1,116 @@
+"""The shipped config, end to end, through the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from conftest import REPO, Project, run_cli
+
+SEED = next((REPO / "seeds").glob("*.txt"))
+HEADLINE = "Putin lays out firm conditions for truce with Ukraine, says Russia never intended to attack Europe"
+
+
+def edition_files(project: Project) -> list[Path]:
+    return sorted((project.out / "daily").glob("*.*")) if (project.out / "daily").exists() else []
+
+
+def test_run_writes_html_markdown_and_text_digests_of_the_seed(project: Project) -> None:
+    result = project.cli("run")
+    assert result.returncode == 0, result.stderr
+    files = edition_files(project)
+    assert sorted(p.suffix for p in files) == [".html", ".md", ".txt"]
+    text = next(p for p in files if p.suffix == ".txt").read_text()
+    html = next(p for p in files if p.suffix == ".html").read_text()
+    markdown = next(p for p in files if p.suffix == ".md").read_text()
+    for document in (text, html):
+        assert HEADLINE in document
+        assert "2025-11-27" in document
+        assert "date 2025" not in document
+    assert "date 2025" not in markdown and "2025-11-27" in markdown
+    block = text.split(HEADLINE, 1)[1].split("\n\n", 2)[1]  # the summary paragraph after the date line
+    sentences = re.findall(r"[^.!?]+[.!?]", " ".join(block.split()))
+    assert 2 <= len(sentences) <= 5
+    assert "<script" not in html
+
+
+def test_second_run_with_nothing_new_makes_no_edition_and_says_so(project: Project) -> None:
+    assert project.cli("run").returncode == 0
+    before = edition_files(project)
+    again = project.cli("run", now="2026-11-28T07:00:00+00:00")
+    assert again.returncode == 0, again.stderr
+    assert "nothing new" in again.stdout
+    assert edition_files(project) == before
+
+
+def test_a_changed_seed_reaches_the_next_edition_without_overwriting_the_first(project: Project) -> None:
+    assert project.cli("run").returncode == 0
+    seed = next((project.root / "seeds").glob("*.txt"))
+    seed.write_text(seed.read_text() + "\nA late paragraph adds that talks will resume in December in Geneva.\n")
+    assert project.cli("run", now="2026-11-28T07:00:00+00:00").returncode == 0
+    assert len(edition_files(project)) == 6
+
+
+def test_preview_shows_the_next_edition_and_changes_nothing(project: Project) -> None:
+    shown = project.cli("preview", "--format", "md")
+    assert shown.returncode == 0, shown.stderr
+    assert "Putin lays out firm conditions" in shown.stdout
+    assert edition_files(project) == []
+    status = json.loads(project.cli("status", "--json").stdout)
+    assert status["articles"] == 0 and status["digests"][0]["editions"] == 0
+    assert project.cli("run").returncode == 0  # the real run still finds the article new
+    assert len(edition_files(project)) == 3
+    after = project.cli("preview")
+    assert "nothing new" in after.stderr
+
+
+def test_run_json_report_names_sources_editions_and_deliveries(project: Project) -> None:
+    result = project.cli("run", "--json")
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    assert report["sources"] == [{"name": "seeds", "new_articles": 1, "seen": 0, "error": ""}]
+    assert report["editions"][0]["articles"] == 1
+    assert report["deliveries"][0]["status"] == "delivered"
+
+
+def test_summarize_prints_the_summary_one_sentence_a_line_without_a_config(tmp_path: Path) -> None:
+    result = run_cli("summarize", str(SEED), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert 2 <= len(lines) <= 3
+    assert all(line.rstrip().endswith((".", '"', "”", "?", "!")) for line in lines)
+    assert not any("date 2025" in line for line in lines)
+
+
+def test_summarize_reads_stdin_and_jsonl(tmp_path: Path) -> None:
+    text = SEED.read_text()
+    from_stdin = run_cli("summarize", "-", cwd=tmp_path, stdin=text)
+    assert from_stdin.returncode == 0 and from_stdin.stdout.strip()
+    lines = tmp_path / "in.jsonl"
+    lines.write_text(json.dumps({"id": "a", "text": text}) + "\n" + json.dumps({"id": "b", "text": text, "title": "T"}) + "\n")
+    result = run_cli("summarize", "--jsonl", str(lines), cwd=tmp_path)
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in records] == ["a", "b"]
+    assert all(1 <= len(r["summary"]) <= 3 for r in records)
+
+
+def test_summarize_of_a_missing_file_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("summarize", "nope.txt", cwd=tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0 and "nope.txt" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_says_what_is_enabled(project: Project) -> None:
+    result = project.cli("check")
+    assert result.returncode == 0
+    assert "source seeds: files" in result.stdout
+    assert "digest daily" in result.stdout
+
+
+def test_config_lookup_uses_digest_config_env_then_the_default(project: Project) -> None:
+    by_env = run_cli("check", cwd=project.root.parent, env={"DIGEST_CONFIG": str(project.config)})
+    assert by_env.returncode == 0 and "digest daily" in by_env.stdout
+    by_default = run_cli("check", cwd=project.root)
+    assert by_default.returncode == 0 and "digest daily" in by_default.stdout
