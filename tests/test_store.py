@@ -1,0 +1,101 @@
+"""The store's guarantees, on a real SQLite file in a temp folder."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from digest.models import Article, Summary
+from digest.store import Store
+
+NOW = datetime(2026, 11, 27, 7, tzinfo=timezone.utc)
+SUMMARY = Summary(("One sentence.",), "lead", "english")
+
+
+def article(identity: str, body: str | None = None, *, source: str = "news", version: str = "1",
+            published: datetime | None = None, backfilled: bool = False) -> Article:
+    return Article(source=source, identity=identity, title=f"Title {identity}", body=body or f"Body of {identity}.",
+                   published=published or NOW, version=version, backfilled=backfilled)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "state" / "digest.sqlite3")
+
+
+def test_an_article_is_stored_once_by_identity_and_once_by_text(store: Store) -> None:
+    first = article("a", "The same story, told once.")
+    assert store.add_article(first, SUMMARY, NOW) is not None
+    assert store.is_known(first)
+    assert store.is_known(article("other-url", "the same  STORY told once"))  # same normalised text elsewhere
+    assert not store.is_known(article("a", "An updated story with new facts.", version="2"))
+    assert store.add_article(first, SUMMARY, NOW) is None
+    assert store.article_count() == 1
+
+
+def test_every_article_is_in_exactly_one_edition_and_the_cap_leaves_the_rest_waiting(store: Store) -> None:
+    for number in range(5):
+        store.add_article(article(f"a{number}", published=NOW - timedelta(hours=number)), SUMMARY, NOW)
+    first = store.create_edition("daily", ["news"], 3, NOW, [])
+    assert first is not None
+    assert [a.title for a in first.articles] == ["Title a0", "Title a1", "Title a2"]  # newest first
+    assert first.waiting == 2
+    second = store.create_edition("daily", ["news"], 3, NOW + timedelta(days=1), [])
+    assert second is not None and [a.title for a in second.articles] == ["Title a3", "Title a4"]
+    assert store.create_edition("daily", ["news"], 3, NOW + timedelta(days=2), []) is None
+    other = store.create_edition("weekly", ["news"], 50, NOW, [])  # another digest gets all of them
+    assert other is not None and len(other.articles) == 5
+
+
+def test_backfilled_articles_and_other_sources_go_into_no_edition(store: Store) -> None:
+    store.add_article(article("old", backfilled=True), SUMMARY, NOW)
+    store.add_article(article("elsewhere", source="other"), SUMMARY, NOW)
+    assert store.create_edition("daily", ["news"], 50, NOW, []) is None
+
+
+def test_an_edition_and_its_outbox_rows_are_made_together(store: Store) -> None:
+    store.add_article(article("a"), SUMMARY, NOW)
+    edition = store.create_edition("daily", ["news"], 50, NOW, [("files", "/out"), ("email", "a@example.org")])
+    assert edition is not None
+    pending = store.due_deliveries(NOW)
+    assert [(d.channel, d.recipient) for d in pending] == [("files", "/out"), ("email", "a@example.org")]
+    store.record_attempt(pending[0].id, NOW, "delivered")
+    store.record_attempt(pending[1].id, NOW, "pending", "451 try later", NOW + timedelta(minutes=1))
+    assert [d.channel for d in store.due_deliveries(NOW)] == []
+    assert [d.channel for d in store.due_deliveries(None)] == ["email"]
+    assert store.edition(edition.id or 0).articles[0].title == "Title a"
+
+
+def test_a_dry_run_changes_nothing(store: Store) -> None:
+    with store.dry_run():
+        store.add_article(article("a"), SUMMARY, NOW)
+        with store.transaction():
+            assert store.create_edition("daily", ["news"], 50, NOW, []) is not None
+    assert store.article_count() == 0
+    assert store.edition_count("daily") == 0
+
+
+def test_a_failed_transaction_keeps_nothing_and_reopening_keeps_everything(tmp_path: Path) -> None:
+    path = tmp_path / "digest.sqlite3"
+    store = Store(path)
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.add_article(article("lost"), SUMMARY, NOW)
+            raise RuntimeError("crash")
+    with store.transaction():
+        store.add_article(article("kept"), SUMMARY, NOW)
+    store.close()
+    reopened = Store(path)
+    assert reopened.article_count() == 1
+    assert reopened.is_known(article("kept"))
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    from digest.errors import StoreError
+
+    path = tmp_path / "digest.sqlite3"
+    path.write_text("this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="digest.sqlite3"):
+        Store(path)
