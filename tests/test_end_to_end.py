@@ -19,6 +19,7 @@ def edition_files(project: Project) -> list[Path]:
 def test_run_writes_html_markdown_and_text_digests_of_the_seed(project: Project) -> None:
     result = project.cli("run")
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # piped: no progress bar, nothing extra
     files = edition_files(project)
     assert sorted(p.suffix for p in files) == [".html", ".md", ".txt"]
     text = next(p for p in files if p.suffix == ".txt").read_text()
