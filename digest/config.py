@@ -158,6 +158,8 @@ class DigestConfig:
         for address in self.email_to:
             if "@" not in address or any(c in address for c in "\r\n<>, "):
                 raise ValueError(f"email_to: not an email address: {address!r}")
+        if self.unsubscribe and not re.match(r"^(mailto:[^\s<>]+@[^\s<>]+|https://[^\s<>]+)$", self.unsubscribe):
+            raise ValueError(f"unsubscribe: expected a mailto: address or an https:// URL, got {self.unsubscribe!r}")
 
 
 @dataclass(frozen=True)
@@ -170,11 +172,21 @@ class SmtpConfig:
     username: str = ""
     password_env: str = "DIGEST_SMTP_PASSWORD"
     from_: str = "Digest <digest@localhost>"
-    timeout: Duration = Duration(seconds=30)
+    timeout: Duration = Duration(seconds=30)  # connect and every command
+    give_up_after: Duration = Duration(days=2)  # a pending email is failed after this
+    ca_file: Path | None = None  # extra CA certificates to trust, for an own server
 
     def check(self, where: str) -> None:
         if self.security not in ("none", "starttls", "tls"):
             raise ValueError(f'security: expected "none", "starttls" or "tls", got {self.security!r}')
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"port: expected 1 to 65535, got {self.port}")
+        if self.timeout.total_seconds() <= 0:
+            raise ValueError("timeout: must be more than zero")
+        if any(c in self.from_ for c in "\r\n") or "@" not in self.from_:
+            raise ValueError(f"from: not an email address: {self.from_!r}")
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise ValueError(f"ca_file: file not found: {self.ca_file}")
 
     @property
     def password(self) -> str:
