@@ -12,9 +12,10 @@ library; only `cli.py` turns them into one-line messages and exit codes.
     ├── StoreError             the SQLite store is unusable        (exit 3)
     │   └── StoreLockedError   another process holds the store
     ├── RenderError            a template is missing or broken
-    └── DeliveryError          a file or email could not be delivered
-        ├── TemporaryDeliveryError   retried later with backoff
-        └── PermanentDeliveryError   recorded, never retried
+    ├── DeliveryError          a file or email could not be delivered
+    │   ├── TemporaryDeliveryError   retried later with backoff
+    │   └── PermanentDeliveryError   recorded, never retried
+    └── ListenError            a local server cannot listen (address in use)  (exit 3)
 """
 
 from __future__ import annotations
@@ -73,3 +74,7 @@ class TemporaryDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """A failure not worth retrying: SMTP 5xx, a file that cannot be written."""
+
+
+class ListenError(DigestError):
+    """A local server (mailsink, inbound listener) cannot listen on its address."""
