@@ -20,7 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from digest import __version__
-from digest.errors import ConfigError, DigestError, StoreError
+from digest.errors import ConfigError, DeliveryError, DigestError, ListenError, StoreError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_CANNOT_RUN = 0, 1, 2, 3
 Result = TypeVar("Result")
@@ -50,7 +50,7 @@ def guarded(action: Callable[[], Result]) -> Result:
         return action()
     except ConfigError as error:
         fail(EXIT_USAGE, f"config error: {error}")
-    except StoreError as error:
+    except (StoreError, ListenError) as error:
         fail(EXIT_CANNOT_RUN, str(error))
     except DigestError as error:
         fail(EXIT_PARTIAL, str(error))
@@ -256,13 +256,15 @@ def _summarize_jsonl(source: str, settings: Any) -> None:
 
 
 @main.command()
+@click.option("--smtp", "smtp", is_flag=True, help="Also connect to the [smtp] server, start TLS and log in; sends nothing.")
 @click.pass_context
-def check(context: click.Context) -> None:
+def check(context: click.Context, smtp: bool) -> None:
     """Validate the config and say what is enabled, without doing anything.
 
     \b
-    Example:
+    Examples:
       digest --config config/digest.toml check
+      digest check --smtp          # can we reach and log in to the mail server?
     """
     config = load_config(context)
     click.echo(f"config {config.path}: valid")
@@ -279,6 +281,20 @@ def check(context: click.Context) -> None:
             outputs.append(f"email to {len(digest.email_to)} recipient(s)")
         click.echo(f"digest {digest.name}: schedule {digest.schedule!r} {digest.timezone}, "
                    f"up to {digest.max_articles} articles; {'; '.join(outputs) or 'no output configured'}")
+    if smtp or any(digest.email_to for digest in config.digests):
+        server = config.smtp
+        login = f"login {server.username} (password from ${server.password_env}: {'set' if server.password else 'NOT SET'})" if server.username else "no login"
+        click.echo(f"smtp: {server.host}:{server.port}, security {server.security}, {login}, from {server.from_}")
+    if smtp:
+        from digest.smtp import check_server
+
+        try:
+            steps = check_server(config.smtp)
+        except DeliveryError as error:
+            fail(EXIT_PARTIAL, f"smtp check failed: {error}")
+        for step in steps:
+            click.echo(f"smtp: {step}")
+        click.echo("smtp: ok (nothing sent)")
 
 
 @main.command()
@@ -339,3 +355,28 @@ def status(context: click.Context, as_json: bool) -> None:
         retry = f", next try {row['next_attempt']}" if row["next_attempt"] else ""
         click.echo(f"outbox {row['status']}: {row['digest']} {row['channel']} to {row['recipient']} "
                    f"after {row['attempts']} attempt(s): {row['last_error']}{retry}")
+
+
+@main.command()
+@click.option("--listen", default="127.0.0.1:1025", show_default=True, metavar="HOST:PORT",
+              help="Address to listen on; loopback unless you say otherwise.")
+@click.option("--maildir", default="mailsink", show_default=True, type=click.Path(file_okay=False),
+              help="Maildir folder that receives every message (made if missing).")
+def mailsink(listen: str, maildir: str) -> None:
+    """Run a local catch-all SMTP server that keeps every message in a Maildir.
+
+    For trying email delivery without a mail account: point [smtp] at it
+    (host 127.0.0.1, port 1025, security "none"). One line per message; stop
+    with Ctrl-C.
+
+    \b
+    Example:
+      digest mailsink --listen 127.0.0.1:1025 --maildir ./mail
+    """
+    from digest.mailsink import MailSink
+
+    try:
+        sink = MailSink(listen, Path(maildir), click.echo)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--listen") from None
+    guarded(sink.serve_forever)

@@ -1,7 +1,9 @@
-"""Deliveries: write an edition's files, or (later) email it, one outbox row at a time.
+"""Deliveries: write an edition's files, or email it, one outbox row at a time.
 
 Each channel implements `Deliverer`. A delivery raises TemporaryDeliveryError for
 failures worth retrying with backoff and PermanentDeliveryError for the rest.
+Email goes through digest/smtp.py (the SMTP session and its error mapping) and
+digest/mail.py (the message); this module only ties them to the outbox.
 """
 
 from __future__ import annotations
@@ -13,16 +15,27 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from types import TracebackType
+
+from digest.config import SmtpConfig
 from digest.errors import TemporaryDeliveryError
+from digest.mail import MailParts, build_message
 from digest.models import Delivery
 from digest.render import RenderedEdition
+from digest.smtp import SmtpSession
 
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=1)
 
 
 class Deliverer(Protocol):
-    """Delivers one rendered edition to one outbox recipient."""
+    """Delivers one rendered edition to one outbox recipient.
+
+    `give_up_after`: how long a delivery may stay pending before it is failed
+    (None: retried for as long as it takes).
+    """
+
+    give_up_after: timedelta | None
 
     def deliver(self, delivery: Delivery, edition: RenderedEdition, created: datetime) -> str:
         """Deliver and return a short description of where it went; raise DeliveryError on failure."""
@@ -34,6 +47,16 @@ def retry_delay(attempts: int) -> timedelta:
     return min(FIRST_RETRY * (2 ** max(0, attempts - 1)), LONGEST_RETRY)
 
 
+def duration_words(span: timedelta) -> str:
+    """A duration as a person writes it: "2 days", "36 hours", "90 minutes"."""
+    seconds = int(span.total_seconds())
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} seconds"
+
+
 def safe_name(name: str) -> str:
     """A file or folder name that stays inside its folder: no separators, no dots first."""
     cleaned = re.sub(r"[^\w.\-]+", "_", name).lstrip(".")
@@ -42,6 +65,8 @@ def safe_name(name: str) -> str:
 
 class FileDeliverer:
     """Writes `<output_dir>/<digest>/<date>T<time>.<ext>` for each format, atomically."""
+
+    give_up_after: timedelta | None = None
 
     def deliver(self, delivery: Delivery, edition: RenderedEdition, created: datetime) -> str:
         folder = Path(delivery.recipient) / safe_name(delivery.digest)
@@ -74,4 +99,39 @@ class FileDeliverer:
             os.unlink(temporary)
 
 
-DELIVERERS: dict[str, type] = {"files": FileDeliverer}
+class EmailDeliverer:
+    """Sends one message to one recipient per outbox row, over one SMTP session per outbox pass.
+
+    Needs the edition rendered by `Renderer.render_email` ("txt" and "html"
+    bodies) and the delivery's stored Message-ID, so a retry sends the same
+    message. Returns only after the server answered 250 to DATA.
+    """
+
+    def __init__(self, smtp: SmtpConfig, unsubscribe: dict[str, str] | None = None) -> None:
+        self.smtp = smtp
+        self.unsubscribe = unsubscribe or {}  # digest name -> mailto: or https: address
+        self.give_up_after: timedelta | None = smtp.give_up_after
+        self.session = SmtpSession(smtp)
+
+    def __enter__(self) -> EmailDeliverer:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        self.session.close()
+
+    def deliver(self, delivery: Delivery, edition: RenderedEdition, created: datetime) -> str:
+        if not delivery.message_id:
+            raise ValueError(f"delivery {delivery.id} has no Message-ID; the outbox makes one before the first try")
+        parts = MailParts(edition.subject, edition.bodies["txt"], edition.bodies["html"])
+        message = build_message(
+            parts,
+            sender=self.smtp.from_,
+            recipient=delivery.recipient,
+            message_id=delivery.message_id,
+            date=created,
+            digest_name=delivery.digest,
+            unsubscribe=self.unsubscribe.get(delivery.digest, ""),
+        )
+        self.session.send(message, delivery.recipient)
+        return f"{delivery.recipient} via {self.smtp.host}:{self.smtp.port}"
+

@@ -15,7 +15,7 @@ library; only `cli.py` turns them into one-line messages and exit codes.
     ├── DeliveryError          a file or email could not be delivered
     │   ├── TemporaryDeliveryError   retried later with backoff
     │   └── PermanentDeliveryError   recorded, never retried
-    └── ListenError            a local server cannot listen (address in use)  (exit 3)
+    └── ListenError            a local server cannot start (address in use)  (exit 3)
 """
 
 from __future__ import annotations
@@ -77,4 +77,4 @@ class PermanentDeliveryError(DeliveryError):
 
 
 class ListenError(DigestError):
-    """A local server (mailsink, inbound listener) cannot listen on its address."""
+    """A local server (mailsink, inbound listener) cannot start: address in use, folder unusable."""

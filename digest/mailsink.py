@@ -51,7 +51,10 @@ class MaildirHandler:
 
     def __init__(self, maildir: Path, report: Callable[[str], None]) -> None:
         self.maildir = maildir
-        self.box = mailbox.Maildir(str(maildir), create=True)
+        try:
+            self.box = mailbox.Maildir(str(maildir), create=True)
+        except OSError as error:
+            raise ListenError(f"mailsink: cannot use {maildir} as a Maildir: {error.strerror or error}") from None
         self.report = report
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -75,10 +78,13 @@ class MailSink:
         self.host, self.port = parse_listen(listen)
         self.maildir = maildir
         self.report = report
-        self._controller = Controller(MaildirHandler(maildir, report), hostname=self.host, port=self.port)
+        self._handler: MaildirHandler | None = None
+        self._controller: Controller | None = None
 
     def start(self) -> None:
         """Listen; ListenError when the address cannot be used."""
+        self._handler = MaildirHandler(self.maildir, self.report)
+        self._controller = Controller(self._handler, hostname=self.host, port=self.port)
         try:
             _probe(self.host, self.port)  # aiosmtpd only reports a busy port after its 5 s ready timeout
             self._controller.start()
@@ -91,7 +97,9 @@ class MailSink:
 
     def stop(self) -> None:
         """Stop listening."""
-        self._controller.stop()
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
 
     def serve_forever(self) -> None:
         """Start, then run until SIGINT or SIGTERM."""

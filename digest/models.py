@@ -72,6 +72,7 @@ class Delivery:
     last_error: str
     message_id: str
     next_attempt: datetime | None
+    created: datetime | None = None  # when the edition queued it; a pending email is failed after [smtp] give_up_after
 
 
 @dataclass

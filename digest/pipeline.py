@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from digest.compose import compose
 from digest.config import Config, DigestConfig, SourceConfig
-from digest.deliver import DELIVERERS, retry_delay
+from digest.deliver import Deliverer, EmailDeliverer, FileDeliverer, duration_words, retry_delay
 from digest.errors import DeliveryError, DigestError, PermanentDeliveryError, StoreError
-from digest.models import Edition, RunReport, SourceReport
+from digest.mail import new_message_id
+from digest.models import Delivery, Edition, RunReport, SourceReport
 from digest.render import RenderedEdition, Renderer
 from digest.sources import PollContext, open_source
 from digest.store import Store
@@ -80,38 +81,71 @@ class Pipeline:
     def render(self, digest: DigestConfig, edition: Edition, formats: tuple[str, ...]) -> RenderedEdition:
         """Compose and render an edition in the given formats."""
         renderer = Renderer(digest.templates)
+        return renderer.render_edition(formats, digest.subject, self._context(renderer, digest, edition))
+
+    def render_email(self, digest: DigestConfig, edition: Edition) -> RenderedEdition:
+        """Compose and render an edition as an email: subject, text, HTML with inlined CSS."""
+        renderer = Renderer(digest.templates)
+        return renderer.render_email(digest.subject, self._context(renderer, digest, edition))
+
+    def _context(self, renderer: Renderer, digest: DigestConfig, edition: Edition) -> dict[str, object]:
         sections = compose(edition, [s.name for s in self.config.sources_of(digest)])
-        context = renderer.context(digest.name, digest.timezone, edition, sections)
-        return renderer.render_edition(formats, digest.subject, context)
+        return renderer.context(digest.name, digest.timezone, edition, sections)
 
     def process_outbox(self, now: datetime, honour_backoff: bool) -> list[dict[str, object]]:
         """Try every pending delivery (only those due when honouring backoff)."""
-        results: list[dict[str, object]] = []
-        rendered: dict[int, tuple[RenderedEdition, datetime]] = {}
-        for delivery in self.store.due_deliveries(now if honour_backoff else None):
-            result: dict[str, object] = {"digest": delivery.digest, "channel": delivery.channel, "recipient": delivery.recipient}
-            try:
-                digest = self.config.digest(delivery.digest)
-                if delivery.edition_id not in rendered:
-                    edition = self.store.edition(delivery.edition_id)
-                    rendered[delivery.edition_id] = (self.render(digest, edition, digest.formats), edition.created)
-                document, created = rendered[delivery.edition_id]
-                where = DELIVERERS[delivery.channel]().deliver(delivery, document, created)
-            except PermanentDeliveryError as error:
-                status, detail, retry_at = "failed", str(error), None
-            except DeliveryError as error:
-                status, detail, retry_at = "pending", str(error), now + retry_delay(delivery.attempts + 1)
-            except DigestError as error:
-                status, detail, retry_at = "failed", str(error), None
-            else:
-                status, detail, retry_at = "delivered", "", None
-                result["to"] = where
+        rendered: dict[tuple[int, str], tuple[RenderedEdition, datetime]] = {}
+        unsubscribe = {digest.name: digest.unsubscribe for digest in self.config.digests}
+        with EmailDeliverer(self.config.smtp, unsubscribe) as email:
+            deliverers: dict[str, Deliverer] = {"files": FileDeliverer(), "email": email}
+            return [
+                self._attempt(delivery, deliverers, rendered, now)
+                for delivery in self.store.due_deliveries(now if honour_backoff else None)
+            ]
+
+    def _attempt(
+        self,
+        delivery: Delivery,
+        deliverers: dict[str, Deliverer],
+        rendered: dict[tuple[int, str], tuple[RenderedEdition, datetime]],
+        now: datetime,
+    ) -> dict[str, object]:
+        """Try one delivery and record the outcome: delivered, pending with backoff, or failed."""
+        result: dict[str, object] = {"digest": delivery.digest, "channel": delivery.channel, "recipient": delivery.recipient}
+        deliverer = deliverers[delivery.channel]
+        if delivery.channel == "email" and not delivery.message_id:
+            # Made once and committed before the first try: every retry sends the same Message-ID.
+            delivery = replace(delivery, message_id=new_message_id(self.config.smtp.from_))
             with self.store.transaction():
-                self.store.record_attempt(delivery.id, now, status, detail, retry_at)
-            result.update(status=status, error=detail)
-            log.info("delivery of %s to %s: %s%s", delivery.digest, delivery.recipient, status, f" ({detail})" if detail else "")
-            results.append(result)
-        return results
+                self.store.set_message_id(delivery.id, delivery.message_id)
+        try:
+            digest = self.config.digest(delivery.digest)
+            key = (delivery.edition_id, delivery.channel)
+            if key not in rendered:
+                edition = self.store.edition(delivery.edition_id)
+                document = self.render_email(digest, edition) if delivery.channel == "email" else self.render(digest, edition, digest.formats)
+                rendered[key] = (document, edition.created)
+            document, created = rendered[key]
+            where = deliverer.deliver(delivery, document, created)
+        except PermanentDeliveryError as error:
+            status, detail, retry_at = "failed", str(error), None
+        except DeliveryError as error:
+            status, detail, retry_at = "pending", str(error), now + retry_delay(delivery.attempts + 1)
+            lifetime = deliverer.give_up_after
+            if lifetime is not None and delivery.created is not None and now - delivery.created >= lifetime:
+                status, detail, retry_at = "failed", f"gave up after {duration_words(lifetime)} of retries: {error}", None
+        except DigestError as error:
+            status, detail, retry_at = "failed", str(error), None
+        else:
+            status, detail, retry_at = "delivered", "", None
+            result["to"] = where
+        with self.store.transaction():
+            self.store.record_attempt(delivery.id, now, status, detail, retry_at)
+        result.update(status=status, error=detail)
+        if delivery.channel == "email":
+            result["message_id"] = delivery.message_id
+        log.info("delivery of %s to %s: %s%s", delivery.digest, delivery.recipient, status, f" ({detail})" if detail else "")
+        return result
 
 
 def selected_digests(config: Config, name: str | None) -> tuple[DigestConfig, ...]:
@@ -142,6 +176,15 @@ def run(config: Config, now: datetime, digest_name: str | None = None, on_articl
             )
         report.deliveries = pipeline.process_outbox(now, honour_backoff=False)
         return report
+    finally:
+        store.close()
+
+
+def process_outbox(config: Config, now: datetime, honour_backoff: bool) -> list[dict[str, object]]:
+    """Retry the outbox on its own: the daemon calls this with honour_backoff=True, `digest run` retries all."""
+    store = Store(config.store.path)
+    try:
+        return Pipeline(config, store).process_outbox(now, honour_backoff)
     finally:
         store.close()
 

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import css_inline
 import jinja2
 
 from digest import __version__
@@ -22,6 +23,15 @@ from digest.errors import RenderError
 from digest.models import Edition
 
 TEMPLATE_NAMES = {"html": "digest.html", "md": "digest.md", "txt": "digest.txt"}
+# Added to every email's CSS: images shrink to the screen and never overflow it.
+EMAIL_CSS = "img { max-width: 100%; height: auto; border: 0; }"
+_EMAIL_INLINER = css_inline.CSSInliner(
+    keep_style_tags=False,
+    keep_link_tags=False,
+    load_remote_stylesheets=False,  # nothing is fetched at run time
+    extra_css=EMAIL_CSS,
+    apply_width_attributes=True,  # Outlook reads width attributes, not CSS
+)
 
 
 def packaged_templates() -> Path:
@@ -36,6 +46,14 @@ def http_url(url: str | None) -> str:
     if not url:
         return ""
     return url if urlsplit(url.strip()).scheme.lower() in ("http", "https") else ""
+
+
+def email_html(html: str) -> str:
+    """HTML for mail clients: every CSS rule moved into style attributes, <style> and <link> dropped."""
+    try:
+        return _EMAIL_INLINER.inline(html)
+    except (css_inline.InlineError, ValueError) as error:
+        raise RenderError(f"cannot inline the CSS of the HTML digest: {error}") from None
 
 
 def _markdown_text(text: str) -> str:
@@ -108,3 +126,8 @@ class Renderer:
         """Render the edition in every format, and its subject line."""
         bodies = {fmt: self.render(TEMPLATE_NAMES[fmt], context) for fmt in formats}
         return RenderedEdition(subject=self.render_string(subject, context), bodies=bodies)
+
+    def render_email(self, subject: str, context: dict[str, Any]) -> RenderedEdition:
+        """The edition as an email: subject, plain text ("txt") and HTML with inlined CSS ("html")."""
+        rendered = self.render_edition(("txt", "html"), subject, context)
+        return RenderedEdition(subject=rendered.subject, bodies={**rendered.bodies, "html": email_html(rendered.bodies["html"])})

@@ -376,4 +376,5 @@ class Store:
             id=row["id"], edition_id=row["edition_id"], digest=row["digest"], channel=row["channel"],
             recipient=row["recipient"], status=row["status"], attempts=row["attempts"],
             last_error=row["last_error"], message_id=row["message_id"], next_attempt=_moment(row["next_attempt"]),
+            created=_moment(row["created"]),
         )
