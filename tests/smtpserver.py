@@ -13,6 +13,7 @@ import email.policy
 import ipaddress
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -163,10 +164,11 @@ def smtp_server(
     implicit_tls: Certificate | None = None,
     starttls: Certificate | None = None,
     login: tuple[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[Server]:
     """Run an aiosmtpd server on 127.0.0.1 for the `with` block: plain, STARTTLS or implicit TLS, AUTH optional."""
     handler = ScriptedHandler(list(replies or []))
-    port = free_port()
+    port = port or free_port()
     options: dict[str, Any] = {}
     if starttls is not None:
         options.update(tls_context=starttls.server_context(), require_starttls=True)
@@ -184,3 +186,30 @@ def smtp_server(
         yield Server("127.0.0.1", port, handler)
     finally:
         controller.stop()
+
+
+@contextmanager
+def hang_up_server() -> Iterator[tuple[int, list[tuple[str, int]]]]:
+    """A broken mail server: accepts each connection and closes it before any greeting; counts them."""
+    connections: list[tuple[str, int]] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stopping = threading.Event()
+
+    def serve() -> None:
+        while not stopping.is_set():
+            try:
+                client, address = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            connections.append(address)
+            client.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield int(listener.getsockname()[1]), connections
+    finally:
+        stopping.set()
+        thread.join()
+        listener.close()

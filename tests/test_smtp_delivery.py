@@ -1,0 +1,194 @@
+"""Email delivery through the outbox, against real aiosmtpd servers and a real SQLite store.
+
+Time is injected: backoff is tested by moving `now`, never by sleeping.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from digest import config as config_module
+from digest import pipeline
+from digest.config import Config
+from digest.store import Store
+from tests.smtpserver import Received, free_port, hang_up_server, smtp_server
+
+T0 = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)
+TITLES = (
+    "Harbour bridge reopens after storm repairs",
+    "Zürich council approves night trams",
+    "Markets calm%0d%0aBcc: leak@evil.test as =0D=0AX-Injected: yes rates hold",
+)
+
+
+def write_articles(folder: Path) -> None:
+    """Three plain-text articles; the third title tries to inject a header."""
+    folder.mkdir(parents=True, exist_ok=True)
+    body = "The city said the work finished early. Officials thanked residents for their patience. More details follow next week."
+    for number, title in enumerate(TITLES):
+        (folder / f"{number}.txt").write_text(f"{title}\n\n{body} Story {number}.\n", encoding="utf-8")
+
+
+def make_config(root: Path, port: int, recipients: tuple[str, ...] = ("ann@example.com", "bob@example.net"),
+                smtp_extra: str = "", subject: str = "{{ digest.name }}: {{ edition.date }}") -> Config:
+    write_articles(root / "articles")
+    emails = ", ".join(f'"{r}"' for r in recipients)
+    (root / "digest.toml").write_text(textwrap.dedent(f"""\
+        [store]
+        path = "state/digest.sqlite3"
+
+        [[sources]]
+        name = "local news"
+        type = "files"
+        path = "articles"
+
+        [[digests]]
+        name = "daily"
+        email_to = [{emails}]
+        subject = {subject!r}
+        unsubscribe = "https://example.org/leave"
+
+        [smtp]
+        host = "127.0.0.1"
+        port = {port}
+        from = "Daily Digest <digest@example.org>"
+        timeout = "5s"
+        """) + smtp_extra, encoding="utf-8")
+    return config_module.load(root / "digest.toml")
+
+
+def outbox(config: Config) -> dict[str, tuple[str, int, str, datetime | None]]:
+    """recipient -> (status, attempts, last error, next attempt) of every email delivery."""
+    store = Store(config.store.path)
+    try:
+        rows = store.deliveries(["pending", "delivered", "failed"])
+    finally:
+        store.close()
+    return {d.recipient: (d.status, d.attempts, d.last_error, d.next_attempt) for d in rows if d.channel == "email"}
+
+
+def message_ids(received: list[Received]) -> list[str]:
+    return [r.message["Message-ID"] for r in received]
+
+
+def test_each_of_two_recipients_gets_exactly_one_message_naming_only_them(tmp_path: Path) -> None:
+    with smtp_server() as server:
+        config = make_config(tmp_path, server.port)
+        report = pipeline.run(config, T0)
+    assert not report.failed
+    by_recipient = {r.rcpt_tos: r.message for r in server.accepted}
+    assert set(by_recipient) == {("ann@example.com",), ("bob@example.net",)}
+    for (recipient,), message in by_recipient.items():
+        assert message.get_all("To") == [recipient]
+        assert message.get_all("Cc") is None and message.get_all("Bcc") is None
+        assert message.get_content_type() == "multipart/alternative"
+        text = message.get_body(("plain",)).get_content()
+        html = message.get_body(("html",)).get_content()
+        for title in TITLES[:2]:
+            assert title in text and title in html
+        assert "Markets calm" in text and "Markets calm" in html
+        assert 'style="' in html and "<style" not in html and "<script" not in html.lower()
+        assert message["List-Unsubscribe"] == "<https://example.org/leave>"
+    assert len(set(message_ids(server.accepted))) == 2
+    assert {s for s, *_ in outbox(config).values()} == {"delivered"}
+
+
+def test_a_hostile_title_in_the_subject_template_cannot_add_a_header(tmp_path: Path) -> None:
+    subject = "{{ digest.name }}: {% for s in sections %}{% for a in s.articles %}{{ a.title }} | {% endfor %}{% endfor %}"
+    with smtp_server() as server:
+        config = make_config(tmp_path, server.port, recipients=("ann@example.com",), subject=subject)
+        pipeline.run(config, T0)
+    [got] = server.accepted
+    names = {name.lower() for name in got.message.keys()}
+    assert names == {"from", "to", "subject", "date", "message-id", "list-id", "auto-submitted",
+                     "list-unsubscribe", "mime-version", "content-type"}
+    assert b"\nBcc:" not in got.content and b"\nX-Injected:" not in got.content
+    assert "Markets calm" in got.message["Subject"]
+
+
+def test_451_then_250_delivers_exactly_once_with_the_same_message_id(tmp_path: Path) -> None:
+    with smtp_server(["451 4.7.1 Greylisted, try again later"]) as server:
+        config = make_config(tmp_path, server.port, recipients=("ann@example.com",))
+        pipeline.run(config, T0)
+        status, attempts, error, next_attempt = outbox(config)["ann@example.com"]
+        assert (status, attempts, next_attempt) == ("pending", 1, T0 + timedelta(minutes=1))
+        assert "451 4.7.1 Greylisted" in error
+        assert pipeline.process_outbox(config, T0 + timedelta(seconds=59), honour_backoff=True) == []
+        [retry] = pipeline.process_outbox(config, T0 + timedelta(minutes=1), honour_backoff=True)
+        assert retry["status"] == "delivered"
+        assert pipeline.process_outbox(config, T0 + timedelta(hours=5), honour_backoff=False) == []
+    assert len(server.accepted) == 1
+    assert len(server.offered) == 2
+    assert len(set(message_ids(server.offered))) == 1
+    assert outbox(config)["ann@example.com"][:3] == ("delivered", 2, "")
+
+
+def test_550_fails_with_the_reply_and_is_never_retried(tmp_path: Path) -> None:
+    with smtp_server(["550 5.1.1 <ann@example.com>: no such user"]) as server:
+        config = make_config(tmp_path, server.port, recipients=("ann@example.com",))
+        report = pipeline.run(config, T0)
+        assert report.failed
+        assert pipeline.process_outbox(config, T0 + timedelta(days=1), honour_backoff=False) == []
+        pipeline.run(config, T0 + timedelta(days=1))
+    assert len(server.offered) == 1 and server.accepted == []
+    status, attempts, error, _ = outbox(config)["ann@example.com"]
+    assert (status, attempts) == ("failed", 1)
+    assert "550 5.1.1 <ann@example.com>: no such user" in error
+
+
+def test_a_server_that_closes_after_data_gets_the_message_at_most_twice_with_one_message_id(tmp_path: Path) -> None:
+    with smtp_server(["close"]) as server:
+        config = make_config(tmp_path, server.port, recipients=("ann@example.com",))
+        pipeline.run(config, T0)
+        assert outbox(config)["ann@example.com"][0] == "pending"
+        assert "closed the connection before confirming" in outbox(config)["ann@example.com"][2]
+        pipeline.process_outbox(config, T0 + timedelta(minutes=1), honour_backoff=True)
+        pipeline.process_outbox(config, T0 + timedelta(hours=1), honour_backoff=True)
+    assert 1 <= len(server.accepted) <= 2
+    assert len(set(message_ids(server.offered))) == 1
+    assert outbox(config)["ann@example.com"][0] == "delivered"
+
+
+def test_backoff_doubles_from_a_minute_caps_at_an_hour_then_gives_up(tmp_path: Path) -> None:
+    config = make_config(tmp_path, free_port(), recipients=("ann@example.com",), smtp_extra='give_up_after = "6h"\n')
+    pipeline.run(config, T0)
+    now, waits = T0, []
+    while True:
+        status, _, error, next_attempt = outbox(config)["ann@example.com"]
+        if status != "pending":
+            break
+        assert next_attempt is not None
+        waits.append(next_attempt - now)
+        assert pipeline.process_outbox(config, next_attempt - timedelta(seconds=1), honour_backoff=True) == []
+        now = next_attempt
+        pipeline.process_outbox(config, now, honour_backoff=True)
+    assert [w.total_seconds() / 60 for w in waits[:8]] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert status == "failed"
+    assert error.startswith("gave up after 6 hours of retries: cannot connect to 127.0.0.1:")
+    assert now - T0 >= timedelta(hours=6)
+
+
+def test_digest_run_retries_every_pending_delivery_at_once(tmp_path: Path) -> None:
+    port = free_port()
+    config = make_config(tmp_path, port, recipients=("ann@example.com", "bob@example.net"))
+    pipeline.run(config, T0)
+    for _ in range(3):  # build up backoff: the next try is minutes away
+        pipeline.process_outbox(config, T0 + timedelta(hours=1), honour_backoff=False)
+    assert all(row[0] == "pending" and row[3] > T0 + timedelta(hours=1) for row in outbox(config).values())
+    with smtp_server(port=port) as server:
+        report = pipeline.run(config, T0 + timedelta(hours=1))
+    assert [d["status"] for d in report.deliveries] == ["delivered", "delivered"]
+    assert sorted(r.rcpt_tos for r in server.accepted) == [("ann@example.com",), ("bob@example.net",)]
+
+
+def test_a_broken_server_costs_one_connection_per_pass_not_one_per_recipient(tmp_path: Path) -> None:
+    recipients = tuple(f"reader{n}@example.com" for n in range(5))
+    with hang_up_server() as (port, connections):
+        config = make_config(tmp_path, port, recipients=recipients)
+        report = pipeline.run(config, T0)
+    assert [d["status"] for d in report.deliveries] == ["pending"] * 5
+    assert all("cannot connect" in str(d["error"]) for d in report.deliveries)
+    assert len(connections) == 1
+
