@@ -5,7 +5,11 @@ from __future__ import annotations
 import email
 import email.policy
 import mailbox
+import os
+import signal
 import smtplib
+import subprocess
+import sys
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -13,6 +17,7 @@ import pytest
 
 from digest.errors import ListenError
 from digest.mailsink import MailSink, is_loopback, parse_listen
+from tests.conftest import REPO, run_cli
 from tests.smtpserver import free_port
 
 
@@ -65,3 +70,30 @@ def test_listen_addresses_parse_and_loopback_is_recognised() -> None:
             parse_listen(bad)
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
+
+
+def test_cli_mailsink_prints_a_line_per_message_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "digest", "mailsink", "--listen", f"127.0.0.1:{port}", "--maildir", "inbox"]
+    sink = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert sink.stdout is not None
+        assert sink.stdout.readline().startswith(f"mailsink listening on 127.0.0.1:{port}")
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.send_message(note("hello sink", "anyone@anywhere.test"))
+        line = sink.stdout.readline()
+        sink.send_signal(signal.SIGTERM)
+        out, err = sink.communicate(timeout=20)
+    finally:
+        sink.kill()
+    assert "from <digest@example.org> to anyone@anywhere.test: 'hello sink'" in line
+    assert sink.returncode == 0, err
+    assert "mailsink stopped" in out
+    assert len(list((tmp_path / "inbox" / "new").iterdir())) == 1
+
+
+def test_cli_mailsink_refuses_a_bad_listen_address_in_one_line(tmp_path: Path) -> None:
+    result = run_cli("mailsink", "--listen", "nowhere", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "HOST:PORT" in result.stderr and "Traceback" not in result.stderr

@@ -13,7 +13,8 @@ from digest import config as config_module
 from digest import pipeline
 from digest.config import Config
 from digest.store import Store
-from tests.smtpserver import Received, free_port, hang_up_server, smtp_server
+from tests.conftest import run_cli
+from tests.smtpserver import Received, free_port, hang_up_server, make_certificate, smtp_server
 
 T0 = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)
 TITLES = (
@@ -192,3 +193,36 @@ def test_a_broken_server_costs_one_connection_per_pass_not_one_per_recipient(tmp
     assert all("cannot connect" in str(d["error"]) for d in report.deliveries)
     assert len(connections) == 1
 
+
+
+# The real CLI in a subprocess.
+
+
+def test_cli_run_delivers_status_shows_a_failure_and_check_smtp_logs_in(tmp_path: Path) -> None:
+    with smtp_server(["250 OK", "550 5.7.1 Relaying denied for bob@example.net"]) as server:
+        config = make_config(tmp_path, server.port)
+        result = run_cli("--config", str(config.path), "run", cwd=tmp_path, now=T0.isoformat())
+        status = run_cli("--config", str(config.path), "status", cwd=tmp_path)
+        check = run_cli("--config", str(config.path), "check", "--smtp", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "delivery daily (email) to ann@example.com via 127.0.0.1:" in result.stdout and ": delivered" in result.stdout
+    assert "to bob@example.net: failed: DATA: server replied 550 5.7.1 Relaying denied" in result.stdout
+    assert "outbox failed: daily email to bob@example.net after 1 attempt(s): DATA: server replied 550 5.7.1" in status.stdout
+    assert check.returncode == 0 and "smtp: ok (nothing sent)" in check.stdout
+    assert len(server.offered) == 2 and [r.rcpt_tos for r in server.accepted] == [("ann@example.com",)]
+
+
+def test_cli_check_smtp_says_plainly_that_the_login_failed(tmp_path: Path) -> None:
+    certificate = make_certificate(tmp_path / "tls")
+    with smtp_server(starttls=certificate, login=("ann", "right")) as server:
+        extra = f'security = "starttls"\nusername = "ann"\npassword_env = "TEST_SMTP_PASSWORD"\nca_file = "{certificate.ca_file}"\n'
+        config = make_config(tmp_path, server.port, smtp_extra=extra)
+        wrong = run_cli("--config", str(config.path), "check", "--smtp", cwd=tmp_path, env={"TEST_SMTP_PASSWORD": "wrong"})
+        right = run_cli("--config", str(config.path), "check", "--smtp", cwd=tmp_path, env={"TEST_SMTP_PASSWORD": "right"})
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip().splitlines() == [
+        "digest: smtp check failed: login as 'ann' refused: 535 5.7.8 Authentication credentials invalid (check TEST_SMTP_PASSWORD)"
+    ]
+    assert right.returncode == 0, right.stderr
+    assert "smtp: started TLS" in right.stdout and "smtp: logged in as ann" in right.stdout
+    assert server.offered == []
