@@ -40,25 +40,20 @@ def open_session(config: SmtpConfig) -> tuple[smtplib.SMTP, list[str]]:
     where = f"{config.host}:{config.port}"
     timeout = config.timeout.total_seconds()
     steps: list[str] = []
+    client: smtplib.SMTP | None = None
     try:
         if config.security == "tls":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(config.host, config.port, timeout=timeout, context=tls_context(config))
+            client = smtplib.SMTP_SSL(config.host, config.port, timeout=timeout, context=tls_context(config))
             steps.append(f"connected to {where} over TLS")
         else:
             client = smtplib.SMTP(config.host, config.port, timeout=timeout)
             steps.append(f"connected to {where}")
-    except smtplib.SMTPConnectError as error:
-        raise TemporaryDeliveryError(f"{where} refused the session: {error.smtp_code} {_text(error.smtp_error)}") from None
-    except ssl.SSLCertVerificationError as error:
-        raise TemporaryDeliveryError(f"TLS with {where} failed: certificate not trusted ({error.verify_message})") from None
-    except ssl.SSLError as error:
-        raise TemporaryDeliveryError(f"TLS with {where} failed: {error.reason or error}") from None
-    except (OSError, smtplib.SMTPException) as error:
-        raise TemporaryDeliveryError(f"cannot connect to {where}: {_describe(error)}") from None
-    try:
         _start(client, config, steps)
-    except BaseException:
-        _close(client)
+    except BaseException as error:
+        if client is not None:
+            _close(client)
+        if isinstance(error, (OSError, smtplib.SMTPException)):
+            raise _session_error(error, config, connected=client is not None) from None
         raise
     return client, steps
 
@@ -66,34 +61,40 @@ def open_session(config: SmtpConfig) -> tuple[smtplib.SMTP, list[str]]:
 def _start(client: smtplib.SMTP, config: SmtpConfig, steps: list[str]) -> None:
     """EHLO, STARTTLS and AUTH on a fresh connection, as the config asks."""
     where = f"{config.host}:{config.port}"
-    try:
+    _expect(client.ehlo())
+    if config.security == "starttls":
+        if not client.has_extn("starttls"):
+            raise TemporaryDeliveryError(f"{where} does not offer STARTTLS (security = \"starttls\"); nothing sent in clear")
+        client.starttls(context=tls_context(config))
         _expect(client.ehlo())
-        if config.security == "starttls":
-            if not client.has_extn("starttls"):
-                raise TemporaryDeliveryError(f"{where} does not offer STARTTLS (security = \"starttls\"); nothing sent in clear")
-            client.starttls(context=tls_context(config))
-            _expect(client.ehlo())
-            steps.append("started TLS")
-        if config.username:
-            password = config.password
-            if not password:
-                raise TemporaryDeliveryError(f"no SMTP password: environment variable {config.password_env} is not set")
-            if not client.has_extn("auth"):
-                raise TemporaryDeliveryError(f"{where} offers no AUTH on this connection (try security = \"starttls\" or \"tls\")")
-            client.login(config.username, password)
-            steps.append(f"logged in as {config.username}")
-    except smtplib.SMTPAuthenticationError as error:
-        raise TemporaryDeliveryError(
-            f"login as {config.username!r} refused: {error.smtp_code} {_text(error.smtp_error)} (check {config.password_env})"
-        ) from None
-    except ssl.SSLCertVerificationError as error:
-        raise TemporaryDeliveryError(f"STARTTLS with {where} failed: certificate not trusted ({error.verify_message})") from None
-    except ssl.SSLError as error:
-        raise TemporaryDeliveryError(f"STARTTLS with {where} failed: {error.reason or error}") from None
-    except smtplib.SMTPResponseException as error:
-        raise TemporaryDeliveryError(f"{where} refused the session: {error.smtp_code} {_text(error.smtp_error)}") from None
-    except (OSError, smtplib.SMTPException) as error:
-        raise TemporaryDeliveryError(f"{where} dropped the session: {_describe(error)}") from None
+        steps.append("started TLS")
+    if config.username:
+        password = config.password
+        if not password:
+            raise TemporaryDeliveryError(f"no SMTP password: environment variable {config.password_env} is not set")
+        if not client.has_extn("auth"):
+            raise TemporaryDeliveryError(f"{where} offers no AUTH on this connection (try security = \"starttls\" or \"tls\")")
+        client.login(config.username, password)
+        steps.append(f"logged in as {config.username}")
+
+
+def _session_error(error: OSError | smtplib.SMTPException, config: SmtpConfig, connected: bool) -> TemporaryDeliveryError:
+    """What went wrong while setting up a session, in words; always temporary (see the module docstring)."""
+    where = f"{config.host}:{config.port}"
+    tls = "STARTTLS" if connected and config.security == "starttls" else "TLS"
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        text = f"login as {config.username!r} refused: {error.smtp_code} {_text(error.smtp_error)} (check {config.password_env})"
+    elif isinstance(error, smtplib.SMTPResponseException):
+        text = f"{where} refused the session: {error.smtp_code} {_text(error.smtp_error)}"
+    elif isinstance(error, ssl.SSLCertVerificationError):
+        text = f"{tls} with {where} failed: certificate not trusted ({error.verify_message})"
+    elif isinstance(error, ssl.SSLError):
+        text = f"{tls} with {where} failed: {error.reason or error}"
+    elif connected:
+        text = f"{where} dropped the session: {_describe(error)}"
+    else:
+        text = f"cannot connect to {where}: {_describe(error)}"
+    return TemporaryDeliveryError(text)
 
 
 def check_server(config: SmtpConfig) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from email.message import EmailMessage
 
@@ -11,7 +13,7 @@ from digest.config import Duration, SmtpConfig
 from digest.errors import PermanentDeliveryError, TemporaryDeliveryError
 from digest.mail import MailParts, build_message, new_message_id
 from digest.smtp import SmtpSession, check_server
-from tests.smtpserver import Certificate, free_port, make_certificate, smtp_server
+from tests.smtpserver import Certificate, Server, free_port, make_certificate, smtp_server
 
 SENDER = "Digest <digest@example.org>"
 
@@ -40,12 +42,19 @@ def test_plain_server_receives_the_message_for_that_recipient_only() -> None:
     assert got.message["To"] == "ann@example.com"
 
 
+@contextmanager
+def login_server(security: str, certificate: Certificate) -> Iterator[tuple[Server, SmtpConfig]]:
+    """A TLS server (STARTTLS or implicit) that wants login ann / "correct horse", and a config for it."""
+    tls = {"starttls": certificate} if security == "starttls" else {"implicit_tls": certificate}
+    with smtp_server(login=("ann", "correct horse"), **tls) as server:  # type: ignore[arg-type]
+        yield server, config(server.port, security=security, username="ann", password_env="TEST_SMTP_PASSWORD",
+                             ca_file=certificate.ca_file)
+
+
 @pytest.mark.parametrize("security", ["starttls", "tls"])
 def test_tls_with_the_right_password_delivers(security: str, certificate: Certificate, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "correct horse")
-    tls = {"starttls": certificate} if security == "starttls" else {"implicit_tls": certificate}
-    with smtp_server(login=("ann", "correct horse"), **tls) as server:  # type: ignore[arg-type]
-        settings = config(server.port, security=security, username="ann", password_env="TEST_SMTP_PASSWORD", ca_file=certificate.ca_file)
+    with login_server(security, certificate) as (server, settings):
         steps = check_server(settings)
         with SmtpSession(settings) as session:
             session.send(message(), "ann@example.com")
@@ -57,9 +66,7 @@ def test_tls_with_the_right_password_delivers(security: str, certificate: Certif
 @pytest.mark.parametrize("security", ["starttls", "tls"])
 def test_a_wrong_password_sends_nothing_and_says_login_was_refused(security: str, certificate: Certificate, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong")
-    tls = {"starttls": certificate} if security == "starttls" else {"implicit_tls": certificate}
-    with smtp_server(login=("ann", "correct horse"), **tls) as server:  # type: ignore[arg-type]
-        settings = config(server.port, security=security, username="ann", password_env="TEST_SMTP_PASSWORD", ca_file=certificate.ca_file)
+    with login_server(security, certificate) as (server, settings):
         with pytest.raises(TemporaryDeliveryError, match=r"login as 'ann' refused: 535 .*check TEST_SMTP_PASSWORD"):
             check_server(settings)
         with SmtpSession(settings) as session, pytest.raises(TemporaryDeliveryError, match="login as 'ann' refused"):
