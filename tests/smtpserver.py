@@ -2,11 +2,13 @@
 
 Tests may import aiosmtpd directly (they are not the package). A server replies
 to DATA from a script ("451 ...", "550 ...", "close" = drop the connection
-without replying, default "250 OK") and records what it was given.
+without replying, "stall" = never reply; default "250 OK"), can refuse chosen
+recipients at RCPT TO, and records what it was given.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import email
 import email.policy
@@ -48,13 +50,22 @@ class ScriptedHandler:
     """Replies to each DATA with the next scripted reply; records every message it was handed."""
 
     replies: list[str] = field(default_factory=list)
+    rcpt_replies: dict[str, str] = field(default_factory=dict)  # address -> reply to its RCPT TO
     offered: list[Received] = field(default_factory=list)  # every DATA, whatever the reply
     accepted: list[Received] = field(default_factory=list)  # DATA answered 250, or dropped after reading it
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
+        if address in self.rcpt_replies:
+            return self.rcpt_replies[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         received = Received(str(envelope.mail_from), tuple(envelope.rcpt_tos), bytes(envelope.original_content or b""))
         self.offered.append(received)
         reply = self.replies.pop(0) if self.replies else "250 OK"
+        if reply == "stall":
+            await asyncio.sleep(3600)  # never answers; the client's timeout must give up
         if reply == "close":
             # The server took the message and died before saying so: it may well have been delivered.
             self.accepted.append(received)
@@ -161,13 +172,14 @@ def _authenticator(login: str, password: str) -> Any:
 def smtp_server(
     replies: list[str] | None = None,
     *,
+    rcpt_replies: dict[str, str] | None = None,
     implicit_tls: Certificate | None = None,
     starttls: Certificate | None = None,
     login: tuple[str, str] | None = None,
     port: int | None = None,
 ) -> Iterator[Server]:
     """Run an aiosmtpd server on 127.0.0.1 for the `with` block: plain, STARTTLS or implicit TLS, AUTH optional."""
-    handler = ScriptedHandler(list(replies or []))
+    handler = ScriptedHandler(list(replies or []), dict(rcpt_replies or {}))
     port = port or free_port()
     options: dict[str, Any] = {}
     if starttls is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -123,3 +124,26 @@ def test_after_a_connection_failure_the_rest_of_the_batch_fails_at_once() -> Non
         for _ in range(3):
             with pytest.raises(TemporaryDeliveryError, match="cannot connect"):
                 session.send(message(), "ann@example.com")
+
+
+def test_a_recipient_refused_at_rcpt_is_permanent_with_the_reply() -> None:
+    with smtp_server(rcpt_replies={"gone@example.com": "550 5.1.1 <gone@example.com>: user unknown"}) as server:
+        with SmtpSession(config(server.port)) as session:
+            with pytest.raises(PermanentDeliveryError, match="RCPT TO gone@example.com: server replied 550 5.1.1 <gone@example.com>: user unknown"):
+                session.send(message("gone@example.com"), "gone@example.com")
+            session.send(message(), "ann@example.com")
+    assert [r.rcpt_tos for r in server.accepted] == [("ann@example.com",)]
+
+
+def test_a_server_that_never_answers_data_times_out_as_temporary() -> None:
+    with smtp_server(["stall"]) as server:
+        settings = SmtpConfig(host="127.0.0.1", port=server.port, from_=SENDER, timeout=Duration(seconds=0.5))
+        with SmtpSession(settings) as session, pytest.raises(TemporaryDeliveryError, match="timed out"):
+            session.send(message(), "ann@example.com")
+
+
+def test_a_server_that_never_greets_times_out_as_temporary() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts (kernel backlog), never says 220
+        settings = SmtpConfig(host="127.0.0.1", port=silent.getsockname()[1], from_=SENDER, timeout=Duration(seconds=0.5))
+        with pytest.raises(TemporaryDeliveryError, match=r"cannot connect to 127\.0\.0\.1:\d+: timed out"):
+            check_server(settings)
