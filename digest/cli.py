@@ -283,7 +283,9 @@ def check(context: click.Context, smtp: bool) -> None:
                    f"up to {digest.max_articles} articles; {'; '.join(outputs) or 'no output configured'}")
     if smtp or any(digest.email_to for digest in config.digests):
         server = config.smtp
-        login = f"login {server.username} (password from ${server.password_env}: {'set' if server.password else 'NOT SET'})" if server.username else "no login"
+        login = "no login"
+        if server.username:
+            login = f"login {server.username} (password from ${server.password_env}: {'set' if server.password else 'NOT SET'})"
         click.echo(f"smtp: {server.host}:{server.port}, security {server.security}, {login}, from {server.from_}")
     if smtp:
         from digest.smtp import check_server

@@ -13,12 +13,11 @@ import re
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import TracebackType
 from typing import Protocol
 
-from types import TracebackType
-
 from digest.config import SmtpConfig
-from digest.errors import TemporaryDeliveryError
+from digest.errors import PermanentDeliveryError, TemporaryDeliveryError
 from digest.mail import MailParts, build_message
 from digest.models import Delivery
 from digest.render import RenderedEdition
@@ -120,18 +119,22 @@ class EmailDeliverer:
         self.session.close()
 
     def deliver(self, delivery: Delivery, edition: RenderedEdition, created: datetime) -> str:
+        """Send the edition to the delivery's recipient; returns after the server's 250."""
         if not delivery.message_id:
             raise ValueError(f"delivery {delivery.id} has no Message-ID; the outbox makes one before the first try")
         parts = MailParts(edition.subject, edition.bodies["txt"], edition.bodies["html"])
-        message = build_message(
-            parts,
-            sender=self.smtp.from_,
-            recipient=delivery.recipient,
-            message_id=delivery.message_id,
-            date=created,
-            digest_name=delivery.digest,
-            unsubscribe=self.unsubscribe.get(delivery.digest, ""),
-        )
+        try:
+            message = build_message(
+                parts,
+                sender=self.smtp.from_,
+                recipient=delivery.recipient,
+                message_id=delivery.message_id,
+                date=created,
+                digest_name=delivery.digest,
+                unsubscribe=self.unsubscribe.get(delivery.digest, ""),
+            )
+        except ValueError as error:  # an address the config check let through but email cannot use
+            raise PermanentDeliveryError(f"cannot build the email to {delivery.recipient}: {error}") from None
         self.session.send(message, delivery.recipient)
         return f"{delivery.recipient} via {self.smtp.host}:{self.smtp.port}"
 

@@ -123,7 +123,10 @@ class Pipeline:
             key = (delivery.edition_id, delivery.channel)
             if key not in rendered:
                 edition = self.store.edition(delivery.edition_id)
-                document = self.render_email(digest, edition) if delivery.channel == "email" else self.render(digest, edition, digest.formats)
+                if delivery.channel == "email":
+                    document = self.render_email(digest, edition)
+                else:
+                    document = self.render(digest, edition, digest.formats)
                 rendered[key] = (document, edition.created)
             document, created = rendered[key]
             where = deliverer.deliver(delivery, document, created)
