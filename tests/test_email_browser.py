@@ -18,8 +18,8 @@ import pytest
 
 from digest import pipeline
 from tests.conftest import REPO
+from tests.emailproject import make_config
 from tests.smtpserver import smtp_server
-from tests.test_smtp_delivery import make_config
 
 ARTIFACTS = REPO / "tests" / "artifacts"
 WIDTHS = (375, 1024)

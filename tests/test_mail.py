@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from datetime import datetime, timezone
 
 import pytest
@@ -95,3 +96,15 @@ def test_message_ids_are_unique_and_in_the_senders_domain() -> None:
 
 def test_list_id_label_is_safe_for_any_digest_name() -> None:
     assert list_id("Morning Brief (EU)", SENDER) == "Morning Brief (EU) <morning-brief-eu.digest.example.org>"
+
+
+def test_email_html_inlines_css_drops_style_and_link_tags_fetches_nothing_and_caps_images() -> None:
+    from digest.render import email_html
+
+    page = """<html><head><style>p.lead { color: #b00; } @media (max-width: 400px) { p { margin: 0 } }</style>
+    <link rel="stylesheet" href="http://192.0.2.1/remote.css"></head>
+    <body><p class="lead">Hello</p><img src="https://example.org/chart.png" alt="chart"></body></html>"""
+    inlined = email_html(page)
+    assert "<style" not in inlined and "<link" not in inlined
+    assert re.search(r'<p class="lead" style="color: #b00;?">Hello</p>', inlined)
+    assert re.search(r'<img [^>]*style="[^"]*max-width: 100%;[^"]*height: auto', inlined)
