@@ -129,6 +129,8 @@ class SmtpSession:
         if self._session_error is not None:
             # The server could not be reached or refused us moments ago: do not wait a timeout per message.
             raise TemporaryDeliveryError(str(self._session_error))
+        if self._client is not None and not _alive(self._client):
+            self.close()  # the server ended a reused connection (idle or per-connection limit): start afresh
         if self._client is None:
             try:
                 self._client, _ = open_session(self.config)
@@ -154,6 +156,14 @@ class SmtpSession:
         except (OSError, smtplib.SMTPException) as error:
             self.close()
             raise TemporaryDeliveryError(f"sending failed: {_describe(error)}") from None
+
+
+def _alive(client: smtplib.SMTP) -> bool:
+    """True when a reused connection still answers NOOP."""
+    try:
+        return client.noop()[0] == 250
+    except (OSError, smtplib.SMTPException):
+        return False
 
 
 def _expect(reply: tuple[int, bytes]) -> None:

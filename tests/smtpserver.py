@@ -2,7 +2,8 @@
 
 Tests may import aiosmtpd directly (they are not the package). A server replies
 to DATA from a script ("451 ...", "550 ...", "close" = drop the connection
-without replying, "stall" = never reply; default "250 OK"), can refuse chosen
+without replying, "stall" = never reply, "250 then close" = accept and hang up;
+default "250 OK"), can refuse chosen
 recipients at RCPT TO, and records what it was given.
 """
 
@@ -66,6 +67,10 @@ class ScriptedHandler:
         reply = self.replies.pop(0) if self.replies else "250 OK"
         if reply == "stall":
             await asyncio.sleep(3600)  # never answers; the client's timeout must give up
+        if reply == "250 then close":  # accepted, then the server ends the connection (a per-connection limit)
+            self.accepted.append(received)
+            asyncio.get_running_loop().call_soon(server.transport.close)
+            return "250 OK"
         if reply == "close":
             # The server took the message and died before saying so: it may well have been delivered.
             self.accepted.append(received)

@@ -147,3 +147,10 @@ def test_a_server_that_never_greets_times_out_as_temporary() -> None:
         settings = SmtpConfig(host="127.0.0.1", port=silent.getsockname()[1], from_=SENDER, timeout=Duration(seconds=0.5))
         with pytest.raises(TemporaryDeliveryError, match=r"cannot connect to 127\.0\.0\.1:\d+: timed out"):
             check_server(settings)
+
+
+def test_a_reused_connection_the_server_ended_is_reopened_not_counted_as_a_failure() -> None:
+    with smtp_server(["250 then close"]) as server, SmtpSession(config(server.port)) as session:
+        session.send(message("ann@example.com"), "ann@example.com")
+        session.send(message("bob@example.net"), "bob@example.net")
+    assert [r.rcpt_tos for r in server.accepted] == [("ann@example.com",), ("bob@example.net",)]
