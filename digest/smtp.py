@@ -189,4 +189,6 @@ def _describe(error: BaseException) -> str:
     text = str(error).strip()
     if isinstance(error, TimeoutError) or "timed out" in text:
         return "timed out"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror  # "Connection refused", not "[Errno 111] Connection refused"
     return text or type(error).__name__
