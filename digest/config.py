@@ -56,12 +56,15 @@ class SummaryConfig:
     algorithm: str = "news"
     sentences: int = 3
     language: str = "auto"
+    workers: int | str = "auto"  # processes that summarise: "auto" is one per CPU core
 
     def check(self, where: str) -> None:
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm: unknown {self.algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
         if not 1 <= self.sentences <= 50:
             raise ValueError(f"sentences: must be between 1 and 50, got {self.sentences}")
+        if self.workers != "auto" and (isinstance(self.workers, str) or not 1 <= self.workers <= 256):
+            raise ValueError(f'workers: expected "auto" or a number from 1 to 256, got {self.workers!r}')
 
 
 @dataclass(frozen=True)
@@ -257,7 +260,12 @@ def _convert(value: Any, kind: Any, key: str, base: Path) -> Any:
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
         options = [k for k in typing.get_args(kind) if k is not type(None)]
-        return _convert(value, options[0], key, base)
+        for option in options[:-1]:  # the first type the value fits, else the last one's error
+            try:
+                return _convert(value, option, key, base)
+            except ValueError:
+                pass
+        return _convert(value, options[-1], key, base)
     if origin is tuple:
         if isinstance(value, str):
             value = [value]

@@ -9,8 +9,8 @@ transactions; an edition and its outbox rows are created in one transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from digest.compose import compose
@@ -18,11 +18,12 @@ from digest.config import Config, DigestConfig, SourceConfig
 from digest.deliver import Deliverer, EmailDeliverer, FileDeliverer, duration_words, retry_delay
 from digest.errors import DeliveryError, DigestError, PermanentDeliveryError, StoreError
 from digest.mail import new_message_id
-from digest.models import Delivery, Edition, RunReport, SourceReport
-from digest.render import RenderedEdition, Renderer
+from digest.models import Article, Delivery, Edition, RunReport, SourceReport, Summary
+from digest.render import RenderedEdition, Renderer, renderer_for
 from digest.sources import PollContext, open_source
 from digest.store import Store
-from digest.summarise import summarise
+from digest.summarise import resolve_language, summarise
+from digest.workers import Workers, worker_count
 
 log = logging.getLogger(__name__)
 BATCH = 50  # articles per write transaction
@@ -37,6 +38,14 @@ class Pipeline:
     config: Config
     store: Store
     on_article: ArticleCallback | None = None
+    workers: Workers[Article, Summary] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.workers = Workers(summarise, worker_count(self.config.summary.workers))
+
+    def close(self) -> None:
+        """Stop the summarising worker processes, if any were started."""
+        self.workers.close()
 
     def poll(self, source_config: SourceConfig, now: datetime) -> SourceReport:
         """Poll one source and store what is new; its failure is recorded, never raised."""
@@ -45,11 +54,11 @@ class Pipeline:
         context = PollContext(now=now, first_poll=state.first_poll is None, memo=dict(state.memo))
         with self.store.transaction():  # what was stored before a failure is kept
             try:
-                for article in open_source(source_config).poll(context):
-                    if self.store.is_known(article):
+                new = self._unknown(open_source(source_config).poll(context), report)
+                for article, summary in self.workers.map(new, self._summary_job):
+                    if self.store.is_known(article):  # a copy was stored while this one was summarised
                         report.seen += 1
                         continue
-                    summary = summarise(article.body, self.config.summary, title=article.title, language=article.language)
                     if self.store.add_article(article, summary, now) is not None:
                         report.new_articles += 1
                         if self.on_article:
@@ -68,6 +77,20 @@ class Pipeline:
         log.info("source %s polled: %d new%s", report.name, report.new_articles, f"; error: {report.error}" if report.error else "")
         return report
 
+    def _unknown(self, articles: Iterable[Article], report: SourceReport) -> Iterator[Article]:
+        """The articles the store does not hold yet; the others are counted as seen."""
+        for article in articles:
+            if self.store.is_known(article):
+                report.seen += 1
+            else:
+                yield article
+
+    def _summary_job(self, article: Article) -> tuple[object, ...]:
+        """Arguments of summarise() for one article. The language is settled here, once, so
+        worker processes never load the language detector's model (~75 MB each)."""
+        language = resolve_language(article.body, self.config.summary.language, article.language)
+        return (article.body, self.config.summary, article.title, language)
+
     def make_edition(self, digest: DigestConfig, now: datetime) -> Edition | None:
         """Create the next edition of a digest with its outbox rows, or None when nothing waits."""
         sources = [s.name for s in self.config.sources_of(digest)]
@@ -80,12 +103,12 @@ class Pipeline:
 
     def render(self, digest: DigestConfig, edition: Edition, formats: tuple[str, ...]) -> RenderedEdition:
         """Compose and render an edition in the given formats."""
-        renderer = Renderer(digest.templates)
+        renderer = renderer_for(digest.templates)
         return renderer.render_edition(formats, digest.subject, self._context(renderer, digest, edition))
 
     def render_email(self, digest: DigestConfig, edition: Edition) -> RenderedEdition:
         """Compose and render an edition as an email: subject, text, HTML with inlined CSS."""
-        renderer = Renderer(digest.templates)
+        renderer = renderer_for(digest.templates)
         return renderer.render_email(digest.subject, self._context(renderer, digest, edition))
 
     def _context(self, renderer: Renderer, digest: DigestConfig, edition: Edition) -> dict[str, object]:
@@ -166,11 +189,12 @@ def run(config: Config, now: datetime, digest_name: str | None = None, on_articl
     """Poll every source once, make one edition of each digest, deliver it, retry the outbox."""
     digests = selected_digests(config, digest_name)
     store = Store(config.store.path)
+    pipeline = Pipeline(config, store, on_article)
     try:
-        pipeline = Pipeline(config, store, on_article)
         report = RunReport(started=now)
         for source_config in sources_for(config, digests):
             report.sources.append(pipeline.poll(source_config, now))
+        pipeline.close()  # the workers' memory is not needed for the rest of the run
         for digest in digests:
             edition = pipeline.make_edition(digest, now)
             report.editions.append(
@@ -180,6 +204,7 @@ def run(config: Config, now: datetime, digest_name: str | None = None, on_articl
         report.deliveries = pipeline.process_outbox(now, honour_backoff=False)
         return report
     finally:
+        pipeline.close()
         store.close()
 
 
@@ -200,8 +225,8 @@ def preview(config: Config, now: datetime, digest_name: str | None, fmt: str) ->
     """
     digests = selected_digests(config, digest_name)
     store = Store(config.store.path)
+    pipeline = Pipeline(config, store)
     try:
-        pipeline = Pipeline(config, store)
         documents: list[tuple[str, str | None]] = []
         with store.dry_run():
             for source_config in sources_for(config, digests):
@@ -211,4 +236,5 @@ def preview(config: Config, now: datetime, digest_name: str | None, fmt: str) ->
                 documents.append((digest.name, pipeline.render(digest, edition, (fmt,)).bodies[fmt] if edition else None))
         return documents
     finally:
+        pipeline.close()
         store.close()

@@ -8,6 +8,7 @@ HTML is autoescaped; links are kept only when they are http(s).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,13 @@ class RenderedEdition:
 
     subject: str
     bodies: dict[str, str]  # format -> document text
+
+
+@lru_cache(maxsize=16)
+def renderer_for(user_templates: Path | None) -> Renderer:
+    """The Renderer of a template folder, made once per process: Jinja2 compiles each
+    template once and reloads it only when its file changes."""
+    return Renderer(user_templates)
 
 
 class Renderer:

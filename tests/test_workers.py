@@ -1,0 +1,107 @@
+"""The summarising process pool: every article stored once, in one edition, with the serial path's summaries."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from conftest import Project
+from digest.workers import Workers
+
+TOPICS = ["harbour", "council", "railway", "election", "river", "school", "budget", "hospital", "festival", "bridge"]
+VERBS = ["approved", "delayed", "questioned", "funded", "opened", "inspected", "rejected", "praised"]
+
+
+def article_text(number: int) -> str:
+    """A made-up news story: a headline line, then six distinct sentences."""
+    rng = random.Random(number)
+    place = rng.choice(["Leeds", "Bristol", "Cardiff", "Dundee", "Exeter"])
+    topic = rng.choice(TOPICS)
+    sentences = [
+        f"The {rng.choice(TOPICS)} board in {place} {rng.choice(VERBS)} a plan on {rng.choice(TOPICS)} number {number}."
+        for _ in range(6)
+    ]
+    return f"{place} {topic} story {number}\n\n" + " ".join(sentences) + "\n"
+
+
+def project_with_articles(root: Path, count: int, workers: str, duplicate_of: int | None = None) -> Project:
+    project = Project(root)
+    (root / "news").mkdir(parents=True)
+    for number in range(count):
+        (root / "news" / f"story-{number:03d}.txt").write_text(article_text(number), encoding="utf-8")
+    if duplicate_of is not None:
+        (root / "news" / "story-copy.txt").write_text(article_text(duplicate_of), encoding="utf-8")
+    project.write_config(f"""
+        [store]
+        path = "../state/digest.sqlite3"
+
+        [summary]
+        workers = {workers}
+
+        [[sources]]
+        name = "news"
+        type = "files"
+        path = "../news"
+
+        [[digests]]
+        name = "daily"
+        max_articles = 500
+        output_dir = "../out"
+        formats = ["md"]
+    """)
+    return project
+
+
+def edition_summaries(project: Project) -> str:
+    (document,) = (project.out / "daily").glob("*.md")
+    return document.read_text(encoding="utf-8")
+
+
+def test_a_run_over_the_pool_stores_each_article_once_with_the_serial_summaries(tmp_path: Path) -> None:
+    count = 60  # above workers.SMALL_RUN, so the pool is used
+    pooled = project_with_articles(tmp_path / "pooled", count, workers="2")
+    serial = project_with_articles(tmp_path / "serial", count, workers="1")
+    for project in (pooled, serial):
+        result = project.cli("--log-level", "info", "run", "--json")
+        assert result.returncode == 0, result.stderr
+        assert ("starting 2 worker processes" in result.stderr) == (project is pooled)
+        report = json.loads(result.stdout)
+        assert report["sources"][0]["new_articles"] == count
+        assert report["editions"] == [{"digest": "daily", "made": True, "articles": count, "waiting": 0}]
+    assert edition_summaries(pooled) == edition_summaries(serial)
+    for number in range(count):
+        assert edition_summaries(pooled).count(f" story {number}\n") == 1
+    again = pooled.cli("run", "--json", now="2026-11-28T07:00:00+00:00")
+    assert json.loads(again.stdout)["editions"][0]["made"] is False
+
+
+def test_a_copy_summarised_alongside_its_original_is_stored_once(tmp_path: Path) -> None:
+    project = project_with_articles(tmp_path, 30, workers="2", duplicate_of=29)
+    result = project.cli("run", "--json")
+    assert result.returncode == 0, result.stderr
+    source = json.loads(result.stdout)["sources"][0]
+    assert (source["new_articles"], source["seen"]) == (30, 1)
+
+
+def failing_after(count: int) -> object:
+    yield from (f"item {number}" for number in range(count))
+    raise ValueError("the source broke")
+
+
+@pytest.mark.parametrize("workers, small_run", [(2, 1), (2, 100), (1, 1)])
+def test_results_come_in_input_order_and_a_source_error_comes_after_what_it_gave(workers: int, small_run: int) -> None:
+    pool: Workers[str, int] = Workers(len, workers, small_run=small_run)
+    try:
+        items = [f"{'x' * number}" for number in range(25)]
+        assert list(pool.map(items, lambda item: (item,))) == [(item, len(item)) for item in items]
+        done = []
+        with pytest.raises(ValueError, match="the source broke"):
+            for item, length in pool.map(failing_after(13), lambda item: (item,)):
+                done.append((item, length))
+        assert done == [(f"item {number}", len(f"item {number}")) for number in range(13)]
+        assert pool.started == (workers > 1 and small_run <= 25)
+    finally:
+        pool.close()
