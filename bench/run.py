@@ -172,6 +172,7 @@ def bench_size(work: Path, size: int, texts: list[str], runs: int, workers: str,
     if anchor_seconds:
         seconds = median(anchor_seconds)
         figures["anchor"] = {"summarise_seconds": seconds, "process_wall": median([m.wall for m in results["anchor"]]),
+                             "cpu": median([m.cpu for m in results["anchor"]]),
                              "ms_per_article": 1000 * seconds / size, "runs": [round(s, 2) for s in anchor_seconds]}
         figures["speed_up"] = seconds / figures["files"]["wall"]  # type: ignore[index]
     return figures
@@ -256,8 +257,8 @@ def report(info: dict[str, str], origin: str, sizes: list[dict[str, object]], no
            startup: dict[str, dict[str, float]] | None, concurrency: dict[str, float] | None, daemon: dict[str, float] | None) -> str:
     """The figures as Markdown."""
     lines = ["Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()), f"Corpus: {origin}", ""]
-    lines += ["| N | source | wall s | articles/s | ms/article | CPU s | peak tree RSS MB | peak tree PSS MB | largest process MB | LexRank alone s | speed-up |",
-              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += ["| N | source | wall s | articles/s | ms/article | CPU s | peak tree RSS MB | peak tree PSS MB | largest process MB | LexRank alone s | LexRank CPU s | speed-up |",
+              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for figures in sizes:
         for kind in ("files", "feeds"):
             if kind not in figures:
@@ -267,7 +268,7 @@ def report(info: dict[str, str], origin: str, sizes: list[dict[str, object]], no
             lines.append(
                 f"| {figures['size']:,} | {kind} | {f['wall']:.1f} | {f['articles_per_second']:.0f} | {f['ms_per_article']:.1f} | "
                 f"{f['cpu']:.1f} | {f['tree_rss_mb']:.0f} | {f['tree_pss_mb']:.0f} | {f['max_process_mb']:.0f} | "
-                + (f"{anchor['summarise_seconds']:.1f} | {figures['speed_up']:.2f}x |" if anchor else "– | – |")  # type: ignore[index]
+                + (f"{anchor['summarise_seconds']:.1f} | {anchor['cpu']:.1f} | {figures['speed_up']:.2f}x |" if anchor else "– | – | – |")  # type: ignore[index]
             )
     if len(sizes) > 1:
         first, last = sizes[0]["files"], sizes[-1]["files"]  # type: ignore[index]

@@ -1,7 +1,7 @@
 """Run one function over a stream of items on the machine's cores, results in input order.
 
-Items are taken from their iterator one by one and at most `in_flight` of them
-wait in worker processes at any time, so memory stays flat however long the
+Items are taken from their iterator one by one and handed to workers in small
+chunks; a bounded number of chunks wait in worker processes at any time, so memory stays flat however long the
 stream. A run with few items never pays for a pool: the first `SMALL_RUN` items
 are looked at before deciding, and a stream that ends sooner is handled in this
 process. Workers are spawned (not forked): sources may run fetch threads, and
@@ -29,7 +29,30 @@ Result = TypeVar("Result")
 # seconds importing the summariser, which is about the time 20 articles take to
 # summarise on one core (BENCHMARKS.md, "End to end").
 SMALL_RUN = 20
-IN_FLIGHT_PER_WORKER = 4
+# Items go to a worker in chunks: each hand-over costs the main process a pipe write and
+# thread switches (a few ms on a busy machine), so one per item would slow the feeding.
+CHUNK = 4
+IN_FLIGHT_PER_WORKER = 2  # chunks queued per worker, so none waits while results are stored
+
+
+def call_each(function: Callable[..., Result], argument_lists: list[tuple[Any, ...]]) -> list[Result | Failed]:
+    """In a worker: `function` applied to each argument tuple of a chunk. It stops at the
+    first error, so the items before it are still stored, as in this process."""
+    results: list[Result | Failed] = []
+    for arguments in argument_lists:
+        try:
+            results.append(function(*arguments))
+        except Exception as error:
+            results.append(Failed(error))
+            break
+    return results
+
+
+class Failed:
+    """The error an item's call raised in a worker, sent back in place of its result."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
 
 def worker_count(setting: int | str) -> int:
@@ -83,7 +106,8 @@ class Workers(Generic[Item, Result]):
 
     def _parallel(self, stream: Iterator[Item], arguments: Callable[[Item], tuple[Any, ...]]) -> Iterator[tuple[Item, Result]]:
         pool = self._start()
-        pending: deque[tuple[Item, Future[Result]]] = deque()
+        pending: deque[tuple[list[Item], Future[list[Result | Failed]]]] = deque()
+        chunk: list[Item] = []
         failure: Exception | None = None
         try:
             while True:
@@ -94,24 +118,33 @@ class Workers(Generic[Item, Result]):
                 except Exception as error:  # the source failed: finish what it gave first
                     failure = error
                     break
-                pending.append((item, pool.submit(self.function, *arguments(item))))
-                if len(pending) >= self.in_flight:
-                    yield self._result(pending.popleft())
+                chunk.append(item)
+                if len(chunk) == CHUNK:
+                    pending.append((chunk, pool.submit(call_each, self.function, [arguments(i) for i in chunk])))
+                    chunk = []
+                    if len(pending) >= self.in_flight:
+                        yield from self._results(pending.popleft())
+            if chunk:
+                pending.append((chunk, pool.submit(call_each, self.function, [arguments(i) for i in chunk])))
             while pending:
-                yield self._result(pending.popleft())
+                yield from self._results(pending.popleft())
         finally:
             for _, future in pending:
                 future.cancel()
         if failure is not None:
             raise failure
 
-    def _result(self, entry: tuple[Item, Future[Result]]) -> tuple[Item, Result]:
-        item, future = entry
+    def _results(self, entry: tuple[list[Item], Future[list[Result | Failed]]]) -> Iterator[tuple[Item, Result]]:
+        items, future = entry
         try:
-            return item, future.result()
+            results = future.result()
         except BrokenProcessPool:
             self.close()  # a worker died: the next map starts a fresh pool
             raise
+        for item, result in zip(items, results):
+            if isinstance(result, Failed):
+                raise result.error
+            yield item, result
 
     def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:

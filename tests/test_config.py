@@ -47,6 +47,8 @@ def one_line_error(project: Project) -> str:
         (GOOD.replace('name = "daily"', 'name = "daily"\ntimezone = "Mars/Olympus"'), ["digests[0].timezone"]),
         (GOOD.replace('name = "daily"', 'name = "daily"\nsources = ["nope"]'), ["digests[0].sources", "nope"]),
         (GOOD + "\n[fetch]\ntimeout = \"soon\"\n", ["fetch.timeout", "duration"]),
+        (GOOD + "\n[summary]\nworkers = 0\n", ["summary.workers", '"auto" or a number']),
+        (GOOD + "\n[summary]\nworkers = \"many\"\n", ["summary.workers", "many"]),
     ],
 )
 def test_bad_config_exits_2_with_one_line_naming_file_and_key(project: Project, text: str, words: list[str]) -> None:
@@ -77,3 +79,9 @@ def test_durations_and_duplicate_names(project: Project) -> None:
     project.write_config(GOOD + GOOD.split("[[digests]]")[1].join(["\n[[digests]]", ""]))
     with pytest.raises(ConfigError, match="duplicate name"):
         config.load(project.config)
+
+
+@pytest.mark.parametrize(("line", "workers"), [("", "auto"), ('workers = "auto"', "auto"), ("workers = 3", 3)])
+def test_summary_workers_is_auto_or_a_count(project: Project, line: str, workers: object) -> None:
+    loaded = config.load(project.write_config(GOOD + f"\n[summary]\n{line}\n"))
+    assert loaded.summary.workers == workers

@@ -105,3 +105,16 @@ def test_results_come_in_input_order_and_a_source_error_comes_after_what_it_gave
         assert pool.started == (workers > 1 and small_run <= 25)
     finally:
         pool.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_error_in_one_call_comes_after_the_results_before_it(workers: int) -> None:
+    pool: Workers[str, int] = Workers(int, workers, small_run=1)
+    try:
+        done = []
+        with pytest.raises(ValueError, match="'x'"):
+            for item, number in pool.map(["1", "2", "3", "x", "5", "6"], lambda item: (item,)):
+                done.append(number)
+        assert done == [1, 2, 3]
+    finally:
+        pool.close()
