@@ -2,7 +2,7 @@
 
 Memory is read three ways: the largest single process (wait4's ru_maxrss, which
 covers every descendant reaped before the command ended), and the peak of the
-tree's summed RSS and summed PSS, sampled from /proc every 20 ms. Summed RSS
+tree's summed RSS and summed PSS, sampled from /proc every 50 ms. Summed RSS
 counts pages shared between processes once per process; PSS splits them fairly.
 """
 
@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-SAMPLE_SECONDS = 0.02
+SAMPLE_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
