@@ -23,7 +23,7 @@ from digest.render import RenderedEdition, Renderer, renderer_for
 from digest.sources import PollContext, open_source
 from digest.store import Store
 from digest.summarise import resolve_language, summarise
-from digest.workers import Workers, worker_count
+from digest.workers import SMALL_RUN, Workers, worker_count
 
 log = logging.getLogger(__name__)
 BATCH = 50  # articles per write transaction
@@ -38,10 +38,12 @@ class Pipeline:
     config: Config
     store: Store
     on_article: ArticleCallback | None = None
+    keep_workers: bool = False  # keep worker processes from poll to poll; then close() when done
+    small_run: int = SMALL_RUN  # fewer new articles than this in a run are summarised in this process
     workers: Workers[Article, Summary] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.workers = Workers(summarise, worker_count(self.config.summary.workers))
+        self.workers = Workers(summarise, worker_count(self.config.summary.workers), self.small_run)
 
     def close(self) -> None:
         """Stop the summarising worker processes, if any were started."""
@@ -49,6 +51,13 @@ class Pipeline:
 
     def poll(self, source_config: SourceConfig, now: datetime) -> SourceReport:
         """Poll one source and store what is new; its failure is recorded, never raised."""
+        try:
+            return self._poll(source_config, now)
+        finally:
+            if not self.keep_workers:  # a caller that polls now and then must not keep idle workers
+                self.close()
+
+    def _poll(self, source_config: SourceConfig, now: datetime) -> SourceReport:
         report = SourceReport(name=source_config.name)
         state = self.store.source_state(source_config.name)
         context = PollContext(now=now, first_poll=state.first_poll is None, memo=dict(state.memo))
@@ -189,7 +198,7 @@ def run(config: Config, now: datetime, digest_name: str | None = None, on_articl
     """Poll every source once, make one edition of each digest, deliver it, retry the outbox."""
     digests = selected_digests(config, digest_name)
     store = Store(config.store.path)
-    pipeline = Pipeline(config, store, on_article)
+    pipeline = Pipeline(config, store, on_article, keep_workers=True)
     try:
         report = RunReport(started=now)
         for source_config in sources_for(config, digests):
@@ -225,7 +234,7 @@ def preview(config: Config, now: datetime, digest_name: str | None, fmt: str) ->
     """
     digests = selected_digests(config, digest_name)
     store = Store(config.store.path)
-    pipeline = Pipeline(config, store)
+    pipeline = Pipeline(config, store, keep_workers=True)
     try:
         documents: list[tuple[str, str | None]] = []
         with store.dry_run():

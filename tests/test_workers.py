@@ -118,3 +118,24 @@ def test_an_error_in_one_call_comes_after_the_results_before_it(workers: int) ->
         assert done == [1, 2, 3]
     finally:
         pool.close()
+
+
+def test_a_pipeline_polled_now_and_then_keeps_no_worker_processes(tmp_path: Path) -> None:
+    """The daemon polls through a Pipeline it does not close: idle, it must hold no workers."""
+    import multiprocessing
+    from datetime import datetime, timezone
+
+    from digest import config
+    from digest.pipeline import Pipeline
+    from digest.store import Store
+
+    project = project_with_articles(tmp_path, 30, workers="2")
+    loaded = config.load(project.config)
+    store = Store(loaded.store.path)
+    try:
+        pipeline = Pipeline(loaded, store, small_run=1)
+        report = pipeline.poll(loaded.sources[0], datetime(2026, 11, 27, 7, tzinfo=timezone.utc))
+        assert report.new_articles == 30 and not report.error
+        assert multiprocessing.active_children() == []
+    finally:
+        store.close()
