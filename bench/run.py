@@ -134,7 +134,8 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def bench_size(work: Path, size: int, texts: list[str], runs: int, workers: str, anchor: bool, with_feeds: bool) -> dict[str, object]:
+def bench_size(work: Path, size: int, texts: list[str], runs: int, workers: str, anchor: bool, with_feeds: bool,
+               with_files: bool = True) -> dict[str, object]:
     """Median figures for one corpus size: files source, feeds (if available), the anchor."""
     folder = work / f"corpus-{size}"
     if not folder.exists():
@@ -144,12 +145,14 @@ def bench_size(work: Path, size: int, texts: list[str], runs: int, workers: str,
     documents = feeds(size, PER_FEED, texts) if with_feeds else {}
     for run in range(runs):
         config = write_project(work / f"files-{size}-{run}", files_source(folder), workers)
-        results["files"].append(run_digest(config, size))
-        print(f"  N={size} run {run + 1}: files {results['files'][-1].wall:.1f} s", file=sys.stderr, flush=True)
+        if with_files:
+            results["files"].append(run_digest(config, size))
+            print(f"  N={size} run {run + 1}: files {results['files'][-1].wall:.1f} s", file=sys.stderr, flush=True)
         if with_feeds:
             with FeedServer(documents) as server:
                 config = write_project(work / f"feeds-{size}-{run}", feed_sources([server.url(p) for p in documents]), workers, FETCH_SECTION)
                 results["feeds"].append(run_digest(config, size))
+                print(f"  N={size} run {run + 1}: feeds {results['feeds'][-1].wall:.1f} s", file=sys.stderr, flush=True)
         if anchor:
             measured = measure([sys.executable, str(REPO / "bench" / "anchor.py"), str(folder)], work, environment())
             if measured.returncode != 0:
@@ -174,7 +177,8 @@ def bench_size(work: Path, size: int, texts: list[str], runs: int, workers: str,
         figures["anchor"] = {"summarise_seconds": seconds, "process_wall": median([m.wall for m in results["anchor"]]),
                              "cpu": median([m.cpu for m in results["anchor"]]),
                              "ms_per_article": 1000 * seconds / size, "runs": [round(s, 2) for s in anchor_seconds]}
-        figures["speed_up"] = seconds / figures["files"]["wall"]  # type: ignore[index]
+        if "files" in figures:
+            figures["speed_up"] = seconds / figures["files"]["wall"]  # type: ignore[index]
     return figures
 
 
@@ -264,13 +268,13 @@ def report(info: dict[str, str], origin: str, sizes: list[dict[str, object]], no
             if kind not in figures:
                 continue
             f = figures[kind]  # type: ignore[index]
-            anchor = figures.get("anchor") if kind == "files" else None
+            anchor = figures.get("anchor") if kind == "files" and "speed_up" in figures else None
             lines.append(
                 f"| {figures['size']:,} | {kind} | {f['wall']:.1f} | {f['articles_per_second']:.0f} | {f['ms_per_article']:.1f} | "
                 f"{f['cpu']:.1f} | {f['tree_rss_mb']:.0f} | {f['tree_pss_mb']:.0f} | {f['max_process_mb']:.0f} | "
                 + (f"{anchor['summarise_seconds']:.1f} | {anchor['cpu']:.1f} | {figures['speed_up']:.2f}x |" if anchor else "– | – | – |")  # type: ignore[index]
             )
-    if len(sizes) > 1:
+    if len(sizes) > 1 and all("files" in figures for figures in sizes):
         first, last = sizes[0]["files"], sizes[-1]["files"]  # type: ignore[index]
         lines += ["", f"Time per article at N={sizes[-1]['size']:,} over N={sizes[0]['size']:,}: "
                       f"{last['ms_per_article'] / first['ms_per_article']:.2f}x"]
@@ -294,7 +298,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement; medians are reported")
     parser.add_argument("--anchor-sizes", help="sizes at which to run the LexRank anchor [default: every size]")
     parser.add_argument("--workers", default="auto", help="[summary] workers for the runs")
-    parser.add_argument("--skip", default="", help="comma-separated: startup, feeds, daemon, concurrency")
+    parser.add_argument("--skip", default="", help="comma-separated: files, anchor, feeds, concurrency, startup, daemon")
     parser.add_argument("--work", type=Path, help="working folder [default: a temp folder, removed after]")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     options = parser.parse_args()
@@ -311,7 +315,8 @@ def main() -> None:
         with_feeds = "feeds" not in skip and feeds_available(work)
         if not with_feeds:
             notes.append("feeds: skipped" if "feeds" in skip else "feeds: this checkout has no `feed` source type yet; files source only")
-        figures = [bench_size(work, size, texts, options.runs, options.workers, size in anchor_sizes, with_feeds)
+        figures = [bench_size(work, size, texts, options.runs, options.workers,
+                              size in anchor_sizes and "anchor" not in skip, with_feeds, "files" not in skip)
                    for size in sizes]
         startup = None if "startup" in skip else bench_startup(work / f"files-{sizes[0]}-0" / "digest.toml")
         concurrency = bench_concurrency(work, texts, options.workers) if with_feeds and "concurrency" not in skip else None
