@@ -38,12 +38,16 @@ class Pipeline:
     config: Config
     store: Store
     on_article: ArticleCallback | None = None
-    keep_workers: bool = False  # keep worker processes from poll to poll; then close() when done
-    small_run: int = SMALL_RUN  # fewer new articles than this in a run are summarised in this process
+    # True for one run (`digest run`, `preview`): a small run is summarised in this process, the
+    # language detector is loaded here once, and the workers live until close(). False for a
+    # long-lived caller (the daemon's jobs): summaries are always made in worker processes that
+    # end with each poll, so the daemon never holds the summariser's ~100 MB between jobs.
+    one_shot: bool = False
     workers: Workers[Article, Summary] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.workers = Workers(summarise, worker_count(self.config.summary.workers), self.small_run)
+        small_run = SMALL_RUN if self.one_shot else 0
+        self.workers = Workers(summarise, worker_count(self.config.summary.workers), small_run)
 
     def close(self) -> None:
         """Stop the summarising worker processes, if any were started."""
@@ -54,7 +58,7 @@ class Pipeline:
         try:
             return self._poll(source_config, now)
         finally:
-            if not self.keep_workers:  # a caller that polls now and then must not keep idle workers
+            if not self.one_shot:
                 self.close()
 
     def _poll(self, source_config: SourceConfig, now: datetime) -> SourceReport:
@@ -95,9 +99,11 @@ class Pipeline:
                 yield article
 
     def _summary_job(self, article: Article) -> tuple[object, ...]:
-        """Arguments of summarise() for one article. The language is settled here, once, so
-        worker processes never load the language detector's model (~75 MB each)."""
-        language = resolve_language(article.body, self.config.summary.language, article.language)
+        """Arguments of summarise() for one article. In one run the language is settled here, so
+        that worker processes never load the language detector's model (~75 MB each)."""
+        language = article.language
+        if self.one_shot:
+            language = resolve_language(article.body, self.config.summary.language, article.language)
         return (article.body, self.config.summary, article.title, language)
 
     def make_edition(self, digest: DigestConfig, now: datetime) -> Edition | None:
@@ -198,7 +204,7 @@ def run(config: Config, now: datetime, digest_name: str | None = None, on_articl
     """Poll every source once, make one edition of each digest, deliver it, retry the outbox."""
     digests = selected_digests(config, digest_name)
     store = Store(config.store.path)
-    pipeline = Pipeline(config, store, on_article, keep_workers=True)
+    pipeline = Pipeline(config, store, on_article, one_shot=True)
     try:
         report = RunReport(started=now)
         for source_config in sources_for(config, digests):
@@ -234,7 +240,7 @@ def preview(config: Config, now: datetime, digest_name: str | None, fmt: str) ->
     """
     digests = selected_digests(config, digest_name)
     store = Store(config.store.path)
-    pipeline = Pipeline(config, store, keep_workers=True)
+    pipeline = Pipeline(config, store, one_shot=True)
     try:
         documents: list[tuple[str, str | None]] = []
         with store.dry_run():

@@ -105,7 +105,6 @@ class Workers(Generic[Item, Result]):
         yield from self._parallel(chain(looked_at, stream), arguments)
 
     def _parallel(self, stream: Iterator[Item], arguments: Callable[[Item], tuple[Any, ...]]) -> Iterator[tuple[Item, Result]]:
-        pool = self._start()
         pending: deque[tuple[list[Item], Future[list[Result | Failed]]]] = deque()
         chunk: list[Item] = []
         failure: Exception | None = None
@@ -120,12 +119,12 @@ class Workers(Generic[Item, Result]):
                     break
                 chunk.append(item)
                 if len(chunk) == CHUNK:
-                    pending.append((chunk, pool.submit(call_each, self.function, [arguments(i) for i in chunk])))
+                    pending.append((chunk, self._start().submit(call_each, self.function, [arguments(i) for i in chunk])))
                     chunk = []
                     if len(pending) >= self.in_flight:
                         yield from self._results(pending.popleft())
             if chunk:
-                pending.append((chunk, pool.submit(call_each, self.function, [arguments(i) for i in chunk])))
+                pending.append((chunk, self._start().submit(call_each, self.function, [arguments(i) for i in chunk])))
             while pending:
                 yield from self._results(pending.popleft())
         finally:

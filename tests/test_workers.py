@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,22 +121,35 @@ def test_an_error_in_one_call_comes_after_the_results_before_it(workers: int) ->
         pool.close()
 
 
-def test_a_pipeline_polled_now_and_then_keeps_no_worker_processes(tmp_path: Path) -> None:
-    """The daemon polls through a Pipeline it does not close: idle, it must hold no workers."""
-    import multiprocessing
-    from datetime import datetime, timezone
+POLL_LIKE_THE_DAEMON = """
+import multiprocessing, sys
+from datetime import datetime, timezone
+from digest import config
+from digest.pipeline import Pipeline
+from digest.store import Store
 
-    from digest import config
-    from digest.pipeline import Pipeline
-    from digest.store import Store
+if __name__ == "__main__":
+    loaded = config.load(sys.argv[1])
+    store = Store(loaded.store.path)
+    pipeline = Pipeline(loaded, store)
+    now = datetime(2026, 11, 27, 7, tzinfo=timezone.utc)
+    report = pipeline.poll(loaded.sources[0], now)
+    print(report.new_articles, report.error or "ok", len(pipeline.make_edition(loaded.digests[0], now).articles))
+    print(len(multiprocessing.active_children()), sorted(m for m in ("nltk", "sumy", "py3langid", "numpy") if m in sys.modules))
+"""
+
+
+def test_a_pipeline_polled_now_and_then_keeps_no_workers_and_no_summariser(tmp_path: Path) -> None:
+    """The daemon polls through Pipelines it does not close: between jobs it must hold no worker
+    processes and none of the summariser's libraries and models (about 100 MB)."""
+    import subprocess
+
+    from conftest import REPO
 
     project = project_with_articles(tmp_path, 30, workers="2")
-    loaded = config.load(project.config)
-    store = Store(loaded.store.path)
-    try:
-        pipeline = Pipeline(loaded, store, small_run=1)
-        report = pipeline.poll(loaded.sources[0], datetime(2026, 11, 27, 7, tzinfo=timezone.utc))
-        assert report.new_articles == 30 and not report.error
-        assert multiprocessing.active_children() == []
-    finally:
-        store.close()
+    script = tmp_path / "poll.py"
+    script.write_text(POLL_LIKE_THE_DAEMON, encoding="utf-8")
+    result = subprocess.run([sys.executable, str(script), str(project.config)], capture_output=True, text=True,
+                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["30 ok 30", "0 []"]
