@@ -147,7 +147,7 @@ class Workers(Generic[Item, Result]):
 
     def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            log.info("starting %d worker processes", self.count)
+            log.info("starting up to %d worker processes", self.count)
             self._pool = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
 

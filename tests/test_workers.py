@@ -68,7 +68,7 @@ def test_a_run_over_the_pool_stores_each_article_once_with_the_serial_summaries(
     for project in (pooled, serial):
         result = project.cli("--log-level", "info", "run", "--json")
         assert result.returncode == 0, result.stderr
-        assert ("starting 2 worker processes" in result.stderr) == (project is pooled)
+        assert ("starting up to 2 worker processes" in result.stderr) == (project is pooled)
         report = json.loads(result.stdout)
         assert report["sources"][0]["new_articles"] == count
         assert report["editions"] == [{"digest": "daily", "made": True, "articles": count, "waiting": 0}]
