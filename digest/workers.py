@@ -1,11 +1,12 @@
 """Run one function over a stream of items on the machine's cores, results in input order.
 
-Items are taken from their iterator one by one and handed to workers in small
-chunks; a bounded number of chunks wait in worker processes at any time, so memory stays flat however long the
-stream. A run with few items never pays for a pool: the first `SMALL_RUN` items
-are looked at before deciding, and a stream that ends sooner is handled in this
-process. Workers are spawned (not forked): sources may run fetch threads, and
-forking a process that has threads can deadlock the child.
+Items are taken from their iterator one by one and handed to worker processes
+in small chunks, with a bounded number of chunks in flight, so memory stays
+flat however long the stream. Items that need no call pass through in order.
+A run with little work never pays for a pool: the first `SMALL_RUN` calls are
+looked at before deciding, and a stream that ends sooner is handled in this
+process. Workers are spawned, not forked: sources poll in threads, and forking
+a process that has threads can deadlock the child.
 """
 
 from __future__ import annotations
@@ -24,35 +25,28 @@ log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+Arguments = tuple[Any, ...] | None  # None: the item needs no call and passes through
+Outcome = Any  # the call's result, the Exception it raised, or None for an item passed through
 
-# Below this many items a run is done in this process. A worker spends about two
-# seconds importing the summariser, which is about the time 20 articles take to
-# summarise on one core (BENCHMARKS.md, "End to end").
+# Below this many calls a run is done in this process: a worker's start-up (about a
+# second of imports) costs what ~20 summaries do (BENCHMARKS.md, "End to end").
 SMALL_RUN = 20
-# Items go to a worker in chunks: each hand-over costs the main process a pipe write and
-# thread switches (a few ms on a busy machine), so one per item would slow the feeding.
+# Calls go to a worker in chunks: each hand-over costs the main process a pipe write and
+# thread switches (several ms on a busy machine), so one per call slows the feeding.
 CHUNK = 4
-IN_FLIGHT_PER_WORKER = 2  # chunks queued per worker, so none waits while results are stored
+IN_FLIGHT_PER_WORKER = 2  # chunks queued per worker, so none idles while results are stored
 
 
-def call_each(function: Callable[..., Result], argument_lists: list[tuple[Any, ...]]) -> list[Result | Failed]:
-    """In a worker: `function` applied to each argument tuple of a chunk. It stops at the
-    first error, so the items before it are still stored, as in this process."""
-    results: list[Result | Failed] = []
-    for arguments in argument_lists:
-        try:
-            results.append(function(*arguments))
-        except Exception as error:
-            results.append(Failed(error))
-            break
-    return results
+def call_each(function: Callable[..., Any], argument_lists: list[tuple[Any, ...]]) -> list[Outcome]:
+    """In a worker: `function` applied to each argument tuple; an exception is returned in place."""
+    return [_call(function, arguments) for arguments in argument_lists]
 
 
-class Failed:
-    """The error an item's call raised in a worker, sent back in place of its result."""
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
+def _call(function: Callable[..., Any], arguments: tuple[Any, ...]) -> Outcome:
+    try:
+        return function(*arguments)
+    except Exception as error:
+        return error
 
 
 def worker_count(setting: int | str) -> int:
@@ -70,80 +64,91 @@ class Workers(Generic[Item, Result]):
         self.count = count
         self.small_run = small_run
         self.in_flight = count * IN_FLIGHT_PER_WORKER
-        self.items_seen = 0  # over every map of the run: many small sources still add up
+        self.calls_seen = 0  # over every map of the run: many small sources still add up
         self._pool: ProcessPoolExecutor | None = None
 
     @property
     def started(self) -> bool:
-        """True once worker processes were started."""
+        """True once the pool was made (its processes start with the first chunk)."""
         return self._pool is not None
 
-    def map(self, items: Iterable[Item], arguments: Callable[[Item], tuple[Any, ...]]) -> Iterator[tuple[Item, Result]]:
-        """Yield (item, function(*arguments(item))) for each item, in input order.
+    def map(self, items: Iterable[Item], arguments: Callable[[Item], Arguments]) -> Iterator[tuple[Item, Outcome]]:
+        """Yield (item, outcome of function(*arguments(item))) for each item, in input order.
 
-        An error raised by the function is raised here, for its item. An error
-        raised by `items` is raised after the items taken before it were done.
+        A call's exception is yielded as its outcome; an item whose arguments are
+        None is yielded with None. An error raised by `items` is raised after the
+        items taken before it were yielded.
         """
-        stream = iter(items)
-        looked_at: list[Item] = []
+        stream = self._with_arguments(items, arguments)
+        looked_at: list[tuple[Item, Arguments]] = []
         failure: Exception | None = None
         if self._pool is None and self.count > 1:
             try:
-                for item in stream:
-                    looked_at.append(item)
-                    self.items_seen += 1
-                    if self.items_seen >= self.small_run:
+                for entry in stream:
+                    looked_at.append(entry)
+                    self.calls_seen += entry[1] is not None
+                    if self.calls_seen >= self.small_run:
                         break
             except Exception as error:  # the source failed: finish what it gave first
                 failure = error
-        if failure is not None or (self._pool is None and (self.count <= 1 or self.items_seen < self.small_run)):
-            for item in looked_at if failure is not None else chain(looked_at, stream):
-                yield item, self.function(*arguments(item))
-            if failure is not None:
-                raise failure
+        in_process = self._pool is None and (self.count <= 1 or self.calls_seen < self.small_run)
+        if failure is None and not in_process:
+            yield from self._parallel(looked_at, stream)
             return
-        yield from self._parallel(chain(looked_at, stream), arguments)
+        for item, item_arguments in looked_at if failure else chain(looked_at, stream):
+            yield item, None if item_arguments is None else _call(self.function, item_arguments)
+        if failure is not None:
+            raise failure
 
-    def _parallel(self, stream: Iterator[Item], arguments: Callable[[Item], tuple[Any, ...]]) -> Iterator[tuple[Item, Result]]:
-        pending: deque[tuple[list[Item], Future[list[Result | Failed]]]] = deque()
-        chunk: list[Item] = []
+    @staticmethod
+    def _with_arguments(items: Iterable[Item], arguments: Callable[[Item], Arguments]) -> Iterator[tuple[Item, Arguments]]:
+        for item in items:
+            yield item, arguments(item)
+
+    def _parallel(self, looked_at: list[tuple[Item, Arguments]], stream: Iterator[tuple[Item, Arguments]]) -> Iterator[tuple[Item, Outcome]]:
+        pending: deque[tuple[list[tuple[Item, Arguments]], Future[list[Outcome]] | None]] = deque()
+        chunk: list[tuple[Item, Arguments]] = []
         failure: Exception | None = None
+        entries = iter(looked_at)
         try:
             while True:
                 try:
-                    item = next(stream)
+                    entry = next(entries, None) or next(stream)
                 except StopIteration:
                     break
                 except Exception as error:  # the source failed: finish what it gave first
                     failure = error
                     break
-                chunk.append(item)
-                if len(chunk) == CHUNK:
-                    pending.append((chunk, self._start().submit(call_each, self.function, [arguments(i) for i in chunk])))
+                chunk.append(entry)
+                if sum(arguments is not None for _, arguments in chunk) == CHUNK:
+                    pending.append(self._submit(chunk))
                     chunk = []
                     if len(pending) >= self.in_flight:
-                        yield from self._results(pending.popleft())
+                        yield from self._outcomes(pending.popleft())
             if chunk:
-                pending.append((chunk, self._start().submit(call_each, self.function, [arguments(i) for i in chunk])))
+                pending.append(self._submit(chunk))
             while pending:
-                yield from self._results(pending.popleft())
+                yield from self._outcomes(pending.popleft())
         finally:
             for _, future in pending:
-                future.cancel()
+                if future:
+                    future.cancel()
         if failure is not None:
             raise failure
 
-    def _results(self, entry: tuple[list[Item], Future[list[Result | Failed]]]) -> Iterator[tuple[Item, Result]]:
-        items, future = entry
+    def _submit(self, chunk: list[tuple[Item, Arguments]]) -> tuple[list[tuple[Item, Arguments]], Future[list[Outcome]] | None]:
+        calls = [arguments for _, arguments in chunk if arguments is not None]
+        return chunk, self._start().submit(call_each, self.function, calls) if calls else None
+
+    def _outcomes(self, entry: tuple[list[tuple[Item, Arguments]], Future[list[Outcome]] | None]) -> Iterator[tuple[Item, Outcome]]:
+        chunk, future = entry
         try:
-            results = future.result()
+            outcomes = iter(future.result() if future else ())
         except BrokenProcessPool:
             self.close()  # a worker died: the next map starts a fresh pool
             raise
-        for item, result in zip(items, results):
-            if isinstance(result, Failed):
-                raise result.error
-            yield item, result
+        for item, arguments in chunk:
+            yield item, None if arguments is None else next(outcomes)
 
     def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:
