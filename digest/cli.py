@@ -130,6 +130,8 @@ def run(context: click.Context, digest_name: str | None, as_json: bool) -> None:
     else:
         for source in report.sources:
             line = f"source {source.name}: {source.new_articles} new"
+            if source.waiting_until and not source.error:
+                line = f"source {source.name}: not polled, its server asked to wait until {source.waiting_until}"
             click.echo(line + (f"; failed: {source.error}" if source.error else ""))
         for edition in report.editions:
             if edition["made"]:
@@ -222,8 +224,9 @@ def _read_document(document: str, config: Any) -> tuple[str, str, str | None]:
         from digest.config import FetchConfig
         from digest.fetch import Fetcher
 
-        fetched = Fetcher(config.fetch if config else FetchConfig()).get(document)
-        found = extract.from_html(fetched.text, document, document)
+        with Fetcher(config.fetch if config else FetchConfig()) as fetcher:
+            fetched = fetcher.fetch(document, accept="text/html,application/xhtml+xml;q=0.9,*/*;q=0.5")
+        found = extract.from_html(fetched.body, fetched.url, document)
     else:
         path = Path(document)
         try:
@@ -325,6 +328,7 @@ def status(context: click.Context, as_json: bool) -> None:
                     "last_success": state.last_success.isoformat() if state and state.last_success else None,
                     "failures": state.failures if state else 0,
                     "last_error": state.last_error if state else "",
+                    "next_poll_not_before": state.not_before.isoformat() if state and state.not_before else None,
                 })
             digests = []
             for digest in config.digests:
@@ -348,7 +352,9 @@ def status(context: click.Context, as_json: bool) -> None:
     click.echo(f"articles stored: {report['articles']}")
     for source in report["sources"]:
         health = f"failing ({source['failures']}x): {source['last_error']}" if source["failures"] else "ok"
-        click.echo(f"source {source['name']} ({source['type']}): last poll {source['last_poll'] or 'never'}; {health}")
+        success = f", last success {source['last_success'] or 'never'}" if source["failures"] else ""
+        waiting = f"; next poll not before {source['next_poll_not_before']}" if source["next_poll_not_before"] else ""
+        click.echo(f"source {source['name']} ({source['type']}): last poll {source['last_poll'] or 'never'}{success}; {health}{waiting}")
     for digest in report["digests"]:
         click.echo(f"digest {digest['name']}: {digest['editions']} editions, last {digest['last_edition'] or 'never'}")
     if not report["outbox"]:

@@ -9,23 +9,78 @@ transactions; an edition and its outbox rows are created in one transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from digest.compose import compose
 from digest.config import Config, DigestConfig, SourceConfig
 from digest.deliver import Deliverer, EmailDeliverer, FileDeliverer, duration_words, retry_delay
-from digest.errors import DeliveryError, DigestError, PermanentDeliveryError, StoreError
+from digest.errors import DeliveryError, DigestError, FetchError, PermanentDeliveryError, StoreError
 from digest.mail import new_message_id
-from digest.models import Delivery, Edition, RunReport, SourceReport
+from digest.models import Article, Delivery, Edition, RunReport, SourceReport
 from digest.render import RenderedEdition, Renderer
 from digest.sources import PollContext, open_source
 from digest.store import Store
 from digest.summarise import summarise
 
 log = logging.getLogger(__name__)
-BATCH = 50  # articles per write transaction
+QUEUE_SIZE = 16  # articles in flight between the polling threads and the storing one
+NETWORK_SOURCES = ("feed", "page")
+
+
+@dataclass(frozen=True)
+class _Event:
+    """From a polling thread: one article, or (article None) the end of its source's poll."""
+
+    source: str
+    article: Article | None = None
+    error: str = ""
+    retry_after: float | None = None
+
+
+def _produce(source_config: SourceConfig, context: PollContext, events: queue.Queue[_Event], cancelled: threading.Event) -> None:
+    """Worker thread: poll one source, hand each article to the storing thread."""
+
+    def hand_over(event: _Event) -> bool:
+        while not cancelled.is_set():
+            try:
+                events.put(event, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    error, retry_after = "", None
+    try:
+        for article in open_source(source_config).poll(context):
+            if not hand_over(_Event(source_config.name, article)):
+                return
+    except FetchError as failure:
+        error, retry_after = str(failure), failure.retry_after
+    except DigestError as failure:
+        error = str(failure)
+    except Exception as failure:  # a bug in one source must not stop the others
+        log.exception("source %s: unexpected error", source_config.name)
+        error = f"internal error: {type(failure).__name__}: {failure}"
+    hand_over(_Event(source_config.name, error=error or "", retry_after=retry_after))
+
+
+@contextmanager
+def _fetcher_for(config: Config, sources: Sequence[SourceConfig]) -> Iterator[Any]:
+    """The run's shared HTTP fetcher, made only when a source needs the network."""
+    if not any(s.type in NETWORK_SOURCES for s in sources):
+        yield None
+        return
+    from digest.fetch import Fetcher
+
+    with Fetcher(config.fetch) as fetcher:
+        yield fetcher
 
 ArticleCallback = Callable[[str], None]
 
@@ -37,36 +92,82 @@ class Pipeline:
     config: Config
     store: Store
     on_article: ArticleCallback | None = None
+    fetcher: Any = None  # digest.fetch.Fetcher when a source needs the network
 
     def poll(self, source_config: SourceConfig, now: datetime) -> SourceReport:
         """Poll one source and store what is new; its failure is recorded, never raised."""
-        report = SourceReport(name=source_config.name)
-        state = self.store.source_state(source_config.name)
-        context = PollContext(now=now, first_poll=state.first_poll is None, memo=dict(state.memo))
-        with self.store.transaction():  # what was stored before a failure is kept
-            try:
-                for article in open_source(source_config).poll(context):
-                    if self.store.is_known(article):
-                        report.seen += 1
-                        continue
-                    summary = summarise(article.body, self.config.summary, title=article.title, language=article.language)
-                    if self.store.add_article(article, summary, now) is not None:
-                        report.new_articles += 1
-                        if self.on_article:
-                            self.on_article(source_config.name)
-                        if report.new_articles % BATCH == 0:
-                            self.store.commit_so_far()
-            except StoreError:
-                raise
-            except DigestError as error:
-                report.error = str(error)
-            except Exception as error:  # a bug in one source must not stop the others
-                log.exception("source %s: unexpected error", source_config.name)
-                report.error = f"internal error: {type(error).__name__}: {error}"
+        return self.poll_all([source_config], now)[0]
+
+    def poll_all(self, source_configs: Sequence[SourceConfig], now: datetime) -> list[SourceReport]:
+        """Poll sources concurrently and store their articles as they come.
+
+        Each source polls in a worker thread (at most `[fetch] concurrency` at a
+        time; the shared fetcher adds per-host limits); this thread alone touches
+        the store, summarising and storing each article as it arrives through a
+        small bounded queue, so memory stays flat however many sources there are.
+        A source a server asked to wait (Retry-After) is skipped until then.
+        """
+        reports = {s.name: SourceReport(name=s.name) for s in source_configs}
+        contexts: dict[str, PollContext] = {}
+        for source_config in source_configs:
+            state = self.store.source_state(source_config.name)
+            if state.not_before is not None and state.not_before > now:
+                reports[source_config.name].waiting_until = state.not_before.isoformat()
+                continue
+            contexts[source_config.name] = PollContext(
+                now=now, first_poll=state.first_poll is None, memo=dict(state.memo), fetcher=self.fetcher
+            )
+        due = [s for s in source_configs if s.name in contexts]
+        if due:
+            events: queue.Queue[_Event] = queue.Queue(maxsize=QUEUE_SIZE)
+            cancelled = threading.Event()
+            workers = min(len(due), self.config.fetch.concurrency)
+            with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
+                for source_config in due:
+                    pool.submit(_produce, source_config, contexts[source_config.name], events, cancelled)
+                try:
+                    self._consume(events, len(due), reports, contexts, now)
+                finally:
+                    cancelled.set()  # a worker still producing (after a store error) stops
+        for report in reports.values():
+            log.info("source %s polled: %d new%s", report.name, report.new_articles, f"; error: {report.error}" if report.error else "")
+        return [reports[s.name] for s in source_configs]
+
+    def _consume(self, events: queue.Queue[_Event], sources: int, reports: dict[str, SourceReport],
+                 contexts: dict[str, PollContext], now: datetime) -> None:
+        """Store articles as the workers hand them over; record each source's poll when it ends."""
+        while sources:
+            event = events.get()
+            report = reports[event.source]
+            if event.article is not None:
+                if report.error:
+                    continue  # a source whose article failed is retried whole next time
+                try:
+                    self._store_article(event.article, report, now)
+                except StoreError:
+                    raise
+                except DigestError as error:
+                    report.error = str(error)
+                continue
+            sources -= 1
+            report.error = report.error or event.error
+            not_before = now + timedelta(seconds=event.retry_after) if event.retry_after else None
+            with self.store.transaction():
+                self.store.record_poll(event.source, now, contexts[event.source].memo, report.error, not_before)
+            if not_before:
+                report.waiting_until = not_before.isoformat()
+
+    def _store_article(self, article: Article, report: SourceReport, now: datetime) -> None:
+        if self.store.is_known(article):
+            report.seen += 1
+            return
+        summary = summarise(article.body, self.config.summary, title=article.title, language=article.language)
         with self.store.transaction():
-            self.store.record_poll(source_config.name, now, context.memo, report.error)
-        log.info("source %s polled: %d new%s", report.name, report.new_articles, f"; error: {report.error}" if report.error else "")
-        return report
+            stored = self.store.add_article(article, summary, now)
+        if stored is not None:
+            report.new_articles += 1
+            if self.on_article:
+                self.on_article(report.name)
 
     def make_edition(self, digest: DigestConfig, now: datetime) -> Edition | None:
         """Create the next edition of a digest with its outbox rows, or None when nothing waits."""
@@ -166,11 +267,12 @@ def run(config: Config, now: datetime, digest_name: str | None = None, on_articl
     """Poll every source once, make one edition of each digest, deliver it, retry the outbox."""
     digests = selected_digests(config, digest_name)
     store = Store(config.store.path)
+    sources = sources_for(config, digests)
     try:
-        pipeline = Pipeline(config, store, on_article)
         report = RunReport(started=now)
-        for source_config in sources_for(config, digests):
-            report.sources.append(pipeline.poll(source_config, now))
+        with _fetcher_for(config, sources) as fetcher:
+            pipeline = Pipeline(config, store, on_article, fetcher)
+            report.sources = pipeline.poll_all(sources, now)
         for digest in digests:
             edition = pipeline.make_edition(digest, now)
             report.editions.append(
@@ -200,12 +302,12 @@ def preview(config: Config, now: datetime, digest_name: str | None, fmt: str) ->
     """
     digests = selected_digests(config, digest_name)
     store = Store(config.store.path)
+    sources = sources_for(config, digests)
     try:
-        pipeline = Pipeline(config, store)
         documents: list[tuple[str, str | None]] = []
-        with store.dry_run():
-            for source_config in sources_for(config, digests):
-                pipeline.poll(source_config, now)
+        with store.dry_run(), _fetcher_for(config, sources) as fetcher:
+            pipeline = Pipeline(config, store, fetcher=fetcher)
+            pipeline.poll_all(sources, now)
             for digest in digests:
                 edition = pipeline.make_edition(digest, now)
                 documents.append((digest.name, pipeline.render(digest, edition, (fmt,)).bodies[fmt] if edition else None))
