@@ -4,7 +4,8 @@ One `Fetcher` is shared by every source of a run. It is thread-safe, so the
 pipeline may poll many sources at once from a thread pool; the fetcher itself
 bounds concurrency overall (`[fetch] concurrency`) and per host
 (`per_host_concurrency`), and spaces the starts of requests to one host by
-`per_host_delay`. Each request:
+`per_host_delay`. A "host" is an origin, scheme://name:port, as robots.txt
+counts one. Each request:
 
 - ends by `timeout`, body included: every socket read and write is given only
   what is left of the request's deadline, so a trickling server cannot stretch it;
@@ -335,17 +336,19 @@ class Fetcher:
 
 
 def _check_url(url: str) -> str:
-    """The URL's host; FetchError unless it is an http(s) URL with a host."""
+    """The URL's origin (scheme://host:port, the unit of per-host manners, as for robots.txt);
+    FetchError unless it is an http(s) URL with a host."""
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
+        port = parts.port
     except ValueError as error:
         raise FetchError(f"{url}: not a valid URL ({error})") from None
-    if parts.scheme.lower() not in ("http", "https"):
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
         raise FetchError(f"{url}: only http and https URLs are fetched")
     if not parts.hostname:
         raise FetchError(f"{url}: URL has no host")
-    return parts.hostname.lower()
+    return f"{scheme}://{parts.hostname.lower()}:{port or (443 if scheme == 'https' else 80)}"
 
 
 def _read_body(url: str, chunks: Iterator[bytes], encoding: str, max_bytes: int) -> bytes:

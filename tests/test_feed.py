@@ -15,7 +15,8 @@ from digest.fetch import Fetcher
 from digest.models import Article
 from digest.sources import PollContext
 from digest.sources.feed import FeedSource, canonical_link, is_teaser, parse_feed
-from tests.httpserver import LocalServer
+from conftest import Project
+from tests.httpserver import LocalServer, RequestHandler
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)
 LONG = " ".join(f"Sentence number {i} of the full article says something of substance." for i in range(40))
@@ -194,3 +195,154 @@ def test_teaser_detection() -> None:
     assert is_teaser("A few words only.")
     assert is_teaser(LONG + " Continue reading »")
     assert not is_teaser(LONG)
+
+
+# End to end: the real CLI against well-behaved and hostile feeds on loopback.
+
+E2E_NOW = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)  # conftest's DIGEST_NOW
+GOOD_SENTENCES = [
+    "Harbour officials in Lisbon confirmed that the new ferry terminal opens to passengers next spring.",
+    "The terminal will handle twelve thousand travellers a day once every berth is finished.",
+    "Engineers spent three years reinforcing the quay against winter storms.",
+    "City planners expect the project to cut river traffic delays by a third.",
+    "Local businesses near the quay say they are preparing for the extra visitors.",
+]
+
+
+def hostile_routes(server: LocalServer, busy: LocalServer) -> dict[str, str]:
+    """Name -> URL of each misbehaving feed the issue lists; the 429 on its own
+    server, since it holds back every request to its host."""
+    import gzip
+
+    from tests.test_fetch import endless, trickle
+
+    def short(request: RequestHandler) -> None:
+        request.send_response(200)
+        request.send_header("Content-Length", "5000")
+        request.send_header("Connection", "close")
+        request.end_headers()
+        request.wfile.write(b"<rss version='2.0'><channel>")
+        request.close_connection = True
+
+    bomb = gzip.compress(b" " * (64 * 1024 * 1024))
+    entities = '<!ENTITY lol "lol">' + "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10))
+    server.route("/loop", lambda r: r.respond(302, b"", headers={"Location": "/loop"}))
+    return {
+        "error500": server.route("/500", lambda r: r.respond(500, b"broken")),
+        "busy429": busy.route("/429", lambda r: r.respond(429, b"", headers={"Retry-After": "3600"})),
+        "silent": server.route("/silent", lambda r: r.stopping.wait(30)),
+        "trickle": server.route("/trickle", trickle),
+        "loop": server.url("/loop"),
+        "gzipbomb": server.route("/gzipbomb", lambda r: r.respond(200, bomb, "application/rss+xml", {"Content-Encoding": "gzip"})),
+        "endless": server.route("/endless", endless),
+        "short": server.route("/short", short),
+        "xmlbomb": server.serve("/xmlbomb", rss([{"title": "&lol9;", "guid": "b"}], extra=f"<!DOCTYPE rss [{entities}]>")),
+    }
+
+
+def e2e_config(project: Project, sources: dict[str, str], allow_private: bool = True) -> None:
+    entries = "".join(f'\n[[sources]]\nname = "{name}"\ntype = "feed"\nurl = "{url}"\n' for name, url in sources.items())
+    project.write_config(f"""
+        [store]
+        path = "../state/digest.sqlite3"
+
+        [fetch]
+        timeout = "1s"
+        max_bytes = 1048576
+        allow_private = {str(allow_private).lower()}
+        per_host_delay = "0s"
+        per_host_concurrency = 16
+        concurrency = 16
+
+        [[sources]]
+        name = "seeds"
+        type = "files"
+        path = "../seeds"
+        """ + entries.replace("\n", "\n        ") + """
+        [[digests]]
+        name = "daily"
+        output_dir = "../out"
+        formats = ["txt", "html"]
+        """)
+
+
+def digest_text(project: Project, suffix: str = ".txt") -> str:
+    return "\n".join(p.read_text() for p in sorted((project.out / "daily").glob(f"*{suffix}")))
+
+
+def test_hostile_feeds_are_reported_and_the_good_ones_reach_the_digest(project: Project, http_server: LocalServer) -> None:
+    good = http_server.serve("/good", rss([{"title": "Lisbon ferry terminal opens in spring", "guid": "g1", "link": "http://example.org/ferry",
+                                            "pubDate": format_datetime(E2E_NOW - timedelta(hours=2)), "description": " ".join(GOOD_SENTENCES * 6)}]))
+    busy = LocalServer().start()
+    hostile = hostile_routes(http_server, busy)
+    e2e_config(project, {"good": good, **hostile})
+    started = time.monotonic()
+    try:
+        result = project.cli("run", "--json", timeout=60)
+        requests_429 = len(busy.requests_to("/429"))
+        again = project.cli("run", "--json", now="2026-11-27T07:30:00+00:00", timeout=60)
+        asked_again = len(busy.requests_to("/429")) - requests_429
+    finally:
+        busy.stop()
+    elapsed = time.monotonic() - started  # both runs
+    assert result.returncode == 1, result.stderr
+    report = {s["name"]: s for s in json.loads(result.stdout)["sources"]}
+    assert report["good"]["error"] == "" and report["good"]["new_articles"] == 1
+    assert report["seeds"]["new_articles"] == 1
+    expected = {
+        "error500": "HTTP 500", "busy429": "retry after 3600s", "silent": "no complete response within 1s",
+        "trickle": "no complete response within 1s", "loop": "more than 5 redirects", "gzipbomb": "larger than max_bytes",
+        "endless": "larger than max_bytes", "short": "broken response", "xmlbomb": "possible XML bomb",
+    }
+    for name, words in expected.items():
+        assert words in report[name]["error"], (name, report[name])
+        assert report[name]["error"].startswith("http://127.0.0.1:") and "\n" not in report[name]["error"]
+    assert report["busy429"]["waiting_until"].startswith("2026-11-27T08:00")
+    assert elapsed < 40, f"two runs took {elapsed:.1f}s"  # every hostile source ends by its 1 s deadline, concurrently
+    text = digest_text(project)
+    assert "Lisbon ferry terminal opens in spring" in text and "Putin lays out firm conditions" in text
+    assert "Traceback" not in result.stderr
+
+    # A second run: the unchanged feed is asked conditionally and has nothing new;
+    # the 429 source is not asked again before its Retry-After.
+    second = {s["name"]: s for s in json.loads(again.stdout)["sources"]}
+    assert second["good"]["new_articles"] == 0 and second["good"]["error"] == ""
+    assert "if-none-match" in http_server.requests_to("/good")[-1].headers
+    assert requests_429 == 1 and asked_again == 0 and second["busy429"]["error"] == ""
+    assert json.loads(again.stdout)["editions"][0]["made"] is False
+
+    status = project.cli("status")
+    assert "source silent (feed)" in status.stdout and "failing (2x)" in status.stdout
+    assert "source busy429 (feed)" in status.stdout and "next poll not before 2026-11-27T08:00" in status.stdout
+
+
+def test_private_address_refused_by_default_and_the_rest_still_delivered(project: Project, http_server: LocalServer) -> None:
+    url = http_server.serve("/good", rss([{"title": "Internal", "guid": "i", "description": LONG, "pubDate": format_datetime(E2E_NOW)}]))
+    e2e_config(project, {"internal": url}, allow_private=False)
+    result = project.cli("run", "--json")
+    report = {s["name"]: s for s in json.loads(result.stdout)["sources"]}
+    assert result.returncode == 1
+    assert report["internal"]["error"] == f"{url}: refused: 127.0.0.1 is a loopback address (set [fetch] allow_private = true to allow)"
+    assert http_server.requests == []
+    assert "Putin lays out firm conditions" in digest_text(project)
+
+
+def test_teaser_feed_gives_summaries_of_the_linked_pages(project: Project, http_server: LocalServer) -> None:
+    page_sentences = [
+        "The regional rail operator will replace its entire diesel fleet with battery trains by 2030.",
+        "Forty new trains were ordered from a factory in Salzgitter at a cost of nine hundred million euros.",
+        "Battery trains recharge under the short electrified sections near the main stations.",
+        "The operator says the switch will cut the line's carbon emissions by ninety percent.",
+        "Passenger groups welcomed the plan but asked for more frequent services on weekends.",
+        "The first trains are expected to enter service on the coastal line in late 2027.",
+    ]
+    http_server.serve("/trains", page_html("Rail operator goes electric", "\n\n".join(page_sentences)))
+    url = http_server.serve("/teasers", rss([{"title": "Rail operator goes electric", "guid": "t1", "link": http_server.url("/trains"),
+                                              "pubDate": format_datetime(E2E_NOW - timedelta(hours=1)), "description": "The regional rail operator has big plans… Read more"}]))
+    e2e_config(project, {"teasers": url})
+    result = project.cli("run")
+    assert result.returncode == 0, result.stderr
+    summary = " ".join(digest_text(project).split("Rail operator goes electric", 1)[1].split())
+    used = [s for s in page_sentences if s in summary]
+    assert len(used) >= 2, summary  # the summary is drawn from the page's full text, not the one-line teaser
+    assert "big plans" not in summary
