@@ -388,3 +388,72 @@ def mailsink(listen: str, maildir: str) -> None:
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--listen") from None
     guarded(sink.serve_forever)
+
+
+@main.group()
+def sources() -> None:
+    """Import feeds from OPML, or export the configured feeds as OPML."""
+
+
+@sources.command("import")
+@click.argument("opml_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--append", is_flag=True, help="Add the new [[sources]] to the config file (checked, undone if invalid).")
+@click.pass_context
+def import_sources(context: click.Context, opml_file: Path, append: bool) -> None:
+    """Turn an OPML subscription list into [[sources]] entries (printed, or appended with --append).
+
+    Feeds whose URL is configured already are skipped; names are made unique.
+
+    \b
+    Example:
+      digest sources import subscriptions.opml >> config/digest.toml
+      digest sources import subscriptions.opml --append
+    """
+    from digest import opml
+    from digest.config import load
+
+    config = load_config(context, required=append)
+    taken = {s.name for s in config.sources} if config else set()
+    known = {getattr(s, "url", "") for s in config.sources} if config else set()
+
+    def convert() -> tuple[str, int, int, int]:
+        try:
+            data = opml_file.read_bytes()
+        except OSError as error:
+            raise ConfigError(str(opml_file), "", f"cannot read: {error.strerror or error}") from None
+        feeds, skipped = opml.read_opml(data, str(opml_file))
+        text, added, duplicates = opml.sources_toml(feeds, taken, known)
+        return text, added, duplicates, skipped
+
+    text, added, duplicates, skipped = guarded(convert)
+    summary = f"{added} feeds imported from {opml_file}; {duplicates} already configured; {skipped} without an http(s) feed URL skipped"
+    if not append:
+        if text:
+            click.echo(f"# {summary}\n\n{text}", nl=False)
+        click.echo(summary, err=True)
+        return
+    original = config.path.read_text(encoding="utf-8")
+    if text:
+        config.path.write_text(original.rstrip("\n") + f"\n\n# {summary}\n" + text, encoding="utf-8")
+        try:
+            load(config.path)
+        except ConfigError as error:
+            config.path.write_text(original, encoding="utf-8")
+            fail(EXIT_USAGE, f"config error after import, file left unchanged: {error}")
+    click.echo(f"{summary}; {'appended to ' + str(config.path) if text else 'nothing to add'}")
+
+
+@sources.command("export")
+@click.pass_context
+def export_sources(context: click.Context) -> None:
+    """Print the configured feeds as OPML 2.0, for any feed reader.
+
+    \b
+    Example:
+      digest sources export > subscriptions.opml
+    """
+    from digest import opml
+    from digest.config import FeedSourceConfig
+
+    config = load_config(context)
+    click.echo(opml.export_opml([s for s in config.sources if isinstance(s, FeedSourceConfig)], now()), nl=False)
