@@ -9,6 +9,7 @@ recorded (method, path, headers) for assertions.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import threading
 from collections.abc import Callable
@@ -138,3 +139,79 @@ class LocalServer:
             request.respond(200, data, content_type, {"ETag": etag, "Last-Modified": modified, **(headers or {})})
 
         return self.route(path, handler)
+
+
+# Misbehaving handlers, for tests of limits and error reporting.
+
+
+def status(code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> Handler:
+    """Always answer `code` (e.g. 500, or 429 with a Retry-After header)."""
+    return lambda request: request.respond(code, body, headers=headers)
+
+
+def redirect(location: str, code: int = 302) -> Handler:
+    """Redirect to `location`."""
+    return status(code, b"", {"Location": location})
+
+
+def hang(request: RequestHandler) -> None:
+    """Never answer (until the server stops)."""
+    request.stopping.wait(60)
+
+
+def trickle(request: RequestHandler) -> None:
+    """Headers at once, then a 1000-byte body one byte every 0.1 s."""
+    request.send_response(200)
+    request.send_header("Content-Length", "1000")
+    request.end_headers()
+    for _ in range(1000):
+        if request.stopping.wait(0.1):
+            return
+        request.wfile.write(b"x")
+        request.wfile.flush()
+
+
+def trickle_headers(request: RequestHandler) -> None:
+    """A status line, then one more header line every 0.1 s, never ending the headers."""
+    request.wfile.write(b"HTTP/1.1 200 OK\r\n")
+    for _ in range(1000):
+        if request.stopping.wait(0.1):
+            return
+        request.wfile.write(b"X-Slow: 1\r\n")
+        request.wfile.flush()
+
+
+def endless(request: RequestHandler) -> None:
+    """A chunked body that never ends."""
+    request.send_response(200)
+    request.send_header("Transfer-Encoding", "chunked")
+    request.end_headers()
+    chunk = b"x" * 65536
+    while not request.stopping.is_set():
+        request.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+
+
+def short_body(start: bytes) -> Handler:
+    """Promise 5000 bytes, send only `start`, then close the connection."""
+
+    def handler(request: RequestHandler) -> None:
+        request.send_response(200)
+        request.send_header("Content-Length", "5000")
+        request.send_header("Connection", "close")
+        request.end_headers()
+        request.wfile.write(start)
+        request.close_connection = True
+
+    return handler
+
+
+def gzip_bomb(inflated_bytes: int = 64 * 1024 * 1024) -> Handler:
+    """A gzip body of about a thousandth of `inflated_bytes` that inflates to all of it."""
+    bomb = gzip.compress(b" " * inflated_bytes)
+    return status(200, bomb, {"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"})
+
+
+def billion_laughs(root: str) -> str:
+    """A DOCTYPE for element `root` whose entity lol9 expands to 10^9 "lol"s."""
+    levels = "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10))
+    return f'<!DOCTYPE {root} [<!ENTITY lol "lol">{levels}]>'

@@ -16,7 +16,7 @@ from digest.models import Article
 from digest.sources import PollContext
 from digest.sources.feed import FeedSource, canonical_link, is_teaser, parse_feed
 from conftest import Project
-from tests.httpserver import LocalServer, RequestHandler
+from tests.httpserver import LocalServer, billion_laughs, endless, gzip_bomb, hang, redirect, short_body, status, trickle
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)
 LONG = " ".join(f"Sentence number {i} of the full article says something of substance." for i in range(40))
@@ -155,7 +155,7 @@ def test_full_text_never_and_always(http_server: LocalServer, fetcher: Fetcher) 
 
 
 def test_full_text_failure_keeps_the_teaser(http_server: LocalServer, fetcher: Fetcher) -> None:
-    http_server.route("/broken", lambda r: r.respond(500, b"no"))
+    http_server.route("/broken", status(500, b"no"))
     url = http_server.serve("/rss", rss([{"title": f"T{i}", "guid": str(i), "link": http_server.url("/broken"), "description": "Teaser…"} for i in range(6)]))
     articles = poll(feed_source(url), fetcher)
     assert [a.body for a in articles] == ["Teaser…"] * 6
@@ -163,8 +163,7 @@ def test_full_text_failure_keeps_the_teaser(http_server: LocalServer, fetcher: F
 
 
 def test_billion_laughs_is_refused_quickly(http_server: LocalServer, fetcher: Fetcher) -> None:
-    entities = '<!ENTITY lol "lol">' + "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10))
-    url = http_server.serve("/bomb", rss([{"title": "&lol9;", "guid": "b"}], extra=f"<!DOCTYPE rss [{entities}]>"))
+    url = http_server.serve("/bomb", rss([{"title": "&lol9;", "guid": "b"}], extra=billion_laughs("rss")))
     started = time.monotonic()
     with pytest.raises(ExtractError, match="possible XML bomb"):
         poll(feed_source(url), fetcher)
@@ -212,31 +211,17 @@ GOOD_SENTENCES = [
 def hostile_routes(server: LocalServer, busy: LocalServer) -> dict[str, str]:
     """Name -> URL of each misbehaving feed the issue lists; the 429 on its own
     server, since it holds back every request to its host."""
-    import gzip
-
-    from tests.test_fetch import endless, trickle
-
-    def short(request: RequestHandler) -> None:
-        request.send_response(200)
-        request.send_header("Content-Length", "5000")
-        request.send_header("Connection", "close")
-        request.end_headers()
-        request.wfile.write(b"<rss version='2.0'><channel>")
-        request.close_connection = True
-
-    bomb = gzip.compress(b" " * (64 * 1024 * 1024))
-    entities = '<!ENTITY lol "lol">' + "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10))
-    server.route("/loop", lambda r: r.respond(302, b"", headers={"Location": "/loop"}))
+    server.route("/loop", redirect("/loop"))
     return {
-        "error500": server.route("/500", lambda r: r.respond(500, b"broken")),
-        "busy429": busy.route("/429", lambda r: r.respond(429, b"", headers={"Retry-After": "3600"})),
-        "silent": server.route("/silent", lambda r: r.stopping.wait(30)),
+        "error500": server.route("/500", status(500, b"broken")),
+        "busy429": busy.route("/429", status(429, headers={"Retry-After": "3600"})),
+        "silent": server.route("/silent", hang),
         "trickle": server.route("/trickle", trickle),
         "loop": server.url("/loop"),
-        "gzipbomb": server.route("/gzipbomb", lambda r: r.respond(200, bomb, "application/rss+xml", {"Content-Encoding": "gzip"})),
+        "gzipbomb": server.route("/gzipbomb", gzip_bomb()),
         "endless": server.route("/endless", endless),
-        "short": server.route("/short", short),
-        "xmlbomb": server.serve("/xmlbomb", rss([{"title": "&lol9;", "guid": "b"}], extra=f"<!DOCTYPE rss [{entities}]>")),
+        "short": server.route("/short", short_body(b"<rss version='2.0'><channel>")),
+        "xmlbomb": server.serve("/xmlbomb", rss([{"title": "&lol9;", "guid": "b"}], extra=billion_laughs("rss"))),
     }
 
 
@@ -247,7 +232,7 @@ def e2e_config(project: Project, sources: dict[str, str], allow_private: bool = 
         path = "../state/digest.sqlite3"
 
         [fetch]
-        timeout = "1s"
+        timeout = "3s"
         max_bytes = 1048576
         allow_private = {str(allow_private).lower()}
         per_host_delay = "0s"
@@ -290,15 +275,15 @@ def test_hostile_feeds_are_reported_and_the_good_ones_reach_the_digest(project: 
     assert report["good"]["error"] == "" and report["good"]["new_articles"] == 1
     assert report["seeds"]["new_articles"] == 1
     expected = {
-        "error500": "HTTP 500", "busy429": "retry after 3600s", "silent": "no complete response within 1s",
-        "trickle": "no complete response within 1s", "loop": "more than 5 redirects", "gzipbomb": "larger than max_bytes",
+        "error500": "HTTP 500", "busy429": "retry after 3600s", "silent": "no complete response within 3s",
+        "trickle": "no complete response within 3s", "loop": "more than 5 redirects", "gzipbomb": "larger than max_bytes",
         "endless": "larger than max_bytes", "short": "broken response", "xmlbomb": "possible XML bomb",
     }
     for name, words in expected.items():
         assert words in report[name]["error"], (name, report[name])
         assert report[name]["error"].startswith("http://127.0.0.1:") and "\n" not in report[name]["error"]
     assert report["busy429"]["waiting_until"].startswith("2026-11-27T08:00")
-    assert elapsed < 40, f"two runs took {elapsed:.1f}s"  # every hostile source ends by its 1 s deadline, concurrently
+    assert elapsed < 40, f"two runs took {elapsed:.1f}s"  # every hostile source ends by its 3 s deadline, concurrently
     text = digest_text(project)
     assert "Lisbon ferry terminal opens in spring" in text and "Putin lays out firm conditions" in text
     assert "Traceback" not in result.stderr

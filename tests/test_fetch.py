@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import ipaddress
 import time
 import zlib
@@ -13,7 +12,7 @@ import pytest
 from digest.config import Duration, FetchConfig
 from digest.errors import FetchError
 from digest.fetch import AddressGuard, Fetcher
-from tests.httpserver import LocalServer, RequestHandler
+from tests.httpserver import LocalServer, endless, gzip_bomb, hang, redirect, short_body, status, trickle, trickle_headers
 
 DEADLINE = 1.0
 
@@ -60,7 +59,7 @@ def test_conditional_get_returns_not_modified(http_server: LocalServer) -> None:
 
 
 def test_server_error_is_one_line_with_url(http_server: LocalServer) -> None:
-    url = http_server.route("/boom", lambda r: r.respond(500, b"oops"))
+    url = http_server.route("/boom", status(500, b"oops"))
     with make_fetcher() as fetcher:
         message = fails_within_deadline(fetcher, url)
     assert message == f"{url}: HTTP 500 Internal Server Error"
@@ -69,7 +68,7 @@ def test_server_error_is_one_line_with_url(http_server: LocalServer) -> None:
 @pytest.mark.parametrize("header", ["120", "DATE"])
 def test_429_retry_after_is_carried_and_holds_the_host_off(http_server: LocalServer, header: str) -> None:
     value = formatdate(time.time() + 120, usegmt=True) if header == "DATE" else header
-    url = http_server.route("/busy", lambda r: r.respond(429, b"slow down", headers={"Retry-After": value}))
+    url = http_server.route("/busy", status(429, b"slow down", {"Retry-After": value}))
     other = http_server.serve("/other", "fine")
     with make_fetcher() as fetcher:
         with pytest.raises(FetchError) as caught:
@@ -82,36 +81,16 @@ def test_429_retry_after_is_carried_and_holds_the_host_off(http_server: LocalSer
 
 
 def test_503_with_retry_after(http_server: LocalServer) -> None:
-    url = http_server.route("/down", lambda r: r.respond(503, b"", headers={"Retry-After": "30"}))
+    url = http_server.route("/down", status(503, headers={"Retry-After": "30"}))
     with make_fetcher() as fetcher, pytest.raises(FetchError) as caught:
         fetcher.fetch(url)
     assert caught.value.retry_after == 30 and "503" in str(caught.value)
 
 
 def test_server_that_never_answers_ends_by_deadline(http_server: LocalServer) -> None:
-    url = http_server.route("/hang", lambda r: r.stopping.wait(30))
+    url = http_server.route("/hang", hang)
     with make_fetcher() as fetcher:
         assert "no complete response within 1s" in fails_within_deadline(fetcher, url)
-
-
-def trickle(request: RequestHandler) -> None:
-    request.send_response(200)
-    request.send_header("Content-Length", "1000")
-    request.end_headers()
-    for _ in range(1000):
-        if request.stopping.wait(0.1):
-            return
-        request.wfile.write(b"x")
-        request.wfile.flush()
-
-
-def trickle_headers(request: RequestHandler) -> None:
-    request.wfile.write(b"HTTP/1.1 200 OK\r\n")
-    for _ in range(1000):
-        if request.stopping.wait(0.1):
-            return
-        request.wfile.write(b"X-Slow: 1\r\n")
-        request.wfile.flush()
 
 
 @pytest.mark.parametrize("handler", [trickle, trickle_headers])
@@ -122,8 +101,8 @@ def test_trickling_server_ends_by_deadline(http_server: LocalServer, handler: ob
 
 
 def test_redirect_loop_stops_after_five(http_server: LocalServer) -> None:
-    http_server.route("/loop1", lambda r: r.respond(302, b"", headers={"Location": "/loop2"}))
-    url = http_server.route("/loop2", lambda r: r.respond(301, b"", headers={"Location": "/loop1"}))
+    http_server.route("/loop1", redirect("/loop2"))
+    url = http_server.route("/loop2", redirect("/loop1", 301))
     with make_fetcher() as fetcher:
         assert "more than 5 redirects" in fails_within_deadline(fetcher, url)
     assert len(http_server.requests) == 6
@@ -131,21 +110,20 @@ def test_redirect_loop_stops_after_five(http_server: LocalServer) -> None:
 
 def test_redirects_are_followed_to_the_final_url(http_server: LocalServer) -> None:
     final = http_server.serve("/final", "here")
-    url = http_server.route("/moved", lambda r: r.respond(301, b"", headers={"Location": final}))
+    url = http_server.route("/moved", redirect(final, 301))
     with make_fetcher() as fetcher:
         response = fetcher.fetch(url)
     assert response.url == final and response.body == b"here"
 
 
 def test_redirect_to_other_scheme_is_refused(http_server: LocalServer) -> None:
-    url = http_server.route("/file", lambda r: r.respond(302, b"", headers={"Location": "file:///etc/passwd"}))
+    url = http_server.route("/file", redirect("file:///etc/passwd"))
     with make_fetcher() as fetcher, pytest.raises(FetchError, match="only http and https"):
         fetcher.fetch(url)
 
 
 def test_gzip_bomb_stops_at_the_cap(http_server: LocalServer) -> None:
-    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)  # 64 MB inflated from ~64 KB on the wire
-    url = http_server.route("/bomb", lambda r: r.respond(200, bomb, "application/rss+xml", {"Content-Encoding": "gzip"}))
+    url = http_server.route("/bomb", gzip_bomb(64 * 1024 * 1024))  # 64 MB inflated from ~64 KB on the wire
     with make_fetcher(max_bytes=1024 * 1024) as fetcher:
         assert "larger than max_bytes" in fails_within_deadline(fetcher, url)
 
@@ -156,15 +134,6 @@ def test_gzip_body_is_inflated(http_server: LocalServer) -> None:
         assert fetcher.fetch(url).body == b"deflated text"
 
 
-def endless(request: RequestHandler) -> None:
-    request.send_response(200)
-    request.send_header("Transfer-Encoding", "chunked")
-    request.end_headers()
-    chunk = b"x" * 65536
-    while not request.stopping.is_set():
-        request.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-
-
 def test_endless_body_stops_at_the_cap(http_server: LocalServer) -> None:
     url = http_server.route("/endless", endless)
     with make_fetcher() as fetcher:
@@ -172,15 +141,7 @@ def test_endless_body_stops_at_the_cap(http_server: LocalServer) -> None:
 
 
 def test_body_shorter_than_content_length(http_server: LocalServer) -> None:
-    def short(request: RequestHandler) -> None:
-        request.send_response(200)
-        request.send_header("Content-Length", "5000")
-        request.send_header("Connection", "close")
-        request.end_headers()
-        request.wfile.write(b"only this")
-        request.close_connection = True
-
-    url = http_server.route("/short", short)
+    url = http_server.route("/short", short_body(b"only this"))
     with make_fetcher() as fetcher:
         assert "broken response" in fails_within_deadline(fetcher, url)
 
@@ -204,8 +165,8 @@ def test_redirect_to_loopback_is_refused_at_that_hop() -> None:
     per-hop check of the resolved address."""
     with LocalServer("127.0.0.2") as outside, LocalServer("127.0.0.1") as inside:
         inside.serve("/admin", "secret")
-        outside.route("/ip", lambda r: r.respond(302, b"", headers={"Location": inside.url("/admin")}))
-        outside.route("/name", lambda r: r.respond(302, b"", headers={"Location": f"http://localhost:{inside.port}/admin"}))
+        outside.route("/ip", redirect(inside.url("/admin")))
+        outside.route("/name", redirect(f"http://localhost:{inside.port}/admin"))
         outside.serve("/ok", "public enough")
         guard = AddressGuard(allow_private=False, exempt=(ipaddress.ip_network("127.0.0.2/32"),))
         fetcher = Fetcher(FetchConfig(timeout=Duration(seconds=DEADLINE), allow_private=False, per_host_delay=Duration(0)), guard)

@@ -281,7 +281,7 @@ def _article(source: str, entry: FeedEntry, backfilled: bool) -> Article:
         url=entry.link,
         author=entry.author,
         language=entry.language,
-        version=_short_hash(entry.text),
+        version="",  # an entry is known by its identity alone: a re-fetched page that changed is no new article
         backfilled=backfilled,
     )
 
@@ -312,7 +312,6 @@ def _with_page(article: Article, entry: FeedEntry, page: Extracted | None) -> Ar
         author=article.author or page.author,
         published=article.published or page.published,
         language=article.language or page.language,
-        version=_short_hash(body),
     )
 
 
