@@ -1,9 +1,10 @@
 """The only module that knows the stage order: poll -> extract -> store -> summarise
 -> compose -> render -> deliver.
 
-Each stage is handed only its own config section. Articles are stored and
-summarised one by one as sources yield them (flat memory), in batched
-transactions; an edition and its outbox rows are created in one transaction.
+Each stage is handed only its own config section. Sources are polled
+concurrently in worker threads; this thread stores and summarises each article
+as it arrives (flat memory), each in its own small transaction; an edition and
+its outbox rows are created in one transaction.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -82,6 +83,7 @@ def _fetcher_for(config: Config, sources: Sequence[SourceConfig]) -> Iterator[An
     with Fetcher(config.fetch) as fetcher:
         yield fetcher
 
+
 ArticleCallback = Callable[[str], None]
 
 
@@ -92,7 +94,7 @@ class Pipeline:
     config: Config
     store: Store
     on_article: ArticleCallback | None = None
-    fetcher: Any = None  # digest.fetch.Fetcher when a source needs the network
+    fetcher: Any = None  # a digest.fetch.Fetcher to share across calls; else one is made per poll_all
 
     def poll(self, source_config: SourceConfig, now: datetime) -> SourceReport:
         """Poll one source and store what is new; its failure is recorded, never raised."""
@@ -114,24 +116,32 @@ class Pipeline:
             if state.not_before is not None and state.not_before > now:
                 reports[source_config.name].waiting_until = state.not_before.isoformat()
                 continue
-            contexts[source_config.name] = PollContext(
-                now=now, first_poll=state.first_poll is None, memo=dict(state.memo), fetcher=self.fetcher
-            )
+            contexts[source_config.name] = PollContext(now=now, first_poll=state.first_poll is None, memo=dict(state.memo))
         due = [s for s in source_configs if s.name in contexts]
-        if due:
-            events: queue.Queue[_Event] = queue.Queue(maxsize=QUEUE_SIZE)
-            cancelled = threading.Event()
-            workers = min(len(due), self.config.fetch.concurrency)
-            with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
-                for source_config in due:
-                    pool.submit(_produce, source_config, contexts[source_config.name], events, cancelled)
-                try:
-                    self._consume(events, len(due), reports, contexts, now)
-                finally:
-                    cancelled.set()  # a worker still producing (after a store error) stops
+        with ExitStack() as stack:
+            fetcher = self.fetcher or stack.enter_context(_fetcher_for(self.config, due))
+            for context in contexts.values():
+                context.fetcher = fetcher
+            self._poll_due(due, contexts, reports, now)
         for report in reports.values():
             log.info("source %s polled: %d new%s", report.name, report.new_articles, f"; error: {report.error}" if report.error else "")
         return [reports[s.name] for s in source_configs]
+
+    def _poll_due(self, due: list[SourceConfig], contexts: dict[str, PollContext],
+                  reports: dict[str, SourceReport], now: datetime) -> None:
+        """Run one worker per due source (bounded pool) and consume their articles here."""
+        if not due:
+            return
+        events: queue.Queue[_Event] = queue.Queue(maxsize=QUEUE_SIZE)
+        cancelled = threading.Event()
+        workers = min(len(due), self.config.fetch.concurrency)
+        with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
+            for source_config in due:
+                pool.submit(_produce, source_config, contexts[source_config.name], events, cancelled)
+            try:
+                self._consume(events, len(due), reports, contexts, now)
+            finally:
+                cancelled.set()  # a worker still producing (after a store error) stops
 
     def _consume(self, events: queue.Queue[_Event], sources: int, reports: dict[str, SourceReport],
                  contexts: dict[str, PollContext], now: datetime) -> None:
@@ -267,12 +277,10 @@ def run(config: Config, now: datetime, digest_name: str | None = None, on_articl
     """Poll every source once, make one edition of each digest, deliver it, retry the outbox."""
     digests = selected_digests(config, digest_name)
     store = Store(config.store.path)
-    sources = sources_for(config, digests)
     try:
         report = RunReport(started=now)
-        with _fetcher_for(config, sources) as fetcher:
-            pipeline = Pipeline(config, store, on_article, fetcher)
-            report.sources = pipeline.poll_all(sources, now)
+        pipeline = Pipeline(config, store, on_article)
+        report.sources = pipeline.poll_all(sources_for(config, digests), now)
         for digest in digests:
             edition = pipeline.make_edition(digest, now)
             report.editions.append(
@@ -302,12 +310,11 @@ def preview(config: Config, now: datetime, digest_name: str | None, fmt: str) ->
     """
     digests = selected_digests(config, digest_name)
     store = Store(config.store.path)
-    sources = sources_for(config, digests)
     try:
         documents: list[tuple[str, str | None]] = []
-        with store.dry_run(), _fetcher_for(config, sources) as fetcher:
-            pipeline = Pipeline(config, store, fetcher=fetcher)
-            pipeline.poll_all(sources, now)
+        with store.dry_run():
+            pipeline = Pipeline(config, store)
+            pipeline.poll_all(sources_for(config, digests), now)
             for digest in digests:
                 edition = pipeline.make_edition(digest, now)
                 documents.append((digest.name, pipeline.render(digest, edition, (fmt,)).bodies[fmt] if edition else None))

@@ -137,7 +137,6 @@ class Store:
         except (sqlite3.DatabaseError, OSError) as error:
             raise StoreError(f"store {self.path} is unusable: {error}") from None
         self._depth = 0
-        self._keep = True
 
     def _translate(self, error: sqlite3.Error) -> StoreError:
         if "locked" in str(error) or "busy" in str(error):
@@ -175,20 +174,8 @@ class Store:
         with self._block(outermost="BEGIN", keep=False):
             yield
 
-    def commit_so_far(self) -> None:
-        """Inside an outermost transaction(), commit what is done and go on in a new one.
-
-        Lets a long poll store its articles in batches. Does nothing when nested
-        or in a dry run, where all must stay undoable.
-        """
-        if self._depth == 1 and self._keep:
-            self.db.execute("COMMIT")
-            self.db.execute("BEGIN IMMEDIATE")
-
     @contextmanager
     def _block(self, outermost: str, keep: bool) -> Iterator[None]:
-        if self._depth == 0:
-            self._keep = keep
         self._depth += 1
         savepoint = f"level{self._depth}"
         undo = ["ROLLBACK"] if self._depth == 1 else [f"ROLLBACK TO {savepoint}", f"RELEASE {savepoint}"]
