@@ -159,26 +159,27 @@ def hang(request: RequestHandler) -> None:
     request.stopping.wait(60)
 
 
+def _drip(request: RequestHandler, piece: bytes, times: int = 1000) -> None:
+    """Write `piece` every 0.1 s, `times` times, until the server stops."""
+    for _ in range(times):
+        if request.stopping.wait(0.1):
+            return
+        request.wfile.write(piece)
+        request.wfile.flush()
+
+
 def trickle(request: RequestHandler) -> None:
     """Headers at once, then a 1000-byte body one byte every 0.1 s."""
     request.send_response(200)
     request.send_header("Content-Length", "1000")
     request.end_headers()
-    for _ in range(1000):
-        if request.stopping.wait(0.1):
-            return
-        request.wfile.write(b"x")
-        request.wfile.flush()
+    _drip(request, b"x")
 
 
 def trickle_headers(request: RequestHandler) -> None:
     """A status line, then one more header line every 0.1 s, never ending the headers."""
     request.wfile.write(b"HTTP/1.1 200 OK\r\n")
-    for _ in range(1000):
-        if request.stopping.wait(0.1):
-            return
-        request.wfile.write(b"X-Slow: 1\r\n")
-        request.wfile.flush()
+    _drip(request, b"X-Slow: 1\r\n")
 
 
 def endless(request: RequestHandler) -> None:
