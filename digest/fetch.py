@@ -304,7 +304,11 @@ class Fetcher:
             }
             if status == 304:
                 return Response(body=b"", not_modified=True, **common)
-            body = _read_body(url, response.iter_raw(_READ_SIZE), response.headers.get("Content-Encoding", ""), self.config.max_bytes)
+            encoding = response.headers.get("Content-Encoding", "")
+            declared = response.headers.get("Content-Length", "")
+            if not encoding and declared.isdigit() and int(declared) > self.config.max_bytes:
+                raise FetchError(f"{url}: body larger than max_bytes ({self.config.max_bytes} bytes): Content-Length {declared}")
+            body = _read_body(url, response.iter_raw(_READ_SIZE), encoding, self.config.max_bytes)
             return Response(body=body, **common)
 
     def _host(self, host: str) -> _Host:

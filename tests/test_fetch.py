@@ -140,6 +140,12 @@ def test_endless_body_stops_at_the_cap(http_server: LocalServer) -> None:
         assert "larger than max_bytes" in fails_within_deadline(fetcher, url)
 
 
+def test_declared_length_over_the_cap_is_refused_before_reading(http_server: LocalServer) -> None:
+    url = http_server.route("/huge", short_body(b"x" * 100))  # promises 5000 bytes
+    with make_fetcher(max_bytes=4096) as fetcher, pytest.raises(FetchError, match="Content-Length 5000"):
+        fetcher.fetch(url)
+
+
 def test_body_shorter_than_content_length(http_server: LocalServer) -> None:
     url = http_server.route("/short", short_body(b"only this"))
     with make_fetcher() as fetcher:

@@ -89,3 +89,13 @@ def test_a_changed_page_reaches_the_next_edition(project: Project, http_server: 
     assert third["sources"][0]["new_articles"] == 1 and third["editions"][0]["articles"] == 1
     editions = sorted((project.out / "daily").glob("*.txt"))
     assert len(editions) == 2 and "Library notices" in editions[1].read_text()
+
+
+def test_summarize_a_url_fetches_it_through_the_guarded_fetcher(project: Project, http_server: LocalServer) -> None:
+    url = http_server.serve("/notices", page_html("Library notices", NOTICE))
+    refused = project.cli("summarize", url)  # the shipped config does not allow private addresses
+    assert refused.returncode == 1 and refused.stderr.strip().endswith("is a loopback address (set [fetch] allow_private = true to allow)")
+    project.write_config(project.config.read_text() + "\n[fetch]\nallow_private = true\n")
+    allowed = project.cli("summarize", url)
+    assert allowed.returncode == 0, allowed.stderr
+    assert "Notice" in allowed.stdout and "opening hours" in allowed.stdout
