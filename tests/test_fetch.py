@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 import zlib
 from email.utils import formatdate
 
@@ -12,7 +14,7 @@ import pytest
 from digest.config import Duration, FetchConfig
 from digest.errors import FetchError
 from digest.fetch import AddressGuard, Fetcher
-from tests.httpserver import LocalServer, endless, gzip_bomb, hang, redirect, short_body, status, trickle, trickle_headers
+from tests.httpserver import LocalServer, RequestHandler, endless, gzip_bomb, hang, redirect, short_body, status, trickle, trickle_headers
 
 DEADLINE = 1.0
 
@@ -208,3 +210,22 @@ def test_connection_refused_is_one_line() -> None:
         message = fails_within_deadline(fetcher, url)
     assert message.startswith(f"{url}: cannot connect")
 
+
+
+def test_requests_in_flight_to_one_host_are_bounded(http_server: LocalServer) -> None:
+    in_flight, peak = [0], [0]
+    lock = threading.Lock()
+
+    def slow(request: RequestHandler) -> None:
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        request.stopping.wait(0.2)
+        with lock:
+            in_flight[0] -= 1
+        request.respond(200, b"ok")
+
+    url = http_server.route("/slow", slow)
+    with make_fetcher(per_host_concurrency=2, concurrency=8) as fetcher, ThreadPoolExecutor(6) as pool:
+        bodies = list(pool.map(lambda _: fetcher.fetch(url).body, range(6)))
+    assert bodies == [b"ok"] * 6 and peak[0] == 2
