@@ -130,6 +130,8 @@ def run(context: click.Context, digest_name: str | None, as_json: bool) -> None:
     else:
         for source in report.sources:
             line = f"source {source.name}: {source.new_articles} new"
+            if source.waiting_until and not source.error:
+                line = f"source {source.name}: not polled, its server asked to wait until {source.waiting_until}"
             click.echo(line + (f"; failed: {source.error}" if source.error else ""))
         for edition in report.editions:
             if edition["made"]:
@@ -222,8 +224,9 @@ def _read_document(document: str, config: Any) -> tuple[str, str, str | None]:
         from digest.config import FetchConfig
         from digest.fetch import Fetcher
 
-        fetched = Fetcher(config.fetch if config else FetchConfig()).get(document)
-        found = extract.from_html(fetched.text, document, document)
+        with Fetcher(config.fetch if config else FetchConfig()) as fetcher:
+            fetched = fetcher.fetch(document, accept="text/html,application/xhtml+xml;q=0.9,*/*;q=0.5")
+        found = extract.from_html(fetched.body, fetched.url, document)
     else:
         path = Path(document)
         try:
@@ -325,6 +328,7 @@ def status(context: click.Context, as_json: bool) -> None:
                     "last_success": state.last_success.isoformat() if state and state.last_success else None,
                     "failures": state.failures if state else 0,
                     "last_error": state.last_error if state else "",
+                    "next_poll_not_before": state.not_before.isoformat() if state and state.not_before else None,
                 })
             digests = []
             for digest in config.digests:
@@ -348,7 +352,9 @@ def status(context: click.Context, as_json: bool) -> None:
     click.echo(f"articles stored: {report['articles']}")
     for source in report["sources"]:
         health = f"failing ({source['failures']}x): {source['last_error']}" if source["failures"] else "ok"
-        click.echo(f"source {source['name']} ({source['type']}): last poll {source['last_poll'] or 'never'}; {health}")
+        success = f", last success {source['last_success'] or 'never'}" if source["failures"] else ""
+        waiting = f"; next poll not before {source['next_poll_not_before']}" if source["next_poll_not_before"] else ""
+        click.echo(f"source {source['name']} ({source['type']}): last poll {source['last_poll'] or 'never'}{success}; {health}{waiting}")
     for digest in report["digests"]:
         click.echo(f"digest {digest['name']}: {digest['editions']} editions, last {digest['last_edition'] or 'never'}")
     if not report["outbox"]:
@@ -382,3 +388,72 @@ def mailsink(listen: str, maildir: str) -> None:
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--listen") from None
     guarded(sink.serve_forever)
+
+
+@main.group()
+def sources() -> None:
+    """Import feeds from OPML, or export the configured feeds as OPML."""
+
+
+@sources.command("import")
+@click.argument("opml_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--append", is_flag=True, help="Add the new [[sources]] to the config file (checked, undone if invalid).")
+@click.pass_context
+def import_sources(context: click.Context, opml_file: Path, append: bool) -> None:
+    """Turn an OPML subscription list into [[sources]] entries (printed, or appended with --append).
+
+    Feeds whose URL is configured already are skipped; names are made unique.
+
+    \b
+    Example:
+      digest sources import subscriptions.opml >> config/digest.toml
+      digest sources import subscriptions.opml --append
+    """
+    from digest import opml
+    from digest.config import load
+
+    config = load_config(context, required=append)
+    taken = {s.name for s in config.sources} if config else set()
+    known = {getattr(s, "url", "") for s in config.sources} if config else set()
+
+    def convert() -> tuple[str, int, int, int]:
+        try:
+            data = opml_file.read_bytes()
+        except OSError as error:
+            raise ConfigError(str(opml_file), "", f"cannot read: {error.strerror or error}") from None
+        feeds, skipped = opml.read_opml(data, str(opml_file))
+        text, added, duplicates = opml.sources_toml(feeds, taken, known)
+        return text, added, duplicates, skipped
+
+    text, added, duplicates, skipped = guarded(convert)
+    summary = f"{added} feeds imported from {opml_file}; {duplicates} already configured; {skipped} without an http(s) feed URL skipped"
+    if not append:
+        if text:
+            click.echo(f"# {summary}\n\n{text}", nl=False)
+        click.echo(summary, err=True)
+        return
+    original = config.path.read_text(encoding="utf-8")
+    if text:
+        config.path.write_text(original.rstrip("\n") + f"\n\n# {summary}\n" + text, encoding="utf-8")
+        try:
+            load(config.path)
+        except ConfigError as error:
+            config.path.write_text(original, encoding="utf-8")
+            fail(EXIT_USAGE, f"config error after import, file left unchanged: {error}")
+    click.echo(f"{summary}; {'appended to ' + str(config.path) if text else 'nothing to add'}")
+
+
+@sources.command("export")
+@click.pass_context
+def export_sources(context: click.Context) -> None:
+    """Print the configured feeds as OPML 2.0, for any feed reader.
+
+    \b
+    Example:
+      digest sources export > subscriptions.opml
+    """
+    from digest import opml
+    from digest.config import FeedSourceConfig
+
+    config = load_config(context)
+    click.echo(opml.export_opml([s for s in config.sources if isinstance(s, FeedSourceConfig)], now()), nl=False)

@@ -206,7 +206,18 @@ class FetchConfig:
     allow_private: bool = False
     user_agent: str = f"digest/{__version__} (+{PROJECT_URL})"
     per_host_delay: Duration = Duration(seconds=1)
+    per_host_concurrency: int = 2
     concurrency: int = 8
+
+    def check(self, where: str) -> None:
+        if self.max_bytes < 1024:
+            raise ValueError(f"max_bytes: must be at least 1024, got {self.max_bytes}")
+        if self.timeout.total_seconds() <= 0:
+            raise ValueError("timeout: must be more than zero")
+        if self.concurrency < 1 or self.per_host_concurrency < 1:
+            raise ValueError("concurrency: concurrency and per_host_concurrency must be at least 1")
+        if any(c in self.user_agent for c in "\r\n"):
+            raise ValueError("user_agent: must be one line")
 
 
 @dataclass(frozen=True)

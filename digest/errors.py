@@ -41,7 +41,15 @@ class SourceError(DigestError):
 
 
 class FetchError(SourceError):
-    """An HTTP fetch failed: status, timeout, size cap, redirect or blocked address."""
+    """An HTTP fetch failed: status, timeout, size cap, redirect or blocked address.
+
+    `retry_after` (seconds) is set when the server asked us to come back later
+    (429/503 with Retry-After); the pipeline pushes that source's next poll back.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ExtractError(SourceError):

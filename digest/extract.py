@@ -122,8 +122,11 @@ def from_text(text: str, fallback_title: str) -> Extracted:
     return Extracted(title=clean_line(title) or fallback_title, body=body, published=published)
 
 
-def from_html(html: str, url: str | None, fallback_title: str) -> Extracted:
-    """An HTML document: main text by trafilatura, title and metadata from the page."""
+def from_html(html: str | bytes, url: str | None, fallback_title: str) -> Extracted:
+    """An HTML document: main text by trafilatura, title and metadata from the page.
+
+    Bytes (as fetched) are decoded by trafilatura, which reads the page's charset.
+    """
     import trafilatura
 
     try:
@@ -136,5 +139,16 @@ def from_html(html: str, url: str | None, fallback_title: str) -> Extracted:
     title = clean_line((metadata.title if metadata else None) or "") or fallback_title
     published = _parse_date(metadata.date) if metadata and metadata.date else None
     author = clean_line(metadata.author) if metadata and metadata.author else None
-    language = metadata.language if metadata and metadata.language else None
-    return Extracted(title=title, body=normalise_body(body), published=published, author=author, language=language)
+    language = (metadata.language if metadata and metadata.language else None) or _declared_language(html)
+    # trafilatura puts one paragraph per line, and often the headline first.
+    lines = [line for line in body.splitlines() if line.strip()]
+    if len(lines) > 1 and clean_line(lines[0]) == title:
+        lines = lines[1:]
+    return Extracted(title=title, body=normalise_body("\n\n".join(lines)), published=published, author=author, language=language)
+
+
+def _declared_language(html: str | bytes) -> str | None:
+    """The language code the page's <html lang="..."> declares, e.g. "de" for "de-AT"."""
+    head = html[:4096] if isinstance(html, str) else html[:4096].decode("utf-8", "replace")
+    match = re.search(r"<html\b[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})\b", head, re.IGNORECASE)
+    return match.group(1).lower() if match else None

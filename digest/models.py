@@ -83,6 +83,7 @@ class SourceReport:
     new_articles: int = 0
     seen: int = 0
     error: str = ""
+    waiting_until: str = ""  # ISO time before which the source is not polled (its server asked to wait)
 
 
 @dataclass

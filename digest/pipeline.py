@@ -1,32 +1,91 @@
 """The only module that knows the stage order: poll -> extract -> store -> summarise
 -> compose -> render -> deliver.
 
-Each stage is handed only its own config section. Articles are stored and
-summarised one by one as sources yield them (flat memory), in batched
-transactions; an edition and its outbox rows are created in one transaction.
+Each stage is handed only its own config section. Sources are polled
+concurrently in worker threads; this thread takes each article as it arrives,
+has it summarised on worker processes (digest.workers: one per core, a bounded
+number in flight, results in arrival order) and stores it in its own small
+transaction, so memory stays flat; an edition and its outbox rows are created
+in one transaction.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from digest.compose import compose
 from digest.config import Config, DigestConfig, SourceConfig
 from digest.deliver import Deliverer, EmailDeliverer, FileDeliverer, duration_words, retry_delay
-from digest.errors import DeliveryError, DigestError, PermanentDeliveryError, StoreError
+from digest.errors import DeliveryError, DigestError, FetchError, PermanentDeliveryError
 from digest.mail import new_message_id
 from digest.models import Article, Delivery, Edition, RunReport, SourceReport, Summary
 from digest.render import RenderedEdition, Renderer, renderer_for
 from digest.sources import PollContext, open_source
 from digest.store import Store
 from digest.summarise import resolve_language, summarise
-from digest.workers import SMALL_RUN, Workers, worker_count
+from digest.workers import SMALL_RUN, Outcome, Workers, worker_count
 
 log = logging.getLogger(__name__)
-BATCH = 50  # articles per write transaction
+QUEUE_SIZE = 16  # articles in flight between the polling threads and the storing one
+NETWORK_SOURCES = ("feed", "page")
+
+
+@dataclass(frozen=True)
+class _Event:
+    """From a polling thread: one article, or (article None) the end of its source's poll."""
+
+    source: str
+    article: Article | None = None
+    error: str = ""
+    retry_after: float | None = None
+
+
+def _produce(source_config: SourceConfig, context: PollContext, events: queue.Queue[_Event], cancelled: threading.Event) -> None:
+    """Worker thread: poll one source, hand each article to the storing thread."""
+
+    def hand_over(event: _Event) -> bool:
+        while not cancelled.is_set():
+            try:
+                events.put(event, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    error, retry_after = "", None
+    try:
+        for article in open_source(source_config).poll(context):
+            if not hand_over(_Event(source_config.name, article)):
+                return
+    except FetchError as failure:
+        error, retry_after = str(failure), failure.retry_after
+    except DigestError as failure:
+        error = str(failure)
+    except Exception as failure:  # a bug in one source must not stop the others
+        log.exception("source %s: unexpected error", source_config.name)
+        error = f"internal error: {type(failure).__name__}: {failure}"
+    hand_over(_Event(source_config.name, error=error or "", retry_after=retry_after))
+
+
+@contextmanager
+def _fetcher_for(config: Config, sources: Sequence[SourceConfig]) -> Iterator[Any]:
+    """The run's shared HTTP fetcher, made only when a source needs the network."""
+    if not any(s.type in NETWORK_SOURCES for s in sources):
+        yield None
+        return
+    from digest.fetch import Fetcher
+
+    with Fetcher(config.fetch) as fetcher:
+        yield fetcher
+
 
 ArticleCallback = Callable[[str], None]
 
@@ -38,73 +97,124 @@ class Pipeline:
     config: Config
     store: Store
     on_article: ArticleCallback | None = None
-    # True for one run (`digest run`, `preview`): a small run is summarised in this process, the
-    # language detector is loaded here once, and the workers live until close(). False for a
-    # long-lived caller (the daemon's jobs): summaries are always made in worker processes that
-    # end with each poll, so the daemon never holds the summariser's ~100 MB between jobs.
+    fetcher: Any = None  # a digest.fetch.Fetcher to share across calls; else one is made per poll_all
+    # True for one run (`digest run`, `preview`): few new articles are summarised in this process
+    # and the language detector is loaded here, once. False for a long-lived caller (the daemon's
+    # jobs): summaries are always made in worker processes, which end with each poll, so the
+    # daemon never holds the summariser's ~100 MB of libraries and models between jobs.
     one_shot: bool = False
-    workers: Workers[Article, Summary] = field(init=False)
+    workers: Workers[_Event, Summary] = field(init=False)
 
     def __post_init__(self) -> None:
         small_run = SMALL_RUN if self.one_shot else 0
         self.workers = Workers(summarise, worker_count(self.config.summary.workers), small_run)
 
-    def close(self) -> None:
-        """Stop the summarising worker processes, if any were started."""
-        self.workers.close()
-
     def poll(self, source_config: SourceConfig, now: datetime) -> SourceReport:
         """Poll one source and store what is new; its failure is recorded, never raised."""
-        try:
-            return self._poll(source_config, now)
-        finally:
-            if not self.one_shot:
-                self.close()
+        return self.poll_all([source_config], now)[0]
 
-    def _poll(self, source_config: SourceConfig, now: datetime) -> SourceReport:
-        report = SourceReport(name=source_config.name)
-        state = self.store.source_state(source_config.name)
-        context = PollContext(now=now, first_poll=state.first_poll is None, memo=dict(state.memo))
-        with self.store.transaction():  # what was stored before a failure is kept
+    def poll_all(self, source_configs: Sequence[SourceConfig], now: datetime) -> list[SourceReport]:
+        """Poll sources concurrently and store their articles as they come.
+
+        Each source polls in a worker thread (at most `[fetch] concurrency` at a
+        time; the shared fetcher adds per-host limits); this thread alone touches
+        the store, summarising and storing each article as it arrives through a
+        small bounded queue, so memory stays flat however many sources there are.
+        A source a server asked to wait (Retry-After) is skipped until then.
+        """
+        reports = {s.name: SourceReport(name=s.name) for s in source_configs}
+        contexts: dict[str, PollContext] = {}
+        for source_config in source_configs:
+            state = self.store.source_state(source_config.name)
+            if state.not_before is not None and state.not_before > now:
+                reports[source_config.name].waiting_until = state.not_before.isoformat()
+                continue
+            contexts[source_config.name] = PollContext(now=now, first_poll=state.first_poll is None, memo=dict(state.memo))
+        due = [s for s in source_configs if s.name in contexts]
+        with ExitStack() as stack:
+            stack.callback(self.workers.close)
+            fetcher = self.fetcher or stack.enter_context(_fetcher_for(self.config, due))
+            for context in contexts.values():
+                context.fetcher = fetcher
+            self._poll_due(due, contexts, reports, now)
+        for report in reports.values():
+            log.info("source %s polled: %d new%s", report.name, report.new_articles, f"; error: {report.error}" if report.error else "")
+        return [reports[s.name] for s in source_configs]
+
+    def _poll_due(self, due: list[SourceConfig], contexts: dict[str, PollContext],
+                  reports: dict[str, SourceReport], now: datetime) -> None:
+        """Run one worker per due source (bounded pool) and consume their articles here."""
+        if not due:
+            return
+        events: queue.Queue[_Event] = queue.Queue(maxsize=QUEUE_SIZE)
+        cancelled = threading.Event()
+        workers = min(len(due), self.config.fetch.concurrency)
+        with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
+            for source_config in due:
+                pool.submit(_produce, source_config, contexts[source_config.name], events, cancelled)
             try:
-                new = self._unknown(open_source(source_config).poll(context), report)
-                for article, summary in self.workers.map(new, self._summary_job):
-                    if self.store.is_known(article):  # a copy was stored while this one was summarised
-                        report.seen += 1
-                        continue
-                    if self.store.add_article(article, summary, now) is not None:
-                        report.new_articles += 1
-                        if self.on_article:
-                            self.on_article(source_config.name)
-                        if report.new_articles % BATCH == 0:
-                            self.store.commit_so_far()
-            except StoreError:
-                raise
-            except DigestError as error:
-                report.error = str(error)
-            except Exception as error:  # a bug in one source must not stop the others
-                log.exception("source %s: unexpected error", source_config.name)
-                report.error = f"internal error: {type(error).__name__}: {error}"
-        with self.store.transaction():
-            self.store.record_poll(source_config.name, now, context.memo, report.error)
-        log.info("source %s polled: %d new%s", report.name, report.new_articles, f"; error: {report.error}" if report.error else "")
-        return report
+                self._consume(events, len(due), reports, contexts, now)
+            finally:
+                cancelled.set()  # a worker still producing (after a store error) stops
 
-    def _unknown(self, articles: Iterable[Article], report: SourceReport) -> Iterator[Article]:
-        """The articles the store does not hold yet; the others are counted as seen."""
-        for article in articles:
-            if self.store.is_known(article):
-                report.seen += 1
-            else:
-                yield article
+    def _consume(self, events: queue.Queue[_Event], sources: int, reports: dict[str, SourceReport],
+                 contexts: dict[str, PollContext], now: datetime) -> None:
+        """Summarise new articles on the worker processes and store them in the order they came;
+        record each source's poll when it ends, after its articles."""
+        for event, outcome in self.workers.map(self._arrivals(events, sources, reports), self._summary_job):
+            report = reports[event.source]
+            if event.article is not None:
+                if not report.error:  # a source whose article failed is retried whole next time
+                    self._store_article(event.article, outcome, report, now)
+                continue
+            report.error = report.error or event.error
+            not_before = now + timedelta(seconds=event.retry_after) if event.retry_after else None
+            with self.store.transaction():
+                self.store.record_poll(event.source, now, contexts[event.source].memo, report.error, not_before)
+            if not_before:
+                report.waiting_until = not_before.isoformat()
 
-    def _summary_job(self, article: Article) -> tuple[object, ...]:
-        """Arguments of summarise() for one article. In one run the language is settled here, so
-        that worker processes never load the language detector's model (~75 MB each)."""
+    def _arrivals(self, events: queue.Queue[_Event], sources: int, reports: dict[str, SourceReport]) -> Iterator[_Event]:
+        """The polling threads' events until every source ended, less the articles already stored."""
+        while sources:
+            event = events.get()
+            if event.article is None:
+                sources -= 1
+            elif reports[event.source].error:
+                continue
+            elif self.store.is_known(event.article):
+                reports[event.source].seen += 1
+                continue
+            yield event
+
+    def _summary_job(self, event: _Event) -> tuple[object, ...] | None:
+        """Arguments of summarise() for an article event; None for the end of a source. In one
+        run the language is settled here, so workers never load the detector (~75 MB each)."""
+        article = event.article
+        if article is None:
+            return None
         language = article.language
         if self.one_shot:
             language = resolve_language(article.body, self.config.summary.language, article.language)
         return (article.body, self.config.summary, article.title, language)
+
+    def _store_article(self, article: Article, summary: Outcome, report: SourceReport, now: datetime) -> None:
+        if isinstance(summary, DigestError):
+            report.error = str(summary)
+            return
+        if isinstance(summary, Exception):  # a bug in the summariser must not stop the other sources
+            log.error("source %s: unexpected error summarising %s: %r", report.name, article.identity, summary)
+            report.error = f"internal error: {type(summary).__name__}: {summary}"
+            return
+        if self.store.is_known(article):  # a copy was stored while this one was being summarised
+            report.seen += 1
+            return
+        with self.store.transaction():
+            stored = self.store.add_article(article, summary, now)
+        if stored is not None:
+            report.new_articles += 1
+            if self.on_article:
+                self.on_article(report.name)
 
     def make_edition(self, digest: DigestConfig, now: datetime) -> Edition | None:
         """Create the next edition of a digest with its outbox rows, or None when nothing waits."""
@@ -204,12 +314,10 @@ def run(config: Config, now: datetime, digest_name: str | None = None, on_articl
     """Poll every source once, make one edition of each digest, deliver it, retry the outbox."""
     digests = selected_digests(config, digest_name)
     store = Store(config.store.path)
-    pipeline = Pipeline(config, store, on_article, one_shot=True)
     try:
         report = RunReport(started=now)
-        for source_config in sources_for(config, digests):
-            report.sources.append(pipeline.poll(source_config, now))
-        pipeline.close()  # the workers' memory is not needed for the rest of the run
+        pipeline = Pipeline(config, store, on_article, one_shot=True)
+        report.sources = pipeline.poll_all(sources_for(config, digests), now)
         for digest in digests:
             edition = pipeline.make_edition(digest, now)
             report.editions.append(
@@ -219,7 +327,6 @@ def run(config: Config, now: datetime, digest_name: str | None = None, on_articl
         report.deliveries = pipeline.process_outbox(now, honour_backoff=False)
         return report
     finally:
-        pipeline.close()
         store.close()
 
 
@@ -240,16 +347,14 @@ def preview(config: Config, now: datetime, digest_name: str | None, fmt: str) ->
     """
     digests = selected_digests(config, digest_name)
     store = Store(config.store.path)
-    pipeline = Pipeline(config, store, one_shot=True)
     try:
         documents: list[tuple[str, str | None]] = []
         with store.dry_run():
-            for source_config in sources_for(config, digests):
-                pipeline.poll(source_config, now)
+            pipeline = Pipeline(config, store, one_shot=True)
+            pipeline.poll_all(sources_for(config, digests), now)
             for digest in digests:
                 edition = pipeline.make_edition(digest, now)
                 documents.append((digest.name, pipeline.render(digest, edition, (fmt,)).bodies[fmt] if edition else None))
         return documents
     finally:
-        pipeline.close()
         store.close()

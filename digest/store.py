@@ -85,6 +85,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX deliveries_status ON deliveries (status, next_attempt);
     """,
+    """
+    ALTER TABLE sources ADD COLUMN not_before TEXT;
+    """,
 )
 
 
@@ -113,6 +116,7 @@ class SourceState:
     last_success: datetime | None
     failures: int
     last_error: str
+    not_before: datetime | None = None  # no poll before this (the server's Retry-After)
 
 
 class Store:
@@ -133,7 +137,6 @@ class Store:
         except (sqlite3.DatabaseError, OSError) as error:
             raise StoreError(f"store {self.path} is unusable: {error}") from None
         self._depth = 0
-        self._keep = True
 
     def _translate(self, error: sqlite3.Error) -> StoreError:
         if "locked" in str(error) or "busy" in str(error):
@@ -171,20 +174,8 @@ class Store:
         with self._block(outermost="BEGIN", keep=False):
             yield
 
-    def commit_so_far(self) -> None:
-        """Inside an outermost transaction(), commit what is done and go on in a new one.
-
-        Lets a long poll store its articles in batches. Does nothing when nested
-        or in a dry run, where all must stay undoable.
-        """
-        if self._depth == 1 and self._keep:
-            self.db.execute("COMMIT")
-            self.db.execute("BEGIN IMMEDIATE")
-
     @contextmanager
     def _block(self, outermost: str, keep: bool) -> Iterator[None]:
-        if self._depth == 0:
-            self._keep = keep
         self._depth += 1
         savepoint = f"level{self._depth}"
         undo = ["ROLLBACK"] if self._depth == 1 else [f"ROLLBACK TO {savepoint}", f"RELEASE {savepoint}"]
@@ -212,20 +203,25 @@ class Store:
             return SourceState(name, {}, None, None, None, 0, "")
         return SourceState(
             name, json.loads(row["memo"]), _moment(row["first_poll"]), _moment(row["last_poll"]),
-            _moment(row["last_success"]), row["failures"], row["last_error"],
+            _moment(row["last_success"]), row["failures"], row["last_error"], _moment(row["not_before"]),
         )
 
-    def record_poll(self, name: str, now: datetime, memo: dict[str, str] | None, error: str = "") -> None:
-        """Record a poll's outcome; the memo is kept only when the poll succeeded."""
+    def record_poll(self, name: str, now: datetime, memo: dict[str, str] | None, error: str = "",
+                    not_before: datetime | None = None) -> None:
+        """Record a poll's outcome; the memo is kept only when the poll succeeded.
+
+        `not_before` (a server's Retry-After) holds the source's next poll back.
+        """
         self.db.execute("INSERT OR IGNORE INTO sources (name, first_poll) VALUES (?, ?)", (name, _text(now)))
         if error:
             self.db.execute(
-                "UPDATE sources SET last_poll = ?, failures = failures + 1, last_error = ? WHERE name = ?",
-                (_text(now), error, name),
+                "UPDATE sources SET last_poll = ?, failures = failures + 1, last_error = ?, not_before = ? WHERE name = ?",
+                (_text(now), error, _text(not_before), name),
             )
         else:
             self.db.execute(
-                "UPDATE sources SET last_poll = ?, last_success = ?, failures = 0, last_error = '', memo = ? WHERE name = ?",
+                "UPDATE sources SET last_poll = ?, last_success = ?, failures = 0, last_error = '', memo = ?, "
+                "not_before = NULL WHERE name = ?",
                 (_text(now), _text(now), json.dumps(memo or {}), name),
             )
 

@@ -8,9 +8,12 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.httpserver import LocalServer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -67,3 +70,10 @@ def project(tmp_path: Path) -> Project:
     shutil.copytree(REPO / "config", tmp_path / "config")
     shutil.copytree(REPO / "seeds", tmp_path / "seeds")
     return Project(tmp_path)
+
+
+@pytest.fixture
+def http_server() -> Iterator[LocalServer]:
+    """A threaded HTTP server on 127.0.0.1 (see tests/httpserver.py), stopped after the test."""
+    with LocalServer("127.0.0.1") as server:
+        yield server

@@ -70,7 +70,7 @@ def test_run_json_report_names_sources_editions_and_deliveries(project: Project)
     result = project.cli("run", "--json")
     report = json.loads(result.stdout)
     assert report["ok"] is True
-    assert report["sources"] == [{"name": "seeds", "new_articles": 1, "seen": 0, "error": ""}]
+    assert report["sources"] == [{"name": "seeds", "new_articles": 1, "seen": 0, "error": "", "waiting_until": ""}]
     assert report["editions"][0]["articles"] == 1
     assert report["deliveries"][0]["status"] == "delivered"
 

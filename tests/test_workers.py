@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -87,36 +88,39 @@ def test_a_copy_summarised_alongside_its_original_is_stored_once(tmp_path: Path)
     assert (source["new_articles"], source["seen"]) == (30, 1)
 
 
-def failing_after(count: int) -> object:
+def failing_after(count: int) -> Iterator[str]:
     yield from (f"item {number}" for number in range(count))
     raise ValueError("the source broke")
 
 
+def length_unless_marker(item: str) -> tuple[str] | None:
+    return None if item.startswith("marker") else (item,)
+
+
 @pytest.mark.parametrize("workers, small_run", [(2, 1), (2, 100), (1, 1)])
-def test_results_come_in_input_order_and_a_source_error_comes_after_what_it_gave(workers: int, small_run: int) -> None:
+def test_outcomes_come_in_input_order_and_a_source_error_comes_after_what_it_gave(workers: int, small_run: int) -> None:
     pool: Workers[str, int] = Workers(len, workers, small_run=small_run)
     try:
-        items = [f"{'x' * number}" for number in range(25)]
-        assert list(pool.map(items, lambda item: (item,))) == [(item, len(item)) for item in items]
+        items = [f"marker {n}" if n % 7 == 0 else "x" * n for n in range(40)]
+        expected = [(item, None if item.startswith("marker") else len(item)) for item in items]
+        assert list(pool.map(items, length_unless_marker)) == expected
         done = []
         with pytest.raises(ValueError, match="the source broke"):
-            for item, length in pool.map(failing_after(13), lambda item: (item,)):
+            for item, length in pool.map(failing_after(13), length_unless_marker):
                 done.append((item, length))
         assert done == [(f"item {number}", len(f"item {number}")) for number in range(13)]
-        assert pool.started == (workers > 1 and small_run <= 25)
+        assert pool.started == (workers > 1 and small_run <= 34)
     finally:
         pool.close()
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_an_error_in_one_call_comes_after_the_results_before_it(workers: int) -> None:
+def test_a_failed_call_is_its_items_outcome_and_the_others_go_on(workers: int) -> None:
     pool: Workers[str, int] = Workers(int, workers, small_run=1)
     try:
-        done = []
-        with pytest.raises(ValueError, match="'x'"):
-            for item, number in pool.map(["1", "2", "3", "x", "5", "6"], lambda item: (item,)):
-                done.append(number)
-        assert done == [1, 2, 3]
+        outcomes = list(pool.map(["1", "2", "3", "x", "5", "6"], lambda item: (item,)))
+        assert [outcome for _, outcome in outcomes if not isinstance(outcome, Exception)] == [1, 2, 3, 5, 6]
+        assert isinstance(outcomes[3][1], ValueError) and "'x'" in str(outcomes[3][1])
     finally:
         pool.close()
 

@@ -43,9 +43,11 @@ class Source(Protocol):
 
 
 def _registry() -> dict[str, Callable[[Any], Source]]:
+    from digest.sources.feed import FeedSource
     from digest.sources.files import FilesSource
+    from digest.sources.page import PageSource
 
-    return {"files": FilesSource}
+    return {"files": FilesSource, "feed": FeedSource, "page": PageSource}
 
 
 def open_source(config: Any) -> Source:

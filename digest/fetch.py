@@ -1,0 +1,404 @@
+"""HTTP fetching with limits and manners: the only module that imports httpx.
+
+One `Fetcher` is shared by every source of a run. It is thread-safe, so the
+pipeline may poll many sources at once from a thread pool; the fetcher itself
+bounds concurrency overall (`[fetch] concurrency`) and per host
+(`per_host_concurrency`), and spaces the starts of requests to one host by
+`per_host_delay`. A "host" is an origin, scheme://name:port, as robots.txt
+counts one. Each request:
+
+- ends by `timeout`, body included: every socket read and write is given only
+  what is left of the request's deadline, so a trickling server cannot stretch it;
+- keeps at most `max_bytes` after decompression (gzip/deflate are inflated here,
+  a bounded piece at a time, so a compression bomb stops at the cap);
+- follows at most 5 redirects by hand, http and https only;
+- connects only to addresses that pass the SSRF guard: the host name is resolved
+  once, every address checked, and the connection made to the checked address
+  itself (no second lookup, so DNS rebinding cannot swap it), on every hop;
+- sends the ETag / Last-Modified it is given (a 304 comes back as `not_modified`);
+- turns 429/503 with Retry-After into a FetchError carrying `retry_after`, and
+  refuses further requests to that host until then.
+
+Every failure is a `digest.errors.FetchError` whose message is one line: the URL
+and what went wrong.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpcore
+import httpx
+
+from digest.config import FetchConfig
+from digest.errors import FetchError
+
+MAX_REDIRECTS = 5
+MAX_RETRY_AFTER = 7 * 86400.0  # a server cannot push a host back by more than a week
+_REDIRECTS = {301, 302, 303, 307, 308}
+_READ_SIZE = 64 * 1024
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class Response:
+    """The outcome of one fetch: the final URL and the (decompressed) body."""
+
+    url: str
+    status: int
+    body: bytes
+    content_type: str = ""
+    etag: str | None = None
+    last_modified: str | None = None
+    not_modified: bool = False  # 304: nothing changed since the ETag / date we sent
+
+
+class _Refused(Exception):
+    """The SSRF guard refused every address of a host."""
+
+
+@dataclass(frozen=True)
+class AddressGuard:
+    """Decides which resolved addresses may be connected to.
+
+    Loopback, private, link-local, unspecified, multicast, reserved and other
+    non-global addresses are refused unless `allow_private`. `exempt` lists
+    networks allowed anyway; it is a programmatic hook (not a config key), used
+    by tests to serve a first hop from 127.0.0.2 while the rest of loopback
+    stays refused.
+    """
+
+    allow_private: bool = False
+    exempt: tuple[IPNetwork, ...] = ()
+
+    def refusal(self, address: IPAddress) -> str | None:
+        """Why `address` may not be used, or None when it may."""
+        if self.allow_private or any(address in network for network in self.exempt):
+            return None
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            return self.refusal(address.ipv4_mapped)
+        for kind in ("loopback", "unspecified", "link_local", "multicast", "private", "reserved"):
+            if getattr(address, f"is_{kind}"):
+                return f"{address} is a {kind.replace('_', '-')} address"
+        if not address.is_global:
+            return f"{address} is not a public address"
+        return None
+
+    def resolve(self, host: str, port: int) -> list[str]:
+        """The addresses of `host` that pass the guard; _Refused when none do."""
+        try:
+            infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+        except socket.gaierror as error:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {error.strerror}") from None
+        allowed: list[str] = []
+        reasons: list[str] = []
+        for info in infos:
+            text = str(info[4][0]).split("%")[0]
+            reason = self.refusal(ipaddress.ip_address(text))
+            if reason is None:
+                allowed.append(text)
+            else:
+                reasons.append(reason)
+        if not allowed:
+            hint = "" if self.allow_private else " (set [fetch] allow_private = true to allow)"
+            raise _Refused(f"{reasons[0]}{hint}")
+        return list(dict.fromkeys(allowed))
+
+
+_request_deadline = threading.local()
+
+
+def _budget(timeout: float | None, error: type[Exception]) -> float | None:
+    """The smaller of `timeout` and what is left of this thread's request deadline."""
+    deadline = getattr(_request_deadline, "value", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("request deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write fits in the current request's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _budget(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _budget(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None) -> httpcore.NetworkStream:
+        tls = self._inner.start_tls(ssl_context, server_hostname, _budget(timeout, httpcore.ConnectTimeout))
+        return _DeadlineStream(tls)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    """Resolves each host once, checks every address, connects to a checked one."""
+
+    def __init__(self, guard: AddressGuard) -> None:
+        self._guard = guard
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        last_error: Exception | None = None
+        for address in self._guard.resolve(host, port):
+            try:
+                stream = super().connect_tcp(
+                    address, port, _budget(timeout, httpcore.ConnectTimeout), local_address, socket_options
+                )
+                return _DeadlineStream(stream)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
+                last_error = error
+        assert last_error is not None
+        raise last_error
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        raise _Refused("unix sockets are never used")
+
+
+class _GuardedTransport(httpx.HTTPTransport):
+    """httpx's transport with its connection pool on the guarded backend."""
+
+    def __init__(self, guard: AddressGuard, connections: int) -> None:
+        super().__init__(trust_env=False, limits=httpx.Limits(max_connections=connections))
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=connections,
+            max_keepalive_connections=connections,
+            keepalive_expiry=5.0,
+            network_backend=_GuardedBackend(guard),
+        )
+
+
+@dataclass
+class _Host:
+    """Manners towards one host: a slot count, the next start time, a retry-after."""
+
+    slots: threading.Semaphore
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    next_start: float = 0.0  # time.monotonic() before which no request may start
+    not_before: float = 0.0  # time.monotonic() before which the host asked us not to come
+
+
+class Fetcher:
+    """The shared, thread-safe HTTP client of a run; see the module docstring.
+
+    `fetch` may be called from many threads at once (e.g. one per source in a
+    ThreadPoolExecutor); waits for per-host delays happen in the calling thread.
+    """
+
+    def __init__(self, config: FetchConfig, guard: AddressGuard | None = None) -> None:
+        self.config = config
+        self.guard = guard or AddressGuard(allow_private=config.allow_private)
+        self._timeout = config.timeout.total_seconds()
+        self._overall = threading.BoundedSemaphore(config.concurrency)
+        self._hosts: dict[str, _Host] = {}
+        self._hosts_lock = threading.Lock()
+        self._client = httpx.Client(
+            transport=_GuardedTransport(self.guard, config.concurrency),
+            timeout=httpx.Timeout(self._timeout),
+            follow_redirects=False,
+            trust_env=False,
+            headers={"User-Agent": config.user_agent, "Accept-Encoding": "gzip, deflate"},
+        )
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._client.close()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None, accept: str = "*/*") -> Response:
+        """GET `url` within the limits; FetchError (one line: URL and what) on any failure."""
+        headers = {"Accept": accept}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        deadline: float | None = None
+        current = url
+        try:
+            for _hop in range(MAX_REDIRECTS + 1):
+                host = _check_url(current)
+                with self._turn(host, current), self._overall:
+                    if deadline is None:
+                        deadline = time.monotonic() + self._timeout
+                    _request_deadline.value = deadline
+                    try:
+                        result = self._request(current, host, headers)
+                    finally:
+                        _request_deadline.value = None
+                if isinstance(result, Response):
+                    return result
+                current = result
+            raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects (last to {current})")
+        except FetchError:
+            raise
+        except _Refused as refused:
+            raise FetchError(f"{current}: refused: {refused}") from None
+        except httpx.TimeoutException:
+            raise FetchError(f"{current}: no complete response within {self._timeout:g}s") from None
+        except httpx.RemoteProtocolError as error:
+            raise FetchError(f"{current}: broken response: {_one_line(error)}") from None
+        except (httpx.ConnectError, httpcore.ConnectError) as error:
+            raise FetchError(f"{current}: cannot connect: {_one_line(error)}") from None
+        except httpx.HTTPError as error:
+            raise FetchError(f"{current}: {type(error).__name__}: {_one_line(error)}") from None
+        except (OSError, ValueError) as error:  # e.g. an ssl error outside httpx's mapping, a bad header
+            raise FetchError(f"{current}: {_one_line(error)}") from None
+
+    def _request(self, url: str, host: str, headers: dict[str, str]) -> Response | str:
+        """One hop: the Response, or the next URL when the server redirects."""
+        with self._client.stream("GET", url, headers=headers) as response:
+            status = response.status_code
+            if status in _REDIRECTS:
+                location = response.headers.get("Location")
+                if not location:
+                    raise FetchError(f"{url}: HTTP {status} redirect without a Location")
+                return urljoin(url, location.strip())
+            if status in (429, 503):
+                wait = _retry_after(response.headers.get("Retry-After"))
+                if wait is not None:
+                    self._hold_off(host, wait)
+                    raise FetchError(f"{url}: HTTP {status}, server asks to retry after {wait:.0f}s", retry_after=wait)
+            if status >= 400:
+                raise FetchError(f"{url}: HTTP {status} {response.reason_phrase}".rstrip())
+            common = {
+                "url": url,
+                "status": status,
+                "content_type": response.headers.get("Content-Type", ""),
+                "etag": response.headers.get("ETag"),
+                "last_modified": response.headers.get("Last-Modified"),
+            }
+            if status == 304:
+                return Response(body=b"", not_modified=True, **common)
+            encoding = response.headers.get("Content-Encoding", "")
+            declared = response.headers.get("Content-Length", "")
+            if not encoding and declared.isdigit() and int(declared) > self.config.max_bytes:
+                raise FetchError(f"{url}: body larger than max_bytes ({self.config.max_bytes} bytes): Content-Length {declared}")
+            body = _read_body(url, response.iter_raw(_READ_SIZE), encoding, self.config.max_bytes)
+            return Response(body=body, **common)
+
+    def _host(self, host: str) -> _Host:
+        with self._hosts_lock:
+            if host not in self._hosts:
+                self._hosts[host] = _Host(threading.Semaphore(self.config.per_host_concurrency))
+            return self._hosts[host]
+
+    @contextmanager
+    def _turn(self, host: str, url: str) -> Iterator[None]:
+        """Hold one of the host's slots, started no sooner than its delay allows."""
+        state = self._host(host)
+        with state.slots:
+            with state.lock:
+                now = time.monotonic()
+                if state.not_before > now:
+                    wait = state.not_before - now
+                    raise FetchError(f"{url}: host asked to retry after {wait:.0f}s more", retry_after=wait)
+                start = max(now, state.next_start)
+                state.next_start = start + self.config.per_host_delay.total_seconds()
+            if start > now:
+                time.sleep(start - now)
+            yield
+
+    def _hold_off(self, host: str, seconds: float) -> None:
+        state = self._host(host)
+        with state.lock:
+            state.not_before = max(state.not_before, time.monotonic() + seconds)
+
+
+def _check_url(url: str) -> str:
+    """The URL's origin (scheme://host:port, the unit of per-host manners, as for robots.txt);
+    FetchError unless it is an http(s) URL with a host."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise FetchError(f"{url}: not a valid URL ({error})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise FetchError(f"{url}: only http and https URLs are fetched")
+    if not parts.hostname:
+        raise FetchError(f"{url}: URL has no host")
+    return f"{scheme}://{parts.hostname.lower()}:{port or (443 if scheme == 'https' else 80)}"
+
+
+def _read_body(url: str, chunks: Iterator[bytes], encoding: str, max_bytes: int) -> bytes:
+    """The decompressed body, inflated piecewise so it never grows past `max_bytes`."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        decoder = None
+    elif encoding in ("gzip", "x-gzip", "deflate"):
+        decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
+    else:
+        raise FetchError(f"{url}: unsupported Content-Encoding {encoding!r}")
+    body = bytearray()
+    too_big = FetchError(f"{url}: body larger than max_bytes ({max_bytes} bytes)")
+    try:
+        for chunk in chunks:
+            data = chunk if decoder is None else decoder.decompress(chunk, max_bytes - len(body) + 1)
+            if len(body) + len(data) > max_bytes:
+                raise too_big
+            body += data
+        if decoder is not None:
+            if not decoder.eof:
+                raise FetchError(f"{url}: compressed body is cut short")
+            body += decoder.flush()
+    except zlib.error as error:
+        raise FetchError(f"{url}: corrupt {encoding} body ({error})") from None
+    if len(body) > max_bytes:
+        raise too_big
+    return bytes(body)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return min(max(0.0, (when - datetime.now(timezone.utc)).total_seconds()), MAX_RETRY_AFTER)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__

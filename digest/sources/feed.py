@@ -1,0 +1,325 @@
+"""The `feed` source: RSS 0.9x/1.0/2.0, Atom 0.3/1.0 and JSON Feed.
+
+The only module that imports feedparser, and it only ever hands feedparser the
+bytes our fetcher got (feedparser's own fetching follows redirects anywhere and
+reads local files). Entries are yielded one by one. A teaser entry gets its
+linked page fetched and its main text extracted (`full_text`), and the page
+fills in title, author, date and language where the feed lacks them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import feedparser
+
+from digest.config import FeedSourceConfig
+from digest.errors import ExtractError, SourceError
+from digest.extract import Extracted, from_html
+from digest.fetch import Response
+from digest.models import Article
+from digest.sanitise import clean_title, clean_url, html_to_text
+from digest.sources import PollContext
+
+log = logging.getLogger(__name__)
+
+PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
+FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+TEASER_WORDS = 120  # fewer words than this in auto mode: fetch the linked page
+MAX_FULL_TEXT_FAILURES = 3  # per poll; after that, a broken site costs no more time
+_CUT = re.compile(r"(\.\.\.|…|\[\s*(…|\.\.\.)\s*\]|read more|continue reading|more\s*»|\(more\.\.\.\))\W*$", re.IGNORECASE)
+_TRACKING = re.compile(r"^(utm_\w+|fbclid|gclid|dclid|msclkid|yclid|mc_cid|mc_eid|_hsenc|_hsmi|igshid|mkt_tok|oly_anon_id|oly_enc_id|vero_id|wt_mc|__s)$", re.IGNORECASE)
+_ENTITY_DECL = re.compile(rb"<!ENTITY\s+(%\s+)?([^\s>]+)\s+(?:\"([^\"]*)\"|'([^']*)'|(SYSTEM|PUBLIC)[^>]*)\s*>")
+_ENTITY_BUDGET = 1024 * 1024  # bytes that declared entities may add to a document
+_SEEN_MEMO_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One entry as the feed states it, before any full-text fetching."""
+
+    identity: str
+    title: str
+    text: str
+    link: str | None
+    published: datetime | None
+    author: str | None
+    language: str | None
+
+
+class FeedSource:
+    """Polls one feed URL; see the module docstring."""
+
+    def __init__(self, config: FeedSourceConfig) -> None:
+        self.config = config
+        self.name = config.name
+
+    def poll(self, context: PollContext) -> Iterator[Article]:
+        """Yield the entries not yielded by the previous poll; a 304 yields nothing."""
+        response = fetch_if_changed(context, self.config.url, FEED_ACCEPT)
+        if response.not_modified:
+            return
+        entries = parse_feed(response.body, response.url, response.content_type)
+        previously = set(context.memo.get("entries", "").split())
+        current: list[str] = []
+        failures = 0
+        for entry in entries:
+            key = _short_hash(entry.identity)
+            current.append(key)
+            if key in previously:
+                continue
+            backfilled = _is_backfill(entry, context, self.config)
+            article = _article(self.name, entry, backfilled)
+            if not backfilled and failures < MAX_FULL_TEXT_FAILURES and self._wants_full_text(entry):
+                try:
+                    article = _with_page(article, entry, fetch_page(context, entry.link or "")[1])
+                except SourceError as error:
+                    failures += 1
+                    log.warning("%s: full text not used: %s", self.name, error)
+            if article.title or article.body:
+                yield article
+        remember_validators(context, response)
+        context.memo["entries"] = " ".join(current[:_SEEN_MEMO_LIMIT])
+
+    def _wants_full_text(self, entry: FeedEntry) -> bool:
+        if not entry.link or self.config.full_text == "never":
+            return False
+        return self.config.full_text == "always" or is_teaser(entry.text)
+
+
+def fetch_if_changed(context: PollContext, url: str, accept: str) -> Response:
+    """GET `url`, sending the ETag / Last-Modified the memo holds from the last poll."""
+    return context.fetcher.fetch(url, etag=context.memo.get("etag"), last_modified=context.memo.get("last_modified"), accept=accept)
+
+
+def remember_validators(context: PollContext, response: Response) -> None:
+    """Keep the response's ETag / Last-Modified in the memo for the next poll."""
+    for name in ("etag", "last_modified"):
+        value = getattr(response, name)
+        if value:
+            context.memo[name] = value
+        else:
+            context.memo.pop(name, None)
+
+
+def is_teaser(text: str) -> bool:
+    """True when a feed's text looks like a teaser: short, or visibly cut off."""
+    return len(text.split()) < TEASER_WORDS or bool(_CUT.search(text[-60:]))
+
+
+def parse_feed(body: bytes, url: str, content_type: str = "") -> Iterator[FeedEntry]:
+    """Entries of an RSS, Atom or JSON feed given as bytes; ExtractError if it is none."""
+    if _looks_like_json(body, content_type):
+        return _json_entries(body, url)
+    _check_entities(body, url)
+    parsed = feedparser.parse(
+        body, response_headers={"content-location": url, "content-type": content_type or "application/xml"}
+    )
+    if parsed.get("bozo") and not parsed.get("version") and not parsed.entries:
+        problem = parsed.get("bozo_exception")
+        detail = f" ({' '.join(str(problem).split())})" if problem else ""
+        raise ExtractError(f"{url}: not an RSS, Atom or JSON feed{detail}")
+    feed_language = parsed.feed.get("language") or None
+    return (_xml_entry(entry, url, feed_language) for entry in parsed.entries)
+
+
+def canonical_link(link: str | None, base: str | None = None) -> str | None:
+    """An http(s) link without fragment and tracking parameters (utm_* and the like)."""
+    url = clean_url(link, base)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)]
+    netloc = parts.netloc.lower()
+    for scheme, port in (("http", ":80"), ("https", ":443")):
+        if parts.scheme.lower() == scheme and netloc.endswith(port):
+            netloc = netloc[: -len(port)]
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", urlencode(query), ""))
+
+
+def _identity(given: str | None, link: str | None, title: str, text: str) -> str:
+    """GUID/id, else canonical link, else a hash of title and text."""
+    if given and given.strip():
+        return given.strip()
+    if link:
+        return link
+    return "sha256:" + hashlib.sha256(f"{title}\n{text}".encode("utf-8", "replace")).hexdigest()
+
+
+def _xml_entry(entry: Any, base: str, feed_language: str | None) -> FeedEntry:
+    link = canonical_link(entry.get("link"), base)
+    contents = [c for c in entry.get("content", []) if c.get("value")]
+    best = max(contents, key=lambda c: len(c["value"]), default=None)
+    html = best["value"] if best else entry.get("summary", "") or ""
+    plain = best is not None and best.get("type") == "text/plain"
+    text = html.strip() if plain else html_to_text(html)
+    title = clean_title(entry.get("title"))
+    parsed_time = entry.get("published_parsed") or entry.get("updated_parsed")
+    published = datetime(*parsed_time[:6], tzinfo=timezone.utc) if parsed_time else None
+    language = (best or {}).get("language") or feed_language
+    return FeedEntry(
+        identity=_identity(entry.get("id"), link, title, text),
+        title=title,
+        text=text,
+        link=link,
+        published=published,
+        author=clean_title(entry.get("author")) or None,
+        language=language,
+    )
+
+
+def _looks_like_json(body: bytes, content_type: str) -> bool:
+    return "json" in content_type.lower() or body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
+
+
+def _json_entries(body: bytes, url: str) -> Iterator[FeedEntry]:
+    """JSON Feed 1.0/1.1 items (feedparser does not read JSON Feed)."""
+    try:
+        feed = json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise ExtractError(f"{url}: not valid JSON ({' '.join(str(error).split())[:120]})") from None
+    if not isinstance(feed, dict) or not str(feed.get("version", "")).startswith("https://jsonfeed.org/version/") or not isinstance(feed.get("items"), list):
+        raise ExtractError(f"{url}: JSON, but not a JSON Feed (no jsonfeed.org version and items)")
+    language = feed.get("language") if isinstance(feed.get("language"), str) else None
+    return (_json_item(item, url, language) for item in feed["items"] if isinstance(item, dict))
+
+
+def _json_item(item: dict[str, Any], base: str, feed_language: str | None) -> FeedEntry:
+    def text_of(key: str) -> str:
+        value = item.get(key)
+        return value if isinstance(value, str) else ""
+
+    link = canonical_link(text_of("url") or text_of("external_url"), base)
+    text = html_to_text(text_of("content_html")) if text_of("content_html") else text_of("content_text").strip()
+    text = text or html_to_text(text_of("summary"))
+    title = clean_title(text_of("title"))
+    authors = item.get("authors") if isinstance(item.get("authors"), list) else [item.get("author")]
+    names = [a["name"] for a in authors if isinstance(a, dict) and isinstance(a.get("name"), str)]
+    item_id = item.get("id")
+    return FeedEntry(
+        identity=_identity(str(item_id) if item_id not in (None, "") else None, link, title, text),
+        title=title,
+        text=text,
+        link=link,
+        published=_iso_date(text_of("date_published") or text_of("date_modified")),
+        author=clean_title(", ".join(names)) or None,
+        language=text_of("language") or feed_language,
+    )
+
+
+def _iso_date(value: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _check_entities(body: bytes, url: str) -> None:
+    """Refuse documents whose declared XML entities would expand too far (XML bombs).
+
+    Small internal entities (some real feeds use them) are allowed; external ones
+    are never fetched by the parser, so they are left alone.
+    """
+    if b"<!ENTITY" not in body:
+        return
+    values: dict[bytes, bytes] = {}
+    for match in _ENTITY_DECL.finditer(body):
+        parameter, name, value = match.group(1), match.group(2), match.group(3) or match.group(4)
+        if value is None:
+            continue
+        if parameter:
+            raise ExtractError(f"{url}: refused: the document declares internal XML parameter entities (a possible XML bomb)")
+        values[name] = value
+    sizes: dict[bytes, int] = {}
+
+    def size(name: bytes, path: tuple[bytes, ...]) -> int:
+        if name in path:
+            raise ExtractError(f"{url}: refused: XML entity {name.decode(errors='replace')!r} refers to itself")
+        if name not in sizes:
+            value = values[name]
+            total = len(value)
+            for ref in re.findall(rb"&([^\s;&#]+);", value):
+                if ref in values:
+                    total += size(ref, path + (name,))
+                if total > _ENTITY_BUDGET:
+                    break
+            sizes[name] = total
+        return sizes[name]
+
+    added = 0
+    end_of_dtd = body.rfind(b"]>")
+    document = body[end_of_dtd:] if end_of_dtd >= 0 else body
+    for name in values:
+        added += size(name, ()) * document.count(b"&" + name + b";")
+        if added > _ENTITY_BUDGET:
+            raise ExtractError(f"{url}: refused: XML entities would expand the document past {_ENTITY_BUDGET} bytes (a possible XML bomb)")
+
+
+def _is_backfill(entry: FeedEntry, context: PollContext, config: FeedSourceConfig) -> bool:
+    """On a first poll, entries older than the backfill window (or undated) are only marked seen."""
+    if not context.first_poll:
+        return False
+    return entry.published is None or entry.published < context.now - config.backfill
+
+
+def _article(source: str, entry: FeedEntry, backfilled: bool) -> Article:
+    return Article(
+        source=source,
+        identity=entry.identity,
+        title=entry.title or _first_words(entry.text) or (entry.link or ""),
+        body=entry.text or entry.title,
+        published=entry.published,
+        url=entry.link,
+        author=entry.author,
+        language=entry.language,
+        version="",  # an entry is known by its identity alone: a re-fetched page that changed is no new article
+        backfilled=backfilled,
+    )
+
+
+def fetch_page(context: PollContext, url: str, *, conditional: bool = False) -> tuple[Response, Extracted | None]:
+    """Fetch a web page and extract its main text (None on a 304); ExtractError names the URL."""
+    if conditional:
+        response = fetch_if_changed(context, url, PAGE_ACCEPT)
+    else:
+        response = context.fetcher.fetch(url, accept=PAGE_ACCEPT)
+    if response.not_modified:
+        return response, None
+    try:
+        return response, from_html(response.body, response.url, fallback_title="")
+    except ExtractError as error:
+        raise ExtractError(f"{response.url}: {error}") from None
+
+
+def _with_page(article: Article, entry: FeedEntry, page: Extracted | None) -> Article:
+    """The article with the page's main text (if longer), and its metadata where the feed had none."""
+    if page is None:
+        return article
+    body = page.body if len(page.body) > len(entry.text) else article.body
+    return replace(
+        article,
+        title=entry.title or clean_title(page.title) or article.title,
+        body=body,
+        author=article.author or page.author,
+        published=article.published or page.published,
+        language=article.language or page.language,
+    )
+
+
+def _first_words(text: str, count: int = 12) -> str:
+    words = text.split()
+    return " ".join(words[:count]) + (" …" if len(words) > count else "")
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16]
+
