@@ -1,0 +1,82 @@
+"""Storing articles: one transaction per article (what the pipeline does) against batches of 50.
+
+    python bench/store_writes.py [--articles 2000] [--runs 5]
+
+Each run stores N new articles (cnndm story texts, or generated text) into a fresh
+SQLite store (WAL, synchronous=NORMAL), checking each for duplicates first as the
+pipeline does, and prints the median CPU and wall time per article of each way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus import REPO, source_texts  # noqa: E402
+
+sys.path.insert(0, str(REPO))
+from digest.models import Article, Summary  # noqa: E402
+from digest.store import Store  # noqa: E402
+
+NOW = datetime(2026, 11, 27, 7, tzinfo=timezone.utc)
+SUMMARY = Summary(sentences=("One.", "Two.", "Three."), algorithm="news", language="english")
+BATCH = 50
+
+
+def articles(count: int, texts: list[str]) -> Iterator[Article]:
+    for number in range(count):
+        yield Article(source="bench", identity=f"story-{number}", title=f"Bench story {number}",
+                      body=f"Edition {number}: {texts[number % len(texts)]}", version="1")
+
+
+def per_article(store: Store, stream: Iterator[Article]) -> None:
+    for article in stream:
+        if not store.is_known(article):
+            with store.transaction():
+                store.add_article(article, SUMMARY, NOW)
+
+
+def batched(store: Store, stream: Iterator[Article]) -> None:
+    finished = False
+    while not finished:
+        with store.transaction():
+            for _ in range(BATCH):
+                article = next(stream, None)
+                if article is None:
+                    finished = True
+                    break
+                if not store.is_known(article):
+                    store.add_article(article, SUMMARY, NOW)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--articles", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=5)
+    options = parser.parse_args()
+    texts, origin = source_texts()
+    print(f"{options.articles} articles from {origin}; medians of {options.runs} runs")
+    timings: dict[str, tuple[list[float], list[float]]] = {"per article": ([], []), f"batches of {BATCH}": ([], [])}
+    with tempfile.TemporaryDirectory() as folder:
+        for run in range(options.runs):
+            for (name, (cpu, wall)), write in zip(timings.items(), (per_article, batched)):
+                store = Store(Path(folder) / f"{run}-{len(cpu)}-{write.__name__}.sqlite3")
+                started_cpu, started_wall = time.process_time(), time.perf_counter()
+                write(store, articles(options.articles, texts))
+                cpu.append(time.process_time() - started_cpu)
+                wall.append(time.perf_counter() - started_wall)
+                store.close()
+    print("| transactions | CPU ms/article | wall ms/article |\n| --- | ---: | ---: |")
+    for name, (cpu, wall) in timings.items():
+        print(f"| {name} | {1000 * statistics.median(cpu) / options.articles:.3f} | {1000 * statistics.median(wall) / options.articles:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
