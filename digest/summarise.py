@@ -49,6 +49,7 @@ STEMMED_LANGUAGES = frozenset({
 
 # Sentence-final punctuation, optionally followed by closing quotes or brackets.
 _COMPLETE = re.compile(r"[.!?…。！？।॥؟۔][\"'”’»)\]]*$")
+_OPENING_QUOTES = frozenset("\"“„«'‘")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _SPACE = re.compile(r"\s+")
 
@@ -278,16 +279,21 @@ def _news(prepared: Prepared, count: int) -> Sequence[int]:
     return pick_news(news_features(prepared), count, NEWS_WEIGHTS)
 
 
-# Tuned on ../shared/data/cnndm-dev.jsonl (see BENCHMARKS.md, "Summariser").
+# Tuned by coordinate search on ../shared/data/cnndm-dev.jsonl only (bench/bench_summarise.py
+# --tune; BENCHMARKS.md, "Summariser"). The dev file has no titles: "title" is set by hand.
 NEWS_WEIGHTS: dict[str, float] = {
     "position": 1.0,      # weight of the position prior exp(-decay * index)
-    "decay": 0.35,
-    "centrality": 0.5,    # weight of directed (PacSum) centrality, scaled to 0..1
+    "decay": 0.15,
+    "centrality": 2.0,    # weight of directed (PacSum) centrality, scaled to 0..1
     "backward": -0.3,     # PacSum's lambda for edges to earlier sentences (later ones weigh 1)
-    "threshold": 0.1,     # similarity under min + threshold * (max - min) is no edge
+    "threshold": 0.0,     # similarity under min + threshold * (max - min) is no edge
     "title": 0.3,         # weight of tf-idf cosine with the title
-    "short": 8,           # sentences with fewer content words than this are penalised...
+    "short": 4,           # sentences with fewer content words than this are penalised...
     "short_penalty": 0.5,  # ...by up to this much
+    "long": 15,           # sentences with more content words than this are penalised...
+    "long_penalty": 1.0,  # ...by up to this much at twice that length
+    "quote_penalty": 0.2,  # for a sentence that opens with a quotation mark
+    "question_penalty": 0.8,  # for a question
     "redundancy": 0.5,    # a candidate this similar to a picked sentence is skipped
 }
 
@@ -299,6 +305,8 @@ class NewsFeatures:
     similarity: Any  # numpy (n, n) tf-idf cosine between candidates, zero diagonal
     title_similarity: Any  # numpy (n,) cosine with the title; zeros without a title
     lengths: Any  # numpy (n,) content words per candidate
+    quoted: Any  # numpy (n,) 1.0 where the sentence opens with a quotation mark
+    questions: Any  # numpy (n,) 1.0 where the sentence asks a question
 
 
 def news_features(prepared: Prepared) -> NewsFeatures:
@@ -327,7 +335,10 @@ def news_features(prepared: Prepared) -> NewsFeatures:
         if term and (column := vocabulary.get(term)) is not None:
             title[column] += idf[column]
     title_similarity = vectors @ _unit_rows(title[None, :])[0]
-    return NewsFeatures(similarity, title_similarity, numpy.array(lengths, dtype=float))
+    texts = [str(sentence) for sentence in prepared.candidates]
+    quoted = numpy.array([text[:1] in _OPENING_QUOTES for text in texts], dtype=float)
+    questions = numpy.array(["?" in text[-3:] for text in texts], dtype=float)
+    return NewsFeatures(similarity, title_similarity, numpy.array(lengths, dtype=float), quoted, questions)
 
 
 def _unit_rows(matrix: Any) -> Any:
@@ -351,8 +362,10 @@ def news_scores(features: NewsFeatures, w: dict[str, float]) -> Any:
     centrality = (centrality - centrality.min()) / spread if spread > 0 else numpy.zeros(n)
     position = numpy.exp(-w["decay"] * numpy.arange(n))
     shortness = numpy.clip((w["short"] - features.lengths) / w["short"], 0.0, 1.0)
+    longness = numpy.clip((features.lengths - w["long"]) / w["long"], 0.0, 1.0)
     return (w["position"] * position + w["centrality"] * centrality + w["title"] * features.title_similarity
-            - w["short_penalty"] * shortness)
+            - w["short_penalty"] * shortness - w["long_penalty"] * longness
+            - w["quote_penalty"] * features.quoted - w["question_penalty"] * features.questions)
 
 
 def pick_news(features: NewsFeatures, count: int, w: dict[str, float]) -> list[int]:
