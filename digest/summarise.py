@@ -26,7 +26,7 @@ from digest.tokenize import tokenizer
 MAX_CHARS = 40_000
 MAX_SENTENCES = 150
 MAX_SENTENCES_BY_ALGORITHM = {"kl": 80}  # sumy's KL grows with the cube of the sentence count
-DETECT_CHARS = 600
+DETECT_CHARS = 400
 
 # ISO 639-1 codes (from <html lang> or the detector) -> sumy's language names.
 LANGUAGE_NAMES: dict[str, str] = {
@@ -315,38 +315,34 @@ def news_features(prepared: Prepared) -> NewsFeatures:
 
     term_of = prepared.stemmer.term
     vocabulary: dict[str, int] = {}
-    rows: list[int] = []
-    columns: list[int] = []
-    lengths = []
-    for row, sentence in enumerate(prepared.candidates):
-        terms = [term for term in map(term_of, sentence.words) if term]
-        lengths.append(len(terms))
-        rows.extend([row] * len(terms))
-        columns.extend(vocabulary.setdefault(term, len(vocabulary)) for term in terms)
-    n, size = len(prepared.candidates), max(1, len(vocabulary))
-    counts = numpy.bincount(numpy.array(rows, dtype=numpy.int64) * size + numpy.array(columns, dtype=numpy.int64),
-                            minlength=n * size).reshape(n, size).astype(float)
-    idf = numpy.log((n + 1) / ((counts > 0).sum(axis=0) + 1)) + 1.0
-    vectors = _unit_rows(counts * idf)
+    sentence_columns = [
+        [vocabulary.setdefault(term, len(vocabulary)) for term in map(term_of, sentence.words) if term]
+        for sentence in prepared.candidates
+    ]
+    n, size = len(sentence_columns), max(1, len(vocabulary))
+    cells = numpy.fromiter((row * size + column for row, columns in enumerate(sentence_columns) for column in columns),
+                           dtype=numpy.intp)
+    counts = numpy.bincount(cells, minlength=n * size).reshape(n, size)
+    idf = numpy.log((n + 1) / (numpy.count_nonzero(counts, axis=0) + 1.0)) + 1.0
+    vectors = counts * idf
+    norms = numpy.sqrt(numpy.einsum("ij,ij->i", vectors, vectors))
+    norms[norms == 0] = 1.0
+    vectors /= norms[:, None]
     similarity = vectors @ vectors.T
     numpy.fill_diagonal(similarity, 0.0)
-    title = numpy.zeros(size)
-    for term in map(term_of, prepared.title_words):
-        if term and (column := vocabulary.get(term)) is not None:
-            title[column] += idf[column]
-    title_similarity = vectors @ _unit_rows(title[None, :])[0]
+    title_similarity = numpy.zeros(n)
+    title_columns = [vocabulary[term] for term in map(term_of, prepared.title_words) if term in vocabulary]
+    if title_columns:
+        title = numpy.bincount(title_columns, minlength=size) * idf
+        title_similarity = vectors @ (title / numpy.linalg.norm(title))
     texts = [str(sentence) for sentence in prepared.candidates]
-    quoted = numpy.array([text[:1] in _OPENING_QUOTES for text in texts], dtype=float)
-    questions = numpy.array(["?" in text[-3:] for text in texts], dtype=float)
-    return NewsFeatures(similarity, title_similarity, numpy.array(lengths, dtype=float), quoted, questions)
-
-
-def _unit_rows(matrix: Any) -> Any:
-    import numpy
-
-    norms = numpy.linalg.norm(matrix, axis=1)
-    norms[norms == 0] = 1.0
-    return matrix / norms[:, None]
+    return NewsFeatures(
+        similarity=similarity,
+        title_similarity=title_similarity,
+        lengths=numpy.fromiter(map(len, sentence_columns), dtype=float, count=n),
+        quoted=numpy.fromiter((text[:1] in _OPENING_QUOTES for text in texts), dtype=float, count=n),
+        questions=numpy.fromiter(("?" in text[-3:] for text in texts), dtype=float, count=n),
+    )
 
 
 def news_scores(features: NewsFeatures, w: dict[str, float]) -> Any:
