@@ -149,7 +149,7 @@ def evaluate(
                 )
                 for m in METRICS
             }
-    return EvalReport(file, len(examples), sentences, [results[a] for a in wanted], resamples)
+    return EvalReport(file, len(examples), sentences, [results[a] for a in run_order], resamples)
 
 
 def bootstrap_difference(system: Sequence[float], baseline: Sequence[float], resamples: int = 1000,
