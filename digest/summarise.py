@@ -206,6 +206,13 @@ class CachedStemmer:
             self._terms[word] = term
         return term
 
+    def terms(self, words: Sequence[str]) -> list[str]:
+        """`term` of each word, stop words left out; one C-level pass when all are known."""
+        found = list(map(self._terms.get, words))
+        if None in found:
+            found = [self.term(word) for word in words]
+        return [term for term in found if term]
+
     def __reduce__(self) -> tuple[type, tuple[str]]:
         return (CachedStemmer, (self.language,))
 
@@ -313,10 +320,10 @@ def news_features(prepared: Prepared) -> NewsFeatures:
     """tf-idf vectors of stemmed content words (idf over the article's sentences) and their cosines."""
     import numpy
 
-    term_of = prepared.stemmer.term
+    terms_of = prepared.stemmer.terms
     vocabulary: dict[str, int] = {}
     sentence_columns = [
-        [vocabulary.setdefault(term, len(vocabulary)) for term in map(term_of, sentence.words) if term]
+        [vocabulary.setdefault(term, len(vocabulary)) for term in terms_of(sentence.words)]
         for sentence in prepared.candidates
     ]
     n, size = len(sentence_columns), max(1, len(vocabulary))
@@ -331,7 +338,7 @@ def news_features(prepared: Prepared) -> NewsFeatures:
     similarity = vectors @ vectors.T
     numpy.fill_diagonal(similarity, 0.0)
     title_similarity = numpy.zeros(n)
-    title_columns = [vocabulary[term] for term in map(term_of, prepared.title_words) if term in vocabulary]
+    title_columns = [vocabulary[term] for term in terms_of(prepared.title_words) if term in vocabulary]
     if title_columns:
         title = numpy.bincount(title_columns, minlength=size) * idf
         title_similarity = vectors @ (title / numpy.linalg.norm(title))

@@ -34,6 +34,7 @@ _INNER_BREAK = re.compile(r"--+|\.\.+")
 _CLITIC = re.compile(r"(?i)^(.+?)(n't|'s|'re|'ve|'ll|'d|'m)$")
 _FINAL_PERIOD = re.compile(r"\.(?=[\s\"'”’)\]]*$)")
 # Fallback splitter: after terminal punctuation (Latin, Devanagari danda, Arabic, CJK) and space.
+_NON_PUNCTUATION = re.compile(r"[^\W\d]")  # NLTK Punkt's _re_non_punct
 _SENTENCE_END = re.compile(r"(?<=[.!?…।॥؟۔])[\"'”’»)]*\s+|(?<=[。！？])")
 
 
@@ -64,7 +65,7 @@ def sentence_splitter(language: str) -> SentenceSplitter:
         return RegexSentenceSplitter()
     from collections import defaultdict
 
-    from nltk.tokenize.punkt import PunktLanguageVars, PunktParameters, PunktSentenceTokenizer
+    from nltk.tokenize.punkt import PunktLanguageVars, PunktParameters, PunktSentenceTokenizer, PunktToken
     from punkt.data import load_module
 
     class StdlibRegexVars(PunktLanguageVars):
@@ -82,13 +83,26 @@ def sentence_splitter(language: str) -> SentenceSplitter:
         def period_context_re(self) -> re.Pattern[str]:
             return _stdlib(super().period_context_re())
 
+    class StdlibRegexToken(PunktToken):
+        """NLTK's Punkt token with its own patterns on stdlib `re`."""
+
+        __slots__ = ()
+        _RE_ELLIPSIS = _stdlib(PunktToken._RE_ELLIPSIS)
+        _RE_NUMERIC = _stdlib(PunktToken._RE_NUMERIC)
+        _RE_INITIAL = _stdlib(PunktToken._RE_INITIAL)
+        _RE_ALPHA = _stdlib(PunktToken._RE_ALPHA)
+
+        @property
+        def is_non_punct(self) -> bool:
+            return bool(_NON_PUNCTUATION.search(self.type))
+
     model = load_module(language)
     params = PunktParameters()
     params.abbrev_types = set(model.ABBREV_TYPES) | set(EXTRA_ABBREVIATIONS.get(language, ()))
     params.collocations = set(model.COLLOCATIONS)
     params.sent_starters = set(model.SENT_STARTERS)
     params.ortho_context = defaultdict(int, model.ORTHO_CONTEXT)
-    return PunktSentenceTokenizer(params, lang_vars=StdlibRegexVars())
+    return PunktSentenceTokenizer(params, lang_vars=StdlibRegexVars(), token_cls=StdlibRegexToken)
 
 
 @lru_cache(maxsize=None)
@@ -101,6 +115,9 @@ def words(sentence: str) -> tuple[str, ...]:
     """The words of a sentence as sumy keeps them from NLTK's tokenizer; see _CHUNK."""
     found: list[str] = []
     for chunk in _CHUNK.findall(_FINAL_PERIOD.sub("", sentence)):
+        if chunk.isalpha() and chunk.lower() != "cannot":  # most words: letters only
+            found.append(chunk)
+            continue
         for word in _INNER_BREAK.split(chunk):
             word = word.strip("'’")
             if "'" in word and (clitic := _CLITIC.match(word)):
