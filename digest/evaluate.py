@@ -166,19 +166,22 @@ def bootstrap_difference(system: Sequence[float], baseline: Sequence[float], res
 
 def format_report(report: EvalReport) -> str:
     """The report as a Markdown table, one row per algorithm."""
-    header = ["algorithm", *(METRIC_LABELS[m] for m in METRICS), "R-1 vs Lead-3 (95% CI)", "articles/s"]
+    header = ["algorithm", *(METRIC_LABELS[m] for m in METRICS),
+              *(f"{METRIC_LABELS[m]} vs Lead-3 [95% CI]" for m in METRICS), "articles/s"]
     lines = [
         f"{report.articles} articles from {report.file or 'input'}, {report.sentences} sentences a summary, "
-        f"ROUGE F1 (rouge-score, Porter stemmer), {report.resamples} bootstrap resamples",
+        f"ROUGE F1 x 100 (rouge-score, Porter stemmer), {report.resamples} paired bootstrap resamples",
         "",
         "| " + " | ".join(header) + " |",
         "| " + " | ".join("---" for _ in header) + " |",
     ]
     for result in report.results:
-        interval = result.versus_lead.get("rouge1")
-        versus = (f"{interval.mean:+.2f} [{interval.low:+.2f}, {interval.high:+.2f}]"
-                  if interval else "baseline")
-        cells = [result.algorithm, *(f"{result.scores[m]:.2f}" for m in METRICS), versus,
+        versus = [_interval(result.versus_lead[m]) if result.versus_lead else "baseline" for m in METRICS]
+        cells = [result.algorithm, *(f"{result.scores[m]:.2f}" for m in METRICS), *versus,
                  f"{result.articles_per_second:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _interval(interval: Interval) -> str:
+    return f"{interval.mean:+.2f} [{interval.low:+.2f}, {interval.high:+.2f}]"
