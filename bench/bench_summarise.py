@@ -111,6 +111,51 @@ def speed(rows: list[dict[str, str]], algorithms: list[str], runs: int) -> None:
     print(f"| stock sumy LexRank | {cpu:.0f} | {wall:.0f} |", flush=True)
 
 
+def tokenizers(rows: list[dict[str, str]], runs: int) -> None:
+    """Our sentence and word splitting against NLTK's stock Punkt and word tokenizer: same output?"""
+    from nltk.tokenize.destructive import NLTKWordTokenizer
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+
+    from digest.tokenize import _WORD, sentence_splitter, words
+
+    texts = [row["text"] for row in rows]
+    ours = sentence_splitter("english")
+    stock = PunktSentenceTokenizer(ours._params)
+    ours_split = [ours.tokenize(t) for t in texts]
+    same = sum(a == stock.tokenize(t) for a, t in zip(ours_split, texts))
+    sentences = [s for split in ours_split for s in split]
+    nltk_words = NLTKWordTokenizer()
+    same_words = sum(words(s) == tuple(w for w in nltk_words.tokenize(s) if _WORD.match(w)) for s in sentences)
+    print("\n| splitting, per article | ms (CPU, median) | same output as stock |\n| --- | --- | --- |")
+    for label, work, agreement in [
+        ("NLTK Punkt, stock patterns", lambda: [stock.tokenize(t) for t in texts], ""),
+        ("NLTK Punkt, patterns on stdlib re (ours)", lambda: [ours.tokenize(t) for t in texts],
+         f"{same}/{len(texts)} articles"),
+        ("NLTK word tokenizer (what sumy uses)", lambda: [nltk_words.tokenize(s) for s in sentences], ""),
+        ("digest.tokenize.words (ours)", lambda: [words(s) for s in sentences],
+         f"{same_words}/{len(sentences)} sentences"),
+    ]:
+        per_second, _ = rate(work, len(texts), runs)
+        print(f"| {label} | {1000 / per_second:.2f} | {agreement} |", flush=True)
+
+
+def worst_case(rows: list[dict[str, str]]) -> None:
+    """Slowest single summary per algorithm on one huge input (the dev file's first 60 articles
+    run together, ~200 kB), at 3 and at 50 sentences: the input caps keep each under a second."""
+    from digest.summarise import summarise
+
+    text = "\n\n".join(row["text"] for row in rows[:60])
+    summarise("Warm up. Imports first.", SummaryConfig())
+    print(f"\n| algorithm | seconds for one {len(text) // 1000} kB article (3 / 50 sentences) |\n| --- | --- |")
+    for algorithm in ALGORITHMS:
+        seconds = []
+        for count in (3, 50):
+            started = time.perf_counter()
+            summarise(text, SummaryConfig(algorithm=algorithm, sentences=count))
+            seconds.append(time.perf_counter() - started)
+        print(f"| {algorithm} | {seconds[0]:.2f} / {seconds[1]:.2f} |", flush=True)
+
+
 def cli_comparison(rows: list[dict[str, str]], runs: int) -> None:
     """Wall time, process start included, of `digest summarize --jsonl` vs stock LexRank on the same file."""
     with tempfile.TemporaryDirectory() as folder:
@@ -228,6 +273,8 @@ def main() -> None:
         return
     algorithms = list(ALGORITHMS) if options.algorithms == "all" else options.algorithms.split(",")
     speed(rows, algorithms, options.runs)
+    tokenizers(rows, options.runs)
+    worst_case(rows)
     if not options.skip_cli:
         cli_comparison(rows, max(1, min(options.runs, 3)))
 

@@ -10,7 +10,6 @@ alone costs ~1 s), so importing this module stays cheap.
 from __future__ import annotations
 
 import importlib
-import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -152,10 +151,10 @@ def prepare(text: str, title: str, language: str, max_sentences: int = MAX_SENTE
         sentences = []
         for text_of in para:
             key = _SPACE.sub(" ", text_of).casefold()
-            if key in seen:
+            if key in seen or len(candidates) == max_sentences:
                 continue
             seen.add(key)
-            selectable = len(candidates) < max_sentences and (not complete or bool(_COMPLETE.search(text_of)))
+            selectable = not complete or bool(_COMPLETE.search(text_of))
             sentence = Sentence(text_of, tok, is_heading=not selectable)
             if selectable:
                 candidates.append(sentence)
