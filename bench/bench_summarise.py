@@ -260,7 +260,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="only the first N articles")
     parser.add_argument("--skip-cli", action="store_true", help="skip the whole-process comparison")
     parser.add_argument("--tune", action="store_true", help="search the news weights instead")
-    parser.add_argument("--rounds", type=int, default=2, help="coordinate-search rounds for --tune")
+    parser.add_argument("--rounds", type=int, default=3, help="coordinate-search rounds for --tune")
     parser.add_argument("--stock-jsonl", type=Path, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.stock_jsonl:
