@@ -151,3 +151,19 @@ def test_title_raises_the_score_of_the_sentence_that_matches_it() -> None:
     gain = titled - plain
     matching = next(i for i, s in enumerate(prepare(GERMAN, "", "german").candidates) if "Familien" in str(s))
     assert gain[matching] == max(gain) > 0
+
+
+ODD_INPUTS = [
+    "", "....", "!!! ??? ...", "no punctuation at all just words " * 500, "\x00\x01 binary \ufffd junk.",
+    "日本語の文章です。これは二番目の文です。三番目です。最後の文です。", "🙂🙂🙂. 🙂! 🙂? 🙂.", "word",
+    "1 2 3. 4 5 6. 7 8 9. 10 11 12.", "The the the. The the the. A a a. An an an.",
+    "Ελλάδα είναι χώρα. Η Αθήνα είναι πρωτεύουσα. Ναι. Τέλος.",
+]
+
+
+@pytest.mark.parametrize("algorithm", CONFIG_ALGORITHMS)
+def test_odd_input_never_raises_and_never_exceeds_the_count(algorithm: str) -> None:
+    for text in ODD_INPUTS:
+        summary = summarise(text, SummaryConfig(algorithm=algorithm, sentences=2))
+        assert len(summary.sentences) <= 2
+        assert all(sentence in text for sentence in summary.sentences)
