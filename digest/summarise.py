@@ -10,7 +10,6 @@ alone costs ~1 s), so importing this module stays cheap.
 from __future__ import annotations
 
 import importlib
-import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from digest.tokenize import tokenizer
 MAX_CHARS = 40_000
 MAX_SENTENCES = 150
 MAX_SENTENCES_BY_ALGORITHM = {"kl": 80}  # sumy's KL grows with the cube of the sentence count
-DETECT_CHARS = 2_000
+DETECT_CHARS = 400
 
 # ISO 639-1 codes (from <html lang> or the detector) -> sumy's language names.
 LANGUAGE_NAMES: dict[str, str] = {
@@ -49,6 +48,7 @@ STEMMED_LANGUAGES = frozenset({
 
 # Sentence-final punctuation, optionally followed by closing quotes or brackets.
 _COMPLETE = re.compile(r"[.!?…。！？।॥؟۔][\"'”’»)\]]*$")
+_OPENING_QUOTES = frozenset("\"“„«'‘")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _SPACE = re.compile(r"\s+")
 
@@ -66,7 +66,7 @@ class Prepared:
     document: Any  # sumy ObjectDocumentModel; headings hold the title and non-sentences
     candidates: tuple[Any, ...]  # sumy Sentences that may be picked, in document order
     language: str
-    stemmer: Callable[[str], str]
+    stemmer: CachedStemmer
     stop_words: frozenset[str]
     title_words: tuple[str, ...]
 
@@ -151,10 +151,10 @@ def prepare(text: str, title: str, language: str, max_sentences: int = MAX_SENTE
         sentences = []
         for text_of in para:
             key = _SPACE.sub(" ", text_of).casefold()
-            if key in seen:
+            if key in seen or len(candidates) == max_sentences:
                 continue
             seen.add(key)
-            selectable = len(candidates) < max_sentences and (not complete or bool(_COMPLETE.search(text_of)))
+            selectable = not complete or bool(_COMPLETE.search(text_of))
             sentence = Sentence(text_of, tok, is_heading=not selectable)
             if selectable:
                 candidates.append(sentence)
@@ -168,24 +168,49 @@ def prepare(text: str, title: str, language: str, max_sentences: int = MAX_SENTE
 
 
 class CachedStemmer:
-    """sumy's stemmer for a language with a memo: stemming repeats words constantly."""
+    """sumy's stemmer for a language with memos: stemming repeats words constantly.
+
+    Called with a word, it returns sumy's stem (what sumy's summarisers use). `term(word)`
+    also lower-cases and drops stop words in the same lookup: "" for a stop word.
+    """
+
+    _LIMIT = 500_000  # words remembered per language before the memos start afresh
 
     def __init__(self, language: str) -> None:
         self.language = language
         self._stem: Callable[[str], str] | None = None
-        self._cache: dict[str, str] = {}
+        self._stems: dict[str, str] = {}
+        self._terms: dict[str, str] = {}
 
     def __call__(self, word: str) -> str:
-        stem = self._cache.get(word)
+        stem = self._stems.get(word)
         if stem is None:
             if self._stem is None:
                 from sumy.nlp.stemmers import Stemmer
 
                 self._stem = Stemmer(self.language)
-            if len(self._cache) > 500_000:
-                self._cache.clear()
-            stem = self._cache[word] = self._stem(word)
+            if len(self._stems) > self._LIMIT:
+                self._stems.clear()
+            stem = self._stems[word] = self._stem(word)
         return stem
+
+    def term(self, word: str) -> str:
+        """The stem of a word as written, lower-cased; "" for a stop word."""
+        term = self._terms.get(word)
+        if term is None:
+            lower = word.lower()
+            term = "" if lower in stop_words_for(self.language) else self(lower)
+            if len(self._terms) > self._LIMIT:
+                self._terms.clear()
+            self._terms[word] = term
+        return term
+
+    def terms(self, words: Sequence[str]) -> list[str]:
+        """`term` of each word, stop words left out; one C-level pass when all are known."""
+        found = list(map(self._terms.get, words))
+        if None in found:
+            found = [self.term(word) for word in words]
+        return [term for term in found if term]
 
     def __reduce__(self) -> tuple[type, tuple[str]]:
         return (CachedStemmer, (self.language,))
@@ -256,92 +281,108 @@ def _indexes(prepared: Prepared, picked: Sequence[Any]) -> list[int]:
 
 
 def _news(prepared: Prepared, count: int) -> Sequence[int]:
-    """Our news summariser: see digest.summarise.news_scores."""
-    return select_news(prepared, count)
+    """Our news summariser: position prior, directed centrality, title, length, redundancy."""
+    return pick_news(news_features(prepared), count, NEWS_WEIGHTS)
 
 
-# Tuned on ../shared/data/cnndm-dev.jsonl (see BENCHMARKS.md, "Summariser").
-NEWS_WEIGHTS = {
-    "position": 1.0,      # weight of the position prior
-    "decay": 0.35,        # position prior is exp(-decay * index)
-    "centrality": 0.5,    # weight of directed (PacSum) centrality, normalised to 0..1
-    "backward": -0.3,     # PacSum lambda for edges to earlier sentences (forward edges weigh 1)
-    "threshold": 0.1,     # similarity below min + threshold*(max-min) counts as no edge
-    "title": 0.3,         # weight of similarity to the title
-    "short": 8,           # sentences with fewer content words are penalised
-    "short_penalty": 0.5,
+# Tuned by coordinate search on ../shared/data/cnndm-dev.jsonl only (bench/bench_summarise.py
+# --tune; BENCHMARKS.md, "Summariser"). The dev file has no titles: "title" is set by hand.
+NEWS_WEIGHTS: dict[str, float] = {
+    "position": 1.0,      # weight of the position prior exp(-decay * index)
+    "decay": 0.15,
+    "centrality": 2.0,    # weight of directed (PacSum) centrality, scaled to 0..1
+    "backward": -0.3,     # PacSum's lambda for edges to earlier sentences (later ones weigh 1)
+    "threshold": 0.0,     # similarity under min + threshold * (max - min) is no edge
+    "title": 0.3,         # weight of tf-idf cosine with the title
+    "short": 4,           # sentences with fewer content words than this are penalised...
+    "short_penalty": 0.5,  # ...by up to this much
+    "long": 15,           # sentences with more content words than this are penalised...
+    "long_penalty": 1.0,  # ...by up to this much at twice that length
+    "quote_penalty": 0.2,  # for a sentence that opens with a quotation mark
+    "question_penalty": 0.8,  # for a question
     "redundancy": 0.5,    # a candidate this similar to a picked sentence is skipped
 }
 
 
-def select_news(prepared: Prepared, count: int, weights: dict[str, float] | None = None) -> list[int]:
-    """Greedy pick of the best-scored sentences, skipping ones too similar to those picked."""
-    w = NEWS_WEIGHTS if weights is None else weights
-    scores, similarity = news_scores(prepared, w)
-    order = sorted(range(len(scores)), key=lambda i: -scores[i])
-    picked: list[int] = []
-    for index in order:
-        if all(similarity[index][p] < w["redundancy"] for p in picked):
-            picked.append(index)
-            if len(picked) == count:
-                break
-    for index in order:  # too few distinct sentences: fill up by score
-        if len(picked) == count:
-            break
-        if index not in picked:
-            picked.append(index)
-    return picked
+@dataclass(frozen=True)
+class NewsFeatures:
+    """What the news summariser knows of each candidate, independent of its weights."""
+
+    similarity: Any  # numpy (n, n) tf-idf cosine between candidates, zero diagonal
+    title_similarity: Any  # numpy (n,) cosine with the title; zeros without a title
+    lengths: Any  # numpy (n,) content words per candidate
+    quoted: Any  # numpy (n,) 1.0 where the sentence opens with a quotation mark
+    questions: Any  # numpy (n,) 1.0 where the sentence asks a question
 
 
-def news_scores(prepared: Prepared, w: dict[str, float]) -> tuple[list[float], list[list[float]]]:
-    """Score each candidate: position prior + directed centrality + title overlap - shortness."""
+def news_features(prepared: Prepared) -> NewsFeatures:
+    """tf-idf vectors of stemmed content words (idf over the article's sentences) and their cosines."""
     import numpy
 
-    stem = prepared.stemmer
-    stop = prepared.stop_words
-    bags = [[stem(word.lower()) for word in s.words if word.lower() not in stop] for s in prepared.candidates]
+    terms_of = prepared.stemmer.terms
     vocabulary: dict[str, int] = {}
-    for bag in bags:
-        for term in bag:
-            vocabulary.setdefault(term, len(vocabulary))
-    n = len(bags)
-    matrix = numpy.zeros((n, max(1, len(vocabulary))))
-    for row, bag in enumerate(bags):
-        for term in bag:
-            matrix[row, vocabulary[term]] += 1.0
-    document_frequency = (matrix > 0).sum(axis=0)
-    idf = numpy.log((n + 1) / (document_frequency + 1)) + 1.0
-    matrix *= idf
-    norms = numpy.linalg.norm(matrix, axis=1)
+    sentence_columns = [
+        [vocabulary.setdefault(term, len(vocabulary)) for term in terms_of(sentence.words)]
+        for sentence in prepared.candidates
+    ]
+    n, size = len(sentence_columns), max(1, len(vocabulary))
+    cells = numpy.fromiter((row * size + column for row, columns in enumerate(sentence_columns) for column in columns),
+                           dtype=numpy.intp)
+    counts = numpy.bincount(cells, minlength=n * size).reshape(n, size)
+    idf = numpy.log((n + 1) / (numpy.count_nonzero(counts, axis=0) + 1.0)) + 1.0
+    vectors = counts * idf
+    norms = numpy.sqrt(numpy.einsum("ij,ij->i", vectors, vectors))
     norms[norms == 0] = 1.0
-    matrix /= norms[:, None]
-    similarity = matrix @ matrix.T
+    vectors /= norms[:, None]
+    similarity = vectors @ vectors.T
     numpy.fill_diagonal(similarity, 0.0)
+    title_similarity = numpy.zeros(n)
+    title_columns = [vocabulary[term] for term in terms_of(prepared.title_words) if term in vocabulary]
+    if title_columns:
+        title = numpy.bincount(title_columns, minlength=size) * idf
+        title_similarity = vectors @ (title / numpy.linalg.norm(title))
+    texts = [str(sentence) for sentence in prepared.candidates]
+    return NewsFeatures(
+        similarity=similarity,
+        title_similarity=title_similarity,
+        lengths=numpy.fromiter(map(len, sentence_columns), dtype=float, count=n),
+        quoted=numpy.fromiter((text[:1] in _OPENING_QUOTES for text in texts), dtype=float, count=n),
+        questions=numpy.fromiter(("?" in text[-3:] for text in texts), dtype=float, count=n),
+    )
 
+
+def news_scores(features: NewsFeatures, w: dict[str, float]) -> Any:
+    """Score each candidate: position prior + directed centrality + title - shortness."""
+    import numpy
+
+    similarity = features.similarity
+    n = similarity.shape[0]
     low, high = similarity.min(), similarity.max()
     edges = numpy.clip(similarity - (low + w["threshold"] * (high - low)), 0.0, None)
-    forward = numpy.triu(edges, 1).sum(axis=1)
-    backward = numpy.tril(edges, -1).sum(axis=1)
-    centrality = forward + w["backward"] * backward
+    centrality = numpy.triu(edges, 1).sum(axis=1) + w["backward"] * numpy.tril(edges, -1).sum(axis=1)
     spread = centrality.max() - centrality.min()
     centrality = (centrality - centrality.min()) / spread if spread > 0 else numpy.zeros(n)
-
     position = numpy.exp(-w["decay"] * numpy.arange(n))
-    title_similarity = numpy.zeros(n)
-    title_bag = [stem(word.lower()) for word in prepared.title_words if word.lower() not in stop]
-    if title_bag:
-        title_vector = numpy.zeros(matrix.shape[1])
-        for term in title_bag:
-            if term in vocabulary:
-                title_vector[vocabulary[term]] += idf[vocabulary[term]]
-        length = numpy.linalg.norm(title_vector)
-        if length > 0:
-            title_similarity = matrix @ (title_vector / length)
-    lengths = numpy.array([len(bag) for bag in bags], dtype=float)
-    shortness = numpy.clip((w["short"] - lengths) / w["short"], 0.0, 1.0)
-    scores = (w["position"] * position + w["centrality"] * centrality + w["title"] * title_similarity
-              - w["short_penalty"] * shortness)
-    return scores.tolist(), similarity.tolist()
+    shortness = numpy.clip((w["short"] - features.lengths) / w["short"], 0.0, 1.0)
+    longness = numpy.clip((features.lengths - w["long"]) / w["long"], 0.0, 1.0)
+    return (w["position"] * position + w["centrality"] * centrality + w["title"] * features.title_similarity
+            - w["short_penalty"] * shortness - w["long_penalty"] * longness
+            - w["quote_penalty"] * features.quoted - w["question_penalty"] * features.questions)
+
+
+def pick_news(features: NewsFeatures, count: int, w: dict[str, float]) -> list[int]:
+    """Greedy pick by score, skipping sentences too similar to one already picked."""
+    scores = news_scores(features, w)
+    order = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)
+    similarity = features.similarity
+    picked: list[int] = []
+    for index in order:
+        if all(similarity[index, other] < w["redundancy"] for other in picked):
+            picked.append(index)
+            if len(picked) == count:
+                return picked
+    # Too few distinct sentences: fill up by score.
+    return picked + [i for i in order if i not in picked][: count - len(picked)]
 
 
 ALGORITHMS: dict[str, Algorithm] = {

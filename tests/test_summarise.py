@@ -10,7 +10,7 @@ import pytest
 
 from digest.config import ALGORITHMS as CONFIG_ALGORITHMS, SummaryConfig
 from digest.errors import SummariseError
-from digest.summarise import ALGORITHMS, MAX_CHARS, summarise
+from digest.summarise import ALGORITHMS, MAX_CHARS, NEWS_WEIGHTS, news_features, news_scores, prepare, summarise
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = next((REPO / "seeds").glob("000_*.txt"))
@@ -86,3 +86,84 @@ def test_summarise_is_picklable_and_runs_in_a_worker_process() -> None:
     with ProcessPoolExecutor(max_workers=1) as pool:
         summary = pool.submit(summarise, ARTICLE, SummaryConfig(algorithm="news", sentences=2)).result()
     assert len(summary.sentences) == 2
+
+
+GERMAN = """Der Bundestag hat am Donnerstag ein neues Gesetz zum Klimaschutz beschlossen. Nach monatelangen Verhandlungen stimmte eine knappe Mehrheit der Abgeordneten für den Entwurf der Regierung.
+
+Das Gesetz sieht vor, dass Deutschland seine Emissionen bis zum Jahr 2040 deutlich senken muss. Unternehmen sollen dafür höhere Abgaben auf Kohle, Öl und Gas zahlen. Die Einnahmen fließen zum Teil an die Bürger zurück.
+
+Die Opposition kritisierte das Vorhaben scharf. Es belaste vor allem Familien auf dem Land, die auf das Auto angewiesen seien, sagte ein Sprecher. Umweltverbände hingegen nannten das Gesetz einen wichtigen ersten Schritt, der aber nicht weit genug gehe.
+
+Der Bundesrat muss dem Gesetz noch zustimmen. Eine Entscheidung wird im Dezember erwartet."""
+
+FRENCH = """Le gouvernement a présenté mercredi un projet de loi destiné à réformer le système de retraite. Le texte prévoit de relever progressivement l'âge légal de départ à soixante-quatre ans.
+
+Les syndicats ont immédiatement appelé à une grève nationale pour la semaine prochaine. Selon eux, la réforme pénalise surtout les salariés qui ont commencé à travailler jeunes. Plusieurs manifestations sont prévues à Paris, Lyon et Marseille.
+
+Le ministre du Travail a défendu une mesure nécessaire pour garantir l'équilibre financier du régime. Il a promis des aménagements pour les métiers les plus pénibles.
+
+Le projet sera examiné par l'Assemblée nationale au début du mois de février."""
+
+HINDI = """भारत सरकार ने बुधवार को नई शिक्षा नीति की घोषणा की। इस नीति के तहत स्कूलों में पढ़ाई का तरीका पूरी तरह बदल जाएगा। छात्रों को अपनी मातृभाषा में पढ़ने का अवसर मिलेगा।
+
+शिक्षा मंत्री ने कहा कि यह बदलाव देश के भविष्य के लिए बहुत ज़रूरी है। उन्होंने बताया कि नई नीति अगले साल से लागू होगी। विपक्ष ने इस नीति पर कई सवाल उठाए हैं।
+
+कई राज्यों ने नीति का स्वागत किया है। शिक्षकों को नए पाठ्यक्रम के लिए प्रशिक्षण दिया जाएगा।"""
+
+
+@pytest.mark.parametrize(
+    ("text", "language"), [(GERMAN, "german"), (FRENCH, "french")]
+)
+def test_german_and_french_are_detected_and_summarised_in_their_own_language(text: str, language: str) -> None:
+    summary = summarise(text, SummaryConfig(algorithm="news", sentences=3))
+    assert summary.language == language
+    assert summary.algorithm == "news" and summary.note == ""
+    assert len(summary.sentences) == 3
+    positions = [text.index(s) for s in summary.sentences]
+    assert positions == sorted(positions)
+    assert all(s.endswith(".") for s in summary.sentences)
+
+
+def test_a_script_sumy_cannot_stem_is_summarised_by_position_with_a_note() -> None:
+    summary = summarise(HINDI, SummaryConfig(algorithm="news", sentences=2))
+    assert summary.language == "hindi"
+    assert summary.algorithm == "lead"
+    assert "position" in summary.note
+    assert summary.sentences == ("भारत सरकार ने बुधवार को नई शिक्षा नीति की घोषणा की।",
+                                 "इस नीति के तहत स्कूलों में पढ़ाई का तरीका पूरी तरह बदल जाएगा।")
+
+
+def test_metadata_language_hint_is_used_instead_of_detection() -> None:
+    summary = summarise(GERMAN, SummaryConfig(sentences=2), language="de-AT")
+    assert summary.language == "german"
+    assert summarise(FRENCH, SummaryConfig(sentences=2), language="fr").language == "french"
+
+
+def test_configured_language_overrides_hint_and_detection() -> None:
+    summary = summarise(GERMAN, SummaryConfig(sentences=2, language="english"), language="de")
+    assert summary.language == "english"
+
+
+def test_title_raises_the_score_of_the_sentence_that_matches_it() -> None:
+    title = "Opposition: Gesetz belastet Familien auf dem Land"
+    plain = news_scores(news_features(prepare(GERMAN, "", "german")), NEWS_WEIGHTS)
+    titled = news_scores(news_features(prepare(GERMAN, title, "german")), NEWS_WEIGHTS)
+    gain = titled - plain
+    matching = next(i for i, s in enumerate(prepare(GERMAN, "", "german").candidates) if "Familien" in str(s))
+    assert gain[matching] == max(gain) > 0
+
+
+ODD_INPUTS = [
+    "", "....", "!!! ??? ...", "no punctuation at all just words " * 500, "\x00\x01 binary \ufffd junk.",
+    "日本語の文章です。これは二番目の文です。三番目です。最後の文です。", "🙂🙂🙂. 🙂! 🙂? 🙂.", "word",
+    "1 2 3. 4 5 6. 7 8 9. 10 11 12.", "The the the. The the the. A a a. An an an.",
+    "Ελλάδα είναι χώρα. Η Αθήνα είναι πρωτεύουσα. Ναι. Τέλος.",
+]
+
+
+@pytest.mark.parametrize("algorithm", CONFIG_ALGORITHMS)
+def test_odd_input_never_raises_and_never_exceeds_the_count(algorithm: str) -> None:
+    for text in ODD_INPUTS:
+        summary = summarise(text, SummaryConfig(algorithm=algorithm, sentences=2))
+        assert len(summary.sentences) <= 2
+        assert all(sentence in text for sentence in summary.sentences)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
-from digest.tokenize import Tokenizer, punkt_languages, tokenizer
+import pytest
+
+from digest.tokenize import Tokenizer, punkt_languages, sentence_splitter, tokenizer
 
 
 def test_english_abbreviations_times_and_decimals_do_not_split() -> None:
@@ -48,3 +51,23 @@ def test_tokenizer_survives_pickling_for_worker_processes() -> None:
     copy = pickle.loads(pickle.dumps(Tokenizer("french")))
     assert copy.language == "french"
     assert copy.to_sentences("Bonjour. Au revoir.") == ("Bonjour.", "Au revoir.")
+
+
+HARD_SNIPPETS = [
+    "The U.S. Senate voted 52-48 on Friday. Mr. Jones said it was \"a win.\" Others disagreed.",
+    "Prices rose 3.5% in Jan. and Feb., the report said. Analysts at J.P. Morgan expected less.",
+    "He arrived at 2 a.m. Saturday. Police said... nothing more. Was it over? Nobody knew!",
+    "Sie kam am 3. Oktober an. Das war z.B. ein Montag. Danach ging sie.",
+    "Le président a parlé à 20 h. M. Dupont n'était pas là. « C'est fini », a-t-il dit.",
+]
+
+
+@pytest.mark.parametrize("language", ["english", "german", "french"])
+def test_splits_exactly_as_nltk_punkt_with_the_same_parameters(language: str) -> None:
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+
+    ours = sentence_splitter(language)
+    stock = PunktSentenceTokenizer(ours._params)
+    seed = next((Path(__file__).resolve().parents[1] / "seeds").glob("000_*.txt")).read_text(encoding="utf-8")
+    for text in [*HARD_SNIPPETS, seed]:
+        assert ours.tokenize(text) == stock.tokenize(text)
