@@ -39,7 +39,8 @@ from measure import Measured, descendants, measure, tree_memory  # noqa: E402
 NOW = "2026-11-27T07:00:00+00:00"
 PER_FEED = 50  # articles per feed when the corpus is served as feeds
 CONCURRENT_FEEDS = 500
-SLOW_FEED_DELAY = 0.5  # seconds every feed of the concurrency test takes to answer
+SLOW_FEED_DELAY = 0.5
+ANCHORS = ("stock", "digest-tokenizer")  # sumy's Tokenizer with offline Punkt data; digest's tokenizer  # seconds every feed of the concurrency test takes to answer
 STARTUP_RUNS = 15
 
 
@@ -140,8 +141,8 @@ def bench_size(work: Path, size: int, texts: list[str], runs: int, workers: str,
     folder = work / f"corpus-{size}"
     if not folder.exists():
         write_files(folder, size, texts)
-    results: dict[str, list[Measured]] = {"files": [], "feeds": [], "anchor": []}
-    anchor_seconds: list[float] = []
+    results: dict[str, list[Measured]] = {"files": [], "feeds": []}
+    anchors: dict[str, list[Measured]] = {kind: [] for kind in ANCHORS}
     documents = feeds(size, PER_FEED, texts) if with_feeds else {}
     for run in range(runs):
         config = write_project(work / f"files-{size}-{run}", files_source(folder), workers)
@@ -153,13 +154,12 @@ def bench_size(work: Path, size: int, texts: list[str], runs: int, workers: str,
                 config = write_project(work / f"feeds-{size}-{run}", feed_sources([server.url(p) for p in documents]), workers, FETCH_SECTION)
                 results["feeds"].append(run_digest(config, size))
                 print(f"  N={size} run {run + 1}: feeds {results['feeds'][-1].wall:.1f} s", file=sys.stderr, flush=True)
-        if anchor:
-            measured = measure([sys.executable, str(REPO / "bench" / "anchor.py"), str(folder)], work, environment())
+        for kind in ANCHORS if anchor else ():
+            measured = measure([sys.executable, str(REPO / "bench" / "anchor.py"), str(folder), kind], work, environment())
             if measured.returncode != 0:
                 sys.exit(f"anchor failed:\n{measured.stderr[-3000:]}")
-            results["anchor"].append(measured)
-            anchor_seconds.append(json.loads(measured.stdout)["summarise_seconds"])
-            print(f"  N={size} run {run + 1}: anchor {anchor_seconds[-1]:.1f} s", file=sys.stderr, flush=True)
+            anchors[kind].append(measured)
+            print(f"  N={size} run {run + 1}: LexRank ({kind}) {json.loads(measured.stdout)['summarise_seconds']:.1f} s", file=sys.stderr, flush=True)
     figures: dict[str, object] = {"size": size}
     for kind in ("files", "feeds"):
         if results[kind]:
@@ -172,13 +172,15 @@ def bench_size(work: Path, size: int, texts: list[str], runs: int, workers: str,
                 "tree_pss_mb": median([m.tree_pss_mb for m in results[kind]]),
                 "walls": [round(m.wall, 2) for m in results[kind]],
             }
-    if anchor_seconds:
-        seconds = median(anchor_seconds)
-        figures["anchor"] = {"summarise_seconds": seconds, "process_wall": median([m.wall for m in results["anchor"]]),
-                             "cpu": median([m.cpu for m in results["anchor"]]),
-                             "ms_per_article": 1000 * seconds / size, "runs": [round(s, 2) for s in anchor_seconds]}
-        if "files" in figures:
-            figures["speed_up"] = seconds / figures["files"]["wall"]  # type: ignore[index]
+    for kind, measured in anchors.items():
+        if measured:
+            seconds = [json.loads(m.stdout)["summarise_seconds"] for m in measured]
+            entry: dict[str, object] = {
+                "summarise_seconds": median(seconds), "cpu": median([m.cpu for m in measured]),
+                "ms_per_article": 1000 * median(seconds) / size, "runs": [round(s, 2) for s in seconds]}
+            if "files" in figures:
+                entry["speed_up"] = median(seconds) / figures["files"]["wall"]  # type: ignore[index]
+            figures[f"lexrank {kind}"] = entry
     return figures
 
 
@@ -264,19 +266,25 @@ def report(info: dict[str, str], origin: str, sizes: list[dict[str, object]], no
            startup: dict[str, dict[str, float]] | None, concurrency: dict[str, float] | None, daemon: dict[str, float] | None) -> str:
     """The figures as Markdown."""
     lines = ["Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()), f"Corpus: {origin}", ""]
-    lines += ["| N | source | wall s | articles/s | ms/article | CPU s | peak tree RSS MB | peak tree PSS MB | largest process MB | LexRank alone s | LexRank CPU s | speed-up |",
-              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += ["| N | source | wall s | articles/s | ms/article | CPU s | peak tree RSS MB | peak tree PSS MB | largest process MB |",
+              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for figures in sizes:
         for kind in ("files", "feeds"):
-            if kind not in figures:
-                continue
-            f = figures[kind]  # type: ignore[index]
-            anchor = figures.get("anchor") if kind == "files" and "speed_up" in figures else None
-            lines.append(
-                f"| {figures['size']:,} | {kind} | {f['wall']:.1f} | {f['articles_per_second']:.0f} | {f['ms_per_article']:.1f} | "
-                f"{f['cpu']:.1f} | {f['tree_rss_mb']:.0f} | {f['tree_pss_mb']:.0f} | {f['max_process_mb']:.0f} | "
-                + (f"{anchor['summarise_seconds']:.1f} | {anchor['cpu']:.1f} | {figures['speed_up']:.2f}x |" if anchor else "– | – | – |")  # type: ignore[index]
-            )
+            if kind in figures:
+                f = figures[kind]  # type: ignore[index]
+                lines.append(
+                    f"| {figures['size']:,} | {kind} | {f['wall']:.1f} | {f['articles_per_second']:.0f} | {f['ms_per_article']:.1f} | "
+                    f"{f['cpu']:.1f} | {f['tree_rss_mb']:.0f} | {f['tree_pss_mb']:.0f} | {f['max_process_mb']:.0f} |")
+    anchored = [figures for figures in sizes if any(f"lexrank {kind}" in figures for kind in ANCHORS)]
+    if anchored:
+        lines += ["", "| N | digest run (files) s | LexRank, sumy's tokenizer: s | CPU s | speed-up | LexRank, digest's tokenizer: s | CPU s | speed-up |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for figures in anchored:
+            cells = [f"{figures['size']:,}", f"{figures['files']['wall']:.1f}" if "files" in figures else "–"]  # type: ignore[index]
+            for kind in ANCHORS:
+                a = figures.get(f"lexrank {kind}")
+                cells += [f"{a['summarise_seconds']:.1f}", f"{a['cpu']:.1f}", f"{a['speed_up']:.2f}x" if "speed_up" in a else "–"] if a else ["–"] * 3  # type: ignore[index]
+            lines.append("| " + " | ".join(cells) + " |")
     if len(sizes) > 1 and all("files" in figures for figures in sizes):
         first, last = sizes[0]["files"], sizes[-1]["files"]  # type: ignore[index]
         lines += ["", f"Time per article at N={sizes[-1]['size']:,} over N={sizes[0]['size']:,}: "
