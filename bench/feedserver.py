@@ -36,7 +36,8 @@ class FeedServer(ThreadingHTTPServer):
         super().__init__((host, 0), _Handler)
         self.documents = documents
         self.delay = delay
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits for it, and the concurrency test stops 500 servers.
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     def url(self, path: str) -> str:
         """The full URL of a served path."""

@@ -37,7 +37,7 @@ from feedserver import FeedServer  # noqa: E402
 from measure import Measured, descendants, measure, tree_memory  # noqa: E402
 
 NOW = "2026-11-27T07:00:00+00:00"
-PER_FEED = 50  # articles per feed when the corpus is served as feeds
+PER_FEED = 50  # articles per feed when the corpus is served as feeds, each feed from a host of its own
 CONCURRENT_FEEDS = 500
 SLOW_FEED_DELAY = 0.5
 ANCHORS = ("stock", "digest-tokenizer")  # sumy's Tokenizer with offline Punkt data; digest's tokenizer  # seconds every feed of the concurrency test takes to answer
@@ -150,8 +150,9 @@ def bench_size(work: Path, size: int, texts: list[str], runs: int, workers: str,
             results["files"].append(run_digest(config, size))
             print(f"  N={size} run {run + 1}: files {results['files'][-1].wall:.1f} s", file=sys.stderr, flush=True)
         if with_feeds:
-            with FeedServer(documents) as server:
-                config = write_project(work / f"feeds-{size}-{run}", feed_sources([server.url(p) for p in documents]), workers, FETCH_SECTION)
+            with ExitStack() as stack:
+                urls = serve_each(documents, 0.0, stack)
+                config = write_project(work / f"feeds-{size}-{run}", feed_sources(urls), workers, FETCH_SECTION)
                 results["feeds"].append(run_digest(config, size))
                 print(f"  N={size} run {run + 1}: feeds {results['feeds'][-1].wall:.1f} s", file=sys.stderr, flush=True)
         for kind in ANCHORS if anchor else ():
@@ -206,11 +207,7 @@ def bench_concurrency(work: Path, texts: list[str], workers: str) -> dict[str, f
     documents = feeds(CONCURRENT_FEEDS, 1, texts)
     figures: dict[str, float] = {}
     with ExitStack() as stack:
-        servers = []
-        for number, (path, body) in enumerate(documents.items()):
-            host = f"127.0.{1 + number // 250}.{1 + number % 250}"  # a host each: per-host manners do not serialise
-            servers.append((stack.enter_context(FeedServer({path: body}, SLOW_FEED_DELAY, host)), path))
-        urls = [server.url(path) for server, path in servers]
+        urls = serve_each(documents, SLOW_FEED_DELAY, stack)
         started = time.perf_counter()
         with urllib.request.urlopen(urls[0]) as response:
             response.read()
@@ -225,6 +222,16 @@ def bench_concurrency(work: Path, texts: list[str], workers: str) -> dict[str, f
         fetching = figures[label] - figures["one_feed"] + figures["single_fetch"]
         figures[f"{label}_ratio"] = fetching / figures["single_fetch"]
     return figures
+
+
+def serve_each(documents: dict[str, bytes], delay: float, stack: ExitStack) -> list[str]:
+    """Serve each document from a loopback host of its own (127.0.x.y), as feeds come from many
+    sites: one host for all would make the fetcher's per-host manners space them a second apart."""
+    urls = []
+    for number, (path, body) in enumerate(documents.items()):
+        host = f"127.0.{1 + number // 250}.{1 + number % 250}"
+        urls.append(stack.enter_context(FeedServer({path: body}, delay, host)).url(path))
+    return urls
 
 
 def bench_daemon(work: Path, settle: float = 15.0, window: float = 30.0) -> dict[str, float]:

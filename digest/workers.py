@@ -14,6 +14,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -35,6 +38,7 @@ SMALL_RUN = 20
 # thread switches (several ms on a busy machine), so one per call slows the feeding.
 CHUNK = 4
 IN_FLIGHT_PER_WORKER = 2  # chunks queued per worker, so none idles while results are stored
+ORPHAN_CHECK_SECONDS = 0.5
 
 
 def call_each(function: Callable[..., Any], argument_lists: list[tuple[Any, ...]]) -> list[Outcome]:
@@ -47,6 +51,19 @@ def _call(function: Callable[..., Any], arguments: tuple[Any, ...]) -> Outcome:
         return function(*arguments)
     except Exception as error:
         return error
+
+
+def _worker_start(parent: int) -> None:
+    """In each worker: leave Ctrl-C to the parent (it stops the pool), and exit as soon as
+    the parent is gone, so a killed run leaves no workers behind."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="orphan-watch", daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_SECONDS)
+    os._exit(1)
 
 
 def worker_count(setting: int | str) -> int:
@@ -153,7 +170,8 @@ class Workers(Generic[Item, Result]):
     def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:
             log.info("starting up to %d worker processes", self.count)
-            self._pool = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_worker_start, initargs=(os.getpid(),))
         return self._pool
 
     def close(self) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import random
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,3 +158,50 @@ def test_a_pipeline_polled_now_and_then_keeps_no_workers_and_no_summariser(tmp_p
                             env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["30 ok 30", "0 []"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads processes from Linux's /proc")
+def test_a_killed_run_leaves_no_worker_processes_behind(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+
+    from conftest import REPO
+
+    project = project_with_articles(tmp_path, 400, workers="2")
+    environment = {"PYTHONPATH": str(REPO), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DIGEST_NOW": "2026-11-27T07:00:00+00:00"}
+    run = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(project.config), "run"], cwd=tmp_path,
+                           env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        workers = wait_for(lambda: [p for p in children(run.pid) if "spawn_main" in command_line(p)], timeout=60)
+        assert workers, "the run never started its workers"
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+    assert wait_for(lambda: not any("spawn_main" in command_line(p) for p in workers), timeout=30)
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
+def wait_for(condition: Callable[[], Any], timeout: float) -> Any:
+    """Poll `condition` until it gives something truthy or `timeout` seconds pass; its last value."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
