@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest import __version__, PROJECT_URL
 from digest.errors import ConfigError
+from digest.schedule import parse_schedule
 
 DEFAULT_CONFIG = Path("config/digest.toml")
 ALGORITHMS = ("news", "lexrank", "textrank", "lsa", "luhn", "kl", "sumbasic", "reduction", "edmundson", "lead")
@@ -148,6 +149,10 @@ class DigestConfig:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
+        try:
+            parse_schedule(self.schedule)
+        except ValueError as error:
+            raise ValueError(f"schedule: {error}") from None
         if self.max_articles < 1:
             raise ValueError(f"max_articles: must be at least 1, got {self.max_articles}")
         for fmt in self.formats:
