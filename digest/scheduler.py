@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -33,10 +34,12 @@ from digest import config as config_module
 from digest.config import Config, DigestConfig, SourceConfig
 from digest.errors import ConfigError, DigestError
 from digest.lock import DaemonLock
+from digest.pipeline import Pipeline
 from digest.schedule import Schedule, parse_schedule
+from digest.store import Store
 
 log = logging.getLogger("digest.daemon")
-logging.getLogger("apscheduler").setLevel(logging.WARNING)
+logging.getLogger("apscheduler").setLevel(logging.ERROR)  # its "skipped" warnings are logged below, in our words
 
 OUTBOX_EVERY = timedelta(seconds=30)
 STOP_GRACE_SECONDS = 8.0  # SIGTERM to exit stays under the promised 10 s
@@ -173,6 +176,14 @@ def plan(config: Config, history: History, now: datetime) -> list[PlannedJob]:
     return jobs
 
 
+def read_history(config: Config, store: Store) -> History:
+    """The last poll of each configured source and the last edition of each digest."""
+    return History(
+        last_polls={s.name: store.source_state(s.name).last_poll for s in config.sources},
+        last_editions={d.name: store.last_edition(d.name) for d in config.digests},
+    )
+
+
 class Work(Protocol):
     """What the daemon's jobs do; each method runs one job and logs one line about it."""
 
@@ -193,14 +204,78 @@ class Work(Protocol):
         ...
 
 
+class StopRequested(BaseException):
+    """Raised inside a job when the daemon is stopping: its open transaction rolls back.
+
+    A BaseException so that the pipeline's per-source `except Exception` does not
+    record it as the source's failure.
+    """
+
+
+class PipelineWork:
+    """The daemon's jobs, done by the pipeline on a store opened for each job."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self.stopping = stopping
+
+    def _check_stop(self, source: str) -> None:
+        if self.stopping.is_set():
+            raise StopRequested()
+
+    def _pipeline(self, config: Config, store: Store) -> Pipeline:
+        return Pipeline(config, store, on_article=self._check_stop)
+
+    def history(self, config: Config) -> History:
+        """Last poll of each source and last edition of each digest, from the store."""
+        store = Store(config.store.path)
+        try:
+            return read_history(config, store)
+        finally:
+            store.close()
+
+    def poll(self, config: Config, source: str, now: datetime) -> None:
+        """Poll one source; the pipeline logs "source X polled: n new"."""
+        source_config = next(s for s in config.sources if s.name == source)
+        store = Store(config.store.path)
+        try:
+            self._pipeline(config, store).poll(source_config, now)
+        finally:
+            store.close()
+
+    def edition(self, config: Config, digest: str, now: datetime) -> None:
+        """Make one edition and deliver it at once; the pipeline logs each delivery."""
+        digest_config = config.digest(digest)
+        store = Store(config.store.path)
+        try:
+            pipeline = self._pipeline(config, store)
+            edition = pipeline.make_edition(digest_config, now)
+            if edition is None:
+                log.info("edition of %s: nothing new, none made", digest, extra={"job": "edition", "target": digest, "articles": 0})
+                return
+            if not digest_config.output_dir and not digest_config.email_to:
+                log.info("edition of %s: not delivered, no output_dir or email_to configured", digest,
+                         extra={"job": "delivery", "target": digest})
+            pipeline.process_outbox(now, honour_backoff=True)
+        finally:
+            store.close()
+
+    def outbox(self, config: Config, now: datetime) -> None:
+        """Retry the deliveries whose backoff has passed."""
+        store = Store(config.store.path)
+        try:
+            self._pipeline(config, store).process_outbox(now, honour_backoff=True)
+        finally:
+            store.close()
+
+
 class Daemon:
     """Runs the jobs of one config on APScheduler until told to stop."""
 
-    def __init__(self, config: Config, work: Work, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, config: Config, work: Work | None = None, clock: Callable[[], datetime] = utc_now) -> None:
         self.config = config
-        self.work = work
-        self.clock = clock
         self.stopping = threading.Event()
+        self.work = work or PipelineWork(self.stopping)
+        self.clock = clock
         self._busy = threading.Lock()
         self._stop_requested = False
         self._reload_requested = False
@@ -209,6 +284,12 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=timezone.utc,
         )
+        self.scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
+
+    def _on_skipped(self, event: JobSubmissionEvent) -> None:
+        kind, _, name = event.job_id.partition(":")
+        log.info("%s %s skipped: the previous one is still queued or running", kind, name,
+                 extra={"job": kind, "target": name, "skipped": True})
 
     def schedule(self, now: datetime) -> list[PlannedJob]:
         """Replace every job with those planned from the config and the store's history."""
@@ -235,6 +316,8 @@ class Daemon:
                     self.work.edition(config, name, now)
                 else:
                     self.work.outbox(config, now)
+            except StopRequested:
+                log.info("%s %s stopped; its unfinished transaction was rolled back", kind, name, extra={"job": kind, "target": name})
             except DigestError as error:
                 log.error("%s %s failed: %s", kind, name or "", error, extra={"job": kind, "target": name, "error": str(error)})
             except Exception as error:  # a bug in one job must not kill the daemon
