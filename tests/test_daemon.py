@@ -172,6 +172,9 @@ def test_a_second_daemon_on_the_same_store_is_refused_at_once(news_project: Proj
         assert f"PID {daemon.process.pid}" in second.stderr
         assert len(second.stderr.strip().splitlines()) == 1
         assert daemon.process.poll() is None  # the first one is untouched
+        status = news_project.cli("status", now=None)
+        assert f"daemon: running, PID {daemon.process.pid}" in status.stdout
+        assert re.search(r"source news \(files\): last poll .*, next poll \d{4}-", status.stdout)
         assert daemon.stop(signal.SIGINT)[0] == 0
     finally:
         daemon.kill()
@@ -215,7 +218,9 @@ def test_sigterm_during_a_long_poll_exits_0_within_10_seconds(tmp_path: Path) ->
         daemon.kill()
     assert code == 0
     assert seconds < 10
-    assert "daemon stopped" in daemon.messages()
+    messages = daemon.messages()
+    assert "poll news stopped; its unfinished transaction was rolled back" in messages  # it was mid-poll
+    assert messages[-1] == "daemon stopped"
 
 
 def test_missed_daily_editions_make_exactly_one_edition_at_start(tmp_path: Path) -> None:

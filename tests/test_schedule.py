@@ -56,3 +56,11 @@ def test_bad_schedule_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
         config.load(path)
     assert caught.value.key == "digests[0].schedule"
     assert "hour: 25 is outside 0-23" in str(caught.value)
+
+
+def test_a_source_interval_under_a_second_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "digest.toml"
+    path.write_text(f'[[sources]]\nname = "news"\npath = "{tmp_path}"\ninterval = "0s"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert caught.value.key == "sources[0].interval"
