@@ -137,7 +137,7 @@ class History:
     """What the store says already happened: last poll per source, last edition per digest."""
 
     last_polls: dict[str, datetime | None]
-    last_editions: dict[str, datetime | None]
+    last_editions: dict[str, datetime | None]  # or the last scheduled run that found nothing new
 
 
 @dataclass(frozen=True)
@@ -180,8 +180,12 @@ def read_history(config: Config, store: Store) -> History:
     """The last poll of each configured source and the last edition of each digest."""
     return History(
         last_polls={s.name: store.source_state(s.name).last_poll for s in config.sources},
-        last_editions={d.name: store.last_edition(d.name) for d in config.digests},
+        last_editions={d.name: _latest(store.last_edition(d.name), store.last_digest_run(d.name)) for d in config.digests},
     )
+
+
+def _latest(*moments: datetime | None) -> datetime | None:
+    return max((m for m in moments if m is not None), default=None)
 
 
 class Work(Protocol):
@@ -235,7 +239,9 @@ class PipelineWork:
 
     def poll(self, config: Config, source: str, now: datetime) -> None:
         """Poll one source; the pipeline logs "source X polled: n new"."""
-        source_config = next(s for s in config.sources if s.name == source)
+        source_config = next((s for s in config.sources if s.name == source), None)
+        if source_config is None:  # removed by a reload while this job waited
+            return
         store = Store(config.store.path)
         try:
             self._pipeline(config, store).poll(source_config, now)
@@ -249,6 +255,8 @@ class PipelineWork:
         try:
             pipeline = self._pipeline(config, store)
             edition = pipeline.make_edition(digest_config, now)
+            with store.transaction():
+                store.record_digest_run(digest, now)
             if edition is None:
                 log.info("edition of %s: nothing new, none made", digest, extra={"job": "edition", "target": digest, "articles": 0})
                 return

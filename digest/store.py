@@ -88,6 +88,14 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE sources ADD COLUMN not_before TEXT;
     """,
+    # 3 (daemon): when each digest's schedule last ran, edition or not, so a restart
+    # does not take a run that found nothing new for a missed one
+    """
+    CREATE TABLE digest_runs (
+        digest TEXT PRIMARY KEY,
+        last_run TEXT NOT NULL
+    );
+    """,
 )
 
 
@@ -321,6 +329,19 @@ class Store:
         """When the latest edition of `digest` was made."""
         row = self.db.execute("SELECT MAX(created) FROM editions WHERE digest = ?", (digest,)).fetchone()
         return _moment(row[0])
+
+    def record_digest_run(self, digest: str, now: datetime) -> None:
+        """Remember that `digest`'s schedule ran at `now`, whether or not it made an edition."""
+        self.db.execute(
+            "INSERT INTO digest_runs (digest, last_run) VALUES (?, ?) "
+            "ON CONFLICT (digest) DO UPDATE SET last_run = MAX(last_run, excluded.last_run)",
+            (digest, _text(now)),
+        )
+
+    def last_digest_run(self, digest: str) -> datetime | None:
+        """When `digest`'s schedule last ran (recorded by the daemon), or None."""
+        row = self.db.execute("SELECT last_run FROM digest_runs WHERE digest = ?", (digest,)).fetchone()
+        return _moment(row[0]) if row else None
 
     def edition_count(self, digest: str) -> int:
         """How many editions of `digest` exist."""

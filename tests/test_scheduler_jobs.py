@@ -1,0 +1,69 @@
+"""The daemon's APScheduler jobs, planned from a real store with an injected clock (nothing runs)."""
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from conftest import Project
+from digest import config as config_module
+from digest import pipeline
+from digest.scheduler import Daemon
+
+T = datetime(2026, 11, 27, 10, 30, tzinfo=timezone.utc)
+
+CONFIG = """
+[store]
+path = "../state/digest.sqlite3"
+
+[[sources]]
+name = "seeds"
+type = "files"
+path = "../seeds"
+interval = "30m"
+
+[[digests]]
+name = "daily"
+schedule = "0 7 * * *"
+timezone = "Europe/London"
+output_dir = "../out"
+"""
+
+
+def scheduled(daemon: Daemon) -> dict[str, datetime]:
+    return {job.id: job.next_run_time for job in daemon.scheduler.get_jobs()}
+
+
+def test_jobs_come_from_the_config_and_the_store_history(project: Project) -> None:
+    project.write_config(CONFIG)
+    config = config_module.load(project.config)
+    pipeline.run(config, T - timedelta(days=2))  # last poll and last edition: two days ago
+    daemon = Daemon(config, clock=lambda: T)
+    daemon.schedule(T)
+    jobs = scheduled(daemon)
+    assert jobs["poll:seeds"] == T  # overdue
+    assert jobs["edition:daily"] == T + timedelta(milliseconds=1)  # one catch-up, right after the poll
+    edition = daemon.scheduler.get_job("edition:daily")
+    after_catch_up = edition.trigger.get_next_fire_time(jobs["edition:daily"], T)
+    assert after_catch_up == datetime(2026, 11, 28, 7, tzinfo=timezone.utc)  # then 07:00 London (GMT in November)
+
+    daemon.work.poll(config, "seeds", T)
+    daemon.work.edition(config, "daily", T)  # the catch-up job runs and finds nothing new: no edition
+    (project.root / "seeds" / "late.txt").write_text("Late news\n\nA story that came after the catch-up run.\n")
+    daemon.schedule(T + timedelta(minutes=10))  # a restart: the run counts, though it made no edition
+    jobs = scheduled(daemon)
+    assert jobs["poll:seeds"] == T + timedelta(minutes=30)
+    assert jobs["edition:daily"] == datetime(2026, 11, 28, 7, tzinfo=timezone.utc)
+
+
+def test_a_bad_reload_keeps_the_running_jobs_and_a_good_one_replaces_them(project: Project, tmp_path: Path) -> None:
+    project.write_config(CONFIG)
+    daemon = Daemon(config_module.load(project.config), clock=lambda: T)
+    daemon.schedule(T)
+    before = scheduled(daemon)
+    project.write_config(CONFIG.replace('"0 7 * * *"', '"0 7 * *"'))
+    assert daemon.reload(project.config) is False
+    assert scheduled(daemon) == before
+    project.write_config(CONFIG.replace('"0 7 * * *"', '"every 6h"').replace('"daily"', '"often"'))
+    assert daemon.reload(project.config) is True
+    jobs = scheduled(daemon)
+    assert "edition:daily" not in jobs
+    assert jobs["edition:often"] == T + timedelta(hours=6)
