@@ -361,10 +361,16 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_reload)
-        jobs = self.schedule(self.clock())
+        now = self.clock()
+        jobs = self.schedule(now)
         log.info("daemon started, PID %d: %d sources, %d digests, store %s", os.getpid(),
                  len(self.config.sources), len(self.config.digests), self.config.store.path,
                  extra={"job": "start", "jobs": len(jobs)})
+        for job in jobs:
+            if job.kind == "edition":
+                catching_up = job.first_run - now < timedelta(seconds=1)
+                when = "now, catching up on a scheduled time missed while stopped" if catching_up else job.first_run.isoformat()
+                log.info("edition of %s next: %s", job.name, when, extra={"job": "plan", "target": job.name, "at": job.first_run})
         self.scheduler.start()
         while not self._stop_requested:
             time.sleep(0.2)

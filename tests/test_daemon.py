@@ -243,6 +243,7 @@ def test_missed_daily_editions_make_exactly_one_edition_at_start(tmp_path: Path)
     assert edition_count(project) == 2  # two missed 07:00s, one catch-up edition
     assert titles_in_editions(project)[late] == 1
     assert sum(m.startswith("edition of daily made") for m in daemon.messages()) == 1
+    assert "edition of daily next: now, catching up on a scheduled time missed while stopped" in daemon.messages()
     status = json.loads(project.cli("status", "--json", now=None).stdout)
     (digest,) = status["digests"]
     assert digest["editions"] == 2

@@ -64,3 +64,17 @@ def test_a_source_interval_under_a_second_is_a_config_error(tmp_path: Path) -> N
     with pytest.raises(ConfigError) as caught:
         config.load(path)
     assert caught.value.key == "sources[0].interval"
+
+
+def test_the_cli_and_config_load_without_apscheduler(tmp_path: Path) -> None:
+    """`digest --help` and config loading stay fast: APScheduler is imported only by the daemon and status."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    path = tmp_path / "digest.toml"
+    path.write_text('[[digests]]\nname = "daily"\nschedule = "every 6h"\n', encoding="utf-8")
+    code = f"import sys, digest.cli, digest.config; digest.config.load({str(path)!r}); print(sorted(m for m in sys.modules if m.startswith('apscheduler')))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
