@@ -15,7 +15,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -216,6 +217,16 @@ class StopRequested(BaseException):
     """
 
 
+@contextmanager
+def opened_store(config: Config) -> Iterator[Store]:
+    """The config's store, open for one job and closed after it."""
+    store = Store(config.store.path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 class PipelineWork:
     """The daemon's jobs, done by the pipeline on a store opened for each job."""
 
@@ -231,28 +242,21 @@ class PipelineWork:
 
     def history(self, config: Config) -> History:
         """Last poll of each source and last edition of each digest, from the store."""
-        store = Store(config.store.path)
-        try:
+        with opened_store(config) as store:
             return read_history(config, store)
-        finally:
-            store.close()
 
     def poll(self, config: Config, source: str, now: datetime) -> None:
         """Poll one source; the pipeline logs "source X polled: n new"."""
         source_config = next((s for s in config.sources if s.name == source), None)
         if source_config is None:  # removed by a reload while this job waited
             return
-        store = Store(config.store.path)
-        try:
+        with opened_store(config) as store:
             self._pipeline(config, store).poll(source_config, now)
-        finally:
-            store.close()
 
     def edition(self, config: Config, digest: str, now: datetime) -> None:
         """Make one edition and deliver it at once; the pipeline logs each delivery."""
         digest_config = config.digest(digest)
-        store = Store(config.store.path)
-        try:
+        with opened_store(config) as store:
             pipeline = self._pipeline(config, store)
             edition = pipeline.make_edition(digest_config, now)
             with store.transaction():
@@ -264,16 +268,11 @@ class PipelineWork:
                 log.info("edition of %s: not delivered, no output_dir or email_to configured", digest,
                          extra={"job": "delivery", "target": digest})
             pipeline.process_outbox(now, honour_backoff=True)
-        finally:
-            store.close()
 
     def outbox(self, config: Config, now: datetime) -> None:
         """Retry the deliveries whose backoff has passed."""
-        store = Store(config.store.path)
-        try:
+        with opened_store(config) as store:
             self._pipeline(config, store).process_outbox(now, honour_backoff=True)
-        finally:
-            store.close()
 
 
 class Daemon:

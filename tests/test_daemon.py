@@ -12,12 +12,12 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -248,7 +248,7 @@ def test_missed_daily_editions_make_exactly_one_edition_at_start(tmp_path: Path)
     (digest,) = status["digests"]
     assert digest["editions"] == 2
     next_edition = datetime.fromisoformat(digest["next_edition"])
-    assert next_edition.astimezone(__import__("zoneinfo").ZoneInfo("Europe/London")).hour == 7
+    assert next_edition.astimezone(ZoneInfo("Europe/London")).hour == 7
     assert next_edition > datetime.now(timezone.utc)
 
 
