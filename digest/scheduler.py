@@ -35,6 +35,7 @@ from digest import config as config_module
 from digest.config import Config, DigestConfig, SourceConfig
 from digest.errors import ConfigError, DigestError
 from digest.lock import DaemonLock
+from digest import pipeline
 from digest.pipeline import Pipeline
 from digest.schedule import Schedule, parse_schedule
 from digest.store import Store
@@ -257,8 +258,8 @@ class PipelineWork:
         """Make one edition and deliver it at once; the pipeline logs each delivery."""
         digest_config = config.digest(digest)
         with opened_store(config) as store:
-            pipeline = self._pipeline(config, store)
-            edition = pipeline.make_edition(digest_config, now)
+            stages = self._pipeline(config, store)
+            edition = stages.make_edition(digest_config, now)
             with store.transaction():
                 store.record_digest_run(digest, now)
             if edition is None:
@@ -267,12 +268,11 @@ class PipelineWork:
             if not digest_config.output_dir and not digest_config.email_to:
                 log.info("edition of %s: not delivered, no output_dir or email_to configured", digest,
                          extra={"job": "delivery", "target": digest})
-            pipeline.process_outbox(now, honour_backoff=True)
+            stages.process_outbox(now, honour_backoff=True)
 
     def outbox(self, config: Config, now: datetime) -> None:
         """Retry the deliveries whose backoff has passed."""
-        with opened_store(config) as store:
-            self._pipeline(config, store).process_outbox(now, honour_backoff=True)
+        pipeline.process_outbox(config, now, honour_backoff=True)
 
 
 class Daemon:
