@@ -1,12 +1,15 @@
 """The daemon's APScheduler jobs, planned from a real store with an injected clock (nothing runs)."""
 
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from conftest import Project
+from emailproject import make_config
+from smtpserver import free_port, smtp_server
 from digest import config as config_module
 from digest import pipeline
-from digest.scheduler import Daemon
+from digest.scheduler import Daemon, PipelineWork
 
 T = datetime(2026, 11, 27, 10, 30, tzinfo=timezone.utc)
 
@@ -67,3 +70,18 @@ def test_a_bad_reload_keeps_the_running_jobs_and_a_good_one_replaces_them(projec
     jobs = scheduled(daemon)
     assert "edition:daily" not in jobs
     assert jobs["edition:often"] == T + timedelta(hours=6)
+
+
+def test_the_outbox_job_retries_a_refused_email_once_its_backoff_has_passed(tmp_path: Path) -> None:
+    port = free_port()
+    config = make_config(tmp_path, port, recipients=("ann@example.com",))
+    work = PipelineWork(threading.Event())
+    work.poll(config, "local news", T)
+    work.edition(config, "daily", T)  # nothing listens yet: connection refused, retried later
+    with smtp_server(port=port) as server:
+        work.outbox(config, T + timedelta(seconds=30))  # the next outbox pass: still inside the backoff
+        assert server.accepted == []
+        work.outbox(config, T + timedelta(minutes=2))
+        assert [message.rcpt_tos for message in server.accepted] == [("ann@example.com",)]
+        work.outbox(config, T + timedelta(hours=3))  # delivered means done: never sent again
+        assert len(server.offered) == 1
