@@ -107,3 +107,13 @@ def test_poll_due_one_interval_after_the_last() -> None:
     assert next_poll(source, None, now) == now
     assert next_poll(source, now - timedelta(minutes=10), now) == now + timedelta(minutes=20)
     assert next_poll(source, now - timedelta(hours=10), now) == now
+
+
+def test_polls_repeat_on_the_interval_with_a_little_jitter(tmp_path: Path) -> None:
+    sources = tuple(FilesSourceConfig(name=f"s{n}", path=tmp_path, interval=Duration(minutes=10)) for n in range(20))
+    config = Config(path=tmp_path / "digest.toml", sources=sources)
+    now = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+    polls = [job for job in plan(config, History({}, {}), now) if job.kind == "poll"]
+    gaps = [job.trigger.get_next_fire_time(now, now) - now for job in polls]
+    assert all(timedelta(minutes=10) <= gap <= timedelta(minutes=10, seconds=30) for gap in gaps)  # jitter: at most 30 s
+    assert len(set(gaps)) > 1  # the sources do not all fire at the same instant
