@@ -400,11 +400,16 @@ def status(context: click.Context, as_json: bool) -> None:
     from digest import lock, scheduler
     from digest.store import Store
 
+    moment = now()
+
+    def when(iso: str) -> str:
+        return "due now" if datetime.fromisoformat(iso) <= moment else iso
+
     def gather() -> dict[str, Any]:
         store = Store(config.store.path)
         try:
             states = {state.name: state for state in store.source_states()}
-            coming = scheduler.upcoming(config, scheduler.read_history(config, store), now())
+            coming = scheduler.upcoming(config, scheduler.read_history(config, store), moment)
             sources = []
             for source in config.sources:
                 state = states.get(source.name)
@@ -448,10 +453,10 @@ def status(context: click.Context, as_json: bool) -> None:
         success = f", last success {source['last_success'] or 'never'}" if source["failures"] else ""
         waiting = f"; next poll not before {source['next_poll_not_before']}" if source["next_poll_not_before"] else ""
         click.echo(f"source {source['name']} ({source['type']}): last poll {source['last_poll'] or 'never'}{success}, "
-                   f"next poll {source['next_poll']}; {health}{waiting}")
+                   f"next poll {when(source['next_poll'])}; {health}{waiting}")
     for digest in report["digests"]:
         click.echo(f"digest {digest['name']}: {digest['editions']} editions, last {digest['last_edition'] or 'never'}, "
-                   f"next {digest['next_edition']} ({digest['schedule']!r} {digest['timezone']})")
+                   f"next {when(digest['next_edition'])} ({digest['schedule']!r} {digest['timezone']})")
     if not report["outbox"]:
         click.echo("outbox: nothing pending or failed")
     for row in report["outbox"]:

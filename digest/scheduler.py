@@ -396,9 +396,12 @@ class Daemon:
 
 
 def upcoming(config: Config, history: History, now: datetime) -> dict[str, dict[str, datetime]]:
-    """For `digest status`: next edition of each digest and next poll of each source (without jitter)."""
+    """For `digest status`: next edition of each digest (in its time zone) and next poll of each source (no jitter)."""
     return {
-        "digests": {d.name: next_edition(d, history.last_editions.get(d.name), now) for d in config.digests},
+        "digests": {
+            d.name: next_edition(d, history.last_editions.get(d.name), now).astimezone(ZoneInfo(d.timezone))
+            for d in config.digests
+        },
         "sources": {s.name: next_poll(s, history.last_polls.get(s.name), now) for s in config.sources},
     }
 
