@@ -44,7 +44,7 @@ log = logging.getLogger("digest.daemon")
 logging.getLogger("apscheduler").setLevel(logging.ERROR)  # its "skipped" warnings are logged below, in our words
 
 OUTBOX_EVERY = timedelta(seconds=30)
-STOP_GRACE_SECONDS = 8.0  # SIGTERM to exit stays under the promised 10 s
+STOP_GRACE_SECONDS = 7.0  # SIGTERM to exit stays under the promised 10 s, with room for a loaded machine
 MAX_JITTER = timedelta(seconds=30)
 _WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _TICK = timedelta(microseconds=1)

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from conftest import REPO, Project
+from smtpserver import free_port, smtp_server
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and flock")
 
@@ -272,3 +273,35 @@ def test_sighup_reloads_the_config_and_keeps_the_old_one_when_the_new_is_bad(new
         assert daemon.stop()[0] == 0
     finally:
         daemon.kill()
+
+
+def test_sigterm_during_a_stalled_email_exits_in_time_and_the_unconfirmed_email_goes_after_restart(tmp_path: Path) -> None:
+    port = free_port()
+    project = Project(tmp_path)
+    project.write_config(CONFIG.format(interval="2s", schedule="every 2s", max_articles=50) + f"""
+email_to = ["ann@example.com"]
+
+[smtp]
+host = "127.0.0.1"
+port = {port}
+timeout = "60s"
+""")
+    write_article(tmp_path / "news", 1)
+    with smtp_server(["stall"], port=port) as stalling:
+        daemon = Daemon(project)
+        try:
+            wait_until(lambda: len(stalling.offered) == 1, 60, "the email handed to the server", daemon)
+            messages = daemon.stop_cleanly()  # the server never answers DATA: the job cannot finish
+        finally:
+            daemon.kill()
+        assert any(m.startswith("a job still ran after") and "exiting" in m for m in messages)
+    with smtp_server(port=port) as server:
+        daemon = Daemon(project)
+        try:
+            wait_until(lambda: len(server.accepted) == 1, 60, "the email sent again after the restart", daemon)
+            daemon.stop_cleanly()
+        finally:
+            daemon.kill()
+    first, again = stalling.offered[0].message, server.accepted[0].message
+    assert again["Message-ID"] == first["Message-ID"]  # the same message, so a receiver can drop a duplicate
+    assert len(server.offered) == 1
