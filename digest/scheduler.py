@@ -388,8 +388,8 @@ class Daemon:
             lock.release()
             log.info("daemon stopped", extra={"job": "stop"})
             return 0
-        log.warning("a job still ran after %.0f s; exiting, its open transaction rolls back",
-                    STOP_GRACE_SECONDS, extra={"job": "stop"})
+        log.warning("a job still ran after %.0f s; exiting anyway: its open transaction rolls back "
+                    "and an unconfirmed delivery is retried at the next start", STOP_GRACE_SECONDS, extra={"job": "stop"})
         logging.shutdown()
         sys.stderr.flush()
         os._exit(0)

@@ -294,7 +294,7 @@ timeout = "60s"
             messages = daemon.stop_cleanly()  # the server never answers DATA: the job cannot finish
         finally:
             daemon.kill()
-        assert any(m.startswith("a job still ran after") and "exiting" in m for m in messages)
+        assert any(m.startswith("a job still ran after") and "exiting anyway" in m for m in messages)
     with smtp_server(port=port) as server:
         daemon = Daemon(project)
         try:
