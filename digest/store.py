@@ -152,15 +152,26 @@ class Store:
         return StoreError(f"store {self.path}: {error}")
 
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StoreError(f"store {self.path} was made by a newer digest (schema {version})")
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        """Apply the migrations this store lacks, each in its own write transaction.
+
+        The version is read again under the write lock, so two processes opening
+        a new store at once (a daemon starting while `digest status` runs) do
+        not both apply the same migration.
+        """
+        if self.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS):
+            return
+        while True:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                for statement in filter(str.strip, script.split(";")):
+                version = self.db.execute("PRAGMA user_version").fetchone()[0]
+                if version > len(MIGRATIONS):
+                    raise StoreError(f"store {self.path} was made by a newer digest (schema {version})")
+                if version == len(MIGRATIONS):
+                    self.db.execute("COMMIT")
+                    return
+                for statement in filter(str.strip, MIGRATIONS[version].split(";")):
                     self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {number}")
+                self.db.execute(f"PRAGMA user_version = {version + 1}")
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")

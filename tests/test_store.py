@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from digest.errors import StoreError
 from digest.models import Article, Summary
 from digest.store import Store
 
@@ -99,3 +102,24 @@ def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
     path.write_text("this is not sqlite" * 100)
     with pytest.raises(StoreError, match="digest.sqlite3"):
         Store(path)
+
+
+def _open_store_at(path: str, start: float) -> str:
+    """Open (and so migrate) the store at wall-clock time `start`; the error, if any, as text."""
+    time.sleep(max(0.0, start - time.time()))  # line the processes up, so they race
+    try:
+        Store(Path(path)).close()
+    except StoreError as error:
+        return str(error)
+    return ""
+
+
+def test_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path: Path) -> None:
+    """A daemon starting while `digest status` runs: both open a store that does not exist yet."""
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(3):
+        path = tmp_path / f"race-{attempt}" / "digest.sqlite3"
+        start = time.time() + 1.5  # after every process has started
+        with context.Pool(6) as pool:
+            errors = pool.starmap(_open_store_at, [(str(path), start)] * 6)
+        assert errors == [""] * 6
