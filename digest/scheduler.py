@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import FrameType
@@ -127,11 +127,11 @@ def poll_jitter(source: SourceConfig) -> timedelta:
     return min(source.interval / 10, MAX_JITTER)
 
 
-def next_poll(source: SourceConfig, last_poll: datetime | None, now: datetime) -> datetime:
-    """When a source is due: one interval after its last poll, or now if never polled or overdue."""
-    if last_poll is None:
-        return now
-    return max(last_poll + source.interval, now)
+def next_poll(source: SourceConfig, last_poll: datetime | None, now: datetime, not_before: datetime | None = None) -> datetime:
+    """When a source is due: one interval after its last poll (now if never polled or overdue),
+    but not before a server's Retry-After."""
+    due = now if last_poll is None else max(last_poll + source.interval, now)
+    return max(due, not_before) if not_before else due
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,7 @@ class History:
 
     last_polls: dict[str, datetime | None]
     last_editions: dict[str, datetime | None]  # or the last scheduled run that found nothing new
+    polls_not_before: dict[str, datetime | None] = field(default_factory=dict)  # a server's Retry-After
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ def plan(config: Config, history: History, now: datetime) -> list[PlannedJob]:
     """
     jobs: list[PlannedJob] = []
     for source in config.sources:
-        first = next_poll(source, history.last_polls.get(source.name), now)
+        first = next_poll(source, history.last_polls.get(source.name), now, history.polls_not_before.get(source.name))
         trigger = IntervalTrigger(
             seconds=source.interval.total_seconds(), start_date=first, timezone=timezone.utc,
             jitter=poll_jitter(source).total_seconds(),
@@ -180,8 +181,10 @@ def plan(config: Config, history: History, now: datetime) -> list[PlannedJob]:
 
 def read_history(config: Config, store: Store) -> History:
     """The last poll of each configured source and the last edition of each digest."""
+    states = {s.name: store.source_state(s.name) for s in config.sources}
     return History(
-        last_polls={s.name: store.source_state(s.name).last_poll for s in config.sources},
+        last_polls={name: state.last_poll for name, state in states.items()},
+        polls_not_before={name: state.not_before for name, state in states.items()},
         last_editions={d.name: _latest(store.last_edition(d.name), store.last_digest_run(d.name)) for d in config.digests},
     )
 
@@ -211,10 +214,11 @@ class Work(Protocol):
 
 
 class StopRequested(BaseException):
-    """Raised inside a job when the daemon is stopping: its open transaction rolls back.
+    """Raised between two stored articles when the daemon is stopping, to end a long poll early.
 
-    A BaseException so that the pipeline's per-source `except Exception` does not
-    record it as the source's failure.
+    Each article is committed on its own, so nothing stored is lost. A
+    BaseException so that the pipeline's `except Exception` and `except
+    DigestError` do not record it as the source's failure.
     """
 
 
@@ -324,7 +328,7 @@ class Daemon:
                 else:
                     self.work.outbox(config, now)
             except StopRequested:
-                log.info("%s %s stopped; its unfinished transaction was rolled back", kind, name, extra={"job": kind, "target": name})
+                log.info("%s %s stopped early: what it stored is kept, the rest comes next time", kind, name, extra={"job": kind, "target": name})
             except DigestError as error:
                 log.error("%s %s failed: %s", kind, name or "", error, extra={"job": kind, "target": name, "error": str(error)})
             except Exception as error:  # a bug in one job must not kill the daemon
@@ -402,6 +406,9 @@ def upcoming(config: Config, history: History, now: datetime) -> dict[str, dict[
             d.name: next_edition(d, history.last_editions.get(d.name), now).astimezone(ZoneInfo(d.timezone))
             for d in config.digests
         },
-        "sources": {s.name: next_poll(s, history.last_polls.get(s.name), now) for s in config.sources},
+        "sources": {
+            s.name: next_poll(s, history.last_polls.get(s.name), now, history.polls_not_before.get(s.name))
+            for s in config.sources
+        },
     }
 

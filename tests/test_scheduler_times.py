@@ -117,3 +117,11 @@ def test_polls_repeat_on_the_interval_with_a_little_jitter(tmp_path: Path) -> No
     gaps = [job.trigger.get_next_fire_time(now, now) - now for job in polls]
     assert all(timedelta(minutes=10) <= gap <= timedelta(minutes=10, seconds=30) for gap in gaps)  # jitter: at most 30 s
     assert len(set(gaps)) > 1  # the sources do not all fire at the same instant
+
+
+def test_a_servers_retry_after_holds_the_next_poll_back() -> None:
+    source = FilesSourceConfig(name="seeds", path=Path("."), interval=Duration(minutes=30))
+    now = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+    later = now + timedelta(hours=2)
+    assert next_poll(source, now - timedelta(hours=1), now, not_before=later) == later
+    assert next_poll(source, now - timedelta(hours=1), now, not_before=now - timedelta(minutes=1)) == now
