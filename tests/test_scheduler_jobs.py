@@ -13,22 +13,9 @@ from digest.scheduler import Daemon, PipelineWork
 
 T = datetime(2026, 11, 27, 10, 30, tzinfo=timezone.utc)
 
-CONFIG = """
-[store]
-path = "../state/digest.sqlite3"
-
-[[sources]]
-name = "seeds"
-type = "files"
-path = "../seeds"
-interval = "30m"
-
-[[digests]]
-name = "daily"
-schedule = "0 7 * * *"
-timezone = "Europe/London"
-output_dir = "../out"
-"""
+def london(project: Project) -> str:
+    """The shipped config (files source polled every 5m, daily at 07:00), in Europe/London."""
+    return project.config.read_text(encoding="utf-8").replace('timezone = "UTC"', 'timezone = "Europe/London"')
 
 
 def scheduled(daemon: Daemon) -> dict[str, datetime]:
@@ -36,7 +23,7 @@ def scheduled(daemon: Daemon) -> dict[str, datetime]:
 
 
 def test_jobs_come_from_the_config_and_the_store_history(project: Project) -> None:
-    project.write_config(CONFIG)
+    project.write_config(london(project))
     config = config_module.load(project.config)
     pipeline.run(config, T - timedelta(days=2))  # last poll and last edition: two days ago
     daemon = Daemon(config, clock=lambda: T)
@@ -51,21 +38,22 @@ def test_jobs_come_from_the_config_and_the_store_history(project: Project) -> No
     daemon.work.poll(config, "seeds", T)
     daemon.work.edition(config, "daily", T)  # the catch-up job runs and finds nothing new: no edition
     (project.root / "seeds" / "late.txt").write_text("Late news\n\nA story that came after the catch-up run.\n")
-    daemon.schedule(T + timedelta(minutes=10))  # a restart: the run counts, though it made no edition
+    daemon.schedule(T + timedelta(minutes=2))  # a restart: the run counts, though it made no edition
     jobs = scheduled(daemon)
-    assert jobs["poll:seeds"] == T + timedelta(minutes=30)
+    assert jobs["poll:seeds"] == T + timedelta(minutes=5)
     assert jobs["edition:daily"] == datetime(2026, 11, 28, 7, tzinfo=timezone.utc)
 
 
 def test_a_bad_reload_keeps_the_running_jobs_and_a_good_one_replaces_them(project: Project, tmp_path: Path) -> None:
-    project.write_config(CONFIG)
+    shipped = london(project)
+    project.write_config(shipped)
     daemon = Daemon(config_module.load(project.config), clock=lambda: T)
     daemon.schedule(T)
     before = scheduled(daemon)
-    project.write_config(CONFIG.replace('"0 7 * * *"', '"0 7 * *"'))
+    project.write_config(shipped.replace('"0 7 * * *"', '"0 7 * *"'))
     assert daemon.reload(project.config) is False
     assert scheduled(daemon) == before
-    project.write_config(CONFIG.replace('"0 7 * * *"', '"every 6h"').replace('"daily"', '"often"'))
+    project.write_config(shipped.replace('"0 7 * * *"', '"every 6h"').replace('"daily"', '"often"'))
     assert daemon.reload(project.config) is True
     jobs = scheduled(daemon)
     assert "edition:daily" not in jobs
