@@ -41,7 +41,6 @@ from digest.schedule import Schedule, parse_schedule
 from digest.store import Store
 
 log = logging.getLogger("digest.daemon")
-logging.getLogger("apscheduler").setLevel(logging.ERROR)  # its "skipped" warnings are logged below, in our words
 
 OUTBOX_EVERY = timedelta(seconds=30)
 STOP_GRACE_SECONDS = 7.0  # SIGTERM to exit stays under the promised 10 s, with room for a loaded machine
@@ -296,6 +295,8 @@ class Daemon:
             timezone=timezone.utc,
         )
         self.scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
+        if not log.isEnabledFor(logging.DEBUG):  # APScheduler's own lines only with --log-level debug
+            logging.getLogger("apscheduler").setLevel(logging.ERROR)
 
     def _on_skipped(self, event: JobSubmissionEvent) -> None:
         kind, _, name = event.job_id.partition(":")
