@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -136,7 +137,7 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self._use_wal(timeout)
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
@@ -145,6 +146,22 @@ class Store:
         except (sqlite3.DatabaseError, OSError) as error:
             raise StoreError(f"store {self.path} is unusable: {error}") from None
         self._depth = 0
+
+    def _use_wal(self, timeout: float) -> None:
+        """Switch to WAL mode, waiting out other processes opening the same new store.
+
+        SQLite answers "locked" at once, without its busy timeout, when the
+        journal mode cannot change because another connection is opening it.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _translate(self, error: sqlite3.Error) -> StoreError:
         if "locked" in str(error) or "busy" in str(error):
