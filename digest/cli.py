@@ -397,7 +397,7 @@ def status(context: click.Context, as_json: bool) -> None:
       digest status --json
     """
     config = load_config(context)
-    from digest import lock, scheduler
+    from digest import jobs, lock, scheduler
     from digest.store import Store
 
     moment = now()
@@ -409,7 +409,7 @@ def status(context: click.Context, as_json: bool) -> None:
         store = Store(config.store.path)
         try:
             states = {state.name: state for state in store.source_states()}
-            coming = scheduler.upcoming(config, scheduler.read_history(config, store), moment)
+            coming = scheduler.upcoming(config, jobs.read_history(config, store), moment)
             sources = []
             for source in config.sources:
                 state = states.get(source.name)

@@ -15,13 +15,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
@@ -34,11 +32,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from digest import config as config_module
 from digest.config import Config, DigestConfig, SourceConfig
 from digest.errors import ConfigError, DigestError
+from digest.jobs import History, PipelineWork, StopRequested, Work
 from digest.lock import DaemonLock
-from digest import pipeline
-from digest.pipeline import Pipeline
 from digest.schedule import Schedule, parse_schedule
-from digest.store import Store
 
 log = logging.getLogger("digest.daemon")
 
@@ -134,15 +130,6 @@ def next_poll(source: SourceConfig, last_poll: datetime | None, now: datetime, n
 
 
 @dataclass(frozen=True)
-class History:
-    """What the store says already happened: last poll per source, last edition per digest."""
-
-    last_polls: dict[str, datetime | None]
-    last_editions: dict[str, datetime | None]  # or the last scheduled run that found nothing new
-    polls_not_before: dict[str, datetime | None] = field(default_factory=dict)  # a server's Retry-After
-
-
-@dataclass(frozen=True)
 class PlannedJob:
     """One scheduler job: what it does, when it first runs and its trigger after that."""
 
@@ -176,106 +163,6 @@ def plan(config: Config, history: History, now: datetime) -> list[PlannedJob]:
     jobs.append(PlannedJob("outbox", "outbox", "", outbox_first,
                            IntervalTrigger(seconds=OUTBOX_EVERY.total_seconds(), start_date=outbox_first, timezone=timezone.utc)))
     return jobs
-
-
-def read_history(config: Config, store: Store) -> History:
-    """The last poll of each configured source and the last edition of each digest."""
-    states = {s.name: store.source_state(s.name) for s in config.sources}
-    return History(
-        last_polls={name: state.last_poll for name, state in states.items()},
-        polls_not_before={name: state.not_before for name, state in states.items()},
-        last_editions={d.name: _latest(store.last_edition(d.name), store.last_digest_run(d.name)) for d in config.digests},
-    )
-
-
-def _latest(*moments: datetime | None) -> datetime | None:
-    return max((m for m in moments if m is not None), default=None)
-
-
-class Work(Protocol):
-    """What the daemon's jobs do; each method runs one job and logs one line about it."""
-
-    def history(self, config: Config) -> History:
-        """Last poll of each source and last edition of each digest, from the store."""
-        ...
-
-    def poll(self, config: Config, source: str, now: datetime) -> None:
-        """Poll one source and store what is new."""
-        ...
-
-    def edition(self, config: Config, digest: str, now: datetime) -> None:
-        """Make one edition of a digest and deliver it."""
-        ...
-
-    def outbox(self, config: Config, now: datetime) -> None:
-        """Retry deliveries whose backoff has passed."""
-        ...
-
-
-class StopRequested(BaseException):
-    """Raised between two stored articles when the daemon is stopping, to end a long poll early.
-
-    Each article is committed on its own, so nothing stored is lost. A
-    BaseException so that the pipeline's `except Exception` and `except
-    DigestError` do not record it as the source's failure.
-    """
-
-
-@contextmanager
-def opened_store(config: Config) -> Iterator[Store]:
-    """The config's store, open for one job and closed after it."""
-    store = Store(config.store.path)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-class PipelineWork:
-    """The daemon's jobs, done by the pipeline on a store opened for each job."""
-
-    def __init__(self, stopping: threading.Event) -> None:
-        self.stopping = stopping
-
-    def _check_stop(self, source: str) -> None:
-        if self.stopping.is_set():
-            raise StopRequested()
-
-    def _pipeline(self, config: Config, store: Store) -> Pipeline:
-        return Pipeline(config, store, on_article=self._check_stop)
-
-    def history(self, config: Config) -> History:
-        """Last poll of each source and last edition of each digest, from the store."""
-        with opened_store(config) as store:
-            return read_history(config, store)
-
-    def poll(self, config: Config, source: str, now: datetime) -> None:
-        """Poll one source; the pipeline logs "source X polled: n new"."""
-        source_config = next((s for s in config.sources if s.name == source), None)
-        if source_config is None:  # removed by a reload while this job waited
-            return
-        with opened_store(config) as store:
-            self._pipeline(config, store).poll(source_config, now)
-
-    def edition(self, config: Config, digest: str, now: datetime) -> None:
-        """Make one edition and deliver it at once; the pipeline logs each delivery."""
-        digest_config = config.digest(digest)
-        with opened_store(config) as store:
-            stages = self._pipeline(config, store)
-            edition = stages.make_edition(digest_config, now)
-            with store.transaction():
-                store.record_digest_run(digest, now)
-            if edition is None:
-                log.info("edition of %s: nothing new, none made", digest, extra={"job": "edition", "target": digest, "articles": 0})
-                return
-            if not digest_config.output_dir and not digest_config.email_to:
-                log.info("edition of %s: not delivered, no output_dir or email_to configured", digest,
-                         extra={"job": "delivery", "target": digest})
-            stages.process_outbox(now, honour_backoff=True)
-
-    def outbox(self, config: Config, now: datetime) -> None:
-        """Retry the deliveries whose backoff has passed."""
-        pipeline.process_outbox(config, now, honour_backoff=True)
 
 
 class Daemon:

@@ -9,7 +9,8 @@ from emailproject import make_config
 from smtpserver import free_port, smtp_server
 from digest import config as config_module
 from digest import pipeline
-from digest.scheduler import Daemon, PipelineWork
+from digest.jobs import PipelineWork
+from digest.scheduler import Daemon
 
 T = datetime(2026, 11, 27, 10, 30, tzinfo=timezone.utc)
 

@@ -5,7 +5,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from digest.config import Config, DigestConfig, FilesSourceConfig, Duration
-from digest.scheduler import History, edition_trigger, next_edition, next_poll, plan
+from digest.jobs import History
+from digest.scheduler import edition_trigger, next_edition, next_poll, plan
 
 UTC = timezone.utc
 LONDON = ZoneInfo("Europe/London")
