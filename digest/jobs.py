@@ -13,12 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from digest import pipeline
-from digest.config import Config
-from digest.pipeline import Pipeline
+from digest.config import Config, SourceConfig
+from digest.pipeline import NETWORK_SOURCES, Pipeline
 from digest.store import Store
+
+if TYPE_CHECKING:
+    from digest.fetch import Fetcher
 
 log = logging.getLogger("digest.daemon")
 
@@ -65,6 +68,10 @@ class Work(Protocol):
         """Retry deliveries whose backoff has passed."""
         ...
 
+    def close(self) -> None:
+        """Release what outlives a single job."""
+        ...
+
 
 class StopRequested(BaseException):
     """Raised between two stored articles when the daemon is stopping, to end a long poll early.
@@ -90,13 +97,32 @@ class PipelineWork:
 
     def __init__(self, stopping: threading.Event) -> None:
         self.stopping = stopping
+        self._fetcher: Fetcher | None = None
 
     def _check_stop(self, source: str) -> None:
         if self.stopping.is_set():
             raise StopRequested()
 
-    def _pipeline(self, config: Config, store: Store) -> Pipeline:
-        return Pipeline(config, store, on_article=self._check_stop)
+    def _pipeline(self, config: Config, store: Store, fetcher: Fetcher | None = None) -> Pipeline:
+        return Pipeline(config, store, on_article=self._check_stop, fetcher=fetcher)
+
+    def _shared_fetcher(self, config: Config, source: SourceConfig) -> Fetcher | None:
+        """One HTTP client kept across polls (pooled connections, per-host spacing); remade when [fetch] changes."""
+        if source.type not in NETWORK_SOURCES:
+            return None
+        if self._fetcher is not None and self._fetcher.config != config.fetch:
+            self.close()
+        if self._fetcher is None:
+            from digest.fetch import Fetcher  # httpx only when a network source is polled
+
+            self._fetcher = Fetcher(config.fetch)
+        return self._fetcher
+
+    def close(self) -> None:
+        """Release what outlives a job: the shared HTTP client."""
+        if self._fetcher is not None:
+            self._fetcher.close()
+            self._fetcher = None
 
     def history(self, config: Config) -> History:
         """Last poll of each source and last edition of each digest, from the store."""
@@ -109,7 +135,7 @@ class PipelineWork:
         if source_config is None:  # removed by a reload while this job waited
             return
         with opened_store(config) as store:
-            self._pipeline(config, store).poll(source_config, now)
+            self._pipeline(config, store, self._shared_fetcher(config, source_config)).poll(source_config, now)
 
     def edition(self, config: Config, digest: str, now: datetime) -> None:
         """Make one edition and deliver it at once; the pipeline logs each delivery."""

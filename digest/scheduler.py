@@ -277,6 +277,7 @@ class Daemon:
         self.scheduler.shutdown(wait=False)
         if self._busy.acquire(timeout=STOP_GRACE_SECONDS):
             self._busy.release()
+            self.work.close()
             lock.release()
             log.info("daemon stopped", extra={"job": "stop"})
             return 0

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from conftest import Project
+from httpserver import LocalServer, RequestHandler
 from emailproject import make_config
 from smtpserver import free_port, smtp_server
 from digest import config as config_module
@@ -74,3 +75,42 @@ def test_the_outbox_job_retries_a_refused_email_once_its_backoff_has_passed(tmp_
         assert [message.rcpt_tos for message in server.accepted] == [("ann@example.com",)]
         work.outbox(config, T + timedelta(hours=3))  # delivered means done: never sent again
         assert len(server.offered) == 1
+
+
+def test_polls_share_one_http_client_so_a_feed_is_fetched_over_one_kept_alive_connection(
+        tmp_path: Path, http_server: LocalServer) -> None:
+    feed = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><link>http://example.org/</link>'
+        "<item><guid>a1</guid><title>Harbour bridge reopens</title><description>The city said the work finished "
+        "early. Officials thanked residents for their patience.</description></item></channel></rss>"
+    )
+    client_ports: list[int] = []
+
+    def serve(request: RequestHandler) -> None:
+        client_ports.append(request.client_address[1])
+        request.respond(200, feed.encode(), "application/rss+xml")
+
+    url = http_server.route("/feed.xml", serve)
+    (tmp_path / "digest.toml").write_text(f"""
+[store]
+path = "state/digest.sqlite3"
+
+[fetch]
+allow_private = true
+per_host_delay = "0s"
+
+[[sources]]
+name = "harbour"
+type = "feed"
+url = "{url}"
+full_text = "never"
+""", encoding="utf-8")
+    config = config_module.load(tmp_path / "digest.toml")
+    work = PipelineWork(threading.Event())
+    try:
+        work.poll(config, "harbour", T)
+        work.poll(config, "harbour", T + timedelta(minutes=30))
+    finally:
+        work.close()
+    assert len(client_ports) == 2
+    assert client_ports[0] == client_ports[1]  # the second poll reused the first poll's connection
