@@ -18,6 +18,7 @@ from typing import Protocol
 
 from digest.config import SmtpConfig
 from digest.errors import PermanentDeliveryError, TemporaryDeliveryError
+from digest.lock import process_alive
 from digest.mail import MailParts, build_message
 from digest.models import Delivery
 from digest.render import RenderedEdition
@@ -120,18 +121,8 @@ def _remove_orphaned_partials(folder: Path) -> None:
     """Delete temp files left by a process that was killed while writing (its PID is gone)."""
     for partial in folder.glob(f"{PARTIAL_PREFIX}*"):
         pid = partial.name[len(PARTIAL_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             partial.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class EmailDeliverer:

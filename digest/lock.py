@@ -15,6 +15,17 @@ from typing import IO
 from digest.errors import StoreError, StoreLockedError
 
 
+def process_alive(pid: int) -> bool:
+    """True while a process with this PID exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def lock_path(store_path: Path) -> Path:
     """The lock file that belongs to a store: `<store>.lock` beside it."""
     return store_path.with_name(store_path.name + ".lock")

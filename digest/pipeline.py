@@ -31,6 +31,8 @@ from digest.store import Store
 from digest.summarise import summarise
 
 log = logging.getLogger(__name__)
+# How long a process may hold a delivery it is trying before another may try it.
+DELIVERY_LEASE = timedelta(minutes=10)
 QUEUE_SIZE = 16  # articles in flight between the polling threads and the storing one
 NETWORK_SOURCES = ("feed", "page")
 
@@ -212,6 +214,7 @@ class Pipeline:
             return [
                 self._attempt(delivery, deliverers, rendered, now)
                 for delivery in self.store.due_deliveries(now if honour_backoff else None)
+                if self.store.claim_delivery(delivery.id, now, DELIVERY_LEASE)
             ]
 
     def _attempt(

@@ -10,6 +10,7 @@ succeeded.
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import re
 import sqlite3
@@ -17,10 +18,11 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from digest.errors import StoreError, StoreLockedError
+from digest.lock import process_alive
 from digest.models import Article, Delivery, Edition, StoredArticle, Summary
 
 MIGRATIONS: tuple[str, ...] = (
@@ -96,6 +98,12 @@ MIGRATIONS: tuple[str, ...] = (
         digest TEXT PRIMARY KEY,
         last_run TEXT NOT NULL
     );
+    """,
+    # 4: a delivery is claimed before it is tried, so a `digest run` and the daemon
+    # never send the same pending email at once
+    """
+    ALTER TABLE deliveries ADD COLUMN claimed_until TEXT;
+    ALTER TABLE deliveries ADD COLUMN claimed_by INTEGER;
     """,
 )
 
@@ -406,13 +414,34 @@ class Store:
         """Keep the Message-ID made for a delivery so every retry reuses it."""
         self.db.execute("UPDATE deliveries SET message_id = ? WHERE id = ? AND message_id = ''", (message_id, delivery_id))
 
+    def claim_delivery(self, delivery_id: int, now: datetime, lease: timedelta) -> bool:
+        """Claim a pending delivery for `lease`; False while another live process holds it.
+
+        A claim ends when it is recorded, when its lease runs out, or when the
+        process that holds it is gone (killed, or stopped while a send hung).
+        """
+        with self.transaction():
+            row = self.db.execute(
+                "SELECT status, claimed_until, claimed_by FROM deliveries WHERE id = ?", (delivery_id,)
+            ).fetchone()
+            if row is None or row["status"] != "pending":
+                return False
+            holder, until = row["claimed_by"], _moment(row["claimed_until"])
+            if until and until > now and holder not in (None, os.getpid()) and process_alive(holder):
+                return False
+            self.db.execute(
+                "UPDATE deliveries SET claimed_until = ?, claimed_by = ? WHERE id = ?",
+                (_text(now + lease), os.getpid(), delivery_id),
+            )
+        return True
+
     def record_attempt(
         self, delivery_id: int, now: datetime, status: str, error: str = "", next_attempt: datetime | None = None
     ) -> None:
         """Record one try of a delivery: delivered, failed, or pending until `next_attempt`."""
         self.db.execute(
             """UPDATE deliveries SET attempts = attempts + 1, status = ?, last_error = ?, next_attempt = ?,
-               done = CASE WHEN ? = 'delivered' THEN ? ELSE done END WHERE id = ?""",
+               claimed_until = NULL, claimed_by = NULL, done = CASE WHEN ? = 'delivered' THEN ? ELSE done END WHERE id = ?""",
             (status, error, _text(next_attempt), status, _text(now), delivery_id),
         )
 

@@ -123,3 +123,27 @@ def test_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path: Path) -
         with context.Pool(6) as pool:
             errors = pool.starmap(_open_store_at, [(str(path), start)] * 6)
         assert errors == [""] * 6
+
+
+def test_a_claimed_delivery_is_not_tried_twice_at_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    store = Store(tmp_path / "digest.sqlite3")
+    store.add_article(article("a"), SUMMARY, NOW)
+    store.create_edition("daily", ["news"], 50, NOW, [("email", "a@example.org")])
+    (delivery,) = store.due_deliveries(NOW)
+    lease = timedelta(minutes=10)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:  # another live process holds the claim
+        store.db.execute("UPDATE deliveries SET claimed_until = ?, claimed_by = ? WHERE id = ?",
+                         ((NOW + lease).isoformat(), other.pid, delivery.id))
+        assert not store.claim_delivery(delivery.id, NOW + timedelta(minutes=1), lease)
+        assert store.claim_delivery(delivery.id, NOW + lease, lease)  # its lease ran out
+        store.db.execute("UPDATE deliveries SET claimed_by = ? WHERE id = ?", (other.pid, delivery.id))
+    finally:
+        other.kill()
+        other.wait()
+    assert store.claim_delivery(delivery.id, NOW + lease, lease)  # the holder is gone
+    store.record_attempt(delivery.id, NOW + lease, "delivered")
+    assert not store.claim_delivery(delivery.id, NOW + 2 * lease, lease)  # delivered: nothing to claim
