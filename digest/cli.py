@@ -92,11 +92,13 @@ def article_progress(enabled: bool) -> Iterator[Callable[[str], None] | None]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", metavar="PATH", help="Config file [default: $DIGEST_CONFIG, else config/digest.toml].")
-@click.option("--log-level", default="warning", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False), help="Log detail on stderr.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+              help="Log detail on stderr [default: info for daemon, else warning].")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Log lines as text, or as one JSON object each for machines.")
 @click.version_option(__version__, prog_name="digest")
 @click.pass_context
-def main(context: click.Context, config_path: str | None, log_level: str) -> None:
+def main(context: click.Context, config_path: str | None, log_level: str | None, log_format: str) -> None:
     """Summarise news from feeds, pages and files into one digest, offline.
 
     \b
@@ -106,7 +108,29 @@ def main(context: click.Context, config_path: str | None, log_level: str) -> Non
     """
     context.ensure_object(dict)
     context.obj["config"] = config_path
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    level = log_level or ("info" if context.invoked_subcommand == "daemon" else "warning")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter() if log_format == "json" else logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+
+
+_LOG_RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message and any `extra` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in _LOG_RECORD_FIELDS})
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
 
 
 @main.command()
@@ -344,22 +368,48 @@ def check(context: click.Context, smtp: bool) -> None:
 
 
 @main.command()
+@click.pass_context
+def daemon(context: click.Context) -> None:
+    """Run in the foreground: poll sources, make editions on schedule, retry deliveries.
+
+    One daemon per store (a second exits 3). SIGTERM or SIGINT stops it cleanly;
+    SIGHUP reloads the config. One log line per job on stderr. Uses the real
+    clock ($DIGEST_NOW is ignored).
+
+    \b
+    Example:
+      digest --log-format json daemon
+    """
+    config = load_config(context)
+    from digest.scheduler import Daemon
+
+    sys.exit(guarded(lambda: Daemon(config).run()))
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.pass_context
 def status(context: click.Context, as_json: bool) -> None:
-    """Show sources (last poll, errors), digests (last edition) and the outbox.
+    """Show sources (last and next poll, errors), digests (last and next edition), the outbox.
 
     \b
     Example:
       digest status --json
     """
     config = load_config(context)
+    from digest import jobs, lock, scheduler
     from digest.store import Store
+
+    moment = now()
+
+    def when(iso: str) -> str:
+        return "due now" if datetime.fromisoformat(iso) <= moment else iso
 
     def gather() -> dict[str, Any]:
         store = Store(config.store.path)
         try:
             states = {state.name: state for state in store.source_states()}
+            coming = scheduler.upcoming(config, jobs.read_history(config, store), moment)
             sources = []
             for source in config.sources:
                 state = states.get(source.name)
@@ -370,19 +420,24 @@ def status(context: click.Context, as_json: bool) -> None:
                     "failures": state.failures if state else 0,
                     "last_error": state.last_error if state else "",
                     "next_poll_not_before": state.not_before.isoformat() if state and state.not_before else None,
+                    "next_poll": coming["sources"][source.name].isoformat(),
                 })
             digests = []
             for digest in config.digests:
                 last = store.last_edition(digest.name)
                 digests.append({"name": digest.name, "editions": store.edition_count(digest.name),
-                                "last_edition": last.isoformat() if last else None, "schedule": digest.schedule})
+                                "last_edition": last.isoformat() if last else None, "schedule": digest.schedule,
+                                "timezone": digest.timezone,
+                                "next_edition": coming["digests"][digest.name].isoformat()})
             outbox = [
                 {"digest": d.digest, "channel": d.channel, "recipient": d.recipient, "status": d.status,
                  "attempts": d.attempts, "last_error": d.last_error,
                  "next_attempt": d.next_attempt.isoformat() if d.next_attempt and d.status == "pending" else None}
                 for d in store.deliveries(["pending", "failed"])
             ]
-            return {"sources": sources, "digests": digests, "outbox": outbox, "articles": store.article_count()}
+            daemon = lock.holder(config.store.path)
+            return {"sources": sources, "digests": digests, "outbox": outbox, "articles": store.article_count(),
+                    "daemon": {"running": daemon is not None, "pid": daemon}}
         finally:
             store.close()
 
@@ -390,14 +445,18 @@ def status(context: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
+    daemon = report["daemon"]
+    click.echo(f"daemon: running, PID {daemon['pid']}" if daemon["running"] else "daemon: not running (next times apply once it runs)")
     click.echo(f"articles stored: {report['articles']}")
     for source in report["sources"]:
         health = f"failing ({source['failures']}x): {source['last_error']}" if source["failures"] else "ok"
         success = f", last success {source['last_success'] or 'never'}" if source["failures"] else ""
         waiting = f"; next poll not before {source['next_poll_not_before']}" if source["next_poll_not_before"] else ""
-        click.echo(f"source {source['name']} ({source['type']}): last poll {source['last_poll'] or 'never'}{success}; {health}{waiting}")
+        click.echo(f"source {source['name']} ({source['type']}): last poll {source['last_poll'] or 'never'}{success}, "
+                   f"next poll {when(source['next_poll'])}; {health}{waiting}")
     for digest in report["digests"]:
-        click.echo(f"digest {digest['name']}: {digest['editions']} editions, last {digest['last_edition'] or 'never'}")
+        click.echo(f"digest {digest['name']}: {digest['editions']} editions, last {digest['last_edition'] or 'never'}, "
+                   f"next {when(digest['next_edition'])} ({digest['schedule']!r} {digest['timezone']})")
     if not report["outbox"]:
         click.echo("outbox: nothing pending or failed")
     for row in report["outbox"]:

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest import __version__, PROJECT_URL
 from digest.errors import ConfigError
+from digest.schedule import parse_schedule
 
 DEFAULT_CONFIG = Path("config/digest.toml")
 ALGORITHMS = ("news", "lexrank", "textrank", "lsa", "luhn", "kl", "sumbasic", "reduction", "edmundson", "lead")
@@ -151,6 +152,10 @@ class DigestConfig:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
+        try:
+            parse_schedule(self.schedule)
+        except ValueError as error:
+            raise ValueError(f"schedule: {error}") from None
         if self.max_articles < 1:
             raise ValueError(f"max_articles: must be at least 1, got {self.max_articles}")
         for fmt in self.formats:
@@ -392,7 +397,10 @@ def _source(entry: Any, section: str, path: Path) -> SourceConfig:
     kind = entry.get("type", "files")
     if kind not in SOURCE_TYPES:
         raise ConfigError(str(path), f"{section}.type", f"unknown source type {kind!r}; choose one of {', '.join(SOURCE_TYPES)}")
-    return _build(SOURCE_TYPES[kind], entry, section, path)
+    source = _build(SOURCE_TYPES[kind], entry, section, path)
+    if source.interval < timedelta(seconds=1):
+        raise ConfigError(str(path), f"{section}.interval", f"must be at least 1s, got {entry.get('interval')!r}")
+    return source
 
 
 def locate(explicit: str | None) -> Path:

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from digest.config import SmtpConfig
 from digest.errors import PermanentDeliveryError, TemporaryDeliveryError
+from digest.lock import process_alive
 from digest.mail import MailParts, build_message
 from digest.models import Delivery
 from digest.render import RenderedEdition
@@ -79,9 +80,15 @@ class FileDeliverer:
 
     @staticmethod
     def _write_new(folder: Path, stamp: str, extension: str, text: str) -> Path:
-        """Write via a temp file and a hard link, so no reader sees half a file and nothing is overwritten."""
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".partial-", suffix=f".{extension}")
+        """Write via a temp file and a hard link, so no reader sees half a file and nothing is overwritten.
+
+        Idempotent: a retry after a crash between writing and recording the
+        delivery finds its identical file and writes no second copy.
+        """
+        _remove_orphaned_partials(folder)
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", suffix=f".{extension}")
         try:
+            os.fchmod(handle, 0o644)  # mkstemp's 0600 would hide editions from a web server or other users
             with os.fdopen(handle, "w", encoding="utf-8") as stream:
                 stream.write(text)
                 stream.flush()
@@ -92,10 +99,30 @@ class FileDeliverer:
                     os.link(temporary, target)
                     return target
                 except FileExistsError:
-                    continue
+                    if _same_text(target, text):
+                        return target
             raise OSError(f"too many editions named {stamp}")
         finally:
             os.unlink(temporary)
+
+
+PARTIAL_PREFIX = ".partial-"
+
+
+def _same_text(path: Path, text: str) -> bool:
+    """True when `path` already holds exactly `text`."""
+    try:
+        return path.read_text(encoding="utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _remove_orphaned_partials(folder: Path) -> None:
+    """Delete temp files left by a process that was killed while writing (its PID is gone)."""
+    for partial in folder.glob(f"{PARTIAL_PREFIX}*"):
+        pid = partial.name[len(PARTIAL_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            partial.unlink(missing_ok=True)
 
 
 class EmailDeliverer:

@@ -34,6 +34,8 @@ from digest.summarise import resolve_language, summarise
 from digest.workers import SMALL_RUN, Outcome, Workers, worker_count
 
 log = logging.getLogger(__name__)
+# How long a process may hold a delivery it is trying before another may try it.
+DELIVERY_LEASE = timedelta(minutes=10)
 QUEUE_SIZE = 16  # articles in flight between the polling threads and the storing one
 NETWORK_SOURCES = ("feed", "page")
 
@@ -249,6 +251,7 @@ class Pipeline:
             return [
                 self._attempt(delivery, deliverers, rendered, now)
                 for delivery in self.store.due_deliveries(now if honour_backoff else None)
+                if self.store.claim_delivery(delivery.id, now, DELIVERY_LEASE)
             ]
 
     def _attempt(

@@ -10,16 +10,19 @@ succeeded.
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import re
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from digest.errors import StoreError, StoreLockedError
+from digest.lock import process_alive
 from digest.models import Article, Delivery, Edition, StoredArticle, Summary
 
 MIGRATIONS: tuple[str, ...] = (
@@ -88,6 +91,20 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE sources ADD COLUMN not_before TEXT;
     """,
+    # 3 (daemon): when each digest's schedule last ran, edition or not, so a restart
+    # does not take a run that found nothing new for a missed one
+    """
+    CREATE TABLE digest_runs (
+        digest TEXT PRIMARY KEY,
+        last_run TEXT NOT NULL
+    );
+    """,
+    # 4: a delivery is claimed before it is tried, so a `digest run` and the daemon
+    # never send the same pending email at once
+    """
+    ALTER TABLE deliveries ADD COLUMN claimed_until TEXT;
+    ALTER TABLE deliveries ADD COLUMN claimed_by INTEGER;
+    """,
 )
 
 
@@ -128,7 +145,7 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self._use_wal(timeout)
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
@@ -138,21 +155,48 @@ class Store:
             raise StoreError(f"store {self.path} is unusable: {error}") from None
         self._depth = 0
 
+    def _use_wal(self, timeout: float) -> None:
+        """Switch to WAL mode, waiting out other processes opening the same new store.
+
+        SQLite answers "locked" at once, without its busy timeout, when the
+        journal mode cannot change because another connection is opening it.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
     def _translate(self, error: sqlite3.Error) -> StoreError:
         if "locked" in str(error) or "busy" in str(error):
             return StoreLockedError(f"store {self.path} is locked by another process")
         return StoreError(f"store {self.path}: {error}")
 
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StoreError(f"store {self.path} was made by a newer digest (schema {version})")
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        """Apply the migrations this store lacks, each in its own write transaction.
+
+        The version is read again under the write lock, so two processes opening
+        a new store at once (a daemon starting while `digest status` runs) do
+        not both apply the same migration.
+        """
+        if self.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS):
+            return
+        while True:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                for statement in filter(str.strip, script.split(";")):
+                version = self.db.execute("PRAGMA user_version").fetchone()[0]
+                if version > len(MIGRATIONS):
+                    raise StoreError(f"store {self.path} was made by a newer digest (schema {version})")
+                if version == len(MIGRATIONS):
+                    self.db.execute("COMMIT")
+                    return
+                for statement in filter(str.strip, MIGRATIONS[version].split(";")):
                     self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {number}")
+                self.db.execute(f"PRAGMA user_version = {version + 1}")
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -322,6 +366,19 @@ class Store:
         row = self.db.execute("SELECT MAX(created) FROM editions WHERE digest = ?", (digest,)).fetchone()
         return _moment(row[0])
 
+    def record_digest_run(self, digest: str, now: datetime) -> None:
+        """Remember that `digest`'s schedule ran at `now`, whether or not it made an edition."""
+        self.db.execute(
+            "INSERT INTO digest_runs (digest, last_run) VALUES (?, ?) "
+            "ON CONFLICT (digest) DO UPDATE SET last_run = MAX(last_run, excluded.last_run)",
+            (digest, _text(now)),
+        )
+
+    def last_digest_run(self, digest: str) -> datetime | None:
+        """When `digest`'s schedule last ran (recorded by the daemon), or None."""
+        row = self.db.execute("SELECT last_run FROM digest_runs WHERE digest = ?", (digest,)).fetchone()
+        return _moment(row[0]) if row else None
+
     def edition_count(self, digest: str) -> int:
         """How many editions of `digest` exist."""
         return self.db.execute("SELECT COUNT(*) FROM editions WHERE digest = ?", (digest,)).fetchone()[0]
@@ -357,13 +414,34 @@ class Store:
         """Keep the Message-ID made for a delivery so every retry reuses it."""
         self.db.execute("UPDATE deliveries SET message_id = ? WHERE id = ? AND message_id = ''", (message_id, delivery_id))
 
+    def claim_delivery(self, delivery_id: int, now: datetime, lease: timedelta) -> bool:
+        """Claim a pending delivery for `lease`; False while another live process holds it.
+
+        A claim ends when it is recorded, when its lease runs out, or when the
+        process that holds it is gone (killed, or stopped while a send hung).
+        """
+        with self.transaction():
+            row = self.db.execute(
+                "SELECT status, claimed_until, claimed_by FROM deliveries WHERE id = ?", (delivery_id,)
+            ).fetchone()
+            if row is None or row["status"] != "pending":
+                return False
+            holder, until = row["claimed_by"], _moment(row["claimed_until"])
+            if until and until > now and holder not in (None, os.getpid()) and process_alive(holder):
+                return False
+            self.db.execute(
+                "UPDATE deliveries SET claimed_until = ?, claimed_by = ? WHERE id = ?",
+                (_text(now + lease), os.getpid(), delivery_id),
+            )
+        return True
+
     def record_attempt(
         self, delivery_id: int, now: datetime, status: str, error: str = "", next_attempt: datetime | None = None
     ) -> None:
         """Record one try of a delivery: delivered, failed, or pending until `next_attempt`."""
         self.db.execute(
             """UPDATE deliveries SET attempts = attempts + 1, status = ?, last_error = ?, next_attempt = ?,
-               done = CASE WHEN ? = 'delivered' THEN ? ELSE done END WHERE id = ?""",
+               claimed_until = NULL, claimed_by = NULL, done = CASE WHEN ? = 'delivered' THEN ? ELSE done END WHERE id = ?""",
             (status, error, _text(next_attempt), status, _text(now), delivery_id),
         )
 

@@ -51,3 +51,17 @@ def test_file_delivery_never_overwrites_an_earlier_edition(tmp_path: Path) -> No
     files = sorted(p.name for p in folder.iterdir())
     assert files == ["2026-11-27T070000Z-2.txt", "2026-11-27T070000Z.txt"]
     assert (folder / "2026-11-27T070000Z.txt").read_text() == "one"
+
+
+def test_a_retried_file_delivery_writes_no_second_copy_and_clears_a_killed_writers_litter(tmp_path: Path) -> None:
+    delivery = Delivery(1, 1, "daily", "files", str(tmp_path), "pending", 0, "", "", None)
+    folder = tmp_path / "daily"
+    folder.mkdir()
+    dead = 2**22 + 1  # above Linux's largest pid_max: no process has it
+    (folder / f".partial-{dead}-abc.txt").write_text("half an edi")  # left by a SIGKILL mid-write
+    document = RenderedEdition("s", {"txt": "one", "md": "# one"})
+    first = FileDeliverer().deliver(delivery, document, NOW)
+    again = FileDeliverer().deliver(delivery, document, NOW)  # the crash came before the success was recorded
+    assert again == first
+    assert sorted(p.name for p in folder.iterdir()) == ["2026-11-27T070000Z.md", "2026-11-27T070000Z.txt"]
+    assert (folder / "2026-11-27T070000Z.txt").stat().st_mode & 0o777 == 0o644

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from digest.errors import StoreError
 from digest.models import Article, Summary
 from digest.store import Store
 
@@ -99,3 +102,48 @@ def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
     path.write_text("this is not sqlite" * 100)
     with pytest.raises(StoreError, match="digest.sqlite3"):
         Store(path)
+
+
+def _open_store_at(path: str, start: float) -> str:
+    """Open (and so migrate) the store at wall-clock time `start`; the error, if any, as text."""
+    time.sleep(max(0.0, start - time.time()))  # line the processes up, so they race
+    try:
+        Store(Path(path)).close()
+    except StoreError as error:
+        return str(error)
+    return ""
+
+
+def test_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path: Path) -> None:
+    """A daemon starting while `digest status` runs: both open a store that does not exist yet."""
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(3):
+        path = tmp_path / f"race-{attempt}" / "digest.sqlite3"
+        start = time.time() + 1.5  # after every process has started
+        with context.Pool(6) as pool:
+            errors = pool.starmap(_open_store_at, [(str(path), start)] * 6)
+        assert errors == [""] * 6
+
+
+def test_a_claimed_delivery_is_not_tried_twice_at_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    store = Store(tmp_path / "digest.sqlite3")
+    store.add_article(article("a"), SUMMARY, NOW)
+    store.create_edition("daily", ["news"], 50, NOW, [("email", "a@example.org")])
+    (delivery,) = store.due_deliveries(NOW)
+    lease = timedelta(minutes=10)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:  # another live process holds the claim
+        store.db.execute("UPDATE deliveries SET claimed_until = ?, claimed_by = ? WHERE id = ?",
+                         ((NOW + lease).isoformat(), other.pid, delivery.id))
+        assert not store.claim_delivery(delivery.id, NOW + timedelta(minutes=1), lease)
+        assert store.claim_delivery(delivery.id, NOW + lease, lease)  # its lease ran out
+        store.db.execute("UPDATE deliveries SET claimed_by = ? WHERE id = ?", (other.pid, delivery.id))
+    finally:
+        other.kill()
+        other.wait()
+    assert store.claim_delivery(delivery.id, NOW + lease, lease)  # the holder is gone
+    store.record_attempt(delivery.id, NOW + lease, "delivered")
+    assert not store.claim_delivery(delivery.id, NOW + 2 * lease, lease)  # delivered: nothing to claim

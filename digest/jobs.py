@@ -1,0 +1,158 @@
+"""The daemon's jobs: poll one source, make one digest's edition, retry the outbox.
+
+Each job opens the store, runs one pipeline step and closes it, so a job never
+shares a connection with another thread. Also what the store says already
+happened (History), which the scheduler plans from. No APScheduler here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from digest import pipeline
+from digest.config import Config, SourceConfig
+from digest.pipeline import NETWORK_SOURCES, Pipeline
+from digest.store import Store
+
+if TYPE_CHECKING:
+    from digest.fetch import Fetcher
+
+log = logging.getLogger("digest.daemon")
+
+
+@dataclass(frozen=True)
+class History:
+    """What the store says already happened: last poll per source, last edition per digest."""
+
+    last_polls: dict[str, datetime | None]
+    last_editions: dict[str, datetime | None]  # or the last scheduled run that found nothing new
+    polls_not_before: dict[str, datetime | None] = field(default_factory=dict)  # a server's Retry-After
+
+
+def read_history(config: Config, store: Store) -> History:
+    """The last poll of each configured source and the last edition of each digest."""
+    states = {s.name: store.source_state(s.name) for s in config.sources}
+    return History(
+        last_polls={name: state.last_poll for name, state in states.items()},
+        polls_not_before={name: state.not_before for name, state in states.items()},
+        last_editions={d.name: _latest(store.last_edition(d.name), store.last_digest_run(d.name)) for d in config.digests},
+    )
+
+
+def _latest(*moments: datetime | None) -> datetime | None:
+    return max((m for m in moments if m is not None), default=None)
+
+
+class Work(Protocol):
+    """What the daemon's jobs do; each method runs one job and logs one line about it."""
+
+    def history(self, config: Config) -> History:
+        """Last poll of each source and last edition of each digest, from the store."""
+        ...
+
+    def poll(self, config: Config, source: str, now: datetime) -> None:
+        """Poll one source and store what is new."""
+        ...
+
+    def edition(self, config: Config, digest: str, now: datetime) -> None:
+        """Make one edition of a digest and deliver it."""
+        ...
+
+    def outbox(self, config: Config, now: datetime) -> None:
+        """Retry deliveries whose backoff has passed."""
+        ...
+
+    def close(self) -> None:
+        """Release what outlives a single job."""
+        ...
+
+
+class StopRequested(BaseException):
+    """Raised between two stored articles when the daemon is stopping, to end a long poll early.
+
+    Each article is committed on its own, so nothing stored is lost. A
+    BaseException so that the pipeline's `except Exception` and `except
+    DigestError` do not record it as the source's failure.
+    """
+
+
+@contextmanager
+def opened_store(config: Config) -> Iterator[Store]:
+    """The config's store, open for one job and closed after it."""
+    store = Store(config.store.path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+class PipelineWork:
+    """The daemon's jobs, done by the pipeline on a store opened for each job."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self.stopping = stopping
+        self._fetcher: Fetcher | None = None
+
+    def _check_stop(self, source: str) -> None:
+        if self.stopping.is_set():
+            raise StopRequested()
+
+    def _pipeline(self, config: Config, store: Store, fetcher: Fetcher | None = None) -> Pipeline:
+        return Pipeline(config, store, on_article=self._check_stop, fetcher=fetcher)
+
+    def _shared_fetcher(self, config: Config, source: SourceConfig) -> Fetcher | None:
+        """One HTTP client kept across polls (pooled connections, per-host spacing); remade when [fetch] changes."""
+        if source.type not in NETWORK_SOURCES:
+            return None
+        if self._fetcher is not None and self._fetcher.config != config.fetch:
+            self.close()
+        if self._fetcher is None:
+            from digest.fetch import Fetcher  # httpx only when a network source is polled
+
+            self._fetcher = Fetcher(config.fetch)
+        return self._fetcher
+
+    def close(self) -> None:
+        """Release what outlives a job: the shared HTTP client."""
+        if self._fetcher is not None:
+            self._fetcher.close()
+            self._fetcher = None
+
+    def history(self, config: Config) -> History:
+        """Last poll of each source and last edition of each digest, from the store."""
+        with opened_store(config) as store:
+            return read_history(config, store)
+
+    def poll(self, config: Config, source: str, now: datetime) -> None:
+        """Poll one source; the pipeline logs "source X polled: n new"."""
+        source_config = next((s for s in config.sources if s.name == source), None)
+        if source_config is None:  # removed by a reload while this job waited
+            return
+        with opened_store(config) as store:
+            self._pipeline(config, store, self._shared_fetcher(config, source_config)).poll(source_config, now)
+
+    def edition(self, config: Config, digest: str, now: datetime) -> None:
+        """Make one edition and deliver it at once; the pipeline logs each delivery."""
+        digest_config = config.digest(digest)
+        with opened_store(config) as store:
+            stages = self._pipeline(config, store)
+            edition = stages.make_edition(digest_config, now)
+            with store.transaction():
+                store.record_digest_run(digest, now)
+            if edition is None:
+                log.info("edition of %s: nothing new, none made", digest, extra={"job": "edition", "target": digest, "articles": 0})
+                return
+            if not digest_config.output_dir and not digest_config.email_to:
+                log.info("edition of %s: not delivered, no output_dir or email_to configured", digest,
+                         extra={"job": "delivery", "target": digest})
+            stages.process_outbox(now, honour_backoff=True)
+
+    def outbox(self, config: Config, now: datetime) -> None:
+        """Retry the deliveries whose backoff has passed."""
+        pipeline.process_outbox(config, now, honour_backoff=True)
