@@ -32,8 +32,9 @@ Arguments = tuple[Any, ...] | None  # None: the item needs no call and passes th
 Outcome = Any  # the call's result, the Exception it raised, or None for an item passed through
 
 # Below this many calls a run is done in this process: a worker's start-up (about a
-# second of imports) costs what ~20 summaries do (BENCHMARKS.md, "End to end").
-SMALL_RUN = 20
+# second of imports) outweighs what a second core saves until about 300 summaries
+# (BENCHMARKS.md, "Small runs").
+SMALL_RUN = 300
 # Calls go to a worker in chunks: each hand-over costs the main process a pipe write and
 # thread switches (several ms on a busy machine), so one per call slows the feeding.
 CHUNK = 4

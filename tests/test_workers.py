@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from conftest import Project
-from digest.workers import Workers
+from digest.workers import SMALL_RUN, Workers
 
 TOPICS = ["harbour", "council", "railway", "election", "river", "school", "budget", "hospital", "festival", "bridge"]
 VERBS = ["approved", "delayed", "questioned", "funded", "opened", "inspected", "rejected", "praised"]
@@ -34,7 +34,7 @@ def project_with_articles(root: Path, count: int, workers: str, duplicate_of: in
     project = Project(root)
     (root / "news").mkdir(parents=True)
     for number in range(count):
-        (root / "news" / f"story-{number:03d}.txt").write_text(article_text(number), encoding="utf-8")
+        (root / "news" / f"story-{number:04d}.txt").write_text(article_text(number), encoding="utf-8")
     if duplicate_of is not None:
         (root / "news" / "story-copy.txt").write_text(article_text(duplicate_of), encoding="utf-8")
     project.write_config(f"""
@@ -64,7 +64,7 @@ def edition_summaries(project: Project) -> str:
 
 
 def test_a_run_over_the_pool_stores_each_article_once_with_the_serial_summaries(tmp_path: Path) -> None:
-    count = 60  # above workers.SMALL_RUN, so the pool is used
+    count = SMALL_RUN + 20  # so the pool is used
     pooled = project_with_articles(tmp_path / "pooled", count, workers="2")
     serial = project_with_articles(tmp_path / "serial", count, workers="1")
     for project in (pooled, serial):
@@ -82,11 +82,12 @@ def test_a_run_over_the_pool_stores_each_article_once_with_the_serial_summaries(
 
 
 def test_a_copy_summarised_alongside_its_original_is_stored_once(tmp_path: Path) -> None:
-    project = project_with_articles(tmp_path, 30, workers="2", duplicate_of=29)
+    count = SMALL_RUN + 20  # so the pool is used
+    project = project_with_articles(tmp_path, count, workers="2", duplicate_of=count - 1)
     result = project.cli("run", "--json")
     assert result.returncode == 0, result.stderr
     source = json.loads(result.stdout)["sources"][0]
-    assert (source["new_articles"], source["seen"]) == (30, 1)
+    assert (source["new_articles"], source["seen"]) == (count, 1)
 
 
 def failing_after(count: int) -> Iterator[str]:
@@ -168,7 +169,7 @@ def test_a_killed_run_leaves_no_worker_processes_behind(tmp_path: Path) -> None:
 
     from conftest import REPO
 
-    project = project_with_articles(tmp_path, 400, workers="2")
+    project = project_with_articles(tmp_path, 1500, workers="2")
     environment = {"PYTHONPATH": str(REPO), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DIGEST_NOW": "2026-11-27T07:00:00+00:00"}
     run = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(project.config), "run"], cwd=tmp_path,
                            env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
