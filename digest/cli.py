@@ -157,6 +157,8 @@ def run(context: click.Context, digest_name: str | None, as_json: bool) -> None:
             if source.waiting_until and not source.error:
                 line = f"source {source.name}: not polled, its server asked to wait until {source.waiting_until}"
             click.echo(line + (f"; failed: {source.error}" if source.error else ""))
+            for note in source.notes:
+                click.echo(f"source {source.name}: note: {note}")
         for edition in report.editions:
             if edition["made"]:
                 waiting = f" ({edition['waiting']} wait for the next)" if edition["waiting"] else ""

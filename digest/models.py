@@ -84,6 +84,14 @@ class SourceReport:
     seen: int = 0
     error: str = ""
     waiting_until: str = ""  # ISO time before which the source is not polled (its server asked to wait)
+    notes: list[str] = field(default_factory=list)  # e.g. articles summarised by position, and why
+
+    def add_note(self, note: str, limit: int = 20) -> None:
+        """Keep a note for the report; past `limit`, only count them."""
+        if len(self.notes) < limit:
+            self.notes.append(note)
+        elif len(self.notes) == limit:
+            self.notes.append("more notes left out")
 
 
 @dataclass

@@ -215,6 +215,8 @@ class Pipeline:
             stored = self.store.add_article(article, summary, now)
         if stored is not None:
             report.new_articles += 1
+            if summary.note:
+                report.add_note(f"{article.title or article.identity}: {summary.note}")
             if self.on_article:
                 self.on_article(report.name)
 

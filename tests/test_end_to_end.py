@@ -70,7 +70,7 @@ def test_run_json_report_names_sources_editions_and_deliveries(project: Project)
     result = project.cli("run", "--json")
     report = json.loads(result.stdout)
     assert report["ok"] is True
-    assert report["sources"] == [{"name": "seeds", "new_articles": 1, "seen": 0, "error": "", "waiting_until": ""}]
+    assert report["sources"] == [{"name": "seeds", "new_articles": 1, "seen": 0, "error": "", "waiting_until": "", "notes": []}]
     assert report["editions"][0]["articles"] == 1
     assert report["deliveries"][0]["status"] == "delivered"
 
@@ -115,3 +115,16 @@ def test_config_lookup_uses_digest_config_env_then_the_default(project: Project)
     assert by_env.returncode == 0 and "digest daily" in by_env.stdout
     by_default = run_cli("check", cwd=project.root)
     assert by_default.returncode == 0 and "digest daily" in by_default.stdout
+
+
+def test_an_article_in_a_language_without_a_stemmer_is_summarised_and_the_report_says_so(project: Project) -> None:
+    from test_summarise import HINDI
+
+    (project.root / "seeds" / "hindi.txt").write_text("शिक्षा नीति\n\n" + HINDI, encoding="utf-8")
+    result = project.cli("run", "--json")
+    assert result.returncode == 0, result.stderr
+    (seeds,) = json.loads(result.stdout)["sources"]
+    assert seeds["new_articles"] == 2
+    assert any("शिक्षा नीति" in note and "by position" in note for note in seeds["notes"])
+    text = next((project.out / "daily").glob("*.txt")).read_text(encoding="utf-8")
+    assert "भारत सरकार ने बुधवार" in text
