@@ -268,6 +268,8 @@ class Fetcher:
             raise
         except _Refused as refused:
             raise FetchError(f"{current}: refused: {refused}") from None
+        except httpx.InvalidURL as error:  # not an httpx.HTTPError: e.g. a bad IPv4 address, a control character
+            raise FetchError(f"{current}: not a valid URL ({_one_line(error)})") from None
         except httpx.TimeoutException:
             raise FetchError(f"{current}: no complete response within {self._timeout:g}s") from None
         except httpx.RemoteProtocolError as error:

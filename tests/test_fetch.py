@@ -203,6 +203,13 @@ def test_unsupported_scheme_and_bad_url() -> None:
             fetcher.fetch("http:///feed")
 
 
+@pytest.mark.parametrize("url", ["http://1.2.3.999/feed", "http://example.org/a\x01b"])
+def test_url_httpx_cannot_parse_is_a_fetch_error(url: str) -> None:
+    with make_fetcher() as fetcher:
+        with pytest.raises(FetchError, match="not a valid URL"):
+            fetcher.fetch(url)
+
+
 def test_connection_refused_is_one_line() -> None:
     with LocalServer() as server:
         url = server.url("/gone")
