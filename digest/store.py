@@ -254,9 +254,12 @@ class Store:
                     not_before: datetime | None = None) -> None:
         """Record a poll's outcome; the memo is kept only when the poll succeeded.
 
+        `first_poll` is set by the first successful poll: until a feed was read once,
+        its next poll is still a first poll, whose old entries go into no edition.
+
         `not_before` (a server's Retry-After) holds the source's next poll back.
         """
-        self.db.execute("INSERT OR IGNORE INTO sources (name, first_poll) VALUES (?, ?)", (name, _text(now)))
+        self.db.execute("INSERT OR IGNORE INTO sources (name) VALUES (?)", (name,))
         if error:
             self.db.execute(
                 "UPDATE sources SET last_poll = ?, failures = failures + 1, last_error = ?, not_before = ? WHERE name = ?",
@@ -264,9 +267,9 @@ class Store:
             )
         else:
             self.db.execute(
-                "UPDATE sources SET last_poll = ?, last_success = ?, failures = 0, last_error = '', memo = ?, "
-                "not_before = NULL WHERE name = ?",
-                (_text(now), _text(now), json.dumps(memo or {}), name),
+                "UPDATE sources SET first_poll = COALESCE(first_poll, ?), last_poll = ?, last_success = ?, failures = 0, "
+                "last_error = '', memo = ?, not_before = NULL WHERE name = ?",
+                (_text(now), _text(now), _text(now), json.dumps(memo or {}), name),
             )
 
     def source_states(self) -> list[SourceState]:

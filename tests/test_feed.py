@@ -301,6 +301,24 @@ def test_hostile_feeds_are_reported_and_the_good_ones_reach_the_digest(project: 
     assert "source busy429 (feed)" in status.stdout and "next poll not before 2026-11-27T08:00" in status.stdout
 
 
+def test_a_feed_whose_first_poll_failed_still_does_not_flood_the_digest(project: Project, http_server: LocalServer) -> None:
+    url = http_server.route("/later", status(500))
+    e2e_config(project, {"later": url})
+    failed = project.cli("run", "--json")
+    assert failed.returncode == 1 and "HTTP 500" in json.loads(failed.stdout)["sources"][1]["error"]
+    http_server.serve("/later", rss([
+        {"title": "Harbour crane collapses in a storm", "guid": "old", "description": "A storm toppled a crane. " + LONG,
+         "pubDate": format_datetime(E2E_NOW - timedelta(days=30))},
+        {"title": "Night trains return to the coast line", "guid": "new", "description": "Night trains are back. " + LONG,
+         "pubDate": format_datetime(E2E_NOW)},
+    ]))
+    result = project.cli("run", "--json", now="2026-11-27T08:00:00+00:00")
+    assert result.returncode == 0, result.stderr
+    text = digest_text(project)
+    assert "Night trains return to the coast line" in text
+    assert "Harbour crane collapses" not in text  # older than the backfill window: stored as seen, in no edition
+
+
 def test_private_address_refused_by_default_and_the_rest_still_delivered(project: Project, http_server: LocalServer) -> None:
     url = http_server.serve("/good", rss([{"title": "Internal", "guid": "i", "description": LONG, "pubDate": format_datetime(E2E_NOW)}]))
     e2e_config(project, {"internal": url}, allow_private=False)
