@@ -128,3 +128,13 @@ def test_an_article_in_a_language_without_a_stemmer_is_summarised_and_the_report
     assert any("शिक्षा नीति" in note and "by position" in note for note in seeds["notes"])
     text = next((project.out / "daily").glob("*.txt")).read_text(encoding="utf-8")
     assert "भारत सरकार ने बुधवार" in text
+
+
+def test_a_mailbox_source_fails_in_one_line_and_the_other_sources_still_reach_the_digest(project: Project) -> None:
+    text = project.config.read_text(encoding="utf-8").replace('sources = ["seeds"]', 'sources = ["seeds", "letters"]')
+    project.config.write_text(text + '\n[[sources]]\nname = "letters"\ntype = "mailbox"\naddress = "news@digest.local"\n')
+    result = project.cli("run")
+    assert result.returncode == 1
+    assert "source letters: 0 new; failed: source type 'mailbox' cannot be polled" in result.stdout
+    assert "Traceback" not in result.stderr and "internal error" not in result.stdout
+    assert HEADLINE in next(p for p in edition_files(project) if p.suffix == ".txt").read_text()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from digest.errors import SourceError
 from digest.models import Article
 
 
@@ -53,7 +54,10 @@ SOURCE_CLASSES: dict[str, tuple[str, str]] = {
 
 
 def open_source(config: Any) -> Source:
-    """The Source for one `[[sources]]` entry, chosen by its `type`."""
+    """The Source for one `[[sources]]` entry, chosen by its `type`; SourceError for a type
+    the config accepts but this version cannot poll yet (`mailbox`: no inbound listener)."""
+    if config.type not in SOURCE_CLASSES:
+        raise SourceError(f"source type {config.type!r} cannot be polled by this version of digest (not implemented yet)")
     module, name = SOURCE_CLASSES[config.type]
     source_class: Callable[[Any], Source] = getattr(importlib.import_module(module), name)
     return source_class(config)
