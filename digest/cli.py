@@ -270,18 +270,27 @@ def _summarize_jsonl(source: str, settings: Any) -> None:
     from digest.errors import ExtractError
     from digest.summarise import summarise
 
-    stream = sys.stdin if source == "-" else open(source, encoding="utf-8")
+    try:
+        stream = sys.stdin if source == "-" else open(source, encoding="utf-8")
+    except OSError as error:
+        raise ExtractError(f"{source}: cannot read: {error.strerror or error}") from None
     with stream:
-        for number, line in enumerate(stream, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                identifier, text = record["id"], record["text"]
-            except (ValueError, KeyError, TypeError):
-                raise ExtractError(f"{source}:{number}: expected a JSON object with \"id\" and \"text\"") from None
-            summary = summarise(text, settings, title=record.get("title") or "")
-            click.echo(json.dumps({"id": identifier, "summary": list(summary.sentences)}, ensure_ascii=False))
+        number = 0
+        try:
+            for number, line in enumerate(stream, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    identifier, text, title = record["id"], record["text"], record.get("title") or ""
+                    if not isinstance(text, str) or not isinstance(title, str):
+                        raise TypeError("text and title must be strings")
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    raise ExtractError(f"{source}:{number}: expected a JSON object with \"id\" and \"text\"") from None
+                summary = summarise(text, settings, title=title)
+                click.echo(json.dumps({"id": identifier, "summary": list(summary.sentences)}, ensure_ascii=False))
+        except UnicodeDecodeError:
+            raise ExtractError(f"{source}:{number + 1}: not UTF-8 text") from None
 
 
 @main.command(name="eval")

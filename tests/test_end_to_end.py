@@ -103,6 +103,18 @@ def test_summarize_of_a_missing_file_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_summarize_jsonl_problems_are_one_line_naming_the_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "number.jsonl").write_text('{"id": "a", "text": 5}\n')
+    (tmp_path / "latin1.jsonl").write_bytes(b'{"id": "a", "text": "caf\xe9"}\n')
+    expected = {"missing.jsonl": "missing.jsonl: cannot read: No such file or directory",
+                "number.jsonl": 'number.jsonl:1: expected a JSON object with "id" and "text"',
+                "latin1.jsonl": "latin1.jsonl:1: not UTF-8 text"}
+    for name, message in expected.items():
+        result = run_cli("summarize", "--jsonl", name, cwd=tmp_path)
+        assert result.returncode == 1
+        assert result.stderr == f"digest: {message}\n"
+
+
 def test_check_says_what_is_enabled(project: Project) -> None:
     result = project.cli("check")
     assert result.returncode == 0
