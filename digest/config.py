@@ -395,7 +395,7 @@ def _source(entry: Any, section: str, path: Path) -> SourceConfig:
     if not isinstance(entry, dict):
         raise ConfigError(str(path), section, "expected a table")
     kind = entry.get("type", "files")
-    if kind not in SOURCE_TYPES:
+    if not isinstance(kind, str) or kind not in SOURCE_TYPES:
         raise ConfigError(str(path), f"{section}.type", f"unknown source type {kind!r}; choose one of {', '.join(SOURCE_TYPES)}")
     source = _build(SOURCE_TYPES[kind], entry, section, path)
     if source.interval < timedelta(seconds=1):

@@ -41,6 +41,7 @@ def one_line_error(project: Project) -> str:
         ("[store\npath = 1", ["not valid TOML"]),
         (GOOD + "\n[summary]\nsentnces = 3\n", ["summary.sentnces", "unknown key"]),
         (GOOD.replace('type = "files"', 'type = "carrier-pigeon"'), ["sources[0].type", "carrier-pigeon"]),
+        (GOOD.replace('type = "files"', 'type = ["files"]'), ["sources[0].type", "unknown source type"]),
         (GOOD.replace('path = "../seeds"', 'path = "../no-such-folder"'), ["sources[0].path", "not found"]),
         (GOOD + "\n[summary]\nsentences = \"three\"\n", ["summary.sentences", "whole number"]),
         (GOOD + "\n[summary]\nalgorithm = \"magic\"\n", ["summary.algorithm", "magic"]),
