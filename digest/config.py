@@ -40,7 +40,15 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text)
     if not match:
         raise ValueError(f'expected a duration such as "30s", "30m", "6h" or "2d", got {text!r}')
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    return _seconds(float(match.group(1)) * _UNITS[match.group(2)], text)
+
+
+def _seconds(seconds: float, written: object) -> timedelta:
+    """A timedelta of `seconds`; ValueError (not OverflowError) for one past timedelta's range."""
+    try:
+        return timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        raise ValueError(f"duration out of range: {written!r}") from None
 
 
 @dataclass(frozen=True)
@@ -295,7 +303,10 @@ def _convert(value: Any, kind: Any, key: str, base: Path) -> Any:
         return (base / os.path.expanduser(value)).resolve()
     if kind is Duration:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return Duration(seconds=value)
+            try:
+                return Duration(seconds=_seconds(value, value).total_seconds())
+            except ValueError as error:
+                raise ValueError(f"{key}: {error}") from None
         if not isinstance(value, str):
             raise ValueError(f"{key}: expected a duration such as \"30m\"")
         try:

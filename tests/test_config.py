@@ -48,6 +48,8 @@ def one_line_error(project: Project) -> str:
         (GOOD.replace('name = "daily"', 'name = "daily"\ntimezone = "Mars/Olympus"'), ["digests[0].timezone"]),
         (GOOD.replace('name = "daily"', 'name = "daily"\nsources = ["nope"]'), ["digests[0].sources", "nope"]),
         (GOOD + "\n[fetch]\ntimeout = \"soon\"\n", ["fetch.timeout", "duration"]),
+        (GOOD + "\n[fetch]\ntimeout = \"99999999999d\"\n", ["fetch.timeout", "out of range"]),
+        (GOOD + "\n[fetch]\ntimeout = 1e400\n", ["fetch.timeout", "out of range"]),
         (GOOD + "\n[summary]\nworkers = 0\n", ["summary.workers", '"auto" or a number']),
         (GOOD + "\n[summary]\nworkers = \"many\"\n", ["summary.workers", "many"]),
     ],
