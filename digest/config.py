@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest import __version__, PROJECT_URL
 from digest.errors import ConfigError
-from digest.schedule import parse_schedule
+from digest.schedule import LONGEST_INTERVAL, parse_schedule
 
 DEFAULT_CONFIG = Path("config/digest.toml")
 ALGORITHMS = ("news", "lexrank", "textrank", "lsa", "luhn", "kl", "sumbasic", "reduction", "edmundson", "lead")
@@ -411,6 +411,8 @@ def _source(entry: Any, section: str, path: Path) -> SourceConfig:
     source = _build(SOURCE_TYPES[kind], entry, section, path)
     if source.interval < timedelta(seconds=1):
         raise ConfigError(str(path), f"{section}.interval", f"must be at least 1s, got {entry.get('interval')!r}")
+    if source.interval > LONGEST_INTERVAL:
+        raise ConfigError(str(path), f"{section}.interval", f"must be at most {LONGEST_INTERVAL.days}d, got {entry.get('interval')!r}")
     return source
 
 

@@ -15,6 +15,8 @@ from datetime import timedelta
 
 _EVERY = re.compile(r"^every\s+(\d+)\s*(s|m|h|d)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Longer intervals would carry the next run past the year 9999 (OverflowError in datetime arithmetic).
+LONGEST_INTERVAL = timedelta(days=36500)
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 # (name, lowest, highest, names for the values from `lowest` on)
@@ -63,6 +65,8 @@ def parse_schedule(text: str) -> Schedule:
         seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
         if seconds < 1:
             raise ValueError(f"interval must be at least one second, got {text!r}")
+        if seconds > LONGEST_INTERVAL.total_seconds():
+            raise ValueError(f"interval must be at most {LONGEST_INTERVAL.days}d, got {text!r}")
         return Schedule(text=cleaned, every=timedelta(seconds=seconds))
     parts = cleaned.split(" ")
     if len(parts) != 5:

@@ -50,6 +50,8 @@ def one_line_error(project: Project) -> str:
         (GOOD + "\n[fetch]\ntimeout = \"soon\"\n", ["fetch.timeout", "duration"]),
         (GOOD + "\n[fetch]\ntimeout = \"99999999999d\"\n", ["fetch.timeout", "out of range"]),
         (GOOD + "\n[fetch]\ntimeout = 1e400\n", ["fetch.timeout", "out of range"]),
+        (GOOD.replace('name = "daily"', 'name = "daily"\nschedule = "every 99999999999d"'), ["digests[0].schedule", "at most 36500d"]),
+        (GOOD.replace('path = "../seeds"', 'path = "../seeds"\ninterval = "9999999d"'), ["sources[0].interval", "at most 36500d"]),
         (GOOD + "\n[summary]\nworkers = 0\n", ["summary.workers", '"auto" or a number']),
         (GOOD + "\n[summary]\nworkers = \"many\"\n", ["summary.workers", "many"]),
     ],
