@@ -34,11 +34,11 @@ def clean_url(url: str | None, base: str | None = None) -> str | None:
     url = url.strip()
     if any(ord(c) < 32 for c in url):
         return None
-    if base:
-        url = urljoin(base, url)
     try:
+        if base:
+            url = urljoin(base, url)
         parts = urlsplit(url)
-    except ValueError:
+    except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 bracket)
         return None
     if parts.scheme.lower() not in _SAFE_SCHEMES or not parts.netloc:
         return None

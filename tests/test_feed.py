@@ -90,6 +90,15 @@ def test_rss1_rdf() -> None:
     assert entry.title == "RDF item" and entry.link == "http://example.org/r1"
 
 
+def test_an_entry_with_a_broken_link_keeps_the_feed_readable() -> None:
+    jsonfeed = {"version": "https://jsonfeed.org/version/1.1", "items": [
+        {"id": "bad", "url": "http://[::1", "title": "Broken link", "content_text": "Text."},
+        {"id": "good", "url": "https://example.org/g", "title": "Good", "content_text": "More text."}]}
+    bad, good = parse_feed(json.dumps(jsonfeed).encode(), "http://example.org/feed.json", "application/feed+json")
+    assert (bad.title, bad.link) == ("Broken link", None)
+    assert good.link == "https://example.org/g"
+
+
 def test_identity_falls_back_to_canonical_link_then_hash() -> None:
     body = rss([{"title": "Linked", "link": "HTTP://Example.org:80/x?b=2&amp;utm_campaign=c&amp;fbclid=z#frag"}, {"title": "Bare", "description": "No link or guid."}])
     linked, bare = parse_feed(body.encode(), "http://example.org/feed")
