@@ -99,6 +99,16 @@ def test_an_entry_with_a_broken_link_keeps_the_feed_readable() -> None:
     assert good.link == "https://example.org/g"
 
 
+def test_an_entry_dated_year_0_is_undated_and_the_feed_still_reads() -> None:
+    atom = (
+        '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>A</title>'
+        '<entry><id>a</id><title>Year zero</title><updated>0000-01-01T00:00:00Z</updated><summary>Text.</summary></entry>'
+        '<entry><id>b</id><title>Today</title><updated>2026-11-27T08:00:00Z</updated><summary>More.</summary></entry></feed>'
+    )
+    zero, today = parse_feed(atom.encode(), "http://example.org/atom")
+    assert zero.published is None and today.published == datetime(2026, 11, 27, 8, tzinfo=timezone.utc)
+
+
 def test_identity_falls_back_to_canonical_link_then_hash() -> None:
     body = rss([{"title": "Linked", "link": "HTTP://Example.org:80/x?b=2&amp;utm_campaign=c&amp;fbclid=z#frag"}, {"title": "Bare", "description": "No link or guid."}])
     linked, bare = parse_feed(body.encode(), "http://example.org/feed")

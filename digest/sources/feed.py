@@ -162,8 +162,7 @@ def _xml_entry(entry: Any, base: str, feed_language: str | None) -> FeedEntry:
     plain = best is not None and best.get("type") == "text/plain"
     text = html.strip() if plain else html_to_text(html)
     title = clean_title(entry.get("title"))
-    parsed_time = entry.get("published_parsed") or entry.get("updated_parsed")
-    published = datetime(*parsed_time[:6], tzinfo=timezone.utc) if parsed_time else None
+    published = _struct_date(entry.get("published_parsed") or entry.get("updated_parsed"))
     language = (best or {}).get("language") or feed_language
     return FeedEntry(
         identity=_identity(entry.get("id"), link, title, text),
@@ -213,6 +212,16 @@ def _json_item(item: dict[str, Any], base: str, feed_language: str | None) -> Fe
         author=clean_title(", ".join(names)) or None,
         language=text_of("language") or feed_language,
     )
+
+
+def _struct_date(parsed_time: Any) -> datetime | None:
+    """feedparser's UTC time tuple as a datetime; None when absent or out of range (year 0)."""
+    if not parsed_time:
+        return None
+    try:
+        return datetime(*parsed_time[:6], tzinfo=timezone.utc)
+    except ValueError:
+        return None
 
 
 def _iso_date(value: str) -> datetime | None:
