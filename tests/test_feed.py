@@ -107,6 +107,12 @@ def test_an_entry_dated_year_0_is_undated_and_the_feed_still_reads() -> None:
     )
     zero, today = parse_feed(atom.encode(), "http://example.org/atom")
     assert zero.published is None and today.published == datetime(2026, 11, 27, 8, tzinfo=timezone.utc)
+    jsonfeed = {"version": "https://jsonfeed.org/version/1.1", "items": [
+        {"id": "late", "content_text": "Text.", "date_published": "9999-12-31T23:59:59-12:00"},
+        {"id": "cet", "content_text": "More.", "date_published": "2026-11-27T09:00:00+01:00"}]}
+    late, cet = parse_feed(json.dumps(jsonfeed).encode(), "http://example.org/feed.json", "application/feed+json")
+    assert late.published is None  # past the year 9999 in UTC: the store could not keep it
+    assert cet.published == datetime(2026, 11, 27, 8, tzinfo=timezone.utc)
 
 
 def test_identity_falls_back_to_canonical_link_then_hash() -> None:

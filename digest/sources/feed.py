@@ -225,11 +225,12 @@ def _struct_date(parsed_time: Any) -> datetime | None:
 
 
 def _iso_date(value: str) -> datetime | None:
+    """An ISO 8601 date in UTC; None when it is not one or falls outside datetime's range in UTC."""
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
+        return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    except (ValueError, OverflowError):  # e.g. 9999-12-31T23:59:59-12:00 is past the year 9999 in UTC
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _check_entities(body: bytes, url: str) -> None:
