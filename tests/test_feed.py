@@ -195,6 +195,13 @@ def test_billion_laughs_is_refused_quickly(http_server: LocalServer, fetcher: Fe
     assert time.monotonic() - started < 2
 
 
+def test_a_deep_chain_of_entities_is_refused_in_one_line() -> None:
+    chain = "".join(f'<!ENTITY e{i} "&e{i + 1};">' for i in range(3000)) + '<!ENTITY e3000 "x">'
+    body = f'<?xml version="1.0"?><!DOCTYPE rss [{chain}]><rss version="2.0"><channel><title>&e0;</title></channel></rss>'
+    with pytest.raises(ExtractError, match="nest more than 50 deep"):
+        list(parse_feed(body.encode(), "http://example.org/f"))
+
+
 def test_small_declared_entities_still_work() -> None:
     body = '<!DOCTYPE rss [\n<!ENTITY id "tag:example.com,">\n]>\n<rss version="2.0"><channel><item><guid isPermaLink="false">&id;2006</guid><title>x</title></item></channel></rss>'
     assert [e.identity for e in parse_feed(body.encode(), "http://example.org/f")] == ["tag:example.com,2006"]

@@ -39,6 +39,7 @@ _CUT = re.compile(r"(\.\.\.|…|\[\s*(…|\.\.\.)\s*\]|read more|continue readin
 _TRACKING = re.compile(r"^(utm_\w+|fbclid|gclid|dclid|msclkid|yclid|mc_cid|mc_eid|_hsenc|_hsmi|igshid|mkt_tok|oly_anon_id|oly_enc_id|vero_id|wt_mc|__s)$", re.IGNORECASE)
 _ENTITY_DECL = re.compile(rb"<!ENTITY\s+(%\s+)?([^\s>]+)\s+(?:\"([^\"]*)\"|'([^']*)'|(SYSTEM|PUBLIC)[^>]*)\s*>")
 _ENTITY_BUDGET = 1024 * 1024  # bytes that declared entities may add to a document
+_ENTITY_DEPTH = 50  # entities within entities; deeper chains are refused before Python's recursion limit
 _SEEN_MEMO_LIMIT = 1000
 
 
@@ -254,6 +255,8 @@ def _check_entities(body: bytes, url: str) -> None:
     def size(name: bytes, path: tuple[bytes, ...]) -> int:
         if name in path:
             raise ExtractError(f"{url}: refused: XML entity {name.decode(errors='replace')!r} refers to itself")
+        if len(path) > _ENTITY_DEPTH:
+            raise ExtractError(f"{url}: refused: XML entities nest more than {_ENTITY_DEPTH} deep (a possible XML bomb)")
         if name not in sizes:
             value = values[name]
             total = len(value)
