@@ -219,7 +219,7 @@ def summarize(context: click.Context, document: str, jsonl: str | None, sentence
     config = load_config(context, required=False)
     settings = config.summary if config else SummaryConfig()
     changes = {k: v for k, v in {"sentences": sentences, "algorithm": algorithm}.items() if v is not None}
-    settings = guarded(lambda: _checked_summary(replace(settings, **changes)))
+    settings = _checked_summary(replace(settings, **changes))  # click turns BadParameter into a usage error (exit 2)
     if jsonl:
         guarded(lambda: _summarize_jsonl(jsonl, settings))
         return
@@ -235,7 +235,8 @@ def _checked_summary(settings: Any) -> Any:
     from digest.config import ALGORITHMS
 
     if settings.algorithm not in ALGORITHMS:
-        raise click.BadParameter(f"unknown algorithm {settings.algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+        raise click.BadParameter(f"unknown algorithm {settings.algorithm!r}; choose one of {', '.join(ALGORITHMS)}",
+                                 param_hint="--algorithm")
     return settings
 
 

@@ -115,6 +115,12 @@ def test_summarize_jsonl_problems_are_one_line_naming_the_file_and_line(tmp_path
         assert result.stderr == f"digest: {message}\n"
 
 
+def test_summarize_with_an_unknown_algorithm_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_cli("summarize", "--algorithm", "bogus", str(SEED), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "unknown algorithm 'bogus'" in result.stderr and "internal error" not in result.stderr
+
+
 def test_check_says_what_is_enabled(project: Project) -> None:
     result = project.cli("check")
     assert result.returncode == 0
