@@ -24,7 +24,7 @@ from typing import Any
 from digest.compose import compose
 from digest.config import Config, DigestConfig, SourceConfig
 from digest.deliver import Deliverer, EmailDeliverer, FileDeliverer, duration_words, retry_delay
-from digest.errors import DeliveryError, DigestError, FetchError, PermanentDeliveryError
+from digest.errors import DeliveryError, DigestError, FetchError, PermanentDeliveryError, RenderError
 from digest.mail import new_message_id
 from digest.models import Article, Delivery, Edition, RunReport, SourceReport, Summary
 from digest.render import RenderedEdition, Renderer, renderer_for
@@ -285,7 +285,7 @@ class Pipeline:
             where = deliverer.deliver(delivery, document, created)
         except PermanentDeliveryError as error:
             status, detail, retry_at = "failed", str(error), None
-        except DeliveryError as error:
+        except (DeliveryError, RenderError) as error:  # a broken template is fixed in the config, then delivered
             status, detail, retry_at = "pending", str(error), now + retry_delay(delivery.attempts + 1)
             lifetime = deliverer.give_up_after
             if lifetime is not None and delivery.created is not None and now - delivery.created >= lifetime:

@@ -156,3 +156,21 @@ def test_a_mailbox_source_fails_in_one_line_and_the_other_sources_still_reach_th
     assert "source letters: 0 new; failed: source type 'mailbox' cannot be polled" in result.stdout
     assert "Traceback" not in result.stderr and "internal error" not in result.stdout
     assert HEADLINE in next(p for p in edition_files(project) if p.suffix == ".txt").read_text()
+
+
+def test_an_edition_whose_template_fails_is_delivered_once_the_template_is_fixed(project: Project) -> None:
+    theme = project.root / "theme"
+    theme.mkdir()
+    (theme / "digest.txt").write_text("{{ no_such_variable }}\n")
+    text = project.config.read_text(encoding="utf-8")
+    project.config.write_text(text.replace('name = "daily"', 'name = "daily"\ntemplates = "../theme"'), encoding="utf-8")
+    broken = project.cli("run", "--json")
+    assert broken.returncode == 1
+    [delivery] = json.loads(broken.stdout)["deliveries"]
+    assert delivery["status"] == "pending" and "no_such_variable" in delivery["error"]
+    assert edition_files(project) == []
+    (theme / "digest.txt").unlink()  # back to the packaged theme
+    fixed = project.cli("run", "--json", now="2026-11-27T08:00:00+00:00")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert [d["status"] for d in json.loads(fixed.stdout)["deliveries"]] == ["delivered"]
+    assert HEADLINE in next(p for p in edition_files(project) if p.suffix == ".txt").read_text()
