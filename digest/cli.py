@@ -350,9 +350,12 @@ def check(context: click.Context, smtp: bool) -> None:
     click.echo(f"config {config.path}: valid")
     click.echo(f"store: {config.store.path}")
     click.echo(f"summary: {config.summary.algorithm}, {config.summary.sentences} sentences, language {config.summary.language}")
+    from digest.sources import SOURCE_CLASSES
+
     for source in config.sources:
         where = getattr(source, "path", None) or getattr(source, "url", None) or getattr(source, "address", "")
-        click.echo(f"source {source.name}: {source.type} {where}")
+        unavailable = "" if source.type in SOURCE_CLASSES else " (not available yet: no inbound listener in this version)"
+        click.echo(f"source {source.name}: {source.type} {where}{unavailable}")
     for digest in config.digests:
         outputs = []
         if digest.output_dir:

@@ -126,6 +126,11 @@ def test_check_says_what_is_enabled(project: Project) -> None:
     assert result.returncode == 0
     assert "source seeds: files" in result.stdout
     assert "digest daily" in result.stdout
+    assert "not available" not in result.stdout
+    project.config.write_text(project.config.read_text() + '\n[[sources]]\nname = "letters"\ntype = "mailbox"\naddress = "news@digest.local"\n')
+    with_mailbox = project.cli("check")
+    assert with_mailbox.returncode == 0
+    assert "source letters: mailbox news@digest.local (not available yet" in with_mailbox.stdout
 
 
 def test_config_lookup_uses_digest_config_env_then_the_default(project: Project) -> None:
