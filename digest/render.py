@@ -12,7 +12,6 @@ from functools import lru_cache
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import css_inline
@@ -22,6 +21,7 @@ from digest import __version__
 from digest.compose import Section
 from digest.errors import RenderError
 from digest.models import Edition
+from digest.sanitise import clean_url
 
 TEMPLATE_NAMES = {"html": "digest.html", "md": "digest.md", "txt": "digest.txt"}
 # Added to every email's CSS: images shrink to the screen and never overflow it.
@@ -44,9 +44,7 @@ def packaged_templates() -> Path:
 
 def http_url(url: str | None) -> str:
     """The URL if it is http(s), else an empty string (no javascript: or data: links)."""
-    if not url:
-        return ""
-    return url if urlsplit(url.strip()).scheme.lower() in ("http", "https") else ""
+    return clean_url(url) or ""
 
 
 def email_html(html: str) -> str:

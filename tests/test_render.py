@@ -29,6 +29,8 @@ def test_html_is_escaped_and_only_http_links_survive() -> None:
     assert "<script>alert" not in html and "&lt;script&gt;" in html
     assert "javascript:" not in html
     assert "&lt;b&gt;sentence" in html
+    broken = render(Renderer(), edition("Broken link", "http://[::1"), "html")  # unparsable: shown without a link
+    assert "Broken link" in broken and "http://[::1" not in broken
     linked = render(Renderer(), edition("Fine", "https://example.org/a?b=1&c=2"), "html")
     assert 'href="https://example.org/a?b=1&amp;c=2"' in linked
 
