@@ -250,20 +250,20 @@ def _read_document(document: str, config: Any) -> tuple[str, str, str | None]:
     elif document.startswith(("http://", "https://")):
         from digest.config import FetchConfig
         from digest.fetch import Fetcher
+        from digest.sources import PollContext
+        from digest.sources.feed import fetch_page
 
         with Fetcher(config.fetch if config else FetchConfig()) as fetcher:
-            fetched = fetcher.fetch(document, accept="text/html,application/xhtml+xml;q=0.9,*/*;q=0.5")
-        found = extract.from_html(fetched.body, fetched.url, document)
+            _, page = fetch_page(PollContext(now=now(), first_poll=True, fetcher=fetcher), document)
+        assert page is not None  # only a conditional fetch can answer "not modified"
+        found = page
     else:
         path = Path(document)
         try:
             raw = path.read_text(encoding="utf-8", errors="replace")
         except OSError as error:
             raise ExtractError(f"{document}: cannot read: {error.strerror or error}") from None
-        if path.suffix.lower() in (".html", ".htm"):
-            found = extract.from_html(raw, None, path.stem)
-        else:
-            found = extract.from_text(raw, path.stem)
+        found = extract.from_document(raw, path.suffix, path.stem)
     return found.title, found.body, found.language
 
 

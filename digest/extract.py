@@ -152,3 +152,13 @@ def _declared_language(html: str | bytes) -> str | None:
     head = html[:4096] if isinstance(html, str) else html[:4096].decode("utf-8", "replace")
     match = re.search(r"<html\b[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})\b", head, re.IGNORECASE)
     return match.group(1).lower() if match else None
+
+
+HTML_SUFFIXES = frozenset({".html", ".htm"})
+
+
+def from_document(text: str, suffix: str, fallback_title: str) -> Extracted:
+    """A file's text, read as HTML or as plain text/Markdown by its suffix."""
+    if suffix.lower() in HTML_SUFFIXES:
+        return from_html(text, None, fallback_title)
+    return from_text(text, fallback_title)

@@ -20,7 +20,7 @@ from digest.sources import PollContext
 
 log = logging.getLogger(__name__)
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
-HTML_SUFFIXES = {".html", ".htm"}
+HTML_SUFFIXES = extract.HTML_SUFFIXES
 
 
 class FilesSource:
@@ -53,10 +53,7 @@ class FilesSource:
             raise ExtractError(f"cannot read: {error.strerror or error}") from None
         text = raw.decode("utf-8", errors="replace")
         fallback_title = path.stem.replace("_", " ").replace("-", " ")
-        if path.suffix.lower() in HTML_SUFFIXES:
-            found = extract.from_html(text, None, fallback_title)
-        else:
-            found = extract.from_text(text, fallback_title)
+        found = extract.from_document(text, path.suffix, fallback_title)
         return Article(
             source=self.name,
             identity=path.name,
