@@ -7,8 +7,9 @@ bounds concurrency overall (`[fetch] concurrency`) and per host
 `per_host_delay`. A "host" is an origin, scheme://name:port, as robots.txt
 counts one. Each request:
 
-- ends by `timeout`, body included: every socket read and write is given only
-  what is left of the request's deadline, so a trickling server cannot stretch it;
+- ends by `timeout`, name lookup and body included: the lookup and every socket
+  read and write are given only what is left of the request's deadline, so
+  neither a silent DNS server nor a trickling web server can stretch it;
 - keeps at most `max_bytes` after decompression (gzip/deflate are inflated here,
   a bounded piece at a time, so a compression bomb stops at the cap);
 - follows at most 5 redirects by hand, http and https only;
@@ -26,11 +27,13 @@ and what went wrong.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -44,7 +47,13 @@ import httpx
 from digest.config import FetchConfig
 from digest.errors import FetchError
 
+log = logging.getLogger(__name__)
+
 MAX_REDIRECTS = 5
+KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept for the next request to its host
+IDLE_POOLS = 32  # hosts whose idle connections are kept open for reuse, the most recently used
+MAX_LOOKUPS = 32  # host names looked up at once: home routers' DNS forwarders drop queries past ~150
+FILES_RESERVED = 64  # open files kept for all but sockets: the store, logs, templates, pipes
 MAX_RETRY_AFTER = 7 * 86400.0  # a server cannot push a host back by more than a week
 _REDIRECTS = {301, 302, 303, 307, 308}
 _READ_SIZE = 64 * 1024
@@ -96,10 +105,10 @@ class AddressGuard:
             return f"{address} is not a public address"
         return None
 
-    def resolve(self, host: str, port: int) -> list[str]:
+    def resolve(self, host: str, port: int, timeout: float | None = None) -> list[str]:
         """The addresses of `host` that pass the guard; _Refused when none do."""
         try:
-            infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+            infos = _lookup(host.strip("[]"), port, timeout)
         except socket.gaierror as error:
             raise httpcore.ConnectError(f"cannot resolve {host}: {error.strerror}") from None
         allowed: list[str] = []
@@ -115,6 +124,38 @@ class AddressGuard:
             hint = "" if self.allow_private else " (set [fetch] allow_private = true to allow)"
             raise _Refused(f"{reasons[0]}{hint}")
         return list(dict.fromkeys(allowed))
+
+
+_lookups = threading.BoundedSemaphore(MAX_LOOKUPS)
+
+
+def _lookup(host: str, port: int, timeout: float | None) -> list[Any]:
+    """getaddrinfo within `timeout`: it cannot be interrupted, so a name is looked up in a thread
+    of its own and given up on when the time is over. An address needs no lookup and no thread."""
+    try:
+        ipaddress.ip_address(host)
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except ValueError:
+        pass
+    answer: list[Any] = []
+    failure: list[OSError] = []
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            with _lookups:
+                answer.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as error:
+            failure.append(error)
+        finally:
+            done.set()
+
+    threading.Thread(target=look_up, name=f"lookup {host}", daemon=True).start()
+    if not done.wait(timeout):
+        raise httpcore.ConnectTimeout(f"no answer looking up {host} within the deadline")
+    if failure:
+        raise failure[0]
+    return answer
 
 
 _request_deadline = threading.local()
@@ -169,7 +210,7 @@ class _GuardedBackend(httpcore.SyncBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         last_error: Exception | None = None
-        for address in self._guard.resolve(host, port):
+        for address in self._guard.resolve(host, port, _budget(timeout, httpcore.ConnectTimeout)):
             try:
                 stream = super().connect_tcp(
                     address, port, _budget(timeout, httpcore.ConnectTimeout), local_address, socket_options
@@ -187,15 +228,123 @@ class _GuardedBackend(httpcore.SyncBackend):
 class _GuardedTransport(httpx.HTTPTransport):
     """httpx's transport with its connection pool on the guarded backend."""
 
-    def __init__(self, guard: AddressGuard, connections: int) -> None:
-        super().__init__(trust_env=False, limits=httpx.Limits(max_connections=connections))
+    def __init__(self, backend: _GuardedBackend, ssl_context: Any, connections: int) -> None:
+        super().__init__(verify=ssl_context, trust_env=False, limits=httpx.Limits(max_connections=connections))
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=ssl_context,
             max_connections=connections,
             max_keepalive_connections=connections,
-            keepalive_expiry=5.0,
-            network_backend=_GuardedBackend(guard),
+            keepalive_expiry=KEEPALIVE_EXPIRY,
+            network_backend=backend,
         )
+
+
+class _ReleasedOnClose(httpx.SyncByteStream):
+    """A response body that calls `release` once, when it is closed."""
+
+    def __init__(self, inner: Any, release: Callable[[], None]) -> None:
+        self._inner = inner
+        self._release: Callable[[], None] | None = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._inner
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
+
+
+Origin = tuple[bytes, bytes, int | None]
+
+
+class _PerHostTransport(httpx.BaseTransport):
+    """A small guarded connection pool per origin (scheme, host, port).
+
+    httpcore's pool scans every connection and queued request on each request
+    and each response's end, so one pool shared by hundreds of hosts costs time
+    that grows with the square of the feeds polled at once. The pools of origins
+    with no request in flight stay open for reuse, at most `keep_idle` of them
+    (the least recently used is closed first), so idle sockets stay bounded.
+    """
+
+    def __init__(self, guard: AddressGuard, connections_per_host: int, keep_idle: int) -> None:
+        self._backend = _GuardedBackend(guard)
+        self._ssl_context = httpx.create_ssl_context(trust_env=False)  # one for every host: each loads the CA file
+        self._connections = connections_per_host
+        self._keep_idle = keep_idle
+        self._pools: dict[Origin, _GuardedTransport] = {}
+        self._in_flight: dict[Origin, int] = {}
+        self._idle: OrderedDict[Origin, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        origin = (request.url.raw_scheme, request.url.raw_host, request.url.port)
+        with self._lock:
+            pool = self._pools.get(origin)
+            if pool is None:
+                pool = self._pools[origin] = _GuardedTransport(self._backend, self._ssl_context, self._connections)
+            self._idle.pop(origin, None)
+            self._in_flight[origin] = self._in_flight.get(origin, 0) + 1
+        try:
+            response = pool.handle_request(request)
+        except BaseException:
+            self._release(origin)
+            raise
+        response.stream = _ReleasedOnClose(response.stream, lambda: self._release(origin))
+        return response
+
+    def _release(self, origin: Origin) -> None:
+        """One request to `origin` ended; past `keep_idle` idle pools, close the oldest."""
+        closing: list[_GuardedTransport] = []
+        with self._lock:
+            self._in_flight[origin] -= 1
+            if self._in_flight[origin] == 0:
+                del self._in_flight[origin]
+                self._idle[origin] = None
+                while len(self._idle) > self._keep_idle:
+                    oldest, _ = self._idle.popitem(last=False)
+                    closing.append(self._pools.pop(oldest))
+        for pool in closing:
+            pool.close()
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+            self._idle.clear()
+        for pool in pools:
+            pool.close()
+
+
+def usable_concurrency(config: FetchConfig) -> int:
+    """`config.concurrency`, or fewer requests at once when the open-file limit cannot hold their sockets.
+
+    The soft limit is raised toward the hard one first, as Go's runtime does:
+    macOS starts processes at 256 open files, fewer than the default needs.
+    """
+    try:
+        import resource
+    except ImportError:  # not a Unix: no such limit to mind
+        return config.concurrency
+    idle_sockets = min(config.concurrency, IDLE_POOLS) * config.per_host_concurrency
+    needed = config.concurrency + idle_sockets + FILES_RESERVED
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return config.concurrency
+    raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        soft = raised
+    except (ValueError, OSError):
+        pass
+    usable = max(1, min(config.concurrency, soft - idle_sockets - FILES_RESERVED))
+    if usable < config.concurrency:
+        log.warning("[fetch] concurrency = %d needs %d open files, and this process may open %d: %d requests at once instead",
+                    config.concurrency, needed, soft, usable)
+    return usable
 
 
 @dataclass
@@ -219,11 +368,12 @@ class Fetcher:
         self.config = config
         self.guard = guard or AddressGuard(allow_private=config.allow_private)
         self._timeout = config.timeout.total_seconds()
-        self._overall = threading.BoundedSemaphore(config.concurrency)
+        self.concurrency = usable_concurrency(config)
+        self._overall = threading.BoundedSemaphore(self.concurrency)
         self._hosts: dict[str, _Host] = {}
         self._hosts_lock = threading.Lock()
         self._client = httpx.Client(
-            transport=_GuardedTransport(self.guard, config.concurrency),
+            transport=_PerHostTransport(self.guard, config.per_host_concurrency, keep_idle=min(self.concurrency, IDLE_POOLS)),
             timeout=httpx.Timeout(self._timeout),
             follow_redirects=False,
             trust_env=False,

@@ -27,6 +27,7 @@ class Recorded:
     method: str
     path: str
     headers: dict[str, str]
+    client_port: int = 0  # the connection it came on
 
 
 class RequestHandler(BaseHTTPRequestHandler):
@@ -38,7 +39,7 @@ class RequestHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         owner = self.server.owner
         path = self.path.split("?")[0]
-        owner.record(Recorded("GET", self.path, {k.lower(): v for k, v in self.headers.items()}))
+        owner.record(Recorded("GET", self.path, {k.lower(): v for k, v in self.headers.items()}, self.client_address[1]))
         handler = owner.routes.get(path)
         if handler is None:
             self.respond(404, b"not found", "text/plain")

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +23,7 @@ from digest.fetch import AddressGuard, Fetcher
 from tests.httpserver import LocalServer, RequestHandler, endless, gzip_bomb, hang, redirect, short_body, status, trickle, trickle_headers
 
 DEADLINE = 1.0
+REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def make_fetcher(**overrides: object) -> Fetcher:
@@ -236,3 +243,78 @@ def test_requests_in_flight_to_one_host_are_bounded(http_server: LocalServer) ->
     with make_fetcher(per_host_concurrency=2, concurrency=8) as fetcher, ThreadPoolExecutor(6) as pool:
         bodies = list(pool.map(lambda _: fetcher.fetch(url).body, range(6)))
     assert bodies == [b"ok"] * 6 and peak[0] == 2
+
+
+def test_requests_to_one_host_share_a_kept_alive_connection(http_server: LocalServer) -> None:
+    url = http_server.serve("/page", "hello")
+    with make_fetcher() as fetcher:
+        for _ in range(3):
+            fetcher.fetch(url)
+    ports = {request.client_port for request in http_server.requests_to("/page")}
+    assert len(ports) == 1
+
+
+def established_to(ports: set[int]) -> int:
+    """Connections of this machine in state ESTABLISHED whose remote end is one of `ports` (client sides)."""
+    count = 0
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) in ports:
+            count += 1
+    return count
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="counts connections from Linux's /proc/net/tcp")
+def test_idle_connections_stay_bounded_across_many_hosts() -> None:
+    """A daemon polling hundreds of sites must not keep a socket open to each (the open-file limit)."""
+    servers = [LocalServer(f"127.0.0.{10 + number}").start() for number in range(10)]
+    try:
+        urls = [server.serve("/feed", "<rss/>") for server in servers]
+        with make_fetcher(concurrency=3, per_host_concurrency=1) as fetcher:
+            for url in urls:
+                fetcher.fetch(url)
+            kept = established_to({server.port for server in servers})
+            again = fetcher.fetch(urls[-1])  # the most recent host's connection is one of those kept
+        assert kept == 3 and again.status == 200
+        assert len({request.client_port for request in servers[-1].requests_to("/feed")}) == 1
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_concurrency_fits_the_open_file_limit(tmp_path: pathlib.Path) -> None:
+    """Where the hard limit on open files is too low for `concurrency`, fewer requests run at once
+    (with a warning) rather than failing with "too many open files"; a low soft limit is raised."""
+    script = textwrap.dedent("""
+        import resource
+        from digest.config import FetchConfig
+        from digest.fetch import usable_concurrency
+        resource.setrlimit(resource.RLIMIT_NOFILE, (100, 300))
+        print(usable_concurrency(FetchConfig(concurrency=100)), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        print(usable_concurrency(FetchConfig(concurrency=512, per_host_concurrency=2)), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 0, result.stderr
+    fits, capped = result.stdout.splitlines()
+    assert fits == "100 228"  # 100 sockets, 32 x 2 idle ones, 64 other files: the soft limit raised to 228
+    assert capped == "172 300"  # 300 - 64 idle sockets - 64 other files
+    assert "concurrency = 512 needs 640 open files, and this process may open 300: 172 requests at once instead" in result.stderr
+
+
+def test_a_name_lookup_that_never_answers_ends_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No local DNS server can be made to hang here, so the system lookup itself is held up."""
+    release = threading.Event()
+    real_lookup = socket.getaddrinfo
+
+    def silent_dns(host: str, *args: object, **kwargs: object) -> object:
+        if host.endswith(".silent.test"):
+            release.wait(30)
+        return real_lookup(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent_dns)
+    try:
+        with make_fetcher(allow_private=False) as fetcher:
+            message = fails_within_deadline(fetcher, "http://feeds.silent.test/rss")
+    finally:
+        release.set()
+    assert message == f"http://feeds.silent.test/rss: no complete response within {DEADLINE:g}s"
