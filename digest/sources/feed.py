@@ -121,8 +121,13 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> Iterator[FeedEn
     if _looks_like_json(body, content_type):
         return _json_entries(body, url)
     _check_entities(body, url)
+    # No HTML of the feed's reaches a digest (html_to_text keeps only text), so feedparser's own
+    # sanitising and link resolving inside content would be work thrown away.
     parsed = feedparser.parse(
-        body, response_headers={"content-location": url, "content-type": content_type or "application/xml"}
+        body,
+        response_headers={"content-location": url, "content-type": content_type or "application/xml"},
+        sanitize_html=False,
+        resolve_relative_uris=False,
     )
     if parsed.get("bozo") and not parsed.get("version") and not parsed.entries:
         problem = parsed.get("bozo_exception")
