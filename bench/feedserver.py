@@ -1,43 +1,38 @@
-"""A threaded HTTP server on a loopback address that serves fixed documents, optionally after a delay."""
+"""Loopback HTTP servers that serve fixed documents, optionally after a delay.
+
+Every server runs on one asyncio event loop in one background thread: a
+waiting response costs a timer, not a thread, and an idle server no CPU, so
+500 slow feeds do not take processor time from the run being measured.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: FeedServer
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        body = self.server.documents.get(self.path.split("?")[0])
-        if self.server.delay:
-            time.sleep(self.server.delay)
-        self.send_response(200 if body is not None else 404)
-        self.send_header("Content-Type", "application/rss+xml" if body is not None else "text/plain")
-        payload = body if body is not None else b"not found"
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's signature
-        pass
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """The shared event loop, started in a daemon thread on first use."""
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="feedserver", daemon=True).start()
+        return _loop
 
 
-class FeedServer(ThreadingHTTPServer):
-    """Serves `documents` (path -> bytes) on 127.0.0.1 in a background thread; use as a context manager."""
-
-    daemon_threads = True
-    request_queue_size = 1024
+class FeedServer:
+    """Serves `documents` (path -> bytes) over HTTP/1.1 on `host`, a free port; use as a context manager."""
 
     def __init__(self, documents: dict[str, bytes], delay: float = 0.0, host: str = "127.0.0.1") -> None:
-        super().__init__((host, 0), _Handler)
         self.documents = documents
         self.delay = delay
-        # A short poll interval: shutdown() waits for it, and the concurrency test stops 500 servers.
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self.host = host
+        self._server: asyncio.base_events.Server | None = None
+        self.server_address: tuple[str, int] = (host, 0)
 
     def url(self, path: str) -> str:
         """The full URL of a served path."""
@@ -45,9 +40,36 @@ class FeedServer(ThreadingHTTPServer):
         return f"http://{host}:{port}{path}"
 
     def __enter__(self) -> FeedServer:
-        self._thread.start()
+        started = asyncio.run_coroutine_threadsafe(asyncio.start_server(self._serve, self.host, 0, backlog=1024), _event_loop())
+        self._server = started.result(timeout=10)
+        self.server_address = self._server.sockets[0].getsockname()[:2]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
+        if self._server is not None:
+            asyncio.run_coroutine_threadsafe(self._close(self._server), _event_loop()).result(timeout=10)
+            self._server = None
+
+    @staticmethod
+    async def _close(server: asyncio.base_events.Server) -> None:
+        server.close()
+        await server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer GET requests on one connection until the client closes it."""
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                parts = head.split(b" ", 2)
+                path = parts[1].decode("latin-1").split("?")[0] if len(parts) > 1 else "/"
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                body = self.documents.get(path)
+                status, kind = ("200 OK", "application/rss+xml") if body is not None else ("404 Not Found", "text/plain")
+                payload = body if body is not None else b"not found"
+                writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        finally:
+            writer.close()
