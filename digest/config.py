@@ -65,15 +65,15 @@ class SummaryConfig:
     algorithm: str = "news"
     sentences: int = 3
     language: str = "auto"
-    workers: int | str = "auto"  # processes that summarise: "auto" is one per CPU core
+    workers: int | str = "auto"  # worker processes that summarise: "auto" is one per CPU core but one; 0 none
 
     def check(self, where: str) -> None:
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm: unknown {self.algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
         if not 1 <= self.sentences <= 50:
             raise ValueError(f"sentences: must be between 1 and 50, got {self.sentences}")
-        if self.workers != "auto" and (isinstance(self.workers, str) or not 1 <= self.workers <= 256):
-            raise ValueError(f'workers: expected "auto" or a number from 1 to 256, got {self.workers!r}')
+        if self.workers != "auto" and (isinstance(self.workers, str) or not 0 <= self.workers <= 256):
+            raise ValueError(f'workers: expected "auto" or a number from 0 to 256, got {self.workers!r}')
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,10 @@
 
 Each stage is handed only its own config section. Sources are polled
 concurrently in worker threads; this thread takes each article as it arrives,
-has it summarised on worker processes (digest.workers: one per core, a bounded
-number in flight, results in arrival order) and stores it in its own small
-transaction, so memory stays flat; an edition and its outbox rows are created
-in one transaction.
+has it summarised on worker processes (digest.workers: one per core but one,
+a bounded number in flight, results in arrival order) and stores it in its own
+small transaction, so memory stays flat; an edition and its outbox rows are
+created in one transaction.
 """
 
 from __future__ import annotations

@@ -68,10 +68,15 @@ def _exit_when_orphaned(parent: int) -> None:
 
 
 def worker_count(setting: int | str) -> int:
-    """Processes to use for a `workers` setting: "auto" is one per CPU core."""
+    """Worker processes for a `workers` setting (0: none, all in this process).
+
+    "auto" is one per CPU core but one: this process polls, detects languages,
+    stores and renders, which keeps about one core busy. On two cores one worker
+    beside it was faster than two and 80 MB smaller (BENCHMARKS.md).
+    """
     if setting == "auto":
-        return max(1, os.cpu_count() or 1)
-    return max(1, int(setting))
+        return max(0, (os.cpu_count() or 1) - 1)
+    return max(0, int(setting))
 
 
 class Workers(Generic[Item, Result]):
@@ -79,7 +84,7 @@ class Workers(Generic[Item, Result]):
 
     def __init__(self, function: Callable[..., Result], count: int, small_run: int = SMALL_RUN) -> None:
         self.function = function
-        self.count = count
+        self.count = count  # worker processes; 0 calls everything in this process
         self.small_run = small_run
         self.in_flight = count * IN_FLIGHT_PER_WORKER
         self.calls_seen = 0  # over every map of the run: many small sources still add up
@@ -100,7 +105,7 @@ class Workers(Generic[Item, Result]):
         stream = self._with_arguments(items, arguments)
         looked_at: list[tuple[Item, Arguments]] = []
         failure: Exception | None = None
-        if self._pool is None and self.count > 1:
+        if self._pool is None and self.count > 0:
             try:
                 for entry in stream:
                     looked_at.append(entry)
@@ -109,7 +114,7 @@ class Workers(Generic[Item, Result]):
                         break
             except Exception as error:  # the source failed: finish what it gave first
                 failure = error
-        in_process = self._pool is None and (self.count <= 1 or self.calls_seen < self.small_run)
+        in_process = self._pool is None and (self.count == 0 or self.calls_seen < self.small_run)
         if failure is None and not in_process:
             yield from self._parallel(looked_at, stream)
             return

@@ -52,7 +52,7 @@ def one_line_error(project: Project) -> str:
         (GOOD + "\n[fetch]\ntimeout = 1e400\n", ["fetch.timeout", "out of range"]),
         (GOOD.replace('name = "daily"', 'name = "daily"\nschedule = "every 99999999999d"'), ["digests[0].schedule", "at most 36500d"]),
         (GOOD.replace('path = "../seeds"', 'path = "../seeds"\ninterval = "9999999d"'), ["sources[0].interval", "at most 36500d"]),
-        (GOOD + "\n[summary]\nworkers = 0\n", ["summary.workers", '"auto" or a number']),
+        (GOOD + "\n[summary]\nworkers = -1\n", ["summary.workers", '"auto" or a number from 0 to 256']),
         (GOOD + "\n[summary]\nworkers = \"many\"\n", ["summary.workers", "many"]),
     ],
 )
@@ -86,7 +86,7 @@ def test_durations_and_duplicate_names(project: Project) -> None:
         config.load(project.config)
 
 
-@pytest.mark.parametrize(("line", "workers"), [("", "auto"), ('workers = "auto"', "auto"), ("workers = 3", 3)])
+@pytest.mark.parametrize(("line", "workers"), [("", "auto"), ('workers = "auto"', "auto"), ("workers = 3", 3), ("workers = 0", 0)])
 def test_summary_workers_is_auto_or_a_count(project: Project, line: str, workers: object) -> None:
     loaded = config.load(project.write_config(GOOD + f"\n[summary]\n{line}\n"))
     assert loaded.summary.workers == workers

@@ -66,7 +66,7 @@ def edition_summaries(project: Project) -> str:
 def test_a_run_over_the_pool_stores_each_article_once_with_the_serial_summaries(tmp_path: Path) -> None:
     count = SMALL_RUN + 20  # so the pool is used
     pooled = project_with_articles(tmp_path / "pooled", count, workers="2")
-    serial = project_with_articles(tmp_path / "serial", count, workers="1")
+    serial = project_with_articles(tmp_path / "serial", count, workers="0")
     for project in (pooled, serial):
         result = project.cli("--log-level", "info", "run", "--json")
         assert result.returncode == 0, result.stderr
@@ -99,7 +99,7 @@ def length_unless_marker(item: str) -> tuple[str] | None:
     return None if item.startswith("marker") else (item,)
 
 
-@pytest.mark.parametrize("workers, small_run", [(2, 1), (2, 100), (1, 1)])
+@pytest.mark.parametrize("workers, small_run", [(2, 1), (1, 1), (2, 100), (0, 1)])
 def test_outcomes_come_in_input_order_and_a_source_error_comes_after_what_it_gave(workers: int, small_run: int) -> None:
     pool: Workers[str, int] = Workers(len, workers, small_run=small_run)
     try:
@@ -111,12 +111,12 @@ def test_outcomes_come_in_input_order_and_a_source_error_comes_after_what_it_gav
             for item, length in pool.map(failing_after(13), length_unless_marker):
                 done.append((item, length))
         assert done == [(f"item {number}", len(f"item {number}")) for number in range(13)]
-        assert pool.started == (workers > 1 and small_run <= 34)
+        assert pool.started == (workers > 0 and small_run <= 34)
     finally:
         pool.close()
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [0, 1, 2])
 def test_a_failed_call_is_its_items_outcome_and_the_others_go_on(workers: int) -> None:
     pool: Workers[str, int] = Workers(int, workers, small_run=1)
     try:
