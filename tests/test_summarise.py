@@ -10,7 +10,7 @@ import pytest
 
 from digest.config import ALGORITHMS as CONFIG_ALGORITHMS, SummaryConfig
 from digest.errors import SummariseError
-from digest.summarise import ALGORITHMS, MAX_CHARS, NEWS_WEIGHTS, news_features, news_scores, prepare, summarise
+from digest.summarise import ALGORITHMS, MAX_CHARS, NEWS_WEIGHTS, CachedStemmer, news_features, news_scores, prepare, summarise
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = next((REPO / "seeds").glob("000_*.txt"))
@@ -167,3 +167,12 @@ def test_odd_input_never_raises_and_never_exceeds_the_count(algorithm: str) -> N
         summary = summarise(text, SummaryConfig(algorithm=algorithm, sentences=2))
         assert len(summary.sentences) <= 2
         assert all(sentence in text for sentence in summary.sentences)
+
+
+def test_a_stemmer_memo_stays_bounded_over_any_vocabulary() -> None:
+    """Workers summarise for hours in a big run: their word memos must not grow with every new word."""
+    stemmer = CachedStemmer("english")
+    for number in range(CachedStemmer._LIMIT + 5_000):
+        stemmer.terms((f"zorbing{number}s", "running"))
+    assert stemmer.terms(("running", "the")) == ["run"]
+    assert len(stemmer._terms) <= CachedStemmer._LIMIT + 1 and len(stemmer._stems) <= CachedStemmer._LIMIT + 1
