@@ -251,7 +251,7 @@ def _read_document(document: str, config: Any) -> tuple[str, str, str | None]:
         from digest.config import FetchConfig
         from digest.fetch import Fetcher
         from digest.sources import PollContext
-        from digest.sources.feed import fetch_page
+        from digest.sources.web import fetch_page
 
         with Fetcher(config.fetch if config else FetchConfig()) as fetcher:
             _, page = fetch_page(PollContext(now=now(), first_poll=True, fetcher=fetcher), document)

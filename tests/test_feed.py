@@ -14,7 +14,8 @@ from digest.errors import ExtractError
 from digest.fetch import Fetcher
 from digest.models import Article
 from digest.sources import PollContext
-from digest.sources.feed import FeedSource, canonical_link, is_teaser, parse_feed
+from digest.sources.feed import FeedSource, is_teaser, parse_feed
+from digest.sources.web import canonical_link
 from conftest import Project
 from tests.httpserver import LocalServer, billion_laughs, endless, gzip_bomb, hang, redirect, short_body, status, trickle
 

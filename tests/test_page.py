@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import pytest
 
-from conftest import Project
+from conftest import REPO, Project
 from digest.config import Duration, FetchConfig, PageSourceConfig
 from digest.errors import ExtractError
 from digest.fetch import Fetcher
@@ -99,3 +101,11 @@ def test_summarize_a_url_fetches_it_through_the_guarded_fetcher(project: Project
     allowed = project.cli("summarize", url)
     assert allowed.returncode == 0, allowed.stderr
     assert "Notice" in allowed.stdout and "opening hours" in allowed.stdout
+
+
+def test_a_config_of_pages_only_never_loads_the_feed_parser() -> None:
+    script = ("import sys\nfrom digest.config import PageSourceConfig\nfrom digest.sources import open_source\n"
+              "open_source(PageSourceConfig(name='p', url='http://example.org/'))\nprint('feedparser' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

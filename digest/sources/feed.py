@@ -17,26 +17,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import feedparser
 
 from digest.config import FeedSourceConfig
 from digest.errors import ExtractError, SourceError
-from digest.extract import Extracted, from_html
-from digest.fetch import Response
+from digest.extract import Extracted
 from digest.models import Article
-from digest.sanitise import clean_title, clean_url, html_to_text
+from digest.sanitise import clean_title, html_to_text
 from digest.sources import PollContext
+from digest.sources.web import canonical_link, fetch_if_changed, fetch_page, remember_validators
 
 log = logging.getLogger(__name__)
 
-PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 TEASER_WORDS = 120  # fewer words than this in auto mode: fetch the linked page
 MAX_FULL_TEXT_FAILURES = 3  # per poll; after that, a broken site costs no more time
 _CUT = re.compile(r"(\.\.\.|…|\[\s*(…|\.\.\.)\s*\]|read more|continue reading|more\s*»|\(more\.\.\.\))\W*$", re.IGNORECASE)
-_TRACKING = re.compile(r"^(utm_\w+|fbclid|gclid|dclid|msclkid|yclid|mc_cid|mc_eid|_hsenc|_hsmi|igshid|mkt_tok|oly_anon_id|oly_enc_id|vero_id|wt_mc|__s)$", re.IGNORECASE)
 _ENTITY_DECL = re.compile(rb"<!ENTITY\s+(%\s+)?([^\s>]+)\s+(?:\"([^\"]*)\"|'([^']*)'|(SYSTEM|PUBLIC)[^>]*)\s*>")
 _ENTITY_BUDGET = 1024 * 1024  # bytes that declared entities may add to a document
 _ENTITY_DEPTH = 50  # entities within entities; deeper chains are refused before Python's recursion limit
@@ -96,21 +93,6 @@ class FeedSource:
         return self.config.full_text == "always" or is_teaser(entry.text)
 
 
-def fetch_if_changed(context: PollContext, url: str, accept: str) -> Response:
-    """GET `url`, sending the ETag / Last-Modified the memo holds from the last poll."""
-    return context.fetcher.fetch(url, etag=context.memo.get("etag"), last_modified=context.memo.get("last_modified"), accept=accept)
-
-
-def remember_validators(context: PollContext, response: Response) -> None:
-    """Keep the response's ETag / Last-Modified in the memo for the next poll."""
-    for name in ("etag", "last_modified"):
-        value = getattr(response, name)
-        if value:
-            context.memo[name] = value
-        else:
-            context.memo.pop(name, None)
-
-
 def is_teaser(text: str) -> bool:
     """True when a feed's text looks like a teaser: short, or visibly cut off."""
     return len(text.split()) < TEASER_WORDS or bool(_CUT.search(text[-60:]))
@@ -135,20 +117,6 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> Iterator[FeedEn
         raise ExtractError(f"{url}: not an RSS, Atom or JSON feed{detail}")
     feed_language = parsed.feed.get("language") or None
     return (_xml_entry(entry, url, feed_language) for entry in parsed.entries)
-
-
-def canonical_link(link: str | None, base: str | None = None) -> str | None:
-    """An http(s) link without fragment and tracking parameters (utm_* and the like)."""
-    url = clean_url(link, base)
-    if url is None:
-        return None
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)]
-    netloc = parts.netloc.lower()
-    for scheme, port in (("http", ":80"), ("https", ":443")):
-        if parts.scheme.lower() == scheme and netloc.endswith(port):
-            netloc = netloc[: -len(port)]
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", urlencode(query), ""))
 
 
 def _identity(given: str | None, link: str | None, title: str, text: str) -> str:
@@ -302,20 +270,6 @@ def _article(source: str, entry: FeedEntry, backfilled: bool) -> Article:
         version="",  # an entry is known by its identity alone: a re-fetched page that changed is no new article
         backfilled=backfilled,
     )
-
-
-def fetch_page(context: PollContext, url: str, *, conditional: bool = False) -> tuple[Response, Extracted | None]:
-    """Fetch a web page and extract its main text (None on a 304); ExtractError names the URL."""
-    if conditional:
-        response = fetch_if_changed(context, url, PAGE_ACCEPT)
-    else:
-        response = context.fetcher.fetch(url, accept=PAGE_ACCEPT)
-    if response.not_modified:
-        return response, None
-    try:
-        return response, from_html(response.body, response.url, fallback_title="")
-    except ExtractError as error:
-        raise ExtractError(f"{response.url}: {error}") from None
 
 
 def _with_page(article: Article, entry: FeedEntry, page: Extracted | None) -> Article:

@@ -14,7 +14,7 @@ from digest.config import PageSourceConfig
 from digest.models import Article
 from digest.sanitise import clean_title
 from digest.sources import PollContext
-from digest.sources.feed import canonical_link, fetch_page, remember_validators
+from digest.sources.web import canonical_link, fetch_page, remember_validators
 
 
 class PageSource:

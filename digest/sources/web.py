@@ -1,0 +1,60 @@
+"""What the `feed` and `page` sources share: conditional GETs, a page fetched and its
+main text extracted, and canonical links. Kept apart from feed.py so that a config
+with page sources only never loads feedparser."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from digest.errors import ExtractError
+from digest.extract import Extracted, from_html
+from digest.fetch import Response
+from digest.sanitise import clean_url
+from digest.sources import PollContext
+
+PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
+_TRACKING = re.compile(r"^(utm_\w+|fbclid|gclid|dclid|msclkid|yclid|mc_cid|mc_eid|_hsenc|_hsmi|igshid|mkt_tok|oly_anon_id|oly_enc_id|vero_id|wt_mc|__s)$", re.IGNORECASE)
+
+
+def fetch_if_changed(context: PollContext, url: str, accept: str) -> Response:
+    """GET `url`, sending the ETag / Last-Modified the memo holds from the last poll."""
+    return context.fetcher.fetch(url, etag=context.memo.get("etag"), last_modified=context.memo.get("last_modified"), accept=accept)
+
+
+def remember_validators(context: PollContext, response: Response) -> None:
+    """Keep the response's ETag / Last-Modified in the memo for the next poll."""
+    for name in ("etag", "last_modified"):
+        value = getattr(response, name)
+        if value:
+            context.memo[name] = value
+        else:
+            context.memo.pop(name, None)
+
+
+def canonical_link(link: str | None, base: str | None = None) -> str | None:
+    """An http(s) link without fragment and tracking parameters (utm_* and the like)."""
+    url = clean_url(link, base)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)]
+    netloc = parts.netloc.lower()
+    for scheme, port in (("http", ":80"), ("https", ":443")):
+        if parts.scheme.lower() == scheme and netloc.endswith(port):
+            netloc = netloc[: -len(port)]
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", urlencode(query), ""))
+
+
+def fetch_page(context: PollContext, url: str, *, conditional: bool = False) -> tuple[Response, Extracted | None]:
+    """Fetch a web page and extract its main text (None on a 304); ExtractError names the URL."""
+    if conditional:
+        response = fetch_if_changed(context, url, PAGE_ACCEPT)
+    else:
+        response = context.fetcher.fetch(url, accept=PAGE_ACCEPT)
+    if response.not_modified:
+        return response, None
+    try:
+        return response, from_html(response.body, response.url, fallback_title="")
+    except ExtractError as error:
+        raise ExtractError(f"{response.url}: {error}") from None
