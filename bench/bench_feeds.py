@@ -4,8 +4,8 @@ Measures, for each feed count, the wall time and the peak resident memory of
 the real CLI process (a subprocess; peak from wait4's rusage). Flat memory means
 the peak barely grows with the number of feeds: articles are stored and
 summarised as they arrive, never gathered first. A second series compares
-polling with `[fetch] concurrency = 1` and the default 8 when every response
-takes `--latency` seconds.
+polling with `[fetch] concurrency = 1` and 8 when every response takes
+`--latency` seconds (all feeds on one host; bench/run.py measures 500 hosts).
 
     python bench/bench_feeds.py                         # 25, 50, 100, 200 feeds, 3 runs each
     python bench/bench_feeds.py --feeds 200 --runs 1

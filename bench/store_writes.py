@@ -1,4 +1,4 @@
-"""Storing articles: one transaction per article (what the pipeline does) against batches of 50.
+"""Storing articles: one transaction per article against the pipeline's write batches.
 
     python bench/store_writes.py [--articles 2000] [--runs 5]
 
@@ -23,11 +23,11 @@ from corpus import REPO, source_texts  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 from digest.models import Article, Summary  # noqa: E402
+from digest.pipeline import BATCH_SECONDS, BATCH_WRITES  # noqa: E402
 from digest.store import Store  # noqa: E402
 
 NOW = datetime(2026, 11, 27, 7, tzinfo=timezone.utc)
 SUMMARY = Summary(sentences=("One.", "Two.", "Three."), algorithm="news", language="english")
-BATCH = 50
 
 
 def articles(count: int, texts: list[str]) -> Iterator[Article]:
@@ -44,16 +44,13 @@ def per_article(store: Store, stream: Iterator[Article]) -> None:
 
 
 def batched(store: Store, stream: Iterator[Article]) -> None:
-    finished = False
-    while not finished:
-        with store.transaction():
-            for _ in range(BATCH):
-                article = next(stream, None)
-                if article is None:
-                    finished = True
-                    break
-                if not store.is_known(article):
-                    store.add_article(article, SUMMARY, NOW)
+    """What the pipeline does: a WriteBatch, each article in a savepoint, BATCH_WRITES to a commit."""
+    writes = store.batch(BATCH_WRITES, BATCH_SECONDS)
+    for article in stream:
+        if not store.is_known(article):
+            with writes.write():
+                store.add_article(article, SUMMARY, NOW)
+    writes.commit()
 
 
 def main() -> None:
@@ -63,7 +60,7 @@ def main() -> None:
     options = parser.parse_args()
     texts, origin = source_texts()
     print(f"{options.articles} articles from {origin}; medians of {options.runs} runs")
-    timings: dict[str, tuple[list[float], list[float]]] = {"per article": ([], []), f"batches of {BATCH}": ([], [])}
+    timings: dict[str, tuple[list[float], list[float]]] = {"per article": ([], []), f"batches of up to {BATCH_WRITES}": ([], [])}
     with tempfile.TemporaryDirectory() as folder:
         for run in range(options.runs):
             for (name, (cpu, wall)), write in zip(timings.items(), (per_article, batched)):

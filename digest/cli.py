@@ -347,7 +347,10 @@ def check(context: click.Context, smtp: bool) -> None:
       digest check --smtp          # can we reach and log in to the mail server?
     """
     config = load_config(context)
-    click.echo(f"config {config.path}: valid")
+    from digest import pipeline
+
+    guarded(lambda: pipeline.check_templates(config))
+    click.echo(f"config {config.path}: valid, templates compile")
     click.echo(f"store: {config.store.path}")
     click.echo(f"summary: {config.summary.algorithm}, {config.summary.sentences} sentences, language {config.summary.language}")
     from digest.sources import SOURCE_CLASSES
@@ -396,8 +399,10 @@ def daemon(context: click.Context) -> None:
       digest --log-format json daemon
     """
     config = load_config(context)
+    from digest import pipeline
     from digest.scheduler import Daemon
 
+    guarded(lambda: pipeline.check_templates(config))
     sys.exit(guarded(lambda: Daemon(config).run()))
 
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from digest import pipeline
 from digest.config import Config, SourceConfig
-from digest.pipeline import NETWORK_SOURCES, Pipeline
+from digest.sources import NETWORK_SOURCES
 from digest.store import Store
 
 if TYPE_CHECKING:
     from digest.fetch import Fetcher
+    from digest.pipeline import Pipeline
 
 log = logging.getLogger("digest.daemon")
 
@@ -104,6 +104,8 @@ class PipelineWork:
             raise StopRequested()
 
     def _pipeline(self, config: Config, store: Store, fetcher: Fetcher | None = None) -> Pipeline:
+        from digest.pipeline import Pipeline  # not at import: `digest status` reads History without the stages
+
         return Pipeline(config, store, on_article=self._check_stop, fetcher=fetcher)
 
     def _shared_fetcher(self, config: Config, source: SourceConfig) -> Fetcher | None:
@@ -155,4 +157,6 @@ class PipelineWork:
 
     def outbox(self, config: Config, now: datetime) -> None:
         """Retry the deliveries whose backoff has passed."""
-        pipeline.process_outbox(config, now, honour_backoff=True)
+        from digest.pipeline import process_outbox
+
+        process_outbox(config, now, honour_backoff=True)

@@ -13,23 +13,25 @@ from __future__ import annotations
 
 import logging
 import queue
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from digest.compose import compose
 from digest.config import Config, DigestConfig, SourceConfig
 from digest.deliver import Deliverer, EmailDeliverer, FileDeliverer, duration_words, retry_delay
-from digest.errors import DeliveryError, DigestError, FetchError, PermanentDeliveryError, RenderError
+from digest.errors import ConfigError, DeliveryError, DigestError, FetchError, PermanentDeliveryError, RenderError
 from digest.mail import new_message_id
 from digest.models import Article, Delivery, Edition, RunReport, SourceReport, Summary
 from digest.render import RenderedEdition, Renderer, renderer_for
-from digest.sources import PollContext, open_source
-from digest.store import Store
+from digest.sources import NETWORK_SOURCES, PollContext, open_source
+from digest.store import Store, WriteBatch
 from digest.summarise import resolve_language, summarise
 from digest.workers import SMALL_RUN, Outcome, Workers, worker_count
 
@@ -37,7 +39,10 @@ log = logging.getLogger(__name__)
 # How long a process may hold a delivery it is trying before another may try it.
 DELIVERY_LEASE = timedelta(minutes=10)
 QUEUE_SIZE = 16  # articles in flight between the polling threads and the storing one
-NETWORK_SOURCES = ("feed", "page")
+# Writes per transaction at most, and seconds a transaction may stay open; it is committed
+# sooner whenever the storing thread would wait (BENCHMARKS.md, "Writes").
+BATCH_WRITES = 100
+BATCH_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,7 @@ class Pipeline:
     # daemon never holds the summariser's ~100 MB of libraries and models between jobs.
     one_shot: bool = False
     workers: Workers[_Event, Summary] = field(init=False)
+    _writes: WriteBatch | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         small_run = SMALL_RUN if self.one_shot else 0
@@ -154,16 +160,21 @@ class Pipeline:
         with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
             for source_config in due:
                 pool.submit(_produce, source_config, contexts[source_config.name], events, cancelled)
+            self._writes = self.store.batch(BATCH_WRITES, BATCH_SECONDS)
             try:
                 self._consume(events, len(due), reports, contexts, now)
             finally:
                 cancelled.set()  # a worker still producing (after a store error) stops
+                self._writes.commit()  # what was stored stays stored, even when stopped midway
+                self._writes = None
 
     def _consume(self, events: queue.Queue[_Event], sources: int, reports: dict[str, SourceReport],
                  contexts: dict[str, PollContext], now: datetime) -> None:
         """Summarise new articles on the worker processes and store them in the order they came;
         record each source's poll when it ends, after its articles."""
-        for event, outcome in self.workers.map(self._arrivals(events, sources, reports), self._summary_job):
+        assert self._writes is not None
+        writes = self._writes
+        for event, outcome in self.workers.map(self._arrivals(events, sources, reports), self._summary_job, writes.commit):
             report = reports[event.source]
             if event.article is not None:
                 if not report.error:  # a source whose article failed is retried whole next time
@@ -171,7 +182,7 @@ class Pipeline:
                 continue
             report.error = report.error or event.error
             not_before = now + timedelta(seconds=event.retry_after) if event.retry_after else None
-            with self.store.transaction():
+            with writes.write():
                 self.store.record_poll(event.source, now, contexts[event.source].memo, report.error, not_before)
             if not_before:
                 report.waiting_until = not_before.isoformat()
@@ -179,6 +190,8 @@ class Pipeline:
     def _arrivals(self, events: queue.Queue[_Event], sources: int, reports: dict[str, SourceReport]) -> Iterator[_Event]:
         """The polling threads' events until every source ended, less the articles already stored."""
         while sources:
+            if events.empty() and self._writes is not None:
+                self._writes.commit()  # about to wait for the sources: hold no lock meanwhile
             event = events.get()
             if event.article is None:
                 sources -= 1
@@ -211,7 +224,8 @@ class Pipeline:
         if self.store.is_known(article):  # a copy was stored while this one was being summarised
             report.seen += 1
             return
-        with self.store.transaction():
+        assert self._writes is not None
+        with self._writes.write():
             stored = self.store.add_article(article, summary, now)
         if stored is not None:
             report.new_articles += 1
@@ -315,9 +329,21 @@ def sources_for(config: Config, digests: Iterable[DigestConfig]) -> list[SourceC
     return [s for s in config.sources if s.name in wanted]
 
 
+def check_templates(config: Config, digests: Sequence[DigestConfig] | None = None) -> None:
+    """Compile each digest's templates and subject line; ConfigError (file, digest, problem) on a mistake."""
+    for index, digest in enumerate(config.digests):
+        if digests is not None and digest not in digests:
+            continue
+        try:
+            renderer_for(digest.templates).check(digest.subject)
+        except RenderError as error:
+            raise ConfigError(str(config.path), f"digests[{index}] ({digest.name})", str(error)) from None
+
+
 def run(config: Config, now: datetime, digest_name: str | None = None, on_article: ArticleCallback | None = None) -> RunReport:
     """Poll every source once, make one edition of each digest, deliver it, retry the outbox."""
     digests = selected_digests(config, digest_name)
+    check_templates(config, digests)
     store = Store(config.store.path)
     try:
         report = RunReport(started=now)
@@ -348,18 +374,25 @@ def preview(config: Config, now: datetime, digest_name: str | None, fmt: str) ->
     """Render what the next edition of each digest would hold, changing no state.
 
     Returns (digest name, document or None when nothing waits) pairs. Sources
-    are polled and editions made inside one transaction that is rolled back.
+    are polled and editions made in a scratch copy of the store, thrown away
+    after: the real store is only read, so a daemon writing to it meanwhile
+    never waits on a preview's slow feeds.
     """
     digests = selected_digests(config, digest_name)
-    store = Store(config.store.path)
-    try:
-        documents: list[tuple[str, str | None]] = []
-        with store.dry_run():
+    with tempfile.TemporaryDirectory(prefix="digest-preview-") as scratch:
+        original = Store(config.store.path)
+        try:
+            original.copy_to(Path(scratch) / "store.sqlite3")
+        finally:
+            original.close()
+        store = Store(Path(scratch) / "store.sqlite3")
+        try:
+            documents: list[tuple[str, str | None]] = []
             pipeline = Pipeline(config, store, one_shot=True)
             pipeline.poll_all(sources_for(config, digests), now)
             for digest in digests:
                 edition = pipeline.make_edition(digest, now)
                 documents.append((digest.name, pipeline.render(digest, edition, (fmt,)).bodies[fmt] if edition else None))
-        return documents
-    finally:
-        store.close()
+            return documents
+        finally:
+            store.close()

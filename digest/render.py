@@ -126,6 +126,21 @@ class Renderer:
         except jinja2.TemplateError as error:
             raise RenderError(f"template {source!r}: {error}") from None
 
+    def check(self, subject: str) -> None:
+        """Compile every format's template and the subject line, so that a mistake shows before
+        an edition is made rather than at its delivery; RenderError names the template."""
+        for name in TEMPLATE_NAMES.values():
+            try:
+                self.environment.get_template(name)
+            except jinja2.TemplateNotFound as error:
+                raise RenderError(f"template not found: {error.name}") from None
+            except jinja2.TemplateError as error:
+                raise RenderError(f"template {name}: {error}") from None
+        try:
+            self.environment.from_string(subject)
+        except jinja2.TemplateError as error:
+            raise RenderError(f"subject template {subject!r}: {error}") from None
+
     def render_edition(
         self, formats: tuple[str, ...], subject: str, context: dict[str, Any]
     ) -> RenderedEdition:

@@ -20,11 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -35,6 +33,9 @@ from digest.errors import ConfigError, DigestError
 from digest.jobs import History, PipelineWork, StopRequested, Work
 from digest.lock import DaemonLock
 from digest.schedule import Schedule, parse_schedule
+
+if TYPE_CHECKING:
+    from apscheduler.events import JobSubmissionEvent
 
 log = logging.getLogger("digest.daemon")
 
@@ -176,6 +177,11 @@ class Daemon:
         self._busy = threading.Lock()
         self._stop_requested = False
         self._reload_requested = False
+        # Imported here: `digest status` plans with the triggers alone, without the scheduler's machinery.
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -223,9 +229,12 @@ class Daemon:
                 log.exception("%s %s crashed: %s", kind, name or "", error, extra={"job": kind, "target": name})
 
     def reload(self, path: Path) -> bool:
-        """Load the config again; a bad one is reported and the running one kept."""
+        """Load the config again; a bad one (templates included) is reported and the running one kept."""
+        from digest.pipeline import check_templates
+
         try:
             new = config_module.load(path)
+            check_templates(new)
         except ConfigError as error:
             log.error("config not reloaded, keeping the running one: %s", error, extra={"job": "reload"})
             return False

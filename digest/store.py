@@ -16,7 +16,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -209,34 +209,38 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """All-or-nothing block; nests (as a savepoint) inside an outer one."""
-        with self._block(outermost="BEGIN IMMEDIATE", keep=True):
-            yield
-
-    @contextmanager
-    def dry_run(self) -> Iterator[None]:
-        """Everything inside is rolled back at the end: nothing is changed."""
-        with self._block(outermost="BEGIN", keep=False):
-            yield
-
-    @contextmanager
-    def _block(self, outermost: str, keep: bool) -> Iterator[None]:
         self._depth += 1
         savepoint = f"level{self._depth}"
         undo = ["ROLLBACK"] if self._depth == 1 else [f"ROLLBACK TO {savepoint}", f"RELEASE {savepoint}"]
         try:
-            self.db.execute(outermost if self._depth == 1 else f"SAVEPOINT {savepoint}")
+            self.db.execute("BEGIN IMMEDIATE" if self._depth == 1 else f"SAVEPOINT {savepoint}")
             try:
                 yield
             except BaseException:
                 for statement in undo:
                     self.db.execute(statement)
                 raise
-            for statement in (["COMMIT"] if self._depth == 1 else [f"RELEASE {savepoint}"]) if keep else undo:
-                self.db.execute(statement)
+            self.db.execute("COMMIT" if self._depth == 1 else f"RELEASE {savepoint}")
         except sqlite3.OperationalError as error:
             raise self._translate(error) from None
         finally:
             self._depth -= 1
+
+    def batch(self, max_writes: int, max_seconds: float) -> WriteBatch:
+        """Group the writes that follow into few transactions; see WriteBatch."""
+        return WriteBatch(self, max_writes, max_seconds)
+
+    def copy_to(self, path: Path) -> None:
+        """Write a consistent copy of the store to `path` (SQLite's online backup): other
+        processes go on reading and writing meanwhile, and the copy can be changed freely."""
+        try:
+            target = sqlite3.connect(path)
+            try:
+                self.db.backup(target)
+            finally:
+                target.close()
+        except sqlite3.OperationalError as error:
+            raise self._translate(error) from None
 
     # Sources
 
@@ -455,3 +459,40 @@ class Store:
             last_error=row["last_error"], message_id=row["message_id"], next_attempt=_moment(row["next_attempt"]),
             created=_moment(row["created"]),
         )
+
+
+class WriteBatch:
+    """Consecutive writes in one transaction, each in a savepoint of its own (a failed write
+    undoes only itself), so that a run does not pay a commit per article.
+
+    The batch commits on `commit()`, which a writer calls before it waits (for the network,
+    or a worker), so the write lock is never held across a wait; and by itself at the write
+    that reaches `max_writes` or comes `max_seconds` after the batch began.
+    """
+
+    def __init__(self, store: Store, max_writes: int, max_seconds: float) -> None:
+        self._store = store
+        self._max_writes = max_writes
+        self._max_seconds = max_seconds
+        self._open: ExitStack | None = None
+        self._writes = 0
+        self._began = 0.0
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """One all-or-nothing write, inside the open batch (begun here if none is)."""
+        if self._open is None:
+            opened = ExitStack()
+            opened.enter_context(self._store.transaction())
+            self._open, self._writes, self._began = opened, 0, time.monotonic()
+        with self._store.transaction():
+            yield
+        self._writes += 1
+        if self._writes >= self._max_writes or time.monotonic() - self._began >= self._max_seconds:
+            self.commit()
+
+    def commit(self) -> None:
+        """Commit the writes of the open batch, if there is one."""
+        if self._open is not None:
+            opened, self._open = self._open, None
+            opened.close()

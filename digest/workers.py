@@ -95,12 +95,14 @@ class Workers(Generic[Item, Result]):
         """True once the pool was made (its processes start with the first chunk)."""
         return self._pool is not None
 
-    def map(self, items: Iterable[Item], arguments: Callable[[Item], Arguments]) -> Iterator[tuple[Item, Outcome]]:
+    def map(self, items: Iterable[Item], arguments: Callable[[Item], Arguments],
+            before_wait: Callable[[], None] | None = None) -> Iterator[tuple[Item, Outcome]]:
         """Yield (item, outcome of function(*arguments(item))) for each item, in input order.
 
         A call's exception is yielded as its outcome; an item whose arguments are
         None is yielded with None. An error raised by `items` is raised after the
-        items taken before it were yielded.
+        items taken before it were yielded. `before_wait` is called before waiting
+        on a worker whose result is not ready (the pipeline commits its writes).
         """
         stream = self._with_arguments(items, arguments)
         looked_at: list[tuple[Item, Arguments]] = []
@@ -116,7 +118,7 @@ class Workers(Generic[Item, Result]):
                 failure = error
         in_process = self._pool is None and (self.count == 0 or self.calls_seen < self.small_run)
         if failure is None and not in_process:
-            yield from self._parallel(looked_at, stream)
+            yield from self._parallel(looked_at, stream, before_wait)
             return
         for item, item_arguments in looked_at if failure else chain(looked_at, stream):
             yield item, None if item_arguments is None else _call(self.function, item_arguments)
@@ -128,7 +130,8 @@ class Workers(Generic[Item, Result]):
         for item in items:
             yield item, arguments(item)
 
-    def _parallel(self, looked_at: list[tuple[Item, Arguments]], stream: Iterator[tuple[Item, Arguments]]) -> Iterator[tuple[Item, Outcome]]:
+    def _parallel(self, looked_at: list[tuple[Item, Arguments]], stream: Iterator[tuple[Item, Arguments]],
+                  before_wait: Callable[[], None] | None) -> Iterator[tuple[Item, Outcome]]:
         pending: deque[tuple[list[tuple[Item, Arguments]], Future[list[Outcome]] | None]] = deque()
         chunk: list[tuple[Item, Arguments]] = []
         failure: Exception | None = None
@@ -147,11 +150,11 @@ class Workers(Generic[Item, Result]):
                     pending.append(self._submit(chunk))
                     chunk = []
                     if len(pending) >= self.in_flight:
-                        yield from self._outcomes(pending.popleft())
+                        yield from self._outcomes(pending.popleft(), before_wait)
             if chunk:
                 pending.append(self._submit(chunk))
             while pending:
-                yield from self._outcomes(pending.popleft())
+                yield from self._outcomes(pending.popleft(), before_wait)
         finally:
             for _, future in pending:
                 if future:
@@ -163,8 +166,11 @@ class Workers(Generic[Item, Result]):
         calls = [arguments for _, arguments in chunk if arguments is not None]
         return chunk, self._start().submit(call_each, self.function, calls) if calls else None
 
-    def _outcomes(self, entry: tuple[list[tuple[Item, Arguments]], Future[list[Outcome]] | None]) -> Iterator[tuple[Item, Outcome]]:
+    def _outcomes(self, entry: tuple[list[tuple[Item, Arguments]], Future[list[Outcome]] | None],
+                  before_wait: Callable[[], None] | None) -> Iterator[tuple[Item, Outcome]]:
         chunk, future = entry
+        if future is not None and not future.done() and before_wait is not None:
+            before_wait()
         try:
             outcomes = iter(future.result() if future else ())
         except BrokenProcessPool:

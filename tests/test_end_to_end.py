@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO, Project, run_cli
+from tests.httpserver import LocalServer, RequestHandler
 
 SEED = next((REPO / "seeds").glob("*.txt"))
 HEADLINE = "Putin lays out firm conditions for truce with Ukraine, says Russia never intended to attack Europe"
@@ -179,3 +186,73 @@ def test_an_edition_whose_template_fails_is_delivered_once_the_template_is_fixed
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert [d["status"] for d in json.loads(fixed.stdout)["deliveries"]] == ["delivered"]
     assert HEADLINE in next(p for p in edition_files(project) if p.suffix == ".txt").read_text()
+
+
+def test_a_subject_or_template_that_does_not_compile_is_a_config_error_before_any_edition(project: Project) -> None:
+    text = project.config.read_text(encoding="utf-8")
+    project.config.write_text(text.replace('name = "daily"', 'name = "daily"\nsubject = "{{ digest.name }: {{ edition.date }}"'), encoding="utf-8")
+    for command in (["check"], ["run"]):
+        result = project.cli(*command)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert result.stderr.startswith(f"digest: config error: {project.config}: digests[0] (daily): subject template '{{{{ digest.name }}: ")
+        assert len(result.stderr.splitlines()) == 1
+    assert edition_files(project) == []
+    theme = project.root / "theme"
+    theme.mkdir()
+    (theme / "digest.html").write_text("<p>{% for article in %}</p>\n")
+    project.config.write_text(text.replace('name = "daily"', 'name = "daily"\ntemplates = "../theme"'), encoding="utf-8")
+    result = project.cli("check")
+    assert result.returncode == 2 and "digests[0] (daily): template digest.html: " in result.stderr
+
+
+@pytest.mark.parametrize("waiting", ["preview", "run"])
+def test_a_run_writes_to_the_store_while_another_command_waits_on_a_slow_feed(project: Project, http_server: LocalServer, waiting: str) -> None:
+    """Neither a preview nor a run holds the store's write lock while it waits on the network
+    (a run commits its batch of writes first): a daemon's job (here a run) goes on meanwhile."""
+    asked, answer = threading.Event(), threading.Event()
+
+    def slow_feed(request: RequestHandler) -> None:
+        asked.set()
+        answer.wait(30)
+        request.respond(200, b"<rss version='2.0'><channel><title>Slow</title></channel></rss>", "application/rss+xml")
+
+    project.write_config(f"""
+        [store]
+        path = "../state/digest.sqlite3"
+
+        [fetch]
+        allow_private = true
+
+        [[sources]]
+        name = "seeds"
+        type = "files"
+        path = "../seeds"
+
+        [[sources]]
+        name = "slow"
+        type = "feed"
+        url = "{http_server.route('/slow.xml', slow_feed)}"
+
+        [[digests]]
+        name = "everything"
+        output_dir = "../out"
+
+        [[digests]]
+        name = "quick"
+        sources = ["seeds"]
+        output_dir = "../out"
+        """)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    environment.update(PYTHONPATH=str(REPO), DIGEST_NOW="2026-11-27T07:00:00+00:00")
+    slow = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(project.config), waiting, "--digest", "everything"],
+                            cwd=project.root, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert asked.wait(60), f"the {waiting} never polled the slow feed"
+        run = project.cli("run", "--digest", "quick", timeout=60)
+        assert run.returncode == 0, run.stderr
+        assert len(list((project.out / "quick").glob("*.html"))) == 1
+    finally:
+        answer.set()
+        shown, _ = slow.communicate(timeout=60)
+    assert slow.returncode == 0
+    assert HEADLINE in (shown if waiting == "preview" else next((project.out / "everything").glob("*.txt")).read_text())

@@ -55,6 +55,9 @@ def test_a_bad_reload_keeps_the_running_jobs_and_a_good_one_replaces_them(projec
     project.write_config(shipped.replace('"0 7 * * *"', '"0 7 * *"'))
     assert daemon.reload(project.config) is False
     assert scheduled(daemon) == before
+    project.write_config(shipped.replace('name = "daily"', 'name = "daily"\nsubject = "{{ digest.name"'))
+    assert daemon.reload(project.config) is False  # a subject line that does not compile
+    assert scheduled(daemon) == before
     project.write_config(shipped.replace('"0 7 * * *"', '"every 6h"').replace('"daily"', '"often"'))
     assert daemon.reload(project.config) is True
     jobs = scheduled(daemon)

@@ -71,12 +71,18 @@ def test_an_edition_and_its_outbox_rows_are_made_together(store: Store) -> None:
     assert store.edition(edition.id or 0).articles[0].title == "Title a"
 
 
-def test_a_dry_run_changes_nothing(store: Store) -> None:
-    with store.dry_run():
-        store.add_article(article("a"), SUMMARY, NOW)
-        with store.transaction():
-            assert store.create_edition("daily", ["news"], 50, NOW, []) is not None
-    assert store.article_count() == 0
+def test_a_copy_holds_the_store_and_changing_it_changes_nothing(store: Store, tmp_path: Path) -> None:
+    store.add_article(article("a"), SUMMARY, NOW)
+    store.copy_to(tmp_path / "copy.sqlite3")
+    copy = Store(tmp_path / "copy.sqlite3")
+    try:
+        assert copy.article_count() == 1
+        copy.add_article(article("b"), SUMMARY, NOW)
+        with copy.transaction():
+            assert copy.create_edition("daily", ["news"], 50, NOW, []) is not None
+    finally:
+        copy.close()
+    assert store.article_count() == 1
     assert store.edition_count("daily") == 0
 
 
@@ -147,3 +153,26 @@ def test_a_claimed_delivery_is_not_tried_twice_at_once(tmp_path: Path) -> None:
     assert store.claim_delivery(delivery.id, NOW + lease, lease)  # the holder is gone
     store.record_attempt(delivery.id, NOW + lease, "delivered")
     assert not store.claim_delivery(delivery.id, NOW + 2 * lease, lease)  # delivered: nothing to claim
+
+
+def test_a_write_batch_commits_when_told_or_full_and_a_failed_write_undoes_only_itself(tmp_path: Path) -> None:
+    path = tmp_path / "digest.sqlite3"
+    writer, reader = Store(path), Store(path)
+    try:
+        writes = writer.batch(max_writes=3, max_seconds=3600)
+        with writes.write():
+            writer.add_article(article("a"), SUMMARY, NOW)
+        with pytest.raises(RuntimeError):
+            with writes.write():
+                writer.add_article(article("lost"), SUMMARY, NOW)
+                raise RuntimeError("the summary was bad")
+        assert reader.article_count() == 0  # not committed yet: another process sees nothing
+        writes.commit()
+        assert reader.article_count() == 1
+        for name in ("b", "c", "d"):
+            with writes.write():
+                writer.add_article(article(name), SUMMARY, NOW)
+        assert reader.article_count() == 4  # the third write filled the batch and committed it
+    finally:
+        writer.close()
+        reader.close()

@@ -46,6 +46,7 @@ class Source(Protocol):
 
 # Source type -> (module, class). Only the module of a configured type is imported: a
 # files-only run never loads feedparser and the HTTP client (~20 MB, 0.15 s).
+NETWORK_SOURCES = ("feed", "page")  # the types that need the HTTP fetcher
 SOURCE_CLASSES: dict[str, tuple[str, str]] = {
     "files": ("digest.sources.files", "FilesSource"),
     "feed": ("digest.sources.feed", "FeedSource"),
