@@ -28,6 +28,7 @@ from digest.config import Config, DigestConfig, SourceConfig
 from digest.deliver import Deliverer, EmailDeliverer, FileDeliverer, duration_words, retry_delay
 from digest.errors import ConfigError, DeliveryError, DigestError, FetchError, PermanentDeliveryError, RenderError
 from digest.mail import new_message_id
+from digest.memory import fewer_malloc_arenas
 from digest.models import Article, Delivery, Edition, RunReport, SourceReport, Summary
 from digest.render import RenderedEdition, Renderer, renderer_for
 from digest.sources import NETWORK_SOURCES, PollContext, open_source
@@ -43,6 +44,9 @@ QUEUE_SIZE = 16  # articles in flight between the polling threads and the storin
 # sooner whenever the storing thread would wait (BENCHMARKS.md, "Writes").
 BATCH_WRITES = 100
 BATCH_SECONDS = 0.5
+# Sources parsing what they fetched and handing articles over at once (PollContext.working):
+# fetching runs [fetch] concurrency wide, but parsed feeds in memory stay this few.
+WORK_SLOTS = 8
 
 
 @dataclass(frozen=True)
@@ -125,8 +129,9 @@ class Pipeline:
         """Poll sources concurrently and store their articles as they come.
 
         Each source polls in a worker thread (at most `[fetch] concurrency` at a
-        time; the shared fetcher adds per-host limits); this thread alone touches
-        the store, summarising and storing each article as it arrives through a
+        time; the shared fetcher adds per-host limits), and at most WORK_SLOTS
+        of them parse what they fetched at once; this thread alone touches the
+        store, summarising and storing each article as it arrives through a
         small bounded queue, so memory stays flat however many sources there are.
         A source a server asked to wait (Retry-After) is skipped until then.
         """
@@ -139,11 +144,12 @@ class Pipeline:
                 continue
             contexts[source_config.name] = PollContext(now=now, first_poll=state.first_poll is None, memo=dict(state.memo))
         due = [s for s in source_configs if s.name in contexts]
+        work_slots = threading.BoundedSemaphore(WORK_SLOTS)
         with ExitStack() as stack:
             stack.callback(self.workers.close)
             fetcher = self.fetcher or stack.enter_context(_fetcher_for(self.config, due))
             for context in contexts.values():
-                context.fetcher = fetcher
+                context.fetcher, context.work_slots = fetcher, work_slots
             self._poll_due(due, contexts, reports, now)
         for report in reports.values():
             log.info("source %s polled: %d new%s", report.name, report.new_articles, f"; error: {report.error}" if report.error else "")
@@ -157,6 +163,7 @@ class Pipeline:
         events: queue.Queue[_Event] = queue.Queue(maxsize=QUEUE_SIZE)
         cancelled = threading.Event()
         workers = min(len(due), self.config.fetch.concurrency)
+        fewer_malloc_arenas()
         with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
             for source_config in due:
                 pool.submit(_produce, source_config, contexts[source_config.name], events, cancelled)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -165,6 +166,22 @@ def test_teaser_gets_the_linked_pages_full_text(http_server: LocalServer, fetche
     # the feed gave no title, author, date or language: the page's are used
     assert (article.title, article.author, article.language) == ("Bridge to be rebuilt", "Page Author", "nl")
     assert article.published == datetime(2026, 11, 26, tzinfo=timezone.utc)
+
+
+def test_a_feed_extracts_its_teaser_pages_in_its_own_work_slot(http_server: LocalServer, fetcher: Fetcher) -> None:
+    """A run parses only a few fetched feeds at once (flat memory); a feed holding a slot must not
+    wait for a second one to extract its linked pages."""
+    http_server.serve("/story", page_html("Bridge to be rebuilt", "The council voted on Tuesday to rebuild the old bridge.\n\n" + LONG))
+    url = http_server.serve("/rss", rss([{"guid": "s1", "link": http_server.url("/story"), "description": "The council voted… Read more"}]))
+    slots = threading.BoundedSemaphore(1)
+    context = PollContext(now=NOW, first_poll=False, memo={}, fetcher=fetcher, work_slots=slots)
+    found: list[Article] = []
+    polling = threading.Thread(target=lambda: found.extend(feed_source(url).poll(context)), daemon=True)
+    polling.start()
+    polling.join(timeout=20)
+    assert not polling.is_alive(), "the feed waited for a second work slot"
+    assert [a.title for a in found] == ["Bridge to be rebuilt"] and "Sentence number 39" in found[0].body
+    assert slots.acquire(blocking=False)  # and it gave its slot back
 
 
 def test_full_text_never_and_always(http_server: LocalServer, fetcher: Fetcher) -> None:

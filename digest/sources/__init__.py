@@ -9,7 +9,9 @@ never stops the others.
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -17,21 +19,44 @@ from typing import Any, Protocol
 from digest.errors import SourceError
 from digest.models import Article
 
+_holding = threading.local()  # whether this thread holds a work slot (slots are re-entrant per thread)
+
 
 @dataclass
 class PollContext:
-    """What a source may use while polling: the time, its memo and a fetcher.
+    """What a source may use while polling: the time, its memo, a fetcher and work slots.
 
     `memo` is a per-source dict of strings kept in the store between polls
     (ETag, Last-Modified, a page's text hash); a source may change it and the
     pipeline saves it after a successful poll. `fetcher` is the shared HTTP
-    fetcher (None for sources that never touch the network).
+    fetcher (None for sources that never touch the network). `work_slots` is
+    shared by a run's sources: see `working`.
     """
 
     now: datetime
     first_poll: bool
     memo: dict[str, str] = field(default_factory=dict)
     fetcher: Any = None
+    work_slots: threading.Semaphore | None = None
+
+    @contextmanager
+    def working(self) -> Iterator[None]:
+        """Hold one of the run's work slots while turning a fetched document into articles.
+
+        Hundreds of sources are fetched at once, but only a few at a time are
+        parsed and hand their articles over: a parsed feed takes several times
+        its size, and the articles wait for the summariser. Re-entrant within a
+        thread (a feed's teaser pages are extracted in its own slot).
+        """
+        if self.work_slots is None or getattr(_holding, "slot", False):
+            yield
+            return
+        with self.work_slots:
+            _holding.slot = True
+            try:
+                yield
+            finally:
+                _holding.slot = False
 
 
 class Source(Protocol):

@@ -55,6 +55,7 @@ def fetch_page(context: PollContext, url: str, *, conditional: bool = False) -> 
     if response.not_modified:
         return response, None
     try:
-        return response, from_html(response.body, response.url, fallback_title="")
+        with context.working():
+            return response, from_html(response.body, response.url, fallback_title="")
     except ExtractError as error:
         raise ExtractError(f"{response.url}: {error}") from None
