@@ -15,7 +15,7 @@ from digest.errors import ExtractError
 from digest.fetch import Fetcher
 from digest.models import Article
 from digest.sources import PollContext
-from digest.sources.feed import FeedSource, is_teaser, parse_feed
+from digest.sources.feed import FeedSource, feed_items, is_teaser, parse_feed
 from digest.sources.web import canonical_link
 from conftest import Project
 from tests.httpserver import LocalServer, billion_laughs, endless, gzip_bomb, hang, redirect, short_body, status, trickle
@@ -399,3 +399,20 @@ def test_teaser_feed_gives_summaries_of_the_linked_pages(project: Project, http_
     used = [s for s in page_sentences if s in summary]
     assert len(used) >= 2, summary  # the summary is drawn from the page's full text, not the one-line teaser
     assert "big plans" not in summary
+
+
+def test_an_entry_is_known_by_the_same_identity_before_and_after_it_is_read() -> None:
+    """Polls skip the entries they saw by the identity known before reading (the costly part):
+    it must be the one the read entry has: GUID, else canonical link, else a hash of its text."""
+    items = [{"title": "With a GUID", "guid": "urn:1", "description": LONG},
+             {"title": "With a link", "link": "http://example.org/story?utm_source=feed", "description": LONG},
+             {"title": "With neither", "description": LONG}]
+    body = rss(items).encode()
+    before = [item.identity for item in feed_items(body, "http://example.org/rss")]
+    after = [entry.identity for entry in parse_feed(body, "http://example.org/rss")]
+    assert before == after and before[:2] == ["urn:1", "http://example.org/story"] and before[2].startswith("sha256:")
+    json_feed = json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": [
+        {"id": 7, "content_text": LONG}, {"url": "http://example.org/j?utm_medium=x", "content_text": LONG}, {"content_text": LONG}]}).encode()
+    before = [item.identity for item in feed_items(json_feed, "http://example.org/feed.json")]
+    assert before == [entry.identity for entry in parse_feed(json_feed, "http://example.org/feed.json")]
+    assert before[:2] == ["7", "http://example.org/j"] and before[2].startswith("sha256:")

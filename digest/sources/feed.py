@@ -14,8 +14,9 @@ import json
 import logging
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from datetime import datetime, timezone
 from typing import Any
 
@@ -79,15 +80,15 @@ class FeedSource:
 
     def _articles(self, context: PollContext, response: Response, body: bytes) -> Iterator[Article]:
         """The new entries of a fetched feed as articles; notes them all in the memo."""
-        entries = parse_feed(body, response.url, response.content_type)
         previously = set(context.memo.get("entries", "").split())
         current: list[str] = []
         failures = 0
-        for entry in entries:
-            key = _short_hash(entry.identity)
+        for item in feed_items(body, response.url, response.content_type):
+            key = _short_hash(item.identity)
             current.append(key)
-            if key in previously:
+            if key in previously:  # most entries of a daily poll: their text is never read
                 continue
+            entry = item.read()
             backfilled = _is_backfill(entry, context, self.config)
             article = _article(self.name, entry, backfilled)
             if not backfilled and failures < MAX_FULL_TEXT_FAILURES and self._wants_full_text(entry):
@@ -111,8 +112,22 @@ def is_teaser(text: str) -> bool:
     return len(text.split()) < TEASER_WORDS or bool(_CUT.search(text[-60:]))
 
 
+@dataclass(frozen=True)
+class FeedItem:
+    """An entry before its text is read: what identifies it, and how to read it whole."""
+
+    identity: str
+    read: Callable[[], FeedEntry]
+
+
 def parse_feed(body: bytes, url: str, content_type: str = "") -> Iterator[FeedEntry]:
     """Entries of an RSS, Atom or JSON feed given as bytes; ExtractError if it is none."""
+    return (item.read() for item in feed_items(body, url, content_type))
+
+
+def feed_items(body: bytes, url: str, content_type: str = "") -> Iterator[FeedItem]:
+    """The entries of a feed, each known by its identity before its HTML is turned into text
+    (the costly part, skipped for the entries a poll has seen before); ExtractError if none."""
     if _looks_like_json(body, content_type):
         return _json_entries(body, url)
     _check_entities(body, url)
@@ -129,16 +144,27 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> Iterator[FeedEn
         detail = f" ({' '.join(str(problem).split())})" if problem else ""
         raise ExtractError(f"{url}: not an RSS, Atom or JSON feed{detail}")
     feed_language = parsed.feed.get("language") or None
-    return (_xml_entry(entry, url, feed_language) for entry in parsed.entries)
+    return (_item(entry.get("id"), lambda: canonical_link(entry.get("link"), url), partial(_xml_entry, entry, url, feed_language))
+            for entry in parsed.entries)
 
 
 def _identity(given: str | None, link: str | None, title: str, text: str) -> str:
-    """GUID/id, else canonical link, else a hash of title and text."""
+    """GUID/id, else canonical link, else a hash of title and text (as `_item` finds it too)."""
     if given and given.strip():
         return given.strip()
     if link:
         return link
     return "sha256:" + hashlib.sha256(f"{title}\n{text}".encode("utf-8", "replace")).hexdigest()
+
+
+def _item(given: str | None, link: Callable[[], str | None], read: Callable[[], FeedEntry]) -> FeedItem:
+    """A FeedItem whose identity is that of `_identity`: the GUID/id, else the link; only an entry
+    with neither is read at once, for the hash of its title and text."""
+    identity = given.strip() if given and given.strip() else link()
+    if identity:
+        return FeedItem(identity, read)
+    entry = read()
+    return FeedItem(entry.identity, lambda: entry)
 
 
 def _xml_entry(entry: Any, base: str, feed_language: str | None) -> FeedEntry:
@@ -166,7 +192,7 @@ def _looks_like_json(body: bytes, content_type: str) -> bool:
     return "json" in content_type.lower() or body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
 
 
-def _json_entries(body: bytes, url: str) -> Iterator[FeedEntry]:
+def _json_entries(body: bytes, url: str) -> Iterator[FeedItem]:
     """JSON Feed 1.0/1.1 items (feedparser does not read JSON Feed)."""
     try:
         feed = json.loads(body.decode("utf-8-sig"))
@@ -175,7 +201,18 @@ def _json_entries(body: bytes, url: str) -> Iterator[FeedEntry]:
     if not isinstance(feed, dict) or not str(feed.get("version", "")).startswith("https://jsonfeed.org/version/") or not isinstance(feed.get("items"), list):
         raise ExtractError(f"{url}: JSON, but not a JSON Feed (no jsonfeed.org version and items)")
     language = feed.get("language") if isinstance(feed.get("language"), str) else None
-    return (_json_item(item, url, language) for item in feed["items"] if isinstance(item, dict))
+    return (_item(_json_id(item), partial(_json_link, item, url), partial(_json_item, item, url, language))
+            for item in feed["items"] if isinstance(item, dict))
+
+
+def _json_id(item: dict[str, Any]) -> str | None:
+    item_id = item.get("id")
+    return str(item_id) if item_id not in (None, "") else None
+
+
+def _json_link(item: dict[str, Any], base: str) -> str | None:
+    url, external = item.get("url"), item.get("external_url")
+    return canonical_link((url if isinstance(url, str) else "") or (external if isinstance(external, str) else ""), base)
 
 
 def _json_item(item: dict[str, Any], base: str, feed_language: str | None) -> FeedEntry:
@@ -183,15 +220,14 @@ def _json_item(item: dict[str, Any], base: str, feed_language: str | None) -> Fe
         value = item.get(key)
         return value if isinstance(value, str) else ""
 
-    link = canonical_link(text_of("url") or text_of("external_url"), base)
+    link = _json_link(item, base)
     text = html_to_text(text_of("content_html")) if text_of("content_html") else text_of("content_text").strip()
     text = text or html_to_text(text_of("summary"))
     title = clean_title(text_of("title"))
     authors = item.get("authors") if isinstance(item.get("authors"), list) else [item.get("author")]
     names = [a["name"] for a in authors if isinstance(a, dict) and isinstance(a.get("name"), str)]
-    item_id = item.get("id")
     return FeedEntry(
-        identity=_identity(str(item_id) if item_id not in (None, "") else None, link, title, text),
+        identity=_identity(_json_id(item), link, title, text),
         title=title,
         text=text,
         link=link,
