@@ -4,9 +4,10 @@
 Each stage is handed only its own config section. Sources are polled
 concurrently in worker threads; this thread takes each article as it arrives,
 has it summarised on worker processes (digest.workers: one per core but one,
-a bounded number in flight, results in arrival order) and stores it in its own
-small transaction, so memory stays flat; an edition and its outbox rows are
-created in one transaction.
+a bounded number in flight, results in arrival order) and stores it, a batch
+of articles to a transaction that is committed before this thread waits, so
+memory stays flat; an edition and its outbox rows are created in one
+transaction.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 DELIVERY_LEASE = timedelta(minutes=10)
 QUEUE_SIZE = 16  # articles in flight between the polling threads and the storing one
 # Writes per transaction at most, and seconds a transaction may stay open; it is committed
-# sooner whenever the storing thread would wait (BENCHMARKS.md, "Writes").
+# sooner whenever the storing thread would wait (BENCHMARKS.md, "What makes it fast").
 BATCH_WRITES = 100
 BATCH_SECONDS = 0.5
 # Sources parsing what they fetched and handing articles over at once (PollContext.working):
@@ -115,7 +116,6 @@ class Pipeline:
     # daemon never holds the summariser's ~100 MB of libraries and models between jobs.
     one_shot: bool = False
     workers: Workers[_Event, Summary] = field(init=False)
-    _writes: WriteBatch | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         small_run = SMALL_RUN if self.one_shot else 0
@@ -167,25 +167,23 @@ class Pipeline:
         with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
             for source_config in due:
                 pool.submit(_produce, source_config, contexts[source_config.name], events, cancelled)
-            self._writes = self.store.batch(BATCH_WRITES, BATCH_SECONDS)
+            writes = self.store.batch(BATCH_WRITES, BATCH_SECONDS)
             try:
-                self._consume(events, len(due), reports, contexts, now)
+                self._consume(events, len(due), reports, contexts, now, writes)
             finally:
                 cancelled.set()  # a worker still producing (after a store error) stops
-                self._writes.commit()  # what was stored stays stored, even when stopped midway
-                self._writes = None
+                writes.commit()  # what was stored stays stored, even when stopped midway
 
     def _consume(self, events: queue.Queue[_Event], sources: int, reports: dict[str, SourceReport],
-                 contexts: dict[str, PollContext], now: datetime) -> None:
+                 contexts: dict[str, PollContext], now: datetime, writes: WriteBatch) -> None:
         """Summarise new articles on the worker processes and store them in the order they came;
         record each source's poll when it ends, after its articles."""
-        assert self._writes is not None
-        writes = self._writes
-        for event, outcome in self.workers.map(self._arrivals(events, sources, reports), self._summary_job, writes.commit):
+        arrivals = self._arrivals(events, sources, reports, writes)
+        for event, outcome in self.workers.map(arrivals, self._summary_job, writes.commit):
             report = reports[event.source]
             if event.article is not None:
                 if not report.error:  # a source whose article failed is retried whole next time
-                    self._store_article(event.article, outcome, report, now)
+                    self._store_article(event.article, outcome, report, now, writes)
                 continue
             report.error = report.error or event.error
             not_before = now + timedelta(seconds=event.retry_after) if event.retry_after else None
@@ -194,11 +192,12 @@ class Pipeline:
             if not_before:
                 report.waiting_until = not_before.isoformat()
 
-    def _arrivals(self, events: queue.Queue[_Event], sources: int, reports: dict[str, SourceReport]) -> Iterator[_Event]:
+    def _arrivals(self, events: queue.Queue[_Event], sources: int, reports: dict[str, SourceReport],
+                  writes: WriteBatch) -> Iterator[_Event]:
         """The polling threads' events until every source ended, less the articles already stored."""
         while sources:
-            if events.empty() and self._writes is not None:
-                self._writes.commit()  # about to wait for the sources: hold no lock meanwhile
+            if events.empty():
+                writes.commit()  # about to wait for the sources: hold no lock meanwhile
             event = events.get()
             if event.article is None:
                 sources -= 1
@@ -220,7 +219,8 @@ class Pipeline:
             language = resolve_language(article.body, self.config.summary.language, article.language)
         return (article.body, self.config.summary, article.title, language)
 
-    def _store_article(self, article: Article, summary: Outcome, report: SourceReport, now: datetime) -> None:
+    def _store_article(self, article: Article, summary: Outcome, report: SourceReport, now: datetime,
+                       writes: WriteBatch) -> None:
         if isinstance(summary, DigestError):
             report.error = str(summary)
             return
@@ -231,8 +231,7 @@ class Pipeline:
         if self.store.is_known(article):  # a copy was stored while this one was being summarised
             report.seen += 1
             return
-        assert self._writes is not None
-        with self._writes.write():
+        with writes.write():
             stored = self.store.add_article(article, summary, now)
         if stored is not None:
             report.new_articles += 1

@@ -16,8 +16,8 @@ import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from functools import partial
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 import feedparser
