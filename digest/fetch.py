@@ -46,6 +46,7 @@ import httpx
 
 from digest.config import FetchConfig
 from digest.errors import FetchError
+from digest.sanitise import host_name_problem
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,10 @@ class AddressGuard:
             infos = _lookup(host.strip("[]"), port, timeout)
         except socket.gaierror as error:
             raise httpcore.ConnectError(f"cannot resolve {host}: {error.strerror}") from None
+        except UnicodeError:  # the IDNA codec: a label over 63 characters, an empty label
+            raise httpcore.ConnectError(f"cannot resolve {host}: not a valid host name") from None
+        if not infos:
+            raise httpcore.ConnectError(f"cannot resolve {host}: no addresses")
         allowed: list[str] = []
         reasons: list[str] = []
         for info in infos:
@@ -138,14 +143,14 @@ def _lookup(host: str, port: int, timeout: float | None) -> list[Any]:
     except ValueError:
         pass
     answer: list[Any] = []
-    failure: list[OSError] = []
+    failure: list[OSError | UnicodeError] = []
     done = threading.Event()
 
     def look_up() -> None:
         try:
             with _lookups:
                 answer.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-        except OSError as error:
+        except (OSError, UnicodeError) as error:
             failure.append(error)
         finally:
             done.set()
@@ -504,6 +509,9 @@ def _check_url(url: str) -> str:
         raise FetchError(f"{url}: only http and https URLs are fetched")
     if not parts.hostname:
         raise FetchError(f"{url}: URL has no host")
+    problem = host_name_problem(parts.hostname)
+    if problem:
+        raise FetchError(f"{url}: not a valid host name ({problem})")
     return f"{scheme}://{parts.hostname.lower()}:{port or (443 if scheme == 'https' else 80)}"
 
 

@@ -5,7 +5,7 @@
   paragraph breaks). No feed HTML reaches a digest: templates show this text,
   autoescaped.
 - `clean_title` / `clean_url`: one-line titles without control characters, and
-  http(s) links only.
+  http(s) links only, to host names that can be looked up.
 """
 
 from __future__ import annotations
@@ -40,9 +40,28 @@ def clean_url(url: str | None, base: str | None = None) -> str | None:
         parts = urlsplit(url)
     except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 bracket)
         return None
-    if parts.scheme.lower() not in _SAFE_SCHEMES or not parts.netloc:
+    if parts.scheme.lower() not in _SAFE_SCHEMES or not parts.netloc or not parts.hostname:
+        return None
+    if host_name_problem(parts.hostname):
         return None
     return url
+
+
+def host_name_problem(host: str) -> str | None:
+    """Why `host` cannot be looked up (a label over 63 characters or empty, a name over 253), or None.
+
+    Name lookup's IDNA codec raises UnicodeError on these; naming the problem first keeps one
+    bad link to one line."""
+    name = host.rstrip(".")
+    if any(not 1 <= len(label) <= 63 for label in name.split(".")):
+        return "a label is empty or longer than 63 characters"
+    try:
+        ascii_name = name.encode("idna")
+    except UnicodeError:
+        return "not a valid internationalised name"
+    if len(ascii_name) > 253:
+        return "longer than 253 characters"
+    return None
 
 
 class _TextCollector(HTMLParser):

@@ -416,3 +416,28 @@ def test_an_entry_is_known_by_the_same_identity_before_and_after_it_is_read() ->
     before = [item.identity for item in feed_items(json_feed, "http://example.org/feed.json")]
     assert before == [entry.identity for entry in parse_feed(json_feed, "http://example.org/feed.json")]
     assert before[:2] == ["7", "http://example.org/j"] and before[2].startswith("sha256:")
+
+
+def test_a_host_label_over_63_characters_costs_only_its_own_link(project: Project, http_server: LocalServer) -> None:
+    """Issue 11 item 4: a 70-character host label in an entry's link, a teaser's page link and a redirect
+    Location is one line each; the entries after the bad one are stored, on every poll."""
+    bad_host = "a" * 70 + ".example"
+    published = format_datetime(E2E_NOW - timedelta(hours=1))
+    feed = http_server.serve("/feed", rss([
+        {"title": "Teaser with an impossible link", "guid": "bad", "link": f"http://{bad_host}/story",
+         "pubDate": published, "description": "A short teaser… Read more"},
+        {"title": "Harbour ferry timetable doubles", "guid": "good", "link": "http://example.org/ferry",
+         "pubDate": published, "description": " ".join(GOOD_SENTENCES * 6)},
+    ]))
+    moved = http_server.route("/moved", redirect(f"http://{bad_host}/feed"))
+    e2e_config(project, {"news": feed, "moved": moved})
+    result = project.cli("run", "--json")
+    assert result.returncode == 1, result.stderr
+    report = {s["name"]: s for s in json.loads(result.stdout)["sources"]}
+    assert report["news"]["error"] == "" and report["news"]["new_articles"] == 2
+    assert report["moved"]["error"] == (f"http://{bad_host}/feed: not a valid host name "
+                                        "(a label is empty or longer than 63 characters)")
+    assert "Traceback" not in result.stderr and "IndexError" not in result.stderr
+    text = digest_text(project, ".html")
+    assert "Harbour ferry timetable doubles" in text and "Teaser with an impossible link" in text
+    assert bad_host not in text  # the link that cannot be looked up is dropped, the entry kept
