@@ -217,6 +217,7 @@ class FetchConfig:
     timeout: Duration = Duration(seconds=20)
     max_bytes: int = 15 * 1024 * 1024
     allow_private: bool = False
+    allow_link_local: bool = False  # 169.254.0.0/16 and fe80::/10 (cloud metadata); allow_private does not open them
     user_agent: str = f"digest/{__version__} (+{PROJECT_URL})"
     per_host_delay: Duration = Duration(seconds=1)
     per_host_concurrency: int = 2

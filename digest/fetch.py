@@ -83,27 +83,42 @@ class _Refused(Exception):
 class AddressGuard:
     """Decides which resolved addresses may be connected to.
 
-    Loopback, private, link-local, unspecified, multicast, reserved and other
-    non-global addresses are refused unless `allow_private`. `exempt` lists
-    networks allowed anyway; it is a programmatic hook (not a config key), used
-    by tests to serve a first hop from 127.0.0.2 while the rest of loopback
-    stays refused.
+    Loopback, private, site-local, unspecified, multicast, reserved and other
+    non-global addresses are refused unless `allow_private`; link-local ones
+    (169.254.0.0/16, fe80::/10: cloud metadata services live there) unless
+    `allow_link_local`, which `allow_private` does not imply. An IPv6 address
+    that carries an IPv4 one (mapped, 6to4 2002::/16, Teredo 2001::/32) is
+    judged by the IPv4 address too. `exempt` lists networks allowed anyway; it
+    is a programmatic hook (not a config key), used by tests to serve a first
+    hop from 127.0.0.2 while the rest of loopback stays refused.
     """
 
     allow_private: bool = False
     exempt: tuple[IPNetwork, ...] = ()
+    allow_link_local: bool = False
 
     def refusal(self, address: IPAddress) -> str | None:
-        """Why `address` may not be used, or None when it may."""
-        if self.allow_private or any(address in network for network in self.exempt):
+        """Why `address` may not be used (with the setting that would allow it), or None when it may."""
+        if any(address in network for network in self.exempt):
             return None
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            return self.refusal(address.ipv4_mapped)
-        for kind in ("loopback", "unspecified", "link_local", "multicast", "private", "reserved"):
-            if getattr(address, f"is_{kind}"):
-                return f"{address} is a {kind.replace('_', '-')} address"
+        if isinstance(address, ipaddress.IPv6Address):
+            if address.ipv4_mapped is not None:
+                return self.refusal(address.ipv4_mapped)
+            carried = [("6to4", address.sixtofour)] + [("Teredo", ipv4) for ipv4 in address.teredo or ()]
+            for kind, ipv4 in carried:
+                reason = self.refusal(ipv4) if ipv4 is not None else None
+                if reason is not None:
+                    return f"{address} is a {kind} address for {ipv4}; {reason}"
+        if address.is_link_local:
+            return None if self.allow_link_local else f"{address} is a link-local address (set [fetch] allow_link_local = true to allow)"
+        if self.allow_private:
+            return None
+        hint = " (set [fetch] allow_private = true to allow)"
+        for kind in ("loopback", "unspecified", "multicast", "private", "site_local", "reserved"):
+            if getattr(address, f"is_{kind}", False):
+                return f"{address} is a {kind.replace('_', '-')} address{hint}"
         if not address.is_global:
-            return f"{address} is not a public address"
+            return f"{address} is not a public address{hint}"
         return None
 
     def resolve(self, host: str, port: int, timeout: float | None = None) -> list[str]:
@@ -126,8 +141,7 @@ class AddressGuard:
             else:
                 reasons.append(reason)
         if not allowed:
-            hint = "" if self.allow_private else " (set [fetch] allow_private = true to allow)"
-            raise _Refused(f"{reasons[0]}{hint}")
+            raise _Refused(reasons[0])
         return list(dict.fromkeys(allowed))
 
 
@@ -371,7 +385,7 @@ class Fetcher:
 
     def __init__(self, config: FetchConfig, guard: AddressGuard | None = None) -> None:
         self.config = config
-        self.guard = guard or AddressGuard(allow_private=config.allow_private)
+        self.guard = guard or AddressGuard(allow_private=config.allow_private, allow_link_local=config.allow_link_local)
         self._timeout = config.timeout.total_seconds()
         self.concurrency = usable_concurrency(config)
         self._overall = threading.BoundedSemaphore(self.concurrency)

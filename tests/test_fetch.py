@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import pathlib
 import socket
@@ -20,6 +21,7 @@ import pytest
 from digest.config import Duration, FetchConfig
 from digest.errors import FetchError
 from digest.fetch import AddressGuard, Fetcher
+from conftest import Project
 from tests.httpserver import LocalServer, RequestHandler, endless, gzip_bomb, hang, redirect, short_body, status, trickle, trickle_headers
 
 DEADLINE = 1.0
@@ -318,3 +320,53 @@ def test_a_name_lookup_that_never_answers_ends_at_the_deadline(monkeypatch: pyte
     finally:
         release.set()
     assert message == f"http://feeds.silent.test/rss: no complete response within {DEADLINE:g}s"
+
+
+def test_ssrf_tunnelled_site_local_and_link_local_addresses_are_refused(http_server: LocalServer) -> None:
+    """Issue 11 item 18: 6to4 and Teredo addresses carrying a private or loopback IPv4, and site-local
+    fec0::/10, are refused before any connection; allow_private (as the tests run with) keeps link-local
+    169.254.0.0/16 and fe80::/10 refused: only allow_link_local opens them."""
+    teredo_loopback = "2001:0:4136:e378:8000:63bf:80ff:fffe"  # client 127.0.0.1, as Teredo stores it (inverted)
+    with make_fetcher(allow_private=False) as fetcher:
+        for target, words in (("http://[2002:7f00:1::1]/", "6to4 address for 127.0.0.1; 127.0.0.1 is a loopback address"),
+                              ("http://[2002:c0a8:101::1]/", "6to4 address for 192.168.1.1; 192.168.1.1 is a private address"),
+                              (f"http://[{teredo_loopback}]/", "Teredo address for 127.0.0.1; 127.0.0.1 is a loopback address"),
+                              ("http://[fec0::1]/", "fec0::1 is a site-local address")):
+            with pytest.raises(FetchError, match=r"refused: .*" + words.replace(".", r"\.")):
+                fetcher.fetch(target)
+    with make_fetcher(allow_private=True) as fetcher:
+        assert fetcher.fetch(http_server.serve("/ok", "loopback is fine")).body == b"loopback is fine"
+        for target in ("http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/", "http://[::ffff:169.254.169.254]/",
+                       "http://[2002:a9fe:a9fe::1]/"):
+            with pytest.raises(FetchError, match=r"link-local address \(set \[fetch\] allow_link_local = true to allow\)"):
+                fetcher.fetch(target)
+    guard = AddressGuard(allow_link_local=True)
+    assert guard.refusal(ipaddress.ip_address("169.254.169.254")) is None
+    assert "loopback" in (guard.refusal(ipaddress.ip_address("127.0.0.1")) or "")
+    assert http_server.requests_to("/ok") and len(http_server.requests) == 1
+
+
+def test_allow_link_local_is_a_config_key_that_opens_only_link_local(project: Project) -> None:
+    """Issue 11 item 18, through the real CLI: with allow_private = true a feed at the cloud metadata address
+    fails in one line naming allow_link_local, and no request leaves."""
+    project.write_config("""
+        [fetch]
+        allow_private = true
+        timeout = "2s"
+
+        [[sources]]
+        name = "metadata"
+        type = "feed"
+        url = "http://169.254.169.254/latest/meta-data/"
+
+        [[digests]]
+        name = "daily"
+        output_dir = "../out"
+        """)
+    result = project.cli("run", "--json")
+    assert result.returncode == 1, result.stderr
+    error = json.loads(result.stdout)["sources"][0]["error"]
+    assert error == ("http://169.254.169.254/latest/meta-data/: refused: 169.254.169.254 is a link-local address "
+                     "(set [fetch] allow_link_local = true to allow)")
+    project.write_config(project.config.read_text().replace("allow_private = true", "allow_private = true\nallow_link_local = true"))
+    assert project.cli("check").returncode == 0
