@@ -441,3 +441,17 @@ def test_a_host_label_over_63_characters_costs_only_its_own_link(project: Projec
     text = digest_text(project, ".html")
     assert "Harbour ferry timetable doubles" in text and "Teaser with an impossible link" in text
     assert bad_host not in text  # the link that cannot be looked up is dropped, the entry kept
+
+
+def test_entity_references_before_a_cdata_section_are_counted() -> None:
+    """Issue 11 item 19: a CDATA section's closing `]]>` came after the DTD's `]>`, so references placed
+    before it went uncounted; 2,000 references to a 1 kB entity (2 MB) must be refused by our guard."""
+    declared = '<!DOCTYPE rss [<!ENTITY kb "' + "x" * 1000 + '">]>'
+    references = "&kb;" * 2000
+    body = (f'<?xml version="1.0"?>{declared}<rss version="2.0"><channel><title>T</title>'
+            f'<item><guid>a</guid><title>{references}</title><description><![CDATA[<p>fine</p>]]></description></item>'
+            '</channel></rss>')
+    with pytest.raises(ExtractError, match=r"refused: XML entities would expand the document past 1048576 bytes"):
+        list(parse_feed(body.encode(), "http://example.org/f"))
+    small = body.replace(references, "&kb;" * 20)  # 20 kB of expansion is an ordinary feed
+    assert [len(e.title) for e in parse_feed(small.encode(), "http://example.org/f")] == [20000]

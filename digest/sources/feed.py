@@ -291,10 +291,12 @@ def _check_entities(body: bytes, url: str) -> None:
         return sizes[name]
 
     added = 0
-    end_of_dtd = body.rfind(b"]>")
-    document = body[end_of_dtd:] if end_of_dtd >= 0 else body
+    declarations = b"".join(match.group(0) for match in _ENTITY_DECL.finditer(body))
     for name in values:
-        added += size(name, ()) * document.count(b"&" + name + b";")
+        # Everywhere but the declarations: in elements, attributes and CDATA sections alike (one
+        # in CDATA is not expanded; counting it errs on the side of refusing), wherever the DTD ends.
+        reference = b"&" + name + b";"
+        added += size(name, ()) * (body.count(reference) - declarations.count(reference))
         if added > _ENTITY_BUDGET:
             raise ExtractError(f"{url}: refused: XML entities would expand the document past {_ENTITY_BUDGET} bytes (a possible XML bomb)")
 
