@@ -284,10 +284,19 @@ class Store:
     # Articles
 
     def is_known(self, article: Article) -> bool:
-        """True when this version of the article, or the same text, is stored already."""
+        """True when this version of the article, or a true copy of it, is stored already.
+
+        A true copy is in the same source with the same title, link and text (a feed that
+        republished an entry under a new GUID, a file copied under another name). Entries
+        that merely share their text (twenty posts saying "Photo") are distinct, and an
+        article of another source never hides this one: folding copies across sources is
+        grouping's job, so every digest drawing on this source still gets it.
+        """
         row = self.db.execute(
-            "SELECT 1 FROM articles WHERE (source = ? AND identity = ? AND version = ?) OR content_hash = ? LIMIT 1",
-            (article.source, article.identity, article.version, content_hash(article.body)),
+            "SELECT 1 FROM articles WHERE (source = ? AND identity = ? AND version = ?) "
+            "OR (content_hash = ? AND source = ? AND title = ? AND url IS ?) LIMIT 1",
+            (article.source, article.identity, article.version, content_hash(article.body), article.source,
+             article.title, article.url),
         ).fetchone()
         return row is not None
 

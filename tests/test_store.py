@@ -32,7 +32,10 @@ def test_an_article_is_stored_once_by_identity_and_once_by_text(store: Store) ->
     first = article("a", "The same story, told once.")
     assert store.add_article(first, SUMMARY, NOW) is not None
     assert store.is_known(first)
-    assert store.is_known(article("other-url", "the same  STORY told once"))  # same normalised text elsewhere
+    copy = Article(source="news", identity="new-guid", title="Title a", body="the same  STORY told once", version="1")
+    assert store.is_known(copy)  # a true copy: same source, title and link, same normalised text
+    assert not store.is_known(article("other-guid", "The same story, told once."))  # another entry that says the same
+    assert not store.is_known(Article(**{**vars(copy), "source": "elsewhere"}))  # another source's copy: grouping's job
     assert not store.is_known(article("a", "An updated story with new facts.", version="2"))
     assert store.add_article(first, SUMMARY, NOW) is None
     assert store.article_count() == 1

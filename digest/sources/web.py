@@ -33,7 +33,8 @@ def remember_validators(context: PollContext, response: Response) -> None:
 
 
 def canonical_link(link: str | None, base: str | None = None) -> str | None:
-    """An http(s) link without fragment and tracking parameters (utm_* and the like)."""
+    """An http(s) link without tracking parameters (utm_* and the like), its `#fragment` kept:
+    entries that differ only by it (a comments feed's `#comment-N`) are different entries."""
     url = clean_url(link, base)
     if url is None:
         return None
@@ -43,7 +44,7 @@ def canonical_link(link: str | None, base: str | None = None) -> str | None:
     for scheme, port in (("http", ":80"), ("https", ":443")):
         if parts.scheme.lower() == scheme and netloc.endswith(port):
             netloc = netloc[: -len(port)]
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", urlencode(query), ""))
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", urlencode(query), parts.fragment))
 
 
 def fetch_page(context: PollContext, url: str, *, conditional: bool = False) -> tuple[Response, Extracted | None]:
