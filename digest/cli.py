@@ -577,3 +577,151 @@ def export_sources(context: click.Context) -> None:
 
     config = load_config(context)
     click.echo(opml.export_opml([s for s in config.sources if isinstance(s, FeedSourceConfig)], now()), nl=False)
+
+
+@main.group()
+def subscribers() -> None:
+    """Readers of a digest with their own time, time zone and include/exclude words."""
+
+
+def _subscriber_digest(config: Any, name: str | None) -> Any:
+    """The digest named by --digest; the only one when the config has one."""
+    if name is None:
+        if len(config.digests) != 1:
+            fail(EXIT_USAGE, "--digest NAME: say which digest (the config has "
+                 f"{len(config.digests)}: {', '.join(d.name for d in config.digests) or 'none'})")
+        return config.digests[0]
+    return guarded(lambda: config.digest(name))
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--digest", "digest_name", metavar="NAME", help="The digest to subscribe to [default: the only one].")
+@click.option("--timezone", metavar="TZ", help="The reader's time zone, e.g. Europe/London [default: the digest's].")
+@click.option("--at", metavar="HH:MM", help="Local time of their daily mail [default: the digest's time, else 07:00].")
+@click.option("--include", multiple=True, metavar="WORDS", help="Only articles mentioning one of these (comma-separated).")
+@click.option("--exclude", multiple=True, metavar="WORDS", help="Never articles mentioning one of these (comma-separated).")
+@click.pass_context
+def subscribers_add(context: click.Context, email: str, digest_name: str | None, timezone: str | None, at: str | None,
+                    include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+    """Subscribe EMAIL (`addr` or "Name <addr>") to a digest, or change their settings.
+
+    \b
+    Examples:
+      digest subscribers add ann@example.com --digest daily --timezone Asia/Tokyo --at 07:00
+      digest subscribers add "Bob <bob@example.net>" --exclude football,cricket
+    """
+    _subscriber_command(context, email, digest_name, timezone, at, include, exclude, confirmed=True)
+
+
+def _subscriber_command(context: click.Context, email: str, digest_name: str | None, timezone: str | None,
+                        at: str | None, include: tuple[str, ...], exclude: tuple[str, ...], confirmed: bool) -> None:
+    config = load_config(context)
+    digest = _subscriber_digest(config, digest_name)
+    from digest import subscribers as subscribers_module
+    from digest.addresses import parse_mailbox
+    from digest.store import Store
+
+    try:
+        mailbox = parse_mailbox(email)
+        chosen = subscribers_module.wishes(digest, timezone, at, include, exclude)
+    except ValueError as error:
+        fail(EXIT_USAGE, str(error))
+
+    def add() -> tuple[Any, bool, str]:
+        store = Store(config.store.path)
+        try:
+            subscriber, new = subscribers_module.subscribe(store, digest, str(mailbox), chosen, now(), confirmed)
+            sent = ""
+            if subscriber.status == "invited":
+                from digest import unsubscribe
+
+                sent = unsubscribe.send_invitation(config, store, subscriber, now())
+            return subscriber, new, sent
+        finally:
+            store.close()
+
+    subscriber, new, sent = guarded(add)
+    words = "".join(f"; {label} {', '.join(values)}" for label, values in (("include", subscriber.include),
+                                                                           ("exclude", subscriber.exclude)) if values)
+    state = "invited (waiting for confirmation)" if subscriber.status == "invited" else subscriber.status
+    click.echo(f"{'added' if new else 'updated'} {subscriber.address} to {digest.name}: {state}, "
+               f"daily at {subscriber.at} {subscriber.timezone}{words}")
+    if sent:
+        click.echo(sent)
+
+
+@subscribers.command("list")
+@click.option("--digest", "digest_name", metavar="NAME", help="Only this digest's subscribers.")
+@click.option("--json", "as_json", is_flag=True, help="Print them as a JSON list.")
+@click.option("--all", "everyone", is_flag=True, help="Also those who unsubscribed.")
+@click.pass_context
+def subscribers_list(context: click.Context, digest_name: str | None, as_json: bool, everyone: bool) -> None:
+    """List subscribers: address, digest, time, time zone, words, status.
+
+    \b
+    Example:
+      digest subscribers list --json
+    """
+    config = load_config(context)
+    from digest import subscribers as subscribers_module
+    from digest.store import Store
+
+    if digest_name is not None:
+        guarded(lambda: config.digest(digest_name))
+    statuses = ("active", "invited", "unsubscribed") if everyone else ("active", "invited")
+
+    def gather() -> list[Any]:
+        store = Store(config.store.path)
+        try:
+            return store.subscribers(digest_name, statuses)
+        finally:
+            store.close()
+
+    found = guarded(gather)
+    if as_json:
+        click.echo(json.dumps([subscribers_module.as_json(s) for s in found], indent=2, ensure_ascii=False))
+        return
+    if not found:
+        click.echo("no subscribers")
+    for subscriber in found:
+        words = "".join(f" {label} {','.join(values)}" for label, values in (("include", subscriber.include),
+                                                                          ("exclude", subscriber.exclude)) if values)
+        name = f" ({subscriber.name})" if subscriber.name else ""
+        click.echo(f"{subscriber.address}{name} {subscriber.digest} {subscriber.at} {subscriber.timezone} "
+                   f"{subscriber.status}{words}")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@click.option("--digest", "digest_name", metavar="NAME", help="Only from this digest [default: from every digest].")
+@click.pass_context
+def subscribers_remove(context: click.Context, email: str, digest_name: str | None) -> None:
+    """Remove EMAIL from a digest's subscribers (from every digest without --digest).
+
+    \b
+    Example:
+      digest subscribers remove ann@example.com
+    """
+    config = load_config(context)
+    from digest.addresses import parse_mailbox
+    from digest.store import Store
+
+    if digest_name is not None:
+        guarded(lambda: config.digest(digest_name))
+    try:
+        address = parse_mailbox(email).address
+    except ValueError as error:
+        fail(EXIT_USAGE, str(error))
+
+    def remove() -> int:
+        store = Store(config.store.path)
+        try:
+            return store.remove_subscriber(address, digest_name)
+        finally:
+            store.close()
+
+    removed = guarded(remove)
+    if not removed:
+        fail(EXIT_USAGE, f"{address} is not a subscriber{f' of {digest_name}' if digest_name else ''}")
+    click.echo(f"removed {address} ({removed} subscription{'s' if removed != 1 else ''})")

@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest import __version__, PROJECT_URL
+from digest.addresses import parse_mailbox
 from digest.errors import ConfigError
 from digest.schedule import LONGEST_INTERVAL, parse_schedule
 
@@ -172,8 +173,10 @@ class DigestConfig:
         if self.templates is not None and not self.templates.is_dir():
             raise ValueError(f"templates: folder not found: {self.templates}")
         for address in self.email_to:
-            if "@" not in address or any(c in address for c in "\r\n<>, "):
-                raise ValueError(f"email_to: not an email address: {address!r}")
+            try:
+                parse_mailbox(address)
+            except ValueError as error:
+                raise ValueError(f"email_to: {error}") from None
         if self.unsubscribe and not re.match(r"^(mailto:[^\s<>]+@[^\s<>]+|https://[^\s<>]+)$", self.unsubscribe):
             raise ValueError(f"unsubscribe: expected a mailto: address or an https:// URL, got {self.unsubscribe!r}")
 

@@ -119,3 +119,21 @@ class RunReport:
             "editions": self.editions,
             "deliveries": self.deliveries,
         }
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """A reader of one digest with their own time, time zone and words to include or exclude."""
+
+    id: int
+    digest: str
+    address: str  # normalised addr-spec: one row per (digest, address)
+    name: str  # display name, or ""
+    timezone: str
+    at: str  # local delivery time, "HH:MM"
+    include: tuple[str, ...]  # an article must mention one of these (none: every article)
+    exclude: tuple[str, ...]  # an article that mentions one of these is skipped for this reader
+    status: str  # active | invited (waiting for confirmation) | unsubscribed
+    created: datetime
+    watermark: int  # articles with a higher id have not been considered for this reader yet
+    last_slot: datetime | None = None  # the last local delivery time whose mail was made

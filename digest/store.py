@@ -15,7 +15,7 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from digest.errors import StoreError, StoreLockedError
 from digest.lock import process_alive
-from digest.models import Article, Delivery, Edition, StoredArticle, Summary
+from digest.models import Article, Delivery, Edition, StoredArticle, Subscriber, Summary
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -104,6 +104,32 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE deliveries ADD COLUMN claimed_until TEXT;
     ALTER TABLE deliveries ADD COLUMN claimed_by INTEGER;
+    """,
+    # subscribers: readers with their own time, time zone and words; `watermark` is the highest
+    # article id already considered for them (sent, or filtered out), so nothing repeats or is lost;
+    # `secrets` holds the random key that signs unsubscribe links when no environment variable does
+    """
+    CREATE TABLE subscribers (
+        id INTEGER PRIMARY KEY,
+        digest TEXT NOT NULL,
+        address TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        timezone TEXT NOT NULL,
+        at TEXT NOT NULL,
+        include TEXT NOT NULL DEFAULT '[]',
+        exclude TEXT NOT NULL DEFAULT '[]',
+        status TEXT NOT NULL,
+        created TEXT NOT NULL,
+        changed TEXT NOT NULL,
+        watermark INTEGER NOT NULL DEFAULT 0,
+        last_slot TEXT,
+        UNIQUE (digest, address)
+    );
+    CREATE INDEX subscribers_due ON subscribers (digest, status, timezone, at);
+    CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
     """,
 )
 
@@ -459,6 +485,85 @@ class Store:
             """UPDATE deliveries SET attempts = attempts + 1, status = ?, last_error = ?, next_attempt = ?,
                claimed_until = NULL, claimed_by = NULL, done = CASE WHEN ? = 'delivered' THEN ? ELSE done END WHERE id = ?""",
             (status, error, _text(next_attempt), status, _text(now), delivery_id),
+        )
+
+    # Subscribers
+
+    def add_subscriber(self, digest: str, address: str, name: str, timezone_name: str, at: str,
+                       include: Sequence[str], exclude: Sequence[str], status: str, now: datetime) -> tuple[Subscriber, bool]:
+        """Add a reader of `digest`, or update the one with this address; (subscriber, True when new).
+
+        A new reader's watermark is the newest stored article: they get what arrives from now on.
+        """
+        with self.transaction():
+            known = self.db.execute("SELECT id FROM subscribers WHERE digest = ? AND address = ?", (digest, address)).fetchone()
+            values = (name, timezone_name, at, json.dumps(list(include)), json.dumps(list(exclude)), status, _text(now))
+            if known:
+                self.db.execute(
+                    "UPDATE subscribers SET name = ?, timezone = ?, at = ?, include = ?, exclude = ?, status = ?, changed = ? "
+                    "WHERE id = ?", (*values, known["id"]))
+                subscriber_id = known["id"]
+            else:
+                newest = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM articles").fetchone()[0]
+                subscriber_id = self.db.execute(
+                    "INSERT INTO subscribers (name, timezone, at, include, exclude, status, changed, digest, address, created, "
+                    "watermark) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*values, digest, address, _text(now), newest),
+                ).lastrowid
+        subscriber = self.subscriber(subscriber_id)
+        assert subscriber is not None
+        return subscriber, not known
+
+    def subscriber(self, subscriber_id: int) -> Subscriber | None:
+        """One subscriber by id, whatever their status."""
+        row = self.db.execute("SELECT * FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
+        return self._subscriber(row) if row else None
+
+    def subscribers(self, digest: str | None = None, statuses: Sequence[str] = ("active", "invited")) -> list[Subscriber]:
+        """Subscribers in the given states (of `digest`, or of every digest), by digest and address."""
+        marks = ",".join("?" for _ in statuses)
+        query = f"SELECT * FROM subscribers WHERE status IN ({marks})"
+        parameters: list[object] = list(statuses)
+        if digest is not None:
+            query += " AND digest = ?"
+            parameters.append(digest)
+        rows = self.db.execute(query + " ORDER BY digest, address", parameters).fetchall()
+        return [self._subscriber(row) for row in rows]
+
+    def remove_subscriber(self, address: str, digest: str | None = None) -> int:
+        """Delete the subscriber with this address (of one digest, or of all); how many were removed."""
+        with self.transaction():
+            if digest is None:
+                cursor = self.db.execute("DELETE FROM subscribers WHERE address = ?", (address,))
+            else:
+                cursor = self.db.execute("DELETE FROM subscribers WHERE address = ? AND digest = ?", (address, digest))
+        return cursor.rowcount
+
+    def set_subscriber_status(self, subscriber_id: int, status: str, now: datetime, expected: Sequence[str]) -> bool:
+        """Move a subscriber to `status` when they are in one of the `expected` states; True when changed."""
+        marks = ",".join("?" for _ in expected)
+        with self.transaction():
+            cursor = self.db.execute(
+                f"UPDATE subscribers SET status = ?, changed = ? WHERE id = ? AND status IN ({marks})",
+                (status, _text(now), subscriber_id, *expected),
+            )
+        return cursor.rowcount > 0
+
+    def secret(self, name: str, make: Callable[[], str]) -> str:
+        """The stored secret called `name`, made by `make` and kept on first use."""
+        row = self.db.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+        if row:
+            return str(row[0])
+        with self.transaction():
+            self.db.execute("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)", (name, make()))
+            return str(self.db.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()[0])
+
+    def _subscriber(self, row: sqlite3.Row) -> Subscriber:
+        created = _moment(row["created"])
+        assert created is not None
+        return Subscriber(
+            id=row["id"], digest=row["digest"], address=row["address"], name=row["name"], timezone=row["timezone"],
+            at=row["at"], include=tuple(json.loads(row["include"])), exclude=tuple(json.loads(row["exclude"])),
+            status=row["status"], created=created, watermark=row["watermark"], last_slot=_moment(row["last_slot"]),
         )
 
     def _delivery(self, row: sqlite3.Row) -> Delivery:
