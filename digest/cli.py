@@ -374,6 +374,7 @@ def check(context: click.Context, smtp: bool) -> None:
             login = f"login {server.username} (password from ${server.password_env}: {'set' if server.password else 'NOT SET'})"
         click.echo(f"smtp: {server.host}:{server.port}, security {server.security}, {login}, from {server.from_}")
     if smtp:
+        _check_dkim(config.smtp)
         from digest.smtp import check_server
 
         try:
@@ -383,6 +384,23 @@ def check(context: click.Context, smtp: bool) -> None:
         for step in steps:
             click.echo(f"smtp: {step}")
         click.echo("smtp: ok (nothing sent)")
+
+
+def _check_dkim(server: Any) -> None:
+    """Say whether outgoing mail is signed and print the DNS TXT record its key needs."""
+    if server.dkim_key_file is None:
+        click.echo("dkim: not set up, mail is sent unsigned (set [smtp] dkim_key_file and dkim_selector to sign it)")
+        return
+    from digest.signing import Signer
+
+    try:
+        signer = Signer.load(server.dkim_key_file, server.dkim_selector, server.signing_domain)
+    except DeliveryError as error:
+        fail(EXIT_USAGE, f"config error: smtp.dkim_key_file: {error}")
+    record = signer.dns_record
+    chunks = " ".join(f'"{record[i:i + 250]}"' for i in range(0, len(record), 250))
+    click.echo(f"dkim: signing as d={signer.domain} s={signer.selector} (relaxed/relaxed, rsa-sha256); publish this TXT record:")
+    click.echo(f"{signer.dns_name}. IN TXT ( {chunks} )")
 
 
 @main.command()

@@ -194,6 +194,9 @@ class SmtpConfig:
     timeout: Duration = Duration(seconds=30)  # connect and every command
     give_up_after: Duration = Duration(days=2)  # a pending email is failed after this
     ca_file: Path | None = None  # extra CA certificates to trust, for an own server
+    dkim_key_file: Path | None = None  # PEM RSA private key: sign outgoing mail (DKIM)
+    dkim_selector: str = ""
+    dkim_domain: str = ""  # default: the From address's domain
 
     def check(self, where: str) -> None:
         if self.security not in ("none", "starttls", "tls"):
@@ -206,6 +209,18 @@ class SmtpConfig:
             raise ValueError(f"from: not an email address: {self.from_!r}")
         if self.ca_file is not None and not self.ca_file.is_file():
             raise ValueError(f"ca_file: file not found: {self.ca_file}")
+        if self.dkim_key_file is not None:
+            if not self.dkim_key_file.is_file():
+                raise ValueError(f"dkim_key_file: file not found: {self.dkim_key_file}")
+            if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?", self.dkim_selector):
+                raise ValueError(f"dkim_selector: expected a DNS label such as \"mail2026\", got {self.dkim_selector!r}")
+        if self.dkim_domain and not re.fullmatch(r"[^\s@/:]+\.[^\s@/:]+", self.dkim_domain):
+            raise ValueError(f"dkim_domain: expected a domain such as \"example.org\", got {self.dkim_domain!r}")
+
+    @property
+    def signing_domain(self) -> str:
+        """The DKIM d= domain: `dkim_domain`, else the From address's domain."""
+        return self.dkim_domain or self.from_.rpartition("@")[2].strip(" >").lower()
 
     @property
     def password(self) -> str:

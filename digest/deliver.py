@@ -2,8 +2,9 @@
 
 Each channel implements `Deliverer`. A delivery raises TemporaryDeliveryError for
 failures worth retrying with backoff and PermanentDeliveryError for the rest.
-Email goes through digest/smtp.py (the SMTP session and its error mapping) and
-digest/mail.py (the message); this module only ties them to the outbox.
+Email goes through digest/smtp.py (the SMTP session and its error mapping),
+digest/mail.py (the message) and digest/signing.py (DKIM); this module only ties
+them to the outbox.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import re
 import tempfile
 from datetime import datetime, timedelta
+from email.policy import SMTP, SMTPUTF8
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -22,6 +24,7 @@ from digest.lock import process_alive
 from digest.mail import MailParts, build_message
 from digest.models import Delivery
 from digest.render import RenderedEdition
+from digest.signing import Signer
 from digest.smtp import SmtpSession
 
 FIRST_RETRY = timedelta(minutes=1)
@@ -138,6 +141,14 @@ class EmailDeliverer:
         self.unsubscribe = unsubscribe or {}  # digest name -> mailto: or https: address
         self.give_up_after: timedelta | None = smtp.give_up_after
         self.session = SmtpSession(smtp)
+        self._signing: Signer | None = None
+
+    def _signer(self) -> Signer:
+        """The DKIM signer, its key read on first use (an unusable key keeps mail pending, naming the file)."""
+        if self._signing is None:
+            assert self.smtp.dkim_key_file is not None
+            self._signing = Signer.load(self.smtp.dkim_key_file, self.smtp.dkim_selector, self.smtp.signing_domain)
+        return self._signing
 
     def __enter__(self) -> EmailDeliverer:
         return self
@@ -162,6 +173,11 @@ class EmailDeliverer:
             )
         except ValueError as error:  # an address the config check let through but email cannot use
             raise PermanentDeliveryError(f"cannot build the email to {delivery.recipient}: {error}") from None
-        self.session.send(message, delivery.recipient)
+        if self.smtp.dkim_key_file is None:
+            self.session.send(message, delivery.recipient)
+        else:
+            international = not (str(message["To"]) + str(message["From"])).isascii()
+            data = message.as_bytes(policy=SMTPUTF8 if international else SMTP)
+            self.session.send(self._signer().sign(data), delivery.recipient, international)
         return f"{delivery.recipient} via {self.smtp.host}:{self.smtp.port}"
 

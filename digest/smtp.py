@@ -124,8 +124,12 @@ class SmtpSession:
             _close(self._client)
             self._client = None
 
-    def send(self, message: EmailMessage, recipient: str) -> None:
-        """Hand one message for one recipient to the server; returns only after it replied 250 to DATA."""
+    def send(self, message: EmailMessage | bytes, recipient: str, international: bool = False) -> None:
+        """Hand one message for one recipient to the server; returns only after it replied 250 to DATA.
+
+        A message given as bytes (signed: sent exactly as it is) needs `international` when an
+        address in it is not ASCII, so the server is asked for SMTPUTF8.
+        """
         if self._session_error is not None:
             # The server could not be reached or refused us moments ago: do not wait a timeout per message.
             raise TemporaryDeliveryError(str(self._session_error))
@@ -139,7 +143,11 @@ class SmtpSession:
                 raise
         sender = parseaddr(self.config.from_)[1]
         try:
-            self._client.send_message(message, from_addr=sender, to_addrs=[recipient])
+            if isinstance(message, bytes):
+                options = ["SMTPUTF8", "BODY=8BITMIME"] if international or not recipient.isascii() else []
+                self._client.sendmail(sender, [recipient], message, mail_options=options)
+            else:
+                self._client.send_message(message, from_addr=sender, to_addrs=[recipient])
         except smtplib.SMTPRecipientsRefused as error:
             code, reply = error.recipients.get(recipient, (451, b"recipient refused"))
             self.close()

@@ -182,11 +182,12 @@ def smtp_server(
     starttls: Certificate | None = None,
     login: tuple[str, str] | None = None,
     port: int | None = None,
+    smtputf8: bool = False,
 ) -> Iterator[Server]:
-    """Run an aiosmtpd server on 127.0.0.1 for the `with` block: plain, STARTTLS or implicit TLS, AUTH optional."""
+    """Run an aiosmtpd server on 127.0.0.1 for the `with` block: plain, STARTTLS or implicit TLS, AUTH and SMTPUTF8 optional."""
     handler = ScriptedHandler(list(replies or []), dict(rcpt_replies or {}))
     port = port or free_port()
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
     if starttls is not None:
         options.update(tls_context=starttls.server_context(), require_starttls=True)
     if login is not None:
