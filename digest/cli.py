@@ -24,6 +24,7 @@ from digest.errors import ConfigError, DeliveryError, DigestError, ListenError, 
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_CANNOT_RUN = 0, 1, 2, 3
 Result = TypeVar("Result")
+NOW_YEARS = (1970, 9000)  # the years $DIGEST_NOW may pin
 
 
 def now() -> datetime:
@@ -34,7 +35,11 @@ def now() -> datetime:
             moment = datetime.fromisoformat(pinned)
         except ValueError:
             fail(EXIT_USAGE, f"DIGEST_NOW: not an ISO 8601 time: {pinned!r}")
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        # Schedules, backfill windows and retries reach days and years either side of now.
+        if not NOW_YEARS[0] <= moment.year <= NOW_YEARS[1]:
+            fail(EXIT_USAGE, f"DIGEST_NOW: {pinned!r} is out of range: the year must be from {NOW_YEARS[0]} to {NOW_YEARS[1]}")
+        return moment
     return datetime.now(timezone.utc)
 
 

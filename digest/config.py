@@ -28,6 +28,7 @@ DEFAULT_CONFIG = Path("config/digest.toml")
 ALGORITHMS = ("news", "lexrank", "textrank", "lsa", "luhn", "kl", "sumbasic", "reduction", "edmundson", "lead")
 FORMATS = ("html", "md", "txt")
 
+NAME_MAX = 255  # bytes in one folder or file name, on every common file system
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -320,7 +321,12 @@ def _convert(value: Any, kind: Any, key: str, base: Path) -> Any:
     if kind is Path:
         if not isinstance(value, str) or not value:
             raise ValueError(f"{key}: expected a path as a string")
-        return (base / os.path.expanduser(value)).resolve()
+        if "\0" in value:
+            raise ValueError(f"{key}: a path cannot hold a NUL character")
+        resolved = (base / os.path.expanduser(value)).resolve()
+        if any(len(os.fsencode(part)) > NAME_MAX for part in resolved.parts):
+            raise ValueError(f"{key}: a folder or file name in the path is longer than {NAME_MAX} bytes")
+        return resolved
     if kind is Duration:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             try:
@@ -396,6 +402,8 @@ def load(path: Path) -> Config:
         raise ConfigError(str(path), "", f"cannot read: {error}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(str(path), "", f"not valid TOML: {error}") from None
+    except RecursionError:
+        raise ConfigError(str(path), "", "not valid TOML: arrays or tables nested too deeply") from None
     path = path.resolve()
     simple = {"store": StoreConfig, "summary": SummaryConfig, "smtp": SmtpConfig, "fetch": FetchConfig, "inbound": InboundConfig}
     known = set(simple) | {"sources", "digests"}

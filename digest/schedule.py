@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 _EVERY = re.compile(r"^every\s+(\d+)\s*(s|m|h|d)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -75,7 +75,31 @@ def parse_schedule(text: str) -> Schedule:
             f"got {len(parts)} field(s) in {text!r}"
         )
     normalised = tuple(_cron_field(part, *spec) for part, spec in zip(parts, _FIELDS))
-    return Schedule(text=cleaned, cron=normalised)  # type: ignore[arg-type]
+    schedule = Schedule(text=cleaned, cron=normalised)  # type: ignore[arg-type]
+    if not schedule.day_or_weekday and not _some_day_matches(*normalised[2:]):
+        raise ValueError(f"{text!r} never fires: no date has that day of month in that month"
+                         f"{'' if normalised[4] == '*' else ' on that day of week'}")
+    return schedule
+
+
+def _some_day_matches(days: str, months: str, weekdays: str) -> bool:
+    """True when some date has a day, month and weekday (0 = Sunday) from these cron fields.
+
+    28 years from a leap year hold every date of the year on every weekday (Feb 29 included)."""
+    def values(field: str, everything: range) -> set[int]:
+        return set(everything) if field == "*" else {int(v) for v in field.split(",")}
+
+    day_set, month_set, weekday_set = values(days, range(1, 32)), values(months, range(1, 13)), values(weekdays, range(7))
+    for year in range(2000, 2028):
+        for month in month_set:
+            for day in day_set:
+                try:
+                    weekday = date(year, month, day).isoweekday() % 7
+                except ValueError:  # no such day in that month
+                    continue
+                if weekday in weekday_set:
+                    return True
+    return False
 
 
 def _cron_field(text: str, name: str, lowest: int, highest: int, names: tuple[str, ...]) -> str:

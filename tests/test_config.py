@@ -90,3 +90,38 @@ def test_durations_and_duplicate_names(project: Project) -> None:
 def test_summary_workers_is_auto_or_a_count(project: Project, line: str, workers: object) -> None:
     loaded = config.load(project.write_config(GOOD + f"\n[summary]\n{line}\n"))
     assert loaded.summary.workers == workers
+
+
+@pytest.mark.parametrize("command", ["check", "status", "run"])
+def test_a_cron_that_never_fires_is_a_config_error_at_load(project: Project, command: str) -> None:
+    """Issue 11 item 13: February 31st passed `check`, then `status` and `daemon` failed with an AssertionError."""
+    project.write_config(GOOD.replace('name = "daily"', 'name = "daily"\nschedule = "0 0 31 2 *"'))
+    result = project.cli(command)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"digest: config error: {project.config}: digests[0].schedule: '0 0 31 2 *' never fires: "
+        "no date has that day of month in that month"]
+
+
+def test_a_cron_that_never_fires_is_refused_by_the_daemon_before_it_starts(project: Project) -> None:
+    project.write_config(GOOD.replace('name = "daily"', 'name = "daily"\nschedule = "0 0 31 4,6,9,11 *"'))
+    result = project.cli("daemon", timeout=30)
+    assert result.returncode == 2 and "digests[0].schedule" in result.stderr and "never fires" in result.stderr
+    assert "internal error" not in result.stderr
+
+
+def test_overlong_path_component_deep_toml_and_year_one_are_usage_errors(project: Project) -> None:
+    """Issue 11 item 15: each gave `internal error` (OSError, RecursionError, OverflowError) and exit 1."""
+    long_name = "x" * 256
+    project.write_config(GOOD.replace('path = "../seeds"', f'path = "../{long_name}"'))
+    assert "sources[0].path: a folder or file name in the path is longer than 255 bytes" in one_line_error(project)
+    project.write_config(GOOD.replace('path = "../state/digest.sqlite3"', f'path = "../{long_name}/digest.sqlite3"'))
+    assert "store.path: a folder or file name in the path is longer than 255 bytes" in one_line_error(project)
+    project.write_config(GOOD + "deep = " + "[" * 1000 + "]" * 1000 + "\n")
+    assert "not valid TOML: arrays or tables nested too deeply" in one_line_error(project)
+    project.write_config(GOOD)
+    for command in ("run", "status", "preview"):
+        result = project.cli(command, now="0001-01-01T00:00:00+01:00")
+        assert result.returncode == 2, (command, result.stderr)
+        assert result.stderr.strip().splitlines() == [
+            "digest: DIGEST_NOW: '0001-01-01T00:00:00+01:00' is out of range: the year must be from 1970 to 9000"]
