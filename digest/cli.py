@@ -422,10 +422,11 @@ def daemon(context: click.Context) -> None:
       digest --log-format json daemon
     """
     config = load_config(context)
-    from digest import pipeline
+    from digest import jobs, pipeline
     from digest.scheduler import Daemon
 
     guarded(lambda: pipeline.check_templates(config))
+    guarded(lambda: jobs.check_store(config))
     sys.exit(guarded(lambda: Daemon(config).run()))
 
 
@@ -440,7 +441,7 @@ def status(context: click.Context, as_json: bool) -> None:
       digest status --json
     """
     config = load_config(context)
-    from digest import jobs, lock, scheduler
+    from digest import jobs, scheduler
     from digest.store import Store
 
     moment = now()
@@ -449,38 +450,11 @@ def status(context: click.Context, as_json: bool) -> None:
         return "due now" if datetime.fromisoformat(iso) <= moment else iso
 
     def gather() -> dict[str, Any]:
+        if not config.store.path.exists():  # status only reads: the first run or daemon makes the store
+            return _status_report(config, None, scheduler.upcoming(config, jobs.History({}, {}), moment))
         store = Store(config.store.path)
         try:
-            states = {state.name: state for state in store.source_states()}
-            coming = scheduler.upcoming(config, jobs.read_history(config, store), moment)
-            sources = []
-            for source in config.sources:
-                state = states.get(source.name)
-                sources.append({
-                    "name": source.name, "type": source.type,
-                    "last_poll": state.last_poll.isoformat() if state and state.last_poll else None,
-                    "last_success": state.last_success.isoformat() if state and state.last_success else None,
-                    "failures": state.failures if state else 0,
-                    "last_error": state.last_error if state else "",
-                    "next_poll_not_before": state.not_before.isoformat() if state and state.not_before else None,
-                    "next_poll": coming["sources"][source.name].isoformat(),
-                })
-            digests = []
-            for digest in config.digests:
-                last = store.last_edition(digest.name)
-                digests.append({"name": digest.name, "editions": store.edition_count(digest.name),
-                                "last_edition": last.isoformat() if last else None, "schedule": digest.schedule,
-                                "timezone": digest.timezone,
-                                "next_edition": coming["digests"][digest.name].isoformat()})
-            outbox = [
-                {"digest": d.digest, "channel": d.channel, "recipient": d.recipient, "status": d.status,
-                 "attempts": d.attempts, "last_error": d.last_error,
-                 "next_attempt": d.next_attempt.isoformat() if d.next_attempt and d.status == "pending" else None}
-                for d in store.deliveries(["pending", "failed"])
-            ]
-            daemon = lock.holder(config.store.path)
-            return {"sources": sources, "digests": digests, "outbox": outbox, "articles": store.article_count(),
-                    "daemon": {"running": daemon is not None, "pid": daemon}}
+            return _status_report(config, store, scheduler.upcoming(config, jobs.read_history(config, store), moment))
         finally:
             store.close()
 
@@ -490,6 +464,8 @@ def status(context: click.Context, as_json: bool) -> None:
         return
     daemon = report["daemon"]
     click.echo(f"daemon: running, PID {daemon['pid']}" if daemon["running"] else "daemon: not running (next times apply once it runs)")
+    if not report["store"]["exists"]:
+        click.echo(f"store: none yet at {report['store']['path']} (the first `digest run` or `digest daemon` makes it)")
     click.echo(f"articles stored: {report['articles']}")
     for source in report["sources"]:
         health = f"failing ({source['failures']}x): {source['last_error']}" if source["failures"] else "ok"
@@ -506,6 +482,42 @@ def status(context: click.Context, as_json: bool) -> None:
         retry = f", next try {row['next_attempt']}" if row["next_attempt"] else ""
         click.echo(f"outbox {row['status']}: {row['digest']} {row['channel']} to {row['recipient']} "
                    f"after {row['attempts']} attempt(s): {row['last_error']}{retry}")
+
+
+def _status_report(config: Any, store: Any, coming: dict[str, dict[str, datetime]]) -> dict[str, Any]:
+    """What `digest status` shows, from an open store (None when there is no store yet)."""
+    from digest import lock
+
+    states = {state.name: state for state in store.source_states()} if store else {}
+    sources = []
+    for source in config.sources:
+        state = states.get(source.name)
+        sources.append({
+            "name": source.name, "type": source.type,
+            "last_poll": state.last_poll.isoformat() if state and state.last_poll else None,
+            "last_success": state.last_success.isoformat() if state and state.last_success else None,
+            "failures": state.failures if state else 0,
+            "last_error": state.last_error if state else "",
+            "next_poll_not_before": state.not_before.isoformat() if state and state.not_before else None,
+            "next_poll": coming["sources"][source.name].isoformat(),
+        })
+    digests = []
+    for digest in config.digests:
+        last = store.last_edition(digest.name) if store else None
+        digests.append({"name": digest.name, "editions": store.edition_count(digest.name) if store else 0,
+                        "last_edition": last.isoformat() if last else None, "schedule": digest.schedule,
+                        "timezone": digest.timezone,
+                        "next_edition": coming["digests"][digest.name].isoformat()})
+    outbox = [
+        {"digest": d.digest, "channel": d.channel, "recipient": d.recipient, "status": d.status,
+         "attempts": d.attempts, "last_error": d.last_error,
+         "next_attempt": d.next_attempt.isoformat() if d.next_attempt and d.status == "pending" else None}
+        for d in (store.deliveries(["pending", "failed"]) if store else [])
+    ]
+    daemon = lock.holder(config.store.path)
+    return {"sources": sources, "digests": digests, "outbox": outbox, "articles": store.article_count() if store else 0,
+            "daemon": {"running": daemon is not None, "pid": daemon},
+            "store": {"path": str(config.store.path), "exists": store is not None}}
 
 
 @main.command()

@@ -55,7 +55,7 @@ def _seconds(seconds: float, written: object) -> timedelta:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """Where the SQLite store lives."""
+    """Where the SQLite store lives (by default `state/digest.sqlite3` beside the config file)."""
 
     path: Path = Path("state/digest.sqlite3")
 
@@ -171,6 +171,9 @@ class DigestConfig:
         for fmt in self.formats:
             if fmt not in FORMATS:
                 raise ValueError(f"formats: unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+        if self.output_dir is None and not self.email_to:
+            raise ValueError(f"output_dir: digest {self.name!r} has neither output_dir nor email_to, so its editions "
+                             "would go nowhere and use up its articles; set one of them")
         if self.templates is not None and not self.templates.is_dir():
             raise ValueError(f"templates: folder not found: {self.templates}")
         for address in self.email_to:
@@ -372,6 +375,8 @@ def _build(cls: type, table: Any, section: str, path: Path, extra: dict[str, Any
                 raise ConfigError(str(path), f"{section}.{key}", str(error).removeprefix(f"{key}: ")) from None
         elif spec.default is MISSING and spec.default_factory is MISSING and spec.name not in values:
             raise ConfigError(str(path), f"{section}.{key}", "required key is missing")
+        elif isinstance(spec.default, Path) and spec.name not in values:  # a default path is relative to the file too
+            values[spec.name] = (path.parent / spec.default).resolve()
     section_value = cls(**values)
     check = getattr(section_value, "check", None)
     if check is not None:

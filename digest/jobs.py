@@ -45,6 +45,13 @@ def read_history(config: Config, store: Store) -> History:
     )
 
 
+def check_store(config: Config) -> None:
+    """Open the store (made if none exists) and check every page: StoreError, with how to
+    recover, when it is damaged, so the daemon stops at start (exit 3) instead of failing each job."""
+    with opened_store(config) as store:
+        store.check_integrity()
+
+
 def _latest(*moments: datetime | None) -> datetime | None:
     return max((m for m in moments if m is not None), default=None)
 
@@ -150,9 +157,6 @@ class PipelineWork:
             if edition is None:
                 log.info("edition of %s: nothing new, none made", digest, extra={"job": "edition", "target": digest, "articles": 0})
                 return
-            if not digest_config.output_dir and not digest_config.email_to:
-                log.info("edition of %s: not delivered, no output_dir or email_to configured", digest,
-                         extra={"job": "delivery", "target": digest})
             stages.process_outbox(now, honour_backoff=True)
 
     def outbox(self, config: Config, now: datetime) -> None:

@@ -386,11 +386,13 @@ def preview(config: Config, now: datetime, digest_name: str | None, fmt: str) ->
     """
     digests = selected_digests(config, digest_name)
     with tempfile.TemporaryDirectory(prefix="digest-preview-") as scratch:
-        original = Store(config.store.path)
-        try:
-            original.copy_to(Path(scratch) / "store.sqlite3")
-        finally:
-            original.close()
+        if config.store.path.exists():  # else the preview starts from an empty store and makes none
+            original = Store(config.store.path)
+            try:
+                original.check_integrity()  # the copy would fail later, naming itself rather than the store
+                original.copy_to(Path(scratch) / "store.sqlite3")
+            finally:
+                original.close()
         store = Store(Path(scratch) / "store.sqlite3")
         try:
             documents: list[tuple[str, str | None]] = []

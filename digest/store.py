@@ -9,9 +9,10 @@ succeeded.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import os
 import json
+import os
 import re
 import sqlite3
 import time
@@ -20,6 +21,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from digest.errors import StoreError, StoreLockedError
 from digest.lock import process_alive
@@ -142,6 +144,10 @@ def _moment(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+# How to get going again when the store cannot be read: said in every such error.
+RECOVER = "move it aside and restore it from a backup, or let the next run start a new, empty store there"
+
+
 def content_hash(text: str) -> str:
     """Hash of the normalised text: case, punctuation and white space ignored."""
     words = re.findall(r"\w+", text.casefold())
@@ -162,24 +168,82 @@ class SourceState:
     not_before: datetime | None = None  # no poll before this (the server's Retry-After)
 
 
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _translating(method: Method) -> Method:
+    """Turn SQLite's errors in a store method into StoreError (unusable, with how to recover)."""
+
+    @functools.wraps(method)
+    def call(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as error:
+            raise self._translate(error) from None
+
+    return cast(Method, call)
+
+
+def _translates_errors(cls: type[Store]) -> type[Store]:
+    """Wrap every public method of the store (a context manager translates its own), so a damaged
+    file (a page of garbage, a dropped table) is one StoreError at the boundary, never a traceback."""
+    for name, member in list(vars(cls).items()):
+        if callable(member) and not name.startswith("_") and name not in ("transaction", "batch"):
+            setattr(cls, name, _translating(member))
+    return cls
+
+
+@_translates_errors
 class Store:
     """One open SQLite store. Not shared between threads."""
 
     def __init__(self, path: Path, *, timeout: float = 5.0) -> None:
         self.path = Path(path)
+        self._depth = 0
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                self._create(timeout)
+            elif self.path.is_file() and self.path.stat().st_size == 0:
+                # SQLite would take an empty file for a new database: everything would be sent again.
+                raise StoreError(f"store {self.path} is an empty file (0 bytes), not a digest store; "
+                                 f"{RECOVER} (a new store is made only where no file is)")
             self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
             self.db.row_factory = sqlite3.Row
             self._use_wal(timeout)
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
-        except sqlite3.OperationalError as error:
+        except sqlite3.DatabaseError as error:
             raise self._translate(error) from None
-        except (sqlite3.DatabaseError, OSError) as error:
-            raise StoreError(f"store {self.path} is unusable: {error}") from None
-        self._depth = 0
+        except OSError as error:
+            raise StoreError(f"store {self.path} is unusable: {error.strerror or error}") from None
+
+    def _create(self, timeout: float) -> None:
+        """Make a new store whole beside its path, then link it into place, so that the path
+        never names a half-made (empty) store, and two processes making it at once agree."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
+        fresh.unlink(missing_ok=True)
+        try:
+            db = sqlite3.connect(fresh, timeout=timeout, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+            finally:
+                db.close()
+            try:
+                os.link(fresh, self.path)
+            except FileExistsError:
+                pass  # another process made it first: use theirs
+        finally:
+            for leftover in (fresh, fresh.with_name(fresh.name + "-wal"), fresh.with_name(fresh.name + "-shm")):
+                leftover.unlink(missing_ok=True)
+
+    def check_integrity(self) -> None:
+        """SQLite's quick check of every page; StoreError saying how to recover when it fails.
+        The daemon runs it once at start, so a corrupt store stops it (exit 3) instead of failing each job."""
+        problems = [row[0] for row in self.db.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            raise StoreError(f"store {self.path} is unusable (damaged: {' '.join('; '.join(problems).split())[:200]}); {RECOVER}")
 
     def _use_wal(self, timeout: float) -> None:
         """Switch to WAL mode, waiting out other processes opening the same new store.
@@ -200,6 +264,8 @@ class Store:
     def _translate(self, error: sqlite3.Error) -> StoreError:
         if "locked" in str(error) or "busy" in str(error):
             return StoreLockedError(f"store {self.path} is locked by another process")
+        if not isinstance(error, sqlite3.OperationalError) or str(error).startswith(("no such table", "no such column")):
+            return StoreError(f"store {self.path} is unusable ({error}); {RECOVER}")
         return StoreError(f"store {self.path}: {error}")
 
     def _migrate(self) -> None:
@@ -247,7 +313,7 @@ class Store:
                     self.db.execute(statement)
                 raise
             self.db.execute("COMMIT" if self._depth == 1 else f"RELEASE {savepoint}")
-        except sqlite3.OperationalError as error:
+        except sqlite3.DatabaseError as error:
             raise self._translate(error) from None
         finally:
             self._depth -= 1
@@ -265,7 +331,7 @@ class Store:
                 self.db.backup(target)
             finally:
                 target.close()
-        except sqlite3.OperationalError as error:
+        except sqlite3.DatabaseError as error:
             raise self._translate(error) from None
 
     # Sources

@@ -125,3 +125,14 @@ def test_overlong_path_component_deep_toml_and_year_one_are_usage_errors(project
         assert result.returncode == 2, (command, result.stderr)
         assert result.stderr.strip().splitlines() == [
             "digest: DIGEST_NOW: '0001-01-01T00:00:00+01:00' is out of range: the year must be from 1970 to 9000"]
+
+
+def test_a_digest_that_goes_nowhere_is_a_config_error_naming_it(project: Project) -> None:
+    """Neither output_dir nor email_to: its editions would consume articles and deliver them nowhere."""
+    project.write_config(GOOD.replace('output_dir = "../out"', "") + '\n[[digests]]\nname = "weekly"\noutput_dir = "../out"\n')
+    line = one_line_error(project)
+    assert "digests[0].output_dir" in line and "'daily'" in line and "neither output_dir nor email_to" in line
+    for command in (["run"], ["daemon"]):
+        result = project.cli(*command, timeout=30)
+        assert result.returncode == 2 and "'daily' has neither output_dir nor email_to" in result.stderr
+    assert not (project.root / "state").exists()  # nothing polled, nothing consumed

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
 
-from conftest import REPO, Project
+from conftest import REPO, Project, run_cli
 from tests.httpserver import LocalServer
 
 NOW = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)  # conftest's DIGEST_NOW
@@ -117,3 +117,22 @@ def test_the_same_file_in_two_folders_reaches_both_digests(project: Project) -> 
     for name in ("first", "second"):
         [text] = [p.read_text() for p in (project.out / name).glob("*.txt")]
         assert "Putin lays out firm conditions" in text
+
+
+def test_the_default_store_lives_beside_the_config_whatever_the_current_folder(tmp_path: Path) -> None:
+    """[store] omitted: the store is state/digest.sqlite3 in the config's folder, so a run from
+    another folder finds what the first one stored and sends nothing again."""
+    project = Project(tmp_path / "project")
+    shutil.copytree(REPO / "seeds", project.root / "seeds")
+    project.write_config('[[sources]]\nname = "seeds"\npath = "../seeds"\n\n'
+                         '[[digests]]\nname = "daily"\noutput_dir = "../out"\nformats = ["txt"]\n')
+    status = run_cli("--config", str(project.config), "status", cwd=tmp_path, now="2026-11-27T07:00:00+00:00")
+    assert status.returncode == 0, status.stderr
+    assert "store: none yet at " + str(project.root / "config" / "state" / "digest.sqlite3") in status.stdout
+    assert not any(tmp_path.rglob("*.sqlite3"))  # status made no store
+    for index, folder in enumerate((tmp_path, project.root / "seeds", tmp_path)):
+        result = run_cli("--config", str(project.config), "run", "--json", cwd=folder, now=f"2026-11-2{7 + index}T07:00:00+00:00")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["editions"][0]["made"] is (index == 0)
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*.sqlite3")] == [Path("project/config/state/digest.sqlite3")]
+    assert len(list((project.out / "daily").glob("*.txt"))) == 1
