@@ -226,7 +226,8 @@ def summarize(context: click.Context, document: str, jsonl: str | None, sentence
     changes = {k: v for k, v in {"sentences": sentences, "algorithm": algorithm}.items() if v is not None}
     settings = _checked_summary(replace(settings, **changes))  # click turns BadParameter into a usage error (exit 2)
     if jsonl:
-        guarded(lambda: _summarize_jsonl(jsonl, settings))
+        if guarded(lambda: _summarize_jsonl(jsonl, settings)):
+            sys.exit(EXIT_PARTIAL)
         return
     title, text, language = guarded(lambda: _read_document(document, config))
     from digest.summarise import summarise
@@ -272,18 +273,21 @@ def _read_document(document: str, config: Any) -> tuple[str, str, str | None]:
     return found.title, found.body, found.language
 
 
-def _summarize_jsonl(source: str, settings: Any) -> None:
-    from digest.errors import ExtractError
+def _summarize_jsonl(source: str, settings: Any) -> int:
+    """Summarise each line of a JSONL file to stdout; a bad line is one stderr line (file:line)
+    and the rest go on. Returns how many lines were bad."""
+    from digest.errors import ExtractError, SummariseError
     from digest.summarise import summarise
 
     try:
-        stream = sys.stdin if source == "-" else open(source, encoding="utf-8")
+        stream = sys.stdin.buffer if source == "-" else open(source, "rb")
     except OSError as error:
         raise ExtractError(f"{source}: cannot read: {error.strerror or error}") from None
+    bad = 0
     with stream:
-        number = 0
-        try:
-            for number, line in enumerate(stream, start=1):
+        for number, raw in enumerate(stream, start=1):
+            try:
+                line = raw.decode("utf-8")
                 if not line.strip():
                     continue
                 try:
@@ -291,12 +295,19 @@ def _summarize_jsonl(source: str, settings: Any) -> None:
                     identifier, text, title = record["id"], record["text"], record.get("title") or ""
                     if not isinstance(text, str) or not isinstance(title, str):
                         raise TypeError("text and title must be strings")
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    raise ExtractError(f"{source}:{number}: expected a JSON object with \"id\" and \"text\"") from None
+                except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+                    raise ExtractError('expected a JSON object with "id" and "text"') from None
                 summary = summarise(text, settings, title=title)
+            except UnicodeDecodeError:
+                problem = "not UTF-8 text"
+            except (ExtractError, SummariseError) as error:
+                problem = str(error)
+            else:
                 click.echo(json.dumps({"id": identifier, "summary": list(summary.sentences)}, ensure_ascii=False))
-        except UnicodeDecodeError:
-            raise ExtractError(f"{source}:{number + 1}: not UTF-8 text") from None
+                continue
+            bad += 1
+            click.echo(f"digest: {'stdin' if source == '-' else source}:{number}: {problem}", err=True)
+    return bad
 
 
 @main.command(name="eval")

@@ -256,3 +256,23 @@ def test_a_run_writes_to_the_store_while_another_command_waits_on_a_slow_feed(pr
         shown, _ = slow.communicate(timeout=60)
     assert slow.returncode == 0
     assert HEADLINE in (shown if waiting == "preview" else next((project.out / "everything").glob("*.txt")).read_text())
+
+
+def test_summarize_jsonl_reports_each_bad_line_and_goes_on(tmp_path: Path) -> None:
+    """Issue 11 item 17: it stopped at the first bad line; now every bad line is one stderr line
+    (file:line), every good line is summarised, and the exit code is 1 at the end."""
+    text = SEED.read_text()
+    lines = [json.dumps({"id": "first", "text": text}).encode(), b"{not json", json.dumps({"id": "no-text"}).encode(),
+             b'{"id": "latin1", "text": "caf\xe9"}', b"", json.dumps({"id": "last", "text": text, "title": "T"}).encode()]
+    (tmp_path / "mixed.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    result = run_cli("summarize", "--jsonl", "mixed.jsonl", cwd=tmp_path)
+    assert result.returncode == 1
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["first", "last"]
+    assert result.stderr.splitlines() == [
+        'digest: mixed.jsonl:2: expected a JSON object with "id" and "text"',
+        'digest: mixed.jsonl:3: expected a JSON object with "id" and "text"',
+        "digest: mixed.jsonl:4: not UTF-8 text",
+    ]
+    from_stdin = run_cli("summarize", "--jsonl", "-", cwd=tmp_path, stdin="{not json\n" + json.dumps({"id": "x", "text": text}) + "\n")
+    assert from_stdin.returncode == 1 and [json.loads(line)["id"] for line in from_stdin.stdout.splitlines()] == ["x"]
+    assert from_stdin.stderr == 'digest: stdin:1: expected a JSON object with "id" and "text"\n'
