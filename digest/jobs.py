@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +33,25 @@ class History:
     last_polls: dict[str, datetime | None]
     last_editions: dict[str, datetime | None]  # or the last scheduled run that found nothing new
     polls_not_before: dict[str, datetime | None] = field(default_factory=dict)  # a server's Retry-After
+
+    def as_of(self, now: datetime) -> History:
+        """This history without the polls and editions recorded after `now`, each ignored with a warning.
+
+        A clock that was once ahead (a run with $DIGEST_NOW in the future, a host clock set back)
+        leaves times the daemon would otherwise wait for; a server's Retry-After is meant to be ahead.
+        """
+        def past(kind: str, moments: dict[str, datetime | None]) -> dict[str, datetime | None]:
+            kept: dict[str, datetime | None] = {}
+            for name, moment in moments.items():
+                if moment is not None and moment > now:
+                    log.warning("%s %s: its last %s is recorded at %s, after now (%s): ignored, as if none had been "
+                                "(was the clock ahead?)", kind, name, "poll" if kind == "source" else "edition",
+                                moment.isoformat(), now.isoformat(), extra={"job": "plan", "target": name})
+                    moment = None
+                kept[name] = moment
+            return kept
+
+        return History(past("source", self.last_polls), past("digest", self.last_editions), self.polls_not_before)
 
 
 def read_history(config: Config, store: Store) -> History:
@@ -115,9 +134,9 @@ class PipelineWork:
 
         return Pipeline(config, store, on_article=self._check_stop, fetcher=fetcher)
 
-    def _shared_fetcher(self, config: Config, source: SourceConfig) -> Fetcher | None:
+    def _shared_fetcher(self, config: Config, sources: Sequence[SourceConfig]) -> Fetcher | None:
         """One HTTP client kept across polls (pooled connections, per-host spacing); remade when [fetch] changes."""
-        if source.type not in NETWORK_SOURCES:
+        if not any(source.type in NETWORK_SOURCES for source in sources):
             return None
         if self._fetcher is not None and self._fetcher.config != config.fetch:
             self.close()
@@ -144,14 +163,15 @@ class PipelineWork:
         if source_config is None:  # removed by a reload while this job waited
             return
         with opened_store(config) as store:
-            self._pipeline(config, store, self._shared_fetcher(config, source_config)).poll(source_config, now)
+            self._pipeline(config, store, self._shared_fetcher(config, [source_config])).poll(source_config, now)
 
     def edition(self, config: Config, digest: str, now: datetime) -> None:
-        """Make one edition and deliver it at once; the pipeline logs each delivery."""
+        """Poll the digest's sources not polled in the last minute, make one edition and deliver it
+        at once; the pipeline logs each poll and delivery."""
         digest_config = config.digest(digest)
         with opened_store(config) as store:
-            stages = self._pipeline(config, store)
-            edition = stages.make_edition(digest_config, now)
+            stages = self._pipeline(config, store, self._shared_fetcher(config, config.sources_of(digest_config)))
+            edition = stages.fresh_edition(digest_config, now)
             with store.transaction():
                 store.record_digest_run(digest, now)
             if edition is None:

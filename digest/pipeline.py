@@ -40,6 +40,8 @@ from digest.workers import SMALL_RUN, Outcome, Workers, worker_count
 log = logging.getLogger(__name__)
 # How long a process may hold a delivery it is trying before another may try it.
 DELIVERY_LEASE = timedelta(minutes=10)
+# An edition first polls its sources not polled within this long (`digest run` has just polled them all).
+POLLED_RECENTLY = timedelta(minutes=1)
 QUEUE_SIZE = 16  # articles in flight between the polling threads and the storing one
 # Writes per transaction at most, and seconds a transaction may stay open; it is committed
 # sooner whenever the storing thread would wait (BENCHMARKS.md, "What makes it fast").
@@ -239,6 +241,23 @@ class Pipeline:
                 report.add_note(f"{article.title or article.identity}: {summary.note}")
             if self.on_article:
                 self.on_article(report.name)
+
+    def stale_sources(self, digest: DigestConfig, now: datetime) -> list[SourceConfig]:
+        """The digest's sources not polled in the last POLLED_RECENTLY (a last poll after `now` counts as none)."""
+        stale = []
+        for source in self.config.sources_of(digest):
+            last = self.store.source_state(source.name).last_poll
+            if last is None or last > now or now - last >= POLLED_RECENTLY:
+                stale.append(source)
+        return stale
+
+    def fresh_edition(self, digest: DigestConfig, now: datetime) -> Edition | None:
+        """Poll the digest's sources that were not polled in the last minute, then make its edition:
+        a 07:00 edition holds the story published at 06:50, not only what the 06:30 poll found."""
+        stale = self.stale_sources(digest, now)
+        if stale:
+            self.poll_all(stale, now)
+        return self.make_edition(digest, now)
 
     def make_edition(self, digest: DigestConfig, now: datetime) -> Edition | None:
         """Create the next edition of a digest with its outbox rows, or None when nothing waits."""

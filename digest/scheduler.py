@@ -148,6 +148,7 @@ def plan(config: Config, history: History, now: datetime) -> list[PlannedJob]:
     edition holds what the start-up polls found.
     """
     jobs: list[PlannedJob] = []
+    history = history.as_of(now)
     for source in config.sources:
         first = next_poll(source, history.last_polls.get(source.name), now, history.polls_not_before.get(source.name))
         trigger = IntervalTrigger(
@@ -299,6 +300,7 @@ class Daemon:
 
 def upcoming(config: Config, history: History, now: datetime) -> dict[str, dict[str, datetime]]:
     """For `digest status`: next edition of each digest (in its time zone) and next poll of each source (no jitter)."""
+    history = history.as_of(now)
     return {
         "digests": {
             d.name: next_edition(d, history.last_editions.get(d.name), now).astimezone(ZoneInfo(d.timezone))

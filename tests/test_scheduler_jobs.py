@@ -1,6 +1,8 @@
 """The daemon's APScheduler jobs, planned from a real store with an injected clock (nothing runs)."""
 
 import threading
+
+import pytest
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -117,3 +119,56 @@ full_text = "never"
         work.close()
     assert len(client_ports) == 2
     assert client_ports[0] == client_ports[1]  # the second poll reused the first poll's connection
+
+
+def feed_xml(stories: list[tuple[str, datetime]]) -> str:
+    items = "".join(f"<item><guid>{title}</guid><title>{title}</title><pubDate>{when.strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate>"
+                    f"<description>{title}. The harbour authority confirmed the news this morning.</description></item>"
+                    for title, when in stories)
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>N</title>{items}</channel></rss>'
+
+
+def test_an_edition_polls_its_sources_first_unless_they_were_polled_in_the_last_minute(
+        project: Project, http_server: LocalServer) -> None:
+    """Issue 11 item 6: with a 30-minute interval, the 06:50 story reaches the 07:00 edition."""
+    seven = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)
+    url = http_server.serve("/feed", feed_xml([("Early ferry news", seven - timedelta(minutes=40))]), "application/rss+xml")
+    project.write_config(project.config.read_text(encoding="utf-8").replace('sources = ["seeds"]\n', "")
+                         + f'\n[[sources]]\nname = "harbour"\ntype = "feed"\nurl = "{url}"\ninterval = "30m"\nfull_text = "never"\n'
+                         + '\n[fetch]\nallow_private = true\nper_host_delay = "0s"\n')
+    config = config_module.load(project.config)
+    work = PipelineWork(threading.Event())
+    try:
+        work.poll(config, "harbour", seven - timedelta(minutes=30))  # the 06:30 poll
+        work.poll(config, "seeds", seven - timedelta(minutes=30))
+        http_server.serve("/feed", feed_xml([("Early ferry news", seven - timedelta(minutes=40)),
+                                             ("Late crane collapse", seven - timedelta(minutes=10))]), "application/rss+xml")
+        asked = len(http_server.requests_to("/feed"))
+        work.edition(config, "daily", seven)
+        assert len(http_server.requests_to("/feed")) == asked + 1
+        [text] = [p.read_text() for p in (project.out / "daily").glob("*.txt")]
+        assert "Late crane collapse" in text and "Early ferry news" in text
+
+        work.poll(config, "harbour", seven + timedelta(hours=1))
+        work.edition(config, "daily", seven + timedelta(hours=1, seconds=30))  # polled 30 s ago: not asked again
+        assert len(http_server.requests_to("/feed")) == asked + 2
+    finally:
+        work.close()
+
+
+def test_history_in_the_future_is_ignored_with_a_warning(project: Project, caplog: "pytest.LogCaptureFixture") -> None:
+    """Issue 11 item 7: a run with DIGEST_NOW a year ahead must not stall the daemon's polls and editions for a year."""
+    project.write_config(project.config.read_text(encoding="utf-8").replace('"0 7 * * *"', '"every 1h"'))
+    config = config_module.load(project.config)
+    pipeline.run(config, T + timedelta(days=365))
+    daemon = Daemon(config, clock=lambda: T)
+    with caplog.at_level("WARNING", logger="digest.daemon"):
+        daemon.schedule(T)
+    jobs = scheduled(daemon)
+    assert jobs["poll:seeds"] == T  # due now, not in a year
+    assert jobs["edition:daily"] == T + timedelta(hours=1)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("source seeds: its last poll is recorded at 2027-11-27" in w and "ignored" in w for w in warnings), warnings
+    assert any("digest daily: its last edition is recorded at 2027-11-27" in w for w in warnings), warnings
+    status = project.cli("status", now=T.isoformat())
+    assert "next poll due now" in status.stdout and "after now" in status.stderr, status.stdout + status.stderr
