@@ -7,6 +7,7 @@ HTML is autoescaped; links are kept only when they are http(s).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime
@@ -21,7 +22,7 @@ from digest import __version__
 from digest.compose import Section
 from digest.errors import RenderError
 from digest.models import Edition
-from digest.sanitise import clean_url
+from digest.sanitise import output_url
 
 TEMPLATE_NAMES = {"html": "digest.html", "md": "digest.md", "txt": "digest.txt"}
 # Added to every email's CSS: images shrink to the screen and never overflow it.
@@ -43,8 +44,8 @@ def packaged_templates() -> Path:
 
 
 def http_url(url: str | None) -> str:
-    """The URL if it is http(s), else an empty string (no javascript: or data: links)."""
-    return clean_url(url) or ""
+    """The URL if it is http(s), percent-encoded to be inert in every format; else "" (no javascript: or data: links)."""
+    return output_url(url)
 
 
 def email_html(html: str) -> str:
@@ -56,8 +57,14 @@ def email_html(html: str) -> str:
 
 
 def _markdown_text(text: str) -> str:
-    """Escape the characters Markdown would read as formatting."""
-    return "".join("\\" + c if c in "\\`*_{}[]<>()#+!|" else c for c in text)
+    """Escape the characters Markdown would read as formatting, markup or an entity (each by a backslash,
+    which CommonMark allows before any ASCII punctuation), and a list or heading marker at the start."""
+    escaped = "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in text)
+    return _MARKDOWN_LINE_START.sub(r"\1\\\2", escaped)
+
+
+_MARKDOWN_SPECIAL = frozenset("\\`*_{}[]<>()#+!|~&")
+_MARKDOWN_LINE_START = re.compile(r"^(\s*\d*)([-=.)])", re.MULTILINE)  # "- item", "===", "1. item", "1) item"
 
 
 @dataclass(frozen=True)

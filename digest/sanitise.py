@@ -6,6 +6,8 @@
   autoescaped.
 - `clean_title` / `clean_url`: one-line titles without control characters, and
   http(s) links only, to host names that can be looked up.
+- `output_url`: a clean link percent-encoded so that it is one inert token in
+  HTML, Markdown and plain text alike (no `<`, `>`, quotes, spaces or backslashes).
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from __future__ import annotations
 import html
 import re
 from html.parser import HTMLParser
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import nh3
 
 from digest.extract import clean_line
 
 _SAFE_SCHEMES = {"http", "https"}
+# RFC 3986 reserved and unreserved characters, and "%" (escapes already made): kept as they are.
+# Everything else (< > " ' ` \ { } | ^ space, non-ASCII) is percent-encoded as UTF-8.
+_URL_KEEP = "!#$%&()*+,-./:;=?@[]_~"
 _BLOCKS = {
     "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
     "pre", "tr", "table", "section", "article", "header", "footer", "dd", "dt", "figure", "figcaption", "hr",
@@ -45,6 +50,25 @@ def clean_url(url: str | None, base: str | None = None) -> str | None:
     if host_name_problem(parts.hostname):
         return None
     return url
+
+
+def output_url(url: str | None) -> str:
+    """A link as every output format writes it: http(s) only (else ""), its host in IDNA
+    (punycode) and every character that could end a Markdown link, an HTML attribute or a
+    plain-text URL percent-encoded, so a feed's link cannot carry markup into a digest."""
+    cleaned = clean_url(url)
+    if cleaned is None:
+        return ""
+    parts = urlsplit(cleaned)
+    netloc = parts.netloc
+    if not netloc.isascii():
+        try:
+            netloc = netloc.encode("idna").decode("ascii")
+        except UnicodeError:
+            return ""
+    scheme = parts.scheme.lower()
+    path, query, fragment = (quote(piece, safe=_URL_KEEP) for piece in (parts.path, parts.query, parts.fragment))
+    return urlunsplit((scheme, quote(netloc, safe=_URL_KEEP), path, query, fragment))
 
 
 def host_name_problem(host: str) -> str | None:

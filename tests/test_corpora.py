@@ -123,3 +123,37 @@ def test_every_defusedxml_test_file_ends_quickly_in_little_memory() -> None:
         assert result["seconds"] < 2, (name, result)
     assert "possible XML bomb" in results["quadratic.xml"]["outcome"][0]
     assert all("refused" in results[name]["outcome"][1] for name in ("xmlbomb.xml", "quadratic.xml", "external.xml", "cyclic.xml"))
+
+
+def test_the_sanitize_cases_stay_inert_in_the_markdown_digest_as_a_viewer_shows_it() -> None:
+    """Issue 11 item 10: feedparser's html5lib-style sanitising payloads as titles, summaries and links, plus a
+    handmade link that closes Markdown's `(<url>)`, rendered in all three formats; the .md is shown as a CommonMark
+    viewer shows it (raw HTML allowed) and must hold no live tag, handler, image or non-http link either."""
+    from markdown_it import MarkdownIt
+
+    root = shared_path("corpora", "feedparser", "tests", "wellformed", "sanitize")
+    articles: list[StoredArticle] = []
+    for path in sorted(root.glob("*")):
+        for entry in parse_feed(path.read_bytes(), f"http://example.org/{path.name}"):
+            # The payload as title, as summary, and inside the link, each where a template writes it.
+            payload = entry.text or entry.title or path.name
+            articles.append(StoredArticle(
+                id=len(articles) + 1, source="sanitize", title=payload[:300], url=f"http://example.org/{path.stem}>){payload[:200]}",
+                published=NOW, author=entry.author, language=entry.language, summary=(payload,), fetched=NOW,
+            ))
+    handmade = "http://a.example/x>)<img src=http://evil.example/t.gif>"
+    articles.append(StoredArticle(id=len(articles) + 1, source="sanitize", title="handmade", url=handmade, published=NOW,
+                                  author=None, language="en", summary=("A link that closes the Markdown link.",), fetched=NOW))
+    assert len(articles) > 500
+    edition = Edition(digest="daily", created=NOW, articles=tuple(articles))
+    renderer = Renderer()
+    context = renderer.context("daily", "UTC", edition, compose(edition, ["sanitize"]))
+    rendered = renderer.render_edition(("html", "md", "txt"), "{{ digest.name }}", context).bodies
+    for fmt, html in (("html", rendered["html"].split("<body", 1)[1]), ("md", MarkdownIt("commonmark").render(rendered["md"]))):
+        inspector = _Inspector()
+        inspector.feed(html)
+        assert inspector.problems == [], fmt
+        assert "<img" not in html.lower() and "evil.example/t.gif>" not in html, fmt
+    links = [line for line in rendered["txt"].splitlines() if line.startswith("http")]
+    assert len(links) > 500  # a payload with a line break makes no link at all
+    assert all(not any(c in link for c in ' <>"\'`\\') for link in links)

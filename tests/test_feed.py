@@ -455,3 +455,40 @@ def test_entity_references_before_a_cdata_section_are_counted() -> None:
         list(parse_feed(body.encode(), "http://example.org/f"))
     small = body.replace(references, "&kb;" * 20)  # 20 kB of expansion is an ordinary feed
     assert [len(e.title) for e in parse_feed(small.encode(), "http://example.org/f")] == [20000]
+
+
+def markdown_as_html(markdown: str) -> str:
+    """The Markdown digest as a CommonMark renderer (raw HTML allowed, as in most viewers) shows it."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").render(markdown)
+
+
+def test_a_feed_link_cannot_inject_markup_into_any_digest_format(project: Project, http_server: LocalServer) -> None:
+    """Issue 11 item 10: `x>)<img src=...>` closed the Markdown link `[title](<url>)` and put a live tracking
+    image into the .md digest. Links are percent-encoded for every format; Markdown is escaped in text."""
+    hostile_link = "http://a.example/x>)<img src=http://evil.example/t.gif>"
+    published = format_datetime(E2E_NOW - timedelta(hours=1))
+    feed = http_server.serve("/feed", rss([
+        {"title": "Tracking pixel in a link", "guid": "pixel", "link": hostile_link.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"),
+         "pubDate": published, "description": " ".join(GOOD_SENTENCES * 6)},
+        {"title": "x](javascript:alert(1)) ![t](http://evil.example/title.gif) &lt;img src=http://evil.example/u.gif&gt;",
+         "guid": "text", "link": "http://a.example/fine path\"onclick=\"x", "pubDate": published,
+         "description": "1. ![pixel](http://evil.example/s.gif) &lt;script&gt;alert(1)&lt;/script&gt; [click](javascript:alert(1)) "
+                        + " ".join(GOOD_SENTENCES * 6)},
+    ]), "application/rss+xml")
+    e2e_config(project, {"news": feed}, allow_private=True)
+    project.write_config(project.config.read_text().replace('formats = ["txt", "html"]', 'formats = ["txt", "html", "md"]'))
+    result = project.cli("run")
+    assert result.returncode == 0, result.stderr
+    markdown, html, text = (digest_text(project, suffix) for suffix in (".md", ".html", ".txt"))
+    shown = markdown_as_html(markdown)
+    for document in (shown, html.split("<body", 1)[1]):
+        assert "<img" not in document and "<script" not in document and 'href="javascript' not in document
+        assert 'href="http://a.example/x%3E)%3Cimg%20src=http://evil.example/t.gif%3E"' in document
+        assert 'href="http://a.example/fine%20path%22onclick=%22x"' in document
+    assert "http://a.example/x%3E)%3Cimg%20src=http://evil.example/t.gif%3E" in text.splitlines()
+    assert "http://a.example/fine%20path%22onclick=%22x" in text.splitlines()
+    title = "x](javascript:alert(1)) ![t](http://evil.example/title.gif)"  # its <img> is gone with the title's markup
+    assert title in text and title in shown  # Markdown's escapes show the text as it was, inert
+    assert "[pixel](http://evil.example/s.gif) [click](javascript:alert(1))" in shown
