@@ -241,8 +241,9 @@ class FetchConfig:
     allow_private: bool = False
     allow_link_local: bool = False  # 169.254.0.0/16 and fe80::/10 (cloud metadata); allow_private does not open them
     user_agent: str = f"digest/{__version__} (+{PROJECT_URL})"
-    per_host_delay: Duration = Duration(seconds=1)
-    per_host_concurrency: int = 2
+    # The floor of the adaptive gap between two starts to one host (digest.manners); 0: pace by answers alone.
+    per_host_delay: Duration = Duration(seconds=0)
+    per_host_concurrency: int = 4  # the most requests in flight to one host; fewer when it struggles
     # Manners are per host; across hosts, 500 slow feeds end in about one slow fetch's time.
     concurrency: int = 512
 

@@ -2,10 +2,15 @@
 
 One `Fetcher` is shared by every source of a run. It is thread-safe, so the
 pipeline may poll many sources at once from a thread pool; the fetcher itself
-bounds concurrency overall (`[fetch] concurrency`) and per host
-(`per_host_concurrency`), and spaces the starts of requests to one host by
-`per_host_delay`. A "host" is an origin, scheme://name:port, as robots.txt
-counts one. Each request:
+bounds concurrency overall (`[fetch] concurrency`) and keeps adaptive manners
+per host (`digest.manners`: a few requests in flight, fewer and further apart
+when the host answers slowly or says 429/503, back up when it recovers). A
+"host" is an origin, scheme://name:port, as robots.txt counts one. A host's
+robots.txt is read once a run (through this fetcher, so guarded and capped) when
+a page is fetched from it or when it gets a second request: its Crawl-delay
+then paces the host, and pages (not feeds, which are made for programs) it
+disallows are not fetched.
+Each request:
 
 - ends by `timeout`, name lookup and body included: the lookup and every socket
   read and write are given only what is left of the request's deadline, so
@@ -17,8 +22,9 @@ counts one. Each request:
   once, every address checked, and the connection made to the checked address
   itself (no second lookup, so DNS rebinding cannot swap it), on every hop;
 - sends the ETag / Last-Modified it is given (a 304 comes back as `not_modified`);
-- turns 429/503 with Retry-After into a FetchError carrying `retry_after`, and
-  refuses further requests to that host until then.
+- on 429/503 with a Retry-After, holds every request to that host back until
+  then: a hold within `timeout` is waited out (and the request asked once more),
+  a longer one is a FetchError carrying `retry_after`.
 
 Every failure is a `digest.errors.FetchError` whose message is one line: the URL
 and what went wrong.
@@ -39,13 +45,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpcore
 import httpx
 
 from digest.config import FetchConfig
 from digest.errors import FetchError
+from digest.manners import Pace, RobotRules, judge
 from digest.sanitise import host_name_problem
 
 log = logging.getLogger(__name__)
@@ -367,25 +374,45 @@ def usable_concurrency(config: FetchConfig) -> int:
 
 
 @dataclass
-class _Host:
-    """Manners towards one host: a slot count, the next start time, a retry-after."""
+class _Ticket:
+    """What one request learned, for its host's pace: the status and when the headers came."""
 
-    slots: threading.Semaphore
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    next_start: float = 0.0  # time.monotonic() before which no request may start
-    not_before: float = 0.0  # time.monotonic() before which the host asked us not to come
+    status: int | None = None
+    header_seconds: float = 0.0
+    retry_after: float | None = None
+
+
+@dataclass
+class _Busy:
+    """A 429/503 that named a Retry-After: the fetch may wait it out and ask once more."""
+
+    status: int
+    wait: float
+
+
+@dataclass
+class _Host:
+    """One host's pace (digest.manners), the condition its waiting requests sleep on, its robots.txt."""
+
+    pace: Pace
+    turn: threading.Condition = field(default_factory=threading.Condition)
+    robots_lock: threading.Lock = field(default_factory=threading.Lock)
+    robots: RobotRules | None = None
+    requests: int = 0  # started this run; from the second on, robots.txt is read for its Crawl-delay
 
 
 class Fetcher:
     """The shared, thread-safe HTTP client of a run; see the module docstring.
 
     `fetch` may be called from many threads at once (e.g. one per source in a
-    ThreadPoolExecutor); waits for per-host delays happen in the calling thread.
+    ThreadPoolExecutor); waits for a host's turn happen in the calling thread.
+    `clock` (monotonic seconds) is injectable for tests of the pace.
     """
 
-    def __init__(self, config: FetchConfig, guard: AddressGuard | None = None) -> None:
+    def __init__(self, config: FetchConfig, guard: AddressGuard | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.guard = guard or AddressGuard(allow_private=config.allow_private, allow_link_local=config.allow_link_local)
+        self._clock = clock
         self._timeout = config.timeout.total_seconds()
         self.concurrency = usable_concurrency(config)
         self._overall = threading.BoundedSemaphore(self.concurrency)
@@ -409,8 +436,16 @@ class Fetcher:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None, accept: str = "*/*") -> Response:
-        """GET `url` within the limits; FetchError (one line: URL and what) on any failure."""
+    def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None, accept: str = "*/*", robots: bool = False
+    ) -> Response:
+        """GET `url` within the limits; FetchError (one line: URL and what) on any failure.
+
+        `robots`: the URL is a page (not a feed), fetched only where its host's robots.txt allows."""
+        return self._fetch(url, etag=etag, last_modified=last_modified, accept=accept, robots=robots, statuses=False)
+
+    def _fetch(self, url: str, *, etag: str | None, last_modified: str | None, accept: str, robots: bool, statuses: bool) -> Response:
+        """`fetch`; with `statuses`, an HTTP error status comes back as a Response instead of a FetchError."""
         headers = {"Accept": accept}
         if etag:
             headers["If-None-Match"] = etag
@@ -418,20 +453,33 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         deadline: float | None = None
         current = url
+        waited = False
+        hops = 0
         try:
-            for _hop in range(MAX_REDIRECTS + 1):
-                host = _check_url(current)
-                with self._turn(host, current), self._overall:
+            while hops <= MAX_REDIRECTS:
+                origin = _check_url(current)
+                host = self._host(origin)
+                if robots or (host.requests and not statuses):
+                    self._mind_robots(host, current, page=robots)
+                ticket = _Ticket()
+                with self._turn(host, current, ticket), self._overall:
                     if deadline is None:
                         deadline = time.monotonic() + self._timeout
                     _request_deadline.value = deadline
                     try:
-                        result = self._request(current, host, headers)
+                        result = self._request(current, origin, headers, ticket, statuses)
                     finally:
                         _request_deadline.value = None
                 if isinstance(result, Response):
                     return result
+                if isinstance(result, _Busy):
+                    if waited or result.wait > self._timeout:
+                        raise FetchError(f"{current}: HTTP {result.status}, server asks to retry after {result.wait:.0f}s",
+                                         retry_after=result.wait)
+                    waited, deadline = True, None  # the host's turn waits out the Retry-After; then one more try
+                    continue
                 current = result
+                hops += 1
             raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects (last to {current})")
         except FetchError:
             raise
@@ -450,10 +498,12 @@ class Fetcher:
         except (OSError, ValueError) as error:  # e.g. an ssl error outside httpx's mapping, a bad header
             raise FetchError(f"{current}: {_one_line(error)}") from None
 
-    def _request(self, url: str, host: str, headers: dict[str, str]) -> Response | str:
-        """One hop: the Response, or the next URL when the server redirects."""
+    def _request(self, url: str, origin: str, headers: dict[str, str], ticket: _Ticket, statuses: bool) -> Response | str | _Busy:
+        """One hop: the Response, the next URL when the server redirects, or _Busy for a Retry-After."""
+        asked = time.monotonic()
         with self._client.stream("GET", url, headers=headers) as response:
-            status = response.status_code
+            status = ticket.status = response.status_code
+            ticket.header_seconds = time.monotonic() - asked
             if status in _REDIRECTS:
                 location = response.headers.get("Location")
                 if not location:
@@ -462,9 +512,9 @@ class Fetcher:
             if status in (429, 503):
                 wait = _retry_after(response.headers.get("Retry-After"))
                 if wait is not None:
-                    self._hold_off(host, wait)
-                    raise FetchError(f"{url}: HTTP {status}, server asks to retry after {wait:.0f}s", retry_after=wait)
-            if status >= 400:
+                    ticket.retry_after = wait
+                    return _Busy(status, wait)
+            if status >= 400 and not statuses:
                 raise FetchError(f"{url}: HTTP {status} {response.reason_phrase}".rstrip())
             common = {
                 "url": url,
@@ -482,32 +532,75 @@ class Fetcher:
             body = _read_body(url, response.iter_raw(_READ_SIZE), encoding, self.config.max_bytes)
             return Response(body=body, **common)
 
-    def _host(self, host: str) -> _Host:
+    def _host(self, origin: str) -> _Host:
         with self._hosts_lock:
-            if host not in self._hosts:
-                self._hosts[host] = _Host(threading.Semaphore(self.config.per_host_concurrency))
-            return self._hosts[host]
+            if origin not in self._hosts:
+                pace = Pace(most=self.config.per_host_concurrency, floor=self.config.per_host_delay.total_seconds())
+                self._hosts[origin] = _Host(pace)
+            return self._hosts[origin]
 
     @contextmanager
-    def _turn(self, host: str, url: str) -> Iterator[None]:
-        """Hold one of the host's slots, started no sooner than its delay allows."""
-        state = self._host(host)
-        with state.slots:
-            with state.lock:
-                now = time.monotonic()
-                if state.not_before > now:
-                    wait = state.not_before - now
-                    raise FetchError(f"{url}: host asked to retry after {wait:.0f}s more", retry_after=wait)
-                start = max(now, state.next_start)
-                state.next_start = start + self.config.per_host_delay.total_seconds()
-            if start > now:
-                time.sleep(start - now)
+    def _turn(self, host: _Host, url: str, ticket: _Ticket) -> Iterator[None]:
+        """Wait for the host's pace to allow one more request, hold it while the request runs,
+        and teach the pace what the answer was. A hold (Retry-After) longer than the request
+        timeout is not waited out: FetchError with `retry_after`."""
+        with host.turn:
+            while True:
+                now = self._clock()
+                held = host.pace.not_before - now
+                if held > self._timeout:
+                    raise FetchError(f"{url}: host asked to retry after {held:.0f}s more", retry_after=held)
+                ready = host.pace.ready_at(now)
+                if ready is not None and ready <= now:
+                    break
+                host.turn.wait(None if ready is None else ready - now)
+            host.pace.start(now)
+            host.requests += 1
+        started = now
+        try:
             yield
+        finally:
+            with host.turn:
+                answer = judge(ticket.status, ticket.header_seconds)
+                host.pace.finish(started, answer, self._clock(), ticket.retry_after)
+                host.turn.notify_all()
 
-    def _hold_off(self, host: str, seconds: float) -> None:
-        state = self._host(host)
-        with state.lock:
-            state.not_before = max(state.not_before, time.monotonic() + seconds)
+    def _mind_robots(self, host: _Host, url: str, page: bool) -> None:
+        """Read the host's robots.txt once (again after a day): its Crawl-delay paces the host from then
+        on; a page it disallows (or any page, while it cannot be read) is a FetchError."""
+        with host.robots_lock:
+            if host.robots is None or host.robots.stale(self._clock()):
+                host.robots = self._read_robots(url)
+                spacing = host.robots.spacing()
+                if spacing is not None:
+                    with host.turn:
+                        host.pace.ask_at_most_every(spacing, one_at_a_time=True)
+            rules = host.robots
+        if page and not rules.allows(url):
+            where = _robots_url(url)
+            if rules.unreachable:
+                raise FetchError(f"{url}: robots.txt: {rules.unreachable}")
+            raise FetchError(f"{url}: disallowed by {where}")
+
+    def _read_robots(self, url: str) -> RobotRules:
+        """The rules of `url`'s host: a 4xx means none, a 5xx or no answer that it cannot be read."""
+        where = _robots_url(url)
+        now = self._clock()
+        try:
+            response = self._fetch(where, etag=None, last_modified=None, accept="text/plain", robots=False, statuses=True)
+        except FetchError as error:
+            return RobotRules.unavailable(str(error).removeprefix(f"{where}: "), now)
+        if response.status >= 500:
+            return RobotRules.unavailable(f"HTTP {response.status}, so no page of the host is fetched (RFC 9309)", now)
+        if response.status >= 400:
+            return RobotRules.allow_all(now)
+        return RobotRules.parse(response.body, self.config.user_agent, now)
+
+
+def _robots_url(url: str) -> str:
+    """The robots.txt of `url`'s scheme, host and port."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme.lower(), parts.netloc.rsplit("@", 1)[-1], "/robots.txt", "", ""))
 
 
 def _check_url(url: str) -> str:

@@ -50,9 +50,10 @@ def canonical_link(link: str | None, base: str | None = None) -> str | None:
 def fetch_page(context: PollContext, url: str, *, conditional: bool = False) -> tuple[Response, Extracted | None]:
     """Fetch a web page and extract its main text (None on a 304); ExtractError names the URL."""
     if conditional:
-        response = fetch_if_changed(context, url, PAGE_ACCEPT)
+        memo = context.memo
+        response = context.fetcher.fetch(url, etag=memo.get("etag"), last_modified=memo.get("last_modified"), accept=PAGE_ACCEPT, robots=True)
     else:
-        response = context.fetcher.fetch(url, accept=PAGE_ACCEPT)
+        response = context.fetcher.fetch(url, accept=PAGE_ACCEPT, robots=True)
     if response.not_modified:
         return response, None
     try:
