@@ -21,6 +21,7 @@ import click
 
 from digest import __version__
 from digest.errors import ConfigError, DeliveryError, DigestError, ListenError, StoreError
+from digest.memory import one_blas_thread
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_CANNOT_RUN = 0, 1, 2, 3
 Result = TypeVar("Result")
@@ -111,6 +112,7 @@ def main(context: click.Context, config_path: str | None, log_level: str | None,
       digest run                    # poll, summarise, write/send one edition
       digest --config my.toml preview --format txt
     """
+    one_blas_thread()  # before any command loads numpy; worker processes inherit it
     context.ensure_object(dict)
     context.obj["config"] = config_path
     level = log_level or ("info" if context.invoked_subcommand == "daemon" else "warning")

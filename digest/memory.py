@@ -1,8 +1,8 @@
-"""Memory settings of this process: fewer malloc arenas for the polling threads."""
+"""Resource settings of this process: fewer malloc arenas for the polling threads, one BLAS thread."""
 
 from __future__ import annotations
 
-import ctypes
+import os
 import sys
 from functools import lru_cache
 
@@ -20,8 +20,24 @@ def fewer_malloc_arenas() -> None:
     """
     if not sys.platform.startswith("linux"):
         return
+    import ctypes  # here, not above: `digest --help` loads this module for one_blas_thread alone
+
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc, or no such symbol
         return
     mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+
+
+# The thread-count variables of the BLAS builds numpy may load (OpenBLAS, MKL, BLIS, Apple's
+# Accelerate) and of OpenMP; each is read once, when its library loads.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+                         "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def one_blas_thread() -> None:
+    """Ask numpy's BLAS for one thread, before numpy loads: its matrices here are small (one article's
+    sentences), a second thread only spins, and workers are already one per core (BENCHMARKS.md).
+    Spawned worker processes inherit it; a value the user set is kept."""
+    for name in BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")

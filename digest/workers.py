@@ -24,6 +24,8 @@ from concurrent.futures.process import BrokenProcessPool
 from itertools import chain
 from typing import Any, Generic, TypeVar
 
+from digest.memory import one_blas_thread
+
 log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
@@ -58,6 +60,7 @@ def _worker_start(parent: int) -> None:
     """In each worker: leave Ctrl-C to the parent (it stops the pool), and exit as soon as
     the parent is gone, so a killed run leaves no workers behind."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    one_blas_thread()  # inherited from the CLI already; here too when a program embeds the pipeline
     threading.Thread(target=_exit_when_orphaned, args=(parent,), name="orphan-watch", daemon=True).start()
 
 
