@@ -8,6 +8,7 @@ waiting response costs a timer, not a thread, and an idle server no CPU, so
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 
 _loop: asyncio.AbstractEventLoop | None = None
@@ -27,10 +28,12 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 class FeedServer:
     """Serves `documents` (path -> bytes) over HTTP/1.1 on `host`, a free port; use as a context manager."""
 
-    def __init__(self, documents: dict[str, bytes], delay: float = 0.0, host: str = "127.0.0.1") -> None:
+    def __init__(self, documents: dict[str, bytes], delay: float = 0.0, host: str = "127.0.0.1", etags: bool = False) -> None:
         self.documents = documents
         self.delay = delay
         self.host = host
+        # With etags, each document has an ETag and a matching If-None-Match gets a 304, as real feeds do.
+        self.etags = {path: '"%s"' % hashlib.sha256(body).hexdigest()[:16] for path, body in documents.items()} if etags else {}
         self._server: asyncio.base_events.Server | None = None
         self.server_address: tuple[str, int] = (host, 0)
 
@@ -67,7 +70,11 @@ class FeedServer:
                 body = self.documents.get(path)
                 status, kind = ("200 OK", "application/rss+xml") if body is not None else ("404 Not Found", "text/plain")
                 payload = body if body is not None else b"not found"
-                writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload)
+                etag = self.etags.get(path)
+                extra = f"ETag: {etag}\r\n" if etag else ""
+                if etag and f"if-none-match: {etag}".encode() in head.lower():
+                    status, payload = "304 Not Modified", b""
+                writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n{extra}Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
                 await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass
