@@ -86,10 +86,13 @@ class FilesSourceConfig:
     path: Path
     type: str = "files"
     interval: Duration = Duration(minutes=5)
+    max_bytes: int = 15 * 1024 * 1024  # a bigger file is skipped with a note, as [fetch] max_bytes caps a download
 
     def check(self, where: str) -> None:
         if not self.path.is_dir():
             raise ValueError(f"path: folder not found: {self.path}")
+        if self.max_bytes < 1024:
+            raise ValueError(f"max_bytes: must be at least 1024, got {self.max_bytes}")
 
 
 @dataclass(frozen=True)

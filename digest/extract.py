@@ -13,6 +13,11 @@ from datetime import date, datetime, timezone
 
 from digest.errors import ExtractError
 
+# An article's text is cut here, as soon as it is read, before it is copied around (split, normalised,
+# stored): the summariser reads only its first 40,000 characters, and a 50 MB file must not cost 1 GB.
+MAX_TEXT_CHARS = 200_000
+MAX_HTML_CHARS = 2_000_000  # markup handed to the HTML extractor: a long article page is well under
+
 # A scraped text file may open with "date YYYY-MM-DD " before its headline.
 _DATE_MARKER = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})\s+")
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
@@ -87,6 +92,7 @@ def split_headline(line: str) -> tuple[str, str]:
 
 def from_text(text: str, fallback_title: str) -> Extracted:
     """Plain text or Markdown: title from front matter, a heading or the first line."""
+    text = text[:MAX_TEXT_CHARS]
     published = None
     title = ""
     front = _FRONT_MATTER.match(text)
@@ -129,6 +135,7 @@ def from_html(html: str | bytes, url: str | None, fallback_title: str) -> Extrac
     """
     import trafilatura
 
+    html = html[:MAX_HTML_CHARS]
     try:
         body = trafilatura.extract(html, url=url, include_comments=False, include_tables=False, favor_precision=True)
         metadata = trafilatura.extract_metadata(html, default_url=url)

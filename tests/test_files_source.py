@@ -72,3 +72,47 @@ def test_a_link_out_of_the_folder_is_not_followed(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "link.txt").symlink_to(outside)
     assert poll(folder) == {}
+
+
+def test_encodings_are_detected_binary_and_oversized_files_are_skipped_with_one_line(tmp_path: Path) -> None:
+    """Issue 11 item 8, through the real CLI: a Latin-1 file showed `Caf\ufffd`, a UTF-16 file with a BOM was
+    noise, a binary file became an article with a binary title printed to the terminal."""
+    import codecs
+
+    from conftest import Project
+
+    project = Project(tmp_path)
+    news = tmp_path / "news"
+    news.mkdir()
+    (news / "latin1.txt").write_bytes("Café crème brûlée returns to the menu\n\nThe café on the corner will serve crème "
+                                      "brûlée again from Monday. Customers had asked for it for years.\n".encode("latin-1"))
+    (news / "utf16.txt").write_bytes(codecs.BOM_UTF16_LE + "Über den Dächern entstehen Gärten\n\nDie Stadt plant neue "
+                                     "Gärten auf den Dächern der Altstadt. Bürger können sich bewerben.\n".encode("utf-16-le"))
+    (news / "sjis.md").write_bytes("# 東京の新しい駅が開業\n\n東京都は新しい駅が来月開業すると発表した。多くの利用者が見込まれている。\n".encode("shift_jis"))
+    (news / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 20)
+    (news / "noise.md").write_bytes(bytes(b for b in os.urandom(4000) if b))  # no NUL, no encoding fits
+    (news / "huge.txt").write_text("A headline\n\n" + "Words in a very long file. " * 2000)  # 54 kB
+    project.write_config(f"""
+        [[sources]]
+        name = "news"
+        path = "{news}"
+        max_bytes = 20000
+
+        [[digests]]
+        name = "daily"
+        output_dir = "../out"
+        formats = ["txt"]
+        """)
+    result = project.cli("run")
+    assert result.returncode == 0, result.stderr
+    assert "source news: 3 new" in result.stdout
+    text = "".join(p.read_text(encoding="utf-8") for p in (project.out / "daily").glob("*.txt"))
+    assert "Café crème brûlée returns to the menu" in text and "\ufffd" not in text
+    assert "Über den Dächern entstehen Gärten" in text and "東京の新しい駅が開業" in text
+    warnings = [line for line in result.stderr.splitlines() if "skipped" in line]
+    assert len(warnings) == 3 and len(result.stderr.splitlines()) == 3, result.stderr
+    assert any("skipped photo.txt: binary file" in line for line in warnings)
+    assert any("skipped noise.md: binary file" in line for line in warnings)
+    assert any("skipped huge.txt: larger than max_bytes (20000 bytes)" in line for line in warnings)
+    assert "PNG" not in result.stdout + text and "IHDR" not in result.stdout + text
+

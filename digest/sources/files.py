@@ -1,7 +1,10 @@
 """The `files` source: a folder of .txt, .md and .html files, one article per file.
 
 A file's identity is its path inside the folder; its version is a hash of its
-bytes, so an edited file becomes a new version rather than a duplicate.
+bytes, so an edited file becomes a new version rather than a duplicate. Its
+encoding is detected (digest.decode); a binary file, or one over `max_bytes`,
+is skipped with one warning. Only the start of a file that an article can use
+is kept in memory (extract's caps); the rest is only hashed, a piece at a time.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 
 from digest import extract
 from digest.config import FilesSourceConfig
+from digest.decode import decode_document
 from digest.errors import ExtractError, SourceError
 from digest.models import Article
 from digest.sources import PollContext
@@ -21,6 +25,7 @@ from digest.sources import PollContext
 log = logging.getLogger(__name__)
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = extract.HTML_SUFFIXES
+_READ_SIZE = 1024 * 1024
 
 
 class FilesSource:
@@ -29,6 +34,7 @@ class FilesSource:
     def __init__(self, config: FilesSourceConfig) -> None:
         self.name = config.name
         self.folder = config.path
+        self.max_bytes = config.max_bytes
 
     def poll(self, context: PollContext) -> Iterator[Article]:
         """Yield one article per readable file; a bad file is logged and skipped."""
@@ -45,13 +51,27 @@ class FilesSource:
                 log.warning("source %s: skipped %s: %s", self.name, path.name, error)
 
     def read(self, path: Path) -> Article:
-        """One file as an article; ExtractError when it has no usable text."""
+        """One file as an article; ExtractError when it has no usable text, is binary or is too big."""
+        html = path.suffix.lower() in HTML_SUFFIXES
+        # UTF-8 takes up to 4 bytes a character: enough bytes for what extraction keeps, and no more.
+        keep = 4 * (extract.MAX_HTML_CHARS if html else extract.MAX_TEXT_CHARS)
         try:
-            raw = path.read_bytes()
-            modified = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+            with path.open("rb") as file:
+                status = path.stat()
+                if status.st_size > self.max_bytes:
+                    raise ExtractError(f"larger than max_bytes ({self.max_bytes} bytes): {status.st_size} bytes")
+                start = file.read(keep)
+                digest = hashlib.sha256(start)
+                size = len(start)
+                while piece := file.read(_READ_SIZE):
+                    digest.update(piece)
+                    size += len(piece)
+                    if size > self.max_bytes:
+                        raise ExtractError(f"larger than max_bytes ({self.max_bytes} bytes)")
         except OSError as error:
             raise ExtractError(f"cannot read: {error.strerror or error}") from None
-        text = raw.decode("utf-8", errors="replace")
+        modified = datetime.fromtimestamp(status.st_mtime, timezone.utc)
+        text = decode_document(start, cut=size > len(start))
         fallback_title = path.stem.replace("_", " ").replace("-", " ")
         found = extract.from_document(text, path.suffix, fallback_title)
         return Article(
@@ -62,5 +82,5 @@ class FilesSource:
             published=found.published or modified,
             author=found.author,
             language=found.language,
-            version=hashlib.sha256(raw).hexdigest()[:16],
+            version=digest.hexdigest()[:16],
         )
