@@ -773,3 +773,55 @@ def subscribers_remove(context: click.Context, email: str, digest_name: str | No
     if not removed:
         fail(EXIT_USAGE, f"{address} is not a subscriber{f' of {digest_name}' if digest_name else ''}")
     click.echo(f"removed {address} ({removed} subscription{'s' if removed != 1 else ''})")
+
+
+@main.group()
+def archive() -> None:
+    """The archive of each digest's editions: index pages and Atom feeds in its output folder."""
+
+
+@archive.command("rebuild")
+@click.option("--digest", "digest_name", metavar="NAME", help="Only this digest.")
+@click.pass_context
+def rebuild_archive(context: click.Context, digest_name: str | None) -> None:
+    """Regenerate every archive page and Atom feed from the store (after a template or base_url change).
+
+    Files whose bytes would not change are left alone, so a rebuild with nothing changed writes nothing.
+
+    \b
+    Example:
+      digest archive rebuild --digest daily
+    """
+    config = load_config(context)
+    from digest import pipeline
+
+    for name, report in guarded(lambda: pipeline.rebuild_archives(config, digest_name)):
+        if report is None:
+            click.echo(f"digest {name}: no archive (no output_dir, archive = false, or no editions yet)")
+            continue
+        removed = f", {len(report.removed)} removed" if report.removed else ""
+        click.echo(f"digest {name}: {len(report.written)} files written, {report.unchanged} unchanged{removed}")
+
+
+@main.command()
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT",
+              help="Address to listen on; loopback unless you say otherwise.")
+@click.pass_context
+def serve(context: click.Context, listen: str) -> None:
+    """Serve each digest's archive (/DIGEST/, /DIGEST/feed.atom) and /healthz over HTTP.
+
+    /healthz answers 200 while the store opens and every poll and edition ran when due,
+    503 with a JSON reason otherwise. Stop with Ctrl-C or SIGTERM.
+
+    \b
+    Example:
+      digest serve --listen 127.0.0.1:8080
+    """
+    config = load_config(context)
+    from digest import web
+
+    try:
+        web.parse_listen(listen)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--listen") from None
+    guarded(lambda: web.serve(config, listen, now, click.echo))

@@ -159,6 +159,9 @@ class DigestConfig:
     subject: str = "{{ digest.name }}: {{ edition.date }}"
     templates: Path | None = None
     unsubscribe: str = ""
+    archive: bool = True  # with output_dir: keep index pages and an Atom feed of the editions there
+    base_url: str = ""  # where <output_dir>/<name>/ is served, for absolute links; "" for relative ones
+    feed_size: int = 20  # editions in feed.atom; older ones are in its RFC 5005 archive documents
 
     def check(self, where: str) -> None:
         try:
@@ -184,6 +187,10 @@ class DigestConfig:
                 parse_mailbox(address)
             except ValueError as error:
                 raise ValueError(f"email_to: {error}") from None
+        if self.base_url and not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", self.base_url):
+            raise ValueError(f"base_url: expected an http:// or https:// URL without a query, got {self.base_url!r}")
+        if not 1 <= self.feed_size <= 1000:
+            raise ValueError(f"feed_size: must be between 1 and 1000, got {self.feed_size}")
         if self.unsubscribe and not re.match(r"^(mailto:[^\s<>]+@[^\s<>]+|https://[^\s<>]+)$", self.unsubscribe):
             raise ValueError(f"unsubscribe: expected a mailto: address or an https:// URL, got {self.unsubscribe!r}")
 

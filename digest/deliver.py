@@ -16,8 +16,9 @@ from datetime import datetime, timedelta
 from email.policy import SMTP, SMTPUTF8
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Callable, Protocol
 
+from digest.archive import Archive
 from digest.config import SmtpConfig
 from digest.errors import PermanentDeliveryError, TemporaryDeliveryError
 from digest.lock import process_alive
@@ -126,6 +127,24 @@ def _remove_orphaned_partials(folder: Path) -> None:
         pid = partial.name[len(PARTIAL_PREFIX):].split("-", 1)[0]
         if pid.isdigit() and not process_alive(int(pid)):
             partial.unlink(missing_ok=True)
+
+
+class ArchiveDeliverer:
+    """Adds an edition to its digest's archive (digest/archive.py): its page, and the index pages and
+    feeds that show it. `open_archive(digest, output_dir)` plans the archive from the store."""
+
+    give_up_after: timedelta | None = None
+
+    def __init__(self, open_archive: Callable[[str, Path], Archive]) -> None:
+        self.open_archive = open_archive
+
+    def deliver(self, delivery: Delivery, edition: RenderedEdition, created: datetime) -> str:
+        archive = self.open_archive(delivery.digest, Path(delivery.recipient))
+        try:
+            report = archive.add_edition(delivery.edition_id, edition.bodies.get("html"))
+        except OSError as error:
+            raise TemporaryDeliveryError(f"cannot write the archive in {archive.settings.folder}: {error.strerror or error}") from None
+        return f"archive {archive.settings.folder} ({len(report.written)} files written)"
 
 
 class EmailDeliverer:

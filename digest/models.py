@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -56,6 +57,18 @@ class Edition:
     articles: tuple[StoredArticle, ...]
     id: int | None = None  # None for a preview that was never stored
     waiting: int = 0  # articles left over by max_articles for the next edition
+    atom_id: str = ""  # the edition's permanent Atom id, made when it was created ("" for a preview)
+
+
+@dataclass(frozen=True)
+class EditionListing:
+    """One edition as an archive lists it: no article bodies, only what index pages and feeds need."""
+
+    id: int
+    atom_id: str
+    created: datetime
+    count: int  # articles in the edition
+    headlines: tuple[str, ...]  # the titles of its first articles
 
 
 @dataclass(frozen=True)
@@ -137,3 +150,33 @@ class Subscriber:
     created: datetime
     watermark: int  # articles with a higher id have not been considered for this reader yet
     last_slot: datetime | None = None  # the last local delivery time whose mail was made
+
+
+@dataclass(frozen=True)
+class WebRequest:
+    """An HTTP request as an endpoint of `digest serve` sees it, free of the web framework."""
+
+    method: str
+    path_params: dict[str, str]
+    query: dict[str, str]
+    form: dict[str, str]  # a POSTed form (application/x-www-form-urlencoded); empty otherwise
+    headers: dict[str, str]  # lower-case names
+
+
+@dataclass(frozen=True)
+class WebReply:
+    """What an endpoint answers."""
+
+    status: int
+    body: str
+    content_type: str = "text/html; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One route a module adds to `digest serve` (digest/web.py, ENDPOINTS)."""
+
+    path: str  # Starlette path syntax, e.g. "/unsubscribe/{token}"
+    methods: tuple[str, ...]
+    handle: Callable[[WebRequest], WebReply]

@@ -24,9 +24,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from digest.archive import HEADLINES as ARCHIVE_HEADLINES, TEMPLATE as ARCHIVE_TEMPLATE, Archive, ArchiveSettings, WriteReport
 from digest.compose import compose
 from digest.config import Config, DigestConfig, SourceConfig
-from digest.deliver import Deliverer, EmailDeliverer, FileDeliverer, duration_words, retry_delay
+from digest.deliver import ArchiveDeliverer, Deliverer, EmailDeliverer, FileDeliverer, duration_words, retry_delay, safe_name
 from digest.errors import ConfigError, DeliveryError, DigestError, FetchError, PermanentDeliveryError, RenderError
 from digest.mail import new_message_id
 from digest.memory import fewer_malloc_arenas
@@ -263,6 +264,7 @@ class Pipeline:
         """Create the next edition of a digest with its outbox rows, or None when nothing waits."""
         sources = [s.name for s in self.config.sources_of(digest)]
         outbox = [("files", str(digest.output_dir))] if digest.output_dir else []
+        outbox += [("archive", str(digest.output_dir))] if digest.output_dir and digest.archive else []
         outbox += [("email", address) for address in digest.email_to]
         edition = self.store.create_edition(digest.name, sources, digest.max_articles, now, outbox)
         if edition:
@@ -283,12 +285,26 @@ class Pipeline:
         sections = compose(edition, [s.name for s in self.config.sources_of(digest)])
         return renderer.context(digest.name, digest.timezone, edition, sections)
 
+    def archive(self, digest: DigestConfig, output_dir: Path) -> Archive:
+        """The digest's archive in `<output_dir>/<digest>/`, planned from the store's editions."""
+        renderer = renderer_for(digest.templates)
+        with self.store.transaction():
+            feed_id = self.store.feed_id(digest.name)
+        settings = ArchiveSettings(digest.name, output_dir / safe_name(digest.name), digest.base_url, digest.feed_size,
+                                   digest.timezone)
+        return Archive(
+            settings, self.store.edition_listing(digest.name, ARCHIVE_HEADLINES), feed_id,
+            page=lambda listed: self.render(digest, self.store.edition(listed.id), ("html",)).bodies["html"],
+            list_page=lambda context: renderer.render(ARCHIVE_TEMPLATE, context),
+        )
+
     def process_outbox(self, now: datetime, honour_backoff: bool) -> list[dict[str, object]]:
         """Try every pending delivery (only those due when honouring backoff)."""
         rendered: dict[tuple[int, str], tuple[RenderedEdition, datetime]] = {}
         unsubscribe = {digest.name: digest.unsubscribe for digest in self.config.digests}
         with EmailDeliverer(self.config.smtp, unsubscribe) as email:
-            deliverers: dict[str, Deliverer] = {"files": FileDeliverer(), "email": email}
+            archive = ArchiveDeliverer(lambda name, folder: self.archive(self.config.digest(name), folder))
+            deliverers: dict[str, Deliverer] = {"files": FileDeliverer(), "email": email, "archive": archive}
             return [
                 self._attempt(delivery, deliverers, rendered, now)
                 for delivery in self.store.due_deliveries(now if honour_backoff else None)
@@ -317,6 +333,8 @@ class Pipeline:
                 edition = self.store.edition(delivery.edition_id)
                 if delivery.channel == "email":
                     document = self.render_email(digest, edition)
+                elif delivery.channel == "archive":
+                    document = self.render(digest, edition, ("html",))
                 else:
                     document = self.render(digest, edition, digest.formats)
                 rendered[key] = (document, edition.created)
@@ -382,6 +400,25 @@ def run(config: Config, now: datetime, digest_name: str | None = None, on_articl
             )
         report.deliveries = pipeline.process_outbox(now, honour_backoff=False)
         return report
+    finally:
+        store.close()
+
+
+def rebuild_archives(config: Config, digest_name: str | None = None) -> list[tuple[str, WriteReport | None]]:
+    """Write every page and feed of each digest's archive (or NAME's) afresh from the store; a file
+    whose bytes would not change is left alone. None for a digest without an archive or editions."""
+    digests = selected_digests(config, digest_name)
+    check_templates(config, digests)
+    store = Store(config.store.path)
+    try:
+        pipeline = Pipeline(config, store)
+        reports: list[tuple[str, WriteReport | None]] = []
+        for digest in digests:
+            if digest.output_dir is None or not digest.archive or not store.edition_count(digest.name):
+                reports.append((digest.name, None))
+                continue
+            reports.append((digest.name, pipeline.archive(digest, digest.output_dir).rebuild()))
+        return reports
     finally:
         store.close()
 

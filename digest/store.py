@@ -16,6 +16,7 @@ import os
 import re
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from typing import Any, TypeVar, cast
 
 from digest.errors import StoreError, StoreLockedError
 from digest.lock import process_alive
-from digest.models import Article, Delivery, Edition, StoredArticle, Subscriber, Summary
+from digest.models import Article, Delivery, Edition, EditionListing, StoredArticle, Subscriber, Summary
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -133,6 +134,20 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 6 (archive): each edition's Atom id, made once (a random urn:uuid, never derived from a
+    # URL or file name, so a changed base_url or a rebuilt archive changes no id); earlier
+    # editions get theirs here. And each digest's feed id, made when its archive is first written.
+    """
+    ALTER TABLE editions ADD COLUMN atom_id TEXT;
+    UPDATE editions SET atom_id = 'urn:uuid:' || lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4'
+        || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + abs(random()) % 4, 1)
+        || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)));
+    CREATE UNIQUE INDEX editions_atom_id ON editions (atom_id);
+    CREATE TABLE archive_feeds (
+        digest TEXT PRIMARY KEY,
+        atom_id TEXT NOT NULL
+    );
+    """,
 )
 
 
@@ -146,6 +161,11 @@ def _moment(text: str | None) -> datetime | None:
 
 # How to get going again when the store cannot be read: said in every such error.
 RECOVER = "move it aside and restore it from a backup, or let the next run start a new, empty store there"
+
+
+def new_atom_id() -> str:
+    """A new, random, permanent Atom id (RFC 4122 UUID URN): it names an edition or feed forever."""
+    return f"urn:uuid:{uuid.uuid4()}"
 
 
 def content_hash(text: str) -> str:
@@ -441,8 +461,9 @@ class Store:
             articles, waiting = self.unsent(digest, sources, limit)
             if not articles:
                 return None
+            atom_id = new_atom_id()
             edition_id = self.db.execute(
-                "INSERT INTO editions (digest, created) VALUES (?, ?)", (digest, _text(now))
+                "INSERT INTO editions (digest, created, atom_id) VALUES (?, ?, ?)", (digest, _text(now), atom_id)
             ).lastrowid
             self.db.executemany(
                 "INSERT INTO edition_articles (edition_id, digest, article_id, position) VALUES (?, ?, ?, ?)",
@@ -453,7 +474,7 @@ class Store:
                 [(edition_id, digest, channel, recipient, _text(now), _text(now)) for channel, recipient in outbox],
             )
         assert edition_id is not None
-        return Edition(digest=digest, created=now, articles=tuple(articles), id=edition_id, waiting=waiting)
+        return Edition(digest=digest, created=now, articles=tuple(articles), id=edition_id, waiting=waiting, atom_id=atom_id)
 
     def edition(self, edition_id: int) -> Edition:
         """A stored edition with its articles in edition order."""
@@ -467,7 +488,35 @@ class Store:
         ).fetchall()
         created = _moment(row["created"])
         assert created is not None
-        return Edition(row["digest"], created, tuple(self._stored(a) for a in articles), id=edition_id)
+        return Edition(row["digest"], created, tuple(self._stored(a) for a in articles), id=edition_id, atom_id=row["atom_id"])
+
+    def edition_listing(self, digest: str, headlines: int) -> list[EditionListing]:
+        """Every edition of `digest`, oldest first, with its Atom id, article count and first
+        `headlines` titles: what an archive's index pages and feeds are planned from."""
+        rows = self.db.execute(
+            """SELECT e.id, e.created, e.atom_id,
+                      (SELECT COUNT(*) FROM edition_articles c WHERE c.edition_id = e.id) AS count
+               FROM editions e WHERE e.digest = ? ORDER BY e.created, e.id""",
+            (digest,),
+        ).fetchall()
+        titles: dict[int, list[str]] = {}
+        for row in self.db.execute(
+            """SELECT ea.edition_id, a.title FROM edition_articles ea JOIN articles a ON a.id = ea.article_id
+               WHERE ea.digest = ? AND ea.position < ? ORDER BY ea.edition_id, ea.position""",
+            (digest, headlines),
+        ):
+            titles.setdefault(row[0], []).append(row[1])
+        listing = []
+        for row in rows:
+            created = _moment(row["created"])
+            assert created is not None
+            listing.append(EditionListing(row["id"], row["atom_id"], created, row["count"], tuple(titles.get(row["id"], ()))))
+        return listing
+
+    def feed_id(self, digest: str) -> str:
+        """The Atom id of `digest`'s feed: made the first time it is asked for, then kept."""
+        self.db.execute("INSERT OR IGNORE INTO archive_feeds (digest, atom_id) VALUES (?, ?)", (digest, new_atom_id()))
+        return str(self.db.execute("SELECT atom_id FROM archive_feeds WHERE digest = ?", (digest,)).fetchone()[0])
 
     def last_edition(self, digest: str) -> datetime | None:
         """When the latest edition of `digest` was made."""

@@ -134,7 +134,9 @@ def titles_in_editions(project: Project) -> Counter[str]:
 def edition_files(project: Project, digest: str = "daily") -> list[Path]:
     """Every file in the digest's output folder, hidden ones too (a temp file left behind would count)."""
     folder = project.out / digest
-    return sorted(folder.iterdir()) if folder.exists() else []
+    # Not the archive beside the editions: its index, feeds and (formats being md only here) HTML pages.
+    archive = {"index.html", "feed.atom", "months", "archive"}
+    return sorted(p for p in folder.iterdir() if p.name not in archive and p.suffix != ".html") if folder.exists() else []
 
 
 def edition_count(project: Project) -> int:

@@ -20,7 +20,8 @@ HEADLINE = "Putin lays out firm conditions for truce with Ukraine, says Russia n
 
 
 def edition_files(project: Project) -> list[Path]:
-    return sorted((project.out / "daily").glob("*.*")) if (project.out / "daily").exists() else []
+    """The editions' own files (named by their time), not the archive's index and feed beside them."""
+    return sorted((project.out / "daily").glob("[0-9]*.*")) if (project.out / "daily").exists() else []
 
 
 def test_run_writes_html_markdown_and_text_digests_of_the_seed(project: Project) -> None:
@@ -178,13 +179,15 @@ def test_an_edition_whose_template_fails_is_delivered_once_the_template_is_fixed
     project.config.write_text(text.replace('name = "daily"', 'name = "daily"\ntemplates = "../theme"'), encoding="utf-8")
     broken = project.cli("run", "--json")
     assert broken.returncode == 1
-    [delivery] = json.loads(broken.stdout)["deliveries"]
+    deliveries = {d["channel"]: d for d in json.loads(broken.stdout)["deliveries"]}
+    delivery = deliveries["files"]
     assert delivery["status"] == "pending" and "no_such_variable" in delivery["error"]
-    assert edition_files(project) == []
+    assert deliveries["archive"]["status"] == "delivered"  # the archive shows the HTML page alone
+    assert [p.suffix for p in edition_files(project)] == [".html"]
     (theme / "digest.txt").unlink()  # back to the packaged theme
     fixed = project.cli("run", "--json", now="2026-11-27T08:00:00+00:00")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
-    assert [d["status"] for d in json.loads(fixed.stdout)["deliveries"]] == ["delivered"]
+    assert [(d["channel"], d["status"]) for d in json.loads(fixed.stdout)["deliveries"]] == [("files", "delivered")]
     assert HEADLINE in next(p for p in edition_files(project) if p.suffix == ".txt").read_text()
 
 
@@ -250,7 +253,7 @@ def test_a_run_writes_to_the_store_while_another_command_waits_on_a_slow_feed(pr
         assert asked.wait(60), f"the {waiting} never polled the slow feed"
         run = project.cli("run", "--digest", "quick", timeout=60)
         assert run.returncode == 0, run.stderr
-        assert len(list((project.out / "quick").glob("*.html"))) == 1
+        assert len(list((project.out / "quick").glob("[0-9]*.html"))) == 1
     finally:
         answer.set()
         shown, _ = slow.communicate(timeout=60)

@@ -1,0 +1,341 @@
+"""A digest's archive in `<output_dir>/<digest>/`: each edition's page, index pages (the newest
+editions, then one page per month), an Atom feed (RFC 4287) of the latest editions, and RFC 5005
+archive documents holding every edition in fixed pages, oldest first.
+
+Planned from the store's edition listing alone, so a rebuild gives the same bytes. Ids come from the
+store (made once per edition), never from URLs or file names. Each file is written atomically (a temp
+file, then a rename) and only when its text changed; adding an edition writes only the files that show
+it. The only module that imports lxml.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import lxml.etree
+import lxml.html
+
+from digest import PROJECT_URL, __version__
+from digest.lock import process_alive
+from digest.models import EditionListing
+
+ATOM = "http://www.w3.org/2005/Atom"
+HISTORY = "http://purl.org/syndication/history/1.0"  # RFC 5005
+INDEX = "index.html"
+FEED = "feed.atom"
+MONTHS = "months"
+ARCHIVES = "archive"
+TEMPLATE = "archive.html"  # index and month pages, overridable from the digest's `templates`
+HEADLINES = 3  # titles shown for each edition on the index pages
+INDEX_EDITIONS = 30  # editions on index.html; the month pages hold every one
+PARTIAL_PREFIX = ".partial-"
+# Removed from an edition's page before it goes into a feed entry: readers style entries themselves.
+NOT_IN_FEEDS = "//style | //script | //link | //meta | //title | //noscript"
+
+PageRenderer = Callable[[EditionListing], str]  # an edition's HTML page
+ListRenderer = Callable[[dict[str, Any]], str]  # TEMPLATE with the given context
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    """What the archive takes from its digest's config."""
+
+    digest: str
+    folder: Path  # <output_dir>/<digest>
+    base_url: str  # where `folder` is served; "" for relative links
+    feed_size: int  # entries in feed.atom, and in each archive document
+    timezone: str
+
+
+@dataclass
+class WriteReport:
+    """Which files a write changed (relative to the archive's folder) and how many it left alone."""
+
+    written: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    removed: list[str] = field(default_factory=list)
+
+
+def _utc(moment: datetime) -> str:
+    """RFC 3339 in UTC, as Atom dates are written."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Archive:
+    """One digest's archive, planned from its edition listing (oldest first)."""
+
+    def __init__(self, settings: ArchiveSettings, listing: Sequence[EditionListing], feed_id: str,
+                 page: PageRenderer, list_page: ListRenderer) -> None:
+        self.settings = settings
+        self.listing = list(listing)
+        self.feed_id = feed_id
+        self._render_page = page
+        self._render_list = list_page
+        self._pages: dict[int, str] = {}
+        self._zone = ZoneInfo(settings.timezone)
+        base = settings.base_url
+        self.base = base if not base or base.endswith("/") else base + "/"
+        self.page_names = self._name_pages()
+        self.months: dict[str, list[EditionListing]] = {}
+        for edition in self.listing:
+            self.months.setdefault(self._month(edition), []).append(edition)
+
+    # Planning
+
+    def _name_pages(self) -> dict[int, str]:
+        """Each edition's page, named as the files channel names its HTML: `<UTC stamp>.html`, with
+        `-2`, `-3` ... for later editions made in the same second."""
+        names: dict[int, str] = {}
+        seen: dict[str, int] = {}
+        for edition in self.listing:
+            stamp = edition.created.astimezone(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+            seen[stamp] = seen.get(stamp, 0) + 1
+            names[edition.id] = f"{stamp}.html" if seen[stamp] == 1 else f"{stamp}-{seen[stamp]}.html"
+        return names
+
+    def _month(self, edition: EditionListing) -> str:
+        return edition.created.astimezone(self._zone).strftime("%Y-%m")
+
+    def _archive_count(self) -> int:
+        """Complete archive documents: `feed_size` editions each, counted from the oldest."""
+        return len(self.listing) // self.settings.feed_size
+
+    def files(self) -> dict[str, Callable[[], bytes]]:
+        """Every file of the archive (path relative to its folder) with what makes its bytes,
+        in the order they are written: pages before the lists and feeds that link to them."""
+        plan: dict[str, Callable[[], bytes]] = {}
+        for edition in self.listing:
+            plan[self.page_names[edition.id]] = partial(self._page_bytes, edition)
+        for month in self.months:
+            plan[f"{MONTHS}/{month}.html"] = partial(self._month_page, month)
+        plan[INDEX] = self._index_page
+        for number in range(1, self._archive_count() + 1):
+            plan[f"{ARCHIVES}/{number}.atom"] = partial(self._archive_document, number)
+        plan[FEED] = self._subscription_feed
+        return plan
+
+    def touched_by(self, edition_id: int) -> list[str]:
+        """The files that adding (or re-adding) this edition can change: its page, the index, its
+        month and the neighbouring months (their newer/older links), the archive document that
+        holds it and the newest one, and the feed. Pages missing on disk are written too."""
+        position = next(i for i, e in enumerate(self.listing) if e.id == edition_id)
+        month = self._month(self.listing[position])
+        months = list(self.months)
+        at = months.index(month)
+        names = {self.page_names[edition_id], INDEX, FEED}
+        names.update(f"{MONTHS}/{m}.html" for m in months[max(0, at - 1):at + 2])
+        complete = self._archive_count()
+        for number in {position // self.settings.feed_size + 1, complete}:
+            if 1 <= number <= complete:
+                names.add(f"{ARCHIVES}/{number}.atom")
+        names.update(name for name in self.page_names.values() if not (self.settings.folder / name).exists())
+        return [name for name in self.files() if name in names]
+
+    # Writing
+
+    def add_edition(self, edition_id: int, page_html: str | None = None) -> WriteReport:
+        """Bring the archive up to date after `edition_id` was made (its page may be given, already
+        rendered); writes only the files that edition changes."""
+        if page_html is not None:
+            self._pages[edition_id] = page_html
+        return self._write(self.touched_by(edition_id))
+
+    def rebuild(self) -> WriteReport:
+        """Write every file whose bytes differ from what the store says, and remove month pages and
+        archive documents that no longer belong (after a change of `feed_size` or time zone)."""
+        plan = self.files()
+        report = self._write(list(plan))
+        for folder in (MONTHS, ARCHIVES):
+            for path in sorted((self.settings.folder / folder).glob("*")):
+                name = f"{folder}/{path.name}"
+                if path.is_file() and name not in plan and not path.name.startswith(PARTIAL_PREFIX):
+                    path.unlink()
+                    report.removed.append(name)
+        return report
+
+    def _write(self, names: list[str]) -> WriteReport:
+        report = WriteReport()
+        plan = self.files()
+        for folder in {self.settings.folder / posixpath.dirname(name) for name in names}:
+            folder.mkdir(parents=True, exist_ok=True)
+            _remove_orphaned_partials(folder)
+        for name in names:
+            if _write_if_changed(self.settings.folder / name, plan[name]()):
+                report.written.append(name)
+            else:
+                report.unchanged += 1
+        return report
+
+    # Pages
+
+    def page(self, edition: EditionListing) -> str:
+        """The edition's HTML page, rendered once per archive."""
+        if edition.id not in self._pages:
+            self._pages[edition.id] = self._render_page(edition)
+        return self._pages[edition.id]
+
+    def _page_bytes(self, edition: EditionListing) -> bytes:
+        return self.page(edition).encode()
+
+    def _href(self, target: str, document: str) -> str:
+        """A link from `document` to `target` (both relative to the folder): absolute under
+        base_url, else relative. The index is its folder's URL when served."""
+        if self.base:
+            return self.base if target == INDEX else self.base + target
+        return posixpath.relpath(target, posixpath.dirname(document) or ".")
+
+    def _listed(self, edition: EditionListing, document: str) -> dict[str, Any]:
+        local = edition.created.astimezone(self._zone)
+        return {"href": self._href(self.page_names[edition.id], document), "date": local.strftime("%Y-%m-%d"),
+                "time": local.strftime("%H:%M"), "count": edition.count, "headlines": list(edition.headlines),
+                "more": max(0, edition.count - len(edition.headlines))}
+
+    def _month_link(self, month: str, document: str) -> dict[str, Any]:
+        label = datetime.strptime(month, "%Y-%m").strftime("%B %Y")
+        return {"href": self._href(f"{MONTHS}/{month}.html", document), "label": label,
+                "count": len(self.months[month]), "month": month}
+
+    def _list_context(self, document: str, title: str, editions: Sequence[EditionListing]) -> dict[str, Any]:
+        return {
+            "digest": {"name": self.settings.digest, "timezone": self.settings.timezone},
+            "title": title,
+            "editions": [self._listed(e, document) for e in reversed(editions)],
+            "months": [self._month_link(m, document) for m in reversed(list(self.months))],
+            "feed_href": self._href(FEED, document),
+            "index_href": self._href(INDEX, document),
+            "total": len(self.listing),
+            "newer": None,
+            "older": None,
+            "current_month": None,
+            "version": __version__,
+        }
+
+    def _index_page(self) -> bytes:
+        newest = self.listing[-INDEX_EDITIONS:]
+        context = self._list_context(INDEX, self.settings.digest, newest)
+        context["more"] = len(self.listing) - len(newest)
+        return self._render_list(context).encode()
+
+    def _month_page(self, month: str) -> bytes:
+        document = f"{MONTHS}/{month}.html"
+        label = datetime.strptime(month, "%Y-%m").strftime("%B %Y")
+        context = self._list_context(document, f"{self.settings.digest}: {label}", self.months[month])
+        months = list(self.months)
+        at = months.index(month)
+        context["older"] = self._month_link(months[at - 1], document) if at > 0 else None
+        context["newer"] = self._month_link(months[at + 1], document) if at + 1 < len(months) else None
+        context["current_month"] = month
+        context["total"] = len(self.months[month])  # not the archive's: an edition next month changes no count here
+        context["more"] = 0
+        # A month page lists its neighbours only, so a new month rewrites one older page, not all.
+        context["months"] = []
+        return self._render_list(context).encode()
+
+    # Feeds
+
+    def _subscription_feed(self) -> bytes:
+        entries = self.listing[-self.settings.feed_size:]
+        complete = self._archive_count()
+        prev = f"{ARCHIVES}/{complete}.atom" if complete else None
+        return self._feed(FEED, entries, prev=prev, archive=False)
+
+    def _archive_document(self, number: int) -> bytes:
+        size = self.settings.feed_size
+        entries = self.listing[(number - 1) * size:number * size]
+        prev = f"{ARCHIVES}/{number - 1}.atom" if number > 1 else None
+        return self._feed(f"{ARCHIVES}/{number}.atom", entries, prev=prev, archive=True)
+
+    def _feed(self, document: str, entries: Sequence[EditionListing], prev: str | None, archive: bool) -> bytes:
+        """An Atom feed document of `entries` (newest first), at `document` within the folder."""
+        nsmap: dict[str | None, str] = {None: ATOM, "fh": HISTORY} if archive else {None: ATOM}
+        feed = lxml.etree.Element(f"{{{ATOM}}}feed", nsmap=nsmap)
+
+        def add(parent: Any, tag: str, text: str | None = None, **attributes: str) -> Any:
+            element = lxml.etree.SubElement(parent, f"{{{ATOM}}}{tag}", attributes)
+            if text is not None:
+                element.text = text
+            return element
+
+        add(feed, "id", self.feed_id)
+        add(feed, "title", self.settings.digest)
+        add(feed, "subtitle", f"Every edition of the {self.settings.digest} digest")
+        add(feed, "updated", _utc(max(e.created for e in entries)))
+        author = add(feed, "author")
+        add(author, "name", self.settings.digest)
+        add(feed, "link", rel="self", type="application/atom+xml", href=self._href(document, document))
+        add(feed, "link", rel="alternate", type="text/html", href=self._href(INDEX, document))
+        if archive:
+            add(feed, "link", rel="current", type="application/atom+xml", href=self._href(FEED, document))
+            lxml.etree.SubElement(feed, f"{{{HISTORY}}}archive")
+        if prev:
+            add(feed, "link", rel="prev-archive", type="application/atom+xml", href=self._href(prev, document))
+        add(feed, "generator", "digest", uri=PROJECT_URL, version=__version__)
+        for edition in reversed(entries):
+            self._entry(add(feed, "entry"), edition, document, add)
+        return bytes(lxml.etree.tostring(feed, xml_declaration=True, encoding="utf-8", pretty_print=True))
+
+    def _entry(self, entry: Any, edition: EditionListing, document: str, add: Callable[..., Any]) -> None:
+        local = edition.created.astimezone(self._zone)
+        page_href = self._href(self.page_names[edition.id], document)
+        add(entry, "id", edition.atom_id)
+        add(entry, "title", f"{self.settings.digest}: {local.strftime('%Y-%m-%d %H:%M')}")
+        add(entry, "updated", _utc(edition.created))
+        add(entry, "published", _utc(edition.created))
+        add(entry, "link", rel="alternate", type="text/html", href=page_href)
+        articles = f"{edition.count} article{'' if edition.count == 1 else 's'}"
+        add(entry, "summary", "; ".join([articles, *edition.headlines]), type="text")
+        page_url = self.base + self.page_names[edition.id] if self.base else ""
+        add(entry, "content", feed_content(self.page(edition), page_url), type="html")
+
+
+def feed_content(page_html: str, page_url: str) -> str:
+    """An edition's page as a feed entry's HTML: the body alone, without <style> or scripts, its
+    links made absolute against `page_url` (left as they are when it is empty)."""
+    document = lxml.html.document_fromstring(page_html)
+    for element in document.xpath(NOT_IN_FEEDS):
+        element.drop_tree()
+    if page_url:
+        document.make_links_absolute(page_url, resolve_base_href=True)
+    body = document.body
+    parts = [body.text or ""] + [lxml.html.tostring(child, encoding="unicode") for child in body]
+    return "".join(parts).strip() + "\n"
+
+
+def _write_if_changed(path: Path, data: bytes) -> bool:
+    """Write `data` to `path` through a temp file and a rename, so no reader sees half a file;
+    False (and nothing written) when the file already holds exactly these bytes."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", suffix=path.suffix)
+    try:
+        os.fchmod(handle, 0o644)  # mkstemp's 0600 would hide the archive from a web server
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def _remove_orphaned_partials(folder: Path) -> None:
+    """Delete temp files left by a process killed while writing (its PID is gone)."""
+    for partial in folder.glob(f"{PARTIAL_PREFIX}*"):
+        pid = partial.name[len(PARTIAL_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            partial.unlink(missing_ok=True)
+
