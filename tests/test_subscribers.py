@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -84,13 +85,18 @@ def test_a_store_of_the_previous_schema_gains_the_subscribers_table_and_keeps_it
     with sqlite3.connect(store) as db:
         db.execute("DROP TABLE subscribers")
         db.execute("DROP TABLE secrets")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        db.execute(f"PRAGMA user_version = {version - 1}")
+        # and what the archive's migration after it added, so the store is as schema 4 left it
+        db.execute("DROP TABLE archive_feeds")
+        db.execute("DROP INDEX editions_atom_id")
+        db.execute("ALTER TABLE editions DROP COLUMN atom_id")
+        db.execute("PRAGMA user_version = 4")
         articles = db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
     assert project.cli("subscribers", "add", "ann@example.com").returncode == 0
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT COUNT(*) FROM articles").fetchone()[0] == articles > 0
         assert db.execute("SELECT address FROM subscribers").fetchall() == [("ann@example.com",)]
+        [(atom_id,)] = db.execute("SELECT atom_id FROM editions").fetchall()  # an earlier edition gets its feed id
+        assert re.fullmatch(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", atom_id)
 
 
 def test_fixed_recipients_in_email_to_may_be_written_name_and_address(tmp_path: Path) -> None:
