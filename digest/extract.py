@@ -138,7 +138,9 @@ def from_html(html: str | bytes, url: str | None, fallback_title: str) -> Extrac
     html = html[:MAX_HTML_CHARS]
     try:
         body = trafilatura.extract(html, url=url, include_comments=False, include_tables=False, favor_precision=True)
-        metadata = trafilatura.extract_metadata(html, default_url=url)
+        # Dates from the page's own metadata only (meta tags, JSON-LD, <time>, the URL): the extensive
+        # search also reads the text, where a footer's "© 2019" dates a page written today.
+        metadata = trafilatura.extract_metadata(html, default_url=url, extensive=False)
     except Exception as error:  # trafilatura raises many lxml and parser types
         raise ExtractError(f"cannot parse HTML: {error}") from None
     if not body or not body.strip():

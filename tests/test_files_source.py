@@ -168,3 +168,20 @@ def test_a_50_mb_text_file_stays_under_300_mb_of_memory(tmp_path: Path) -> None:
     assert peak < 300, f"peak RSS {peak} MB"
     text = "".join(p.read_text(encoding="utf-8") for p in (project.out / "daily").glob("*.txt"))
     assert "A very long report on the harbour" in text and "ferry terminal opens in spring" in text
+
+
+def test_an_html_file_is_dated_by_its_metadata_else_its_time_never_by_its_copyright_footer(tmp_path: Path) -> None:
+    """Issue 11 item 9: a page written today with "© 2019" in its footer was dated 2019-01-01."""
+    paragraph = "<p>" + "The town council met on Tuesday to discuss the new bridge over the river and what it costs. " * 4 + "</p>"
+    footer = "<footer>© 2019 Town Gazette. All rights reserved. Copyright 2019-2021.</footer>"
+    (tmp_path / "footer.html").write_text(
+        f"<html><head><title>Bridge plans</title></head><body><article><h1>Bridge plans</h1>{paragraph}</article>{footer}</body></html>")
+    (tmp_path / "meta.html").write_text(
+        '<html><head><title>Bridge vote</title><meta property="article:published_time" content="2026-11-20T08:00:00Z"></head>'
+        f"<body><article><h1>Bridge vote</h1>{paragraph}</article>{footer}</body></html>")
+    written = datetime(2026, 11, 26, 18, 30, tzinfo=timezone.utc)
+    for name in ("footer.html", "meta.html"):
+        os.utime(tmp_path / name, (written.timestamp(), written.timestamp()))
+    articles = poll(tmp_path)
+    assert articles["footer.html"].published == written  # the file's time, not 2019 from the footer
+    assert articles["meta.html"].published == datetime(2026, 11, 20, tzinfo=timezone.utc)  # its own metadata first
