@@ -160,7 +160,7 @@ def run(context: click.Context, digest_name: str | None, as_json: bool) -> None:
         click.echo(json.dumps(report.as_json(), indent=2, default=str))
     else:
         for source in report.sources:
-            line = f"source {source.name}: {source.new_articles} new"
+            line = f"source {source.name}: {source.outcome()}"
             if source.waiting_until and not source.error:
                 line = f"source {source.name}: not polled, its server asked to wait until {source.waiting_until}"
             click.echo(line + (f"; failed: {source.error}" if source.error else ""))

@@ -45,6 +45,15 @@ def parse_duration(text: str) -> timedelta:
     return _seconds(float(match.group(1)) * _UNITS[match.group(2)], text)
 
 
+def duration_text(span: timedelta) -> str:
+    """A duration as the config writes it: "2d", "36h", "90m", "45s"."""
+    seconds = span.total_seconds()
+    for unit in ("d", "h", "m"):
+        if seconds >= _UNITS[unit] and seconds % _UNITS[unit] == 0:
+            return f"{int(seconds // _UNITS[unit])}{unit}"
+    return f"{seconds:g}s"
+
+
 def _seconds(seconds: float, written: object) -> timedelta:
     """A timedelta of `seconds`; ValueError (not OverflowError) for one past timedelta's range."""
     try:

@@ -49,6 +49,15 @@ class StoredArticle:
 
 
 @dataclass(frozen=True)
+class SourceProblem:
+    """A source of a digest whose polls fail, for the digest's "sources with problems" box."""
+
+    source: str
+    since: datetime | None  # the first failed poll of the current run of failures
+    error: str  # the last poll's error, one line
+
+
+@dataclass(frozen=True)
 class Edition:
     """One issue of a digest: the articles no earlier edition held."""
 
@@ -94,10 +103,20 @@ class SourceReport:
 
     name: str
     new_articles: int = 0
+    backlog: int = 0  # stored as seen on a first poll, older than the backfill window: in no edition
     seen: int = 0
     error: str = ""
     waiting_until: str = ""  # ISO time before which the source is not polled (its server asked to wait)
     notes: list[str] = field(default_factory=list)  # e.g. articles summarised by position, and why
+
+    backfill: str = ""  # the source's backfill window as written ("2d"), when it stored a backlog
+
+    def outcome(self) -> str:
+        """What the poll stored, in words: "3 new", "3 stored as backlog (older than backfill 2d)", or both."""
+        if not self.backlog:
+            return f"{self.new_articles} new"
+        backlog = f"{self.backlog} stored as backlog (older than backfill {self.backfill})"
+        return f"{self.new_articles} new, {backlog}" if self.new_articles else backlog
 
     def add_note(self, note: str, limit: int = 20) -> None:
         """Keep a note for the report; past `limit`, only count them."""

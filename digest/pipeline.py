@@ -20,18 +20,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from digest.archive import HEADLINES as ARCHIVE_HEADLINES, TEMPLATE as ARCHIVE_TEMPLATE, Archive, ArchiveSettings, WriteReport
 from digest.compose import compose
-from digest.config import Config, DigestConfig, SourceConfig
+from digest.config import Config, DigestConfig, SourceConfig, duration_text
 from digest.deliver import ArchiveDeliverer, Deliverer, EmailDeliverer, FileDeliverer, duration_words, retry_delay, safe_name
 from digest.errors import ConfigError, DeliveryError, DigestError, FetchError, PermanentDeliveryError, RenderError
 from digest.mail import new_message_id
 from digest.memory import fewer_malloc_arenas
-from digest.models import Article, Delivery, Edition, RunReport, SourceReport, Summary
+from digest.models import Article, Delivery, Edition, RunReport, SourceProblem, SourceReport, StoredArticle, Summary
 from digest.render import RenderedEdition, Renderer, renderer_for
 from digest.sources import NETWORK_SOURCES, PollContext, open_source
 from digest.store import Store, WriteBatch
@@ -155,7 +155,7 @@ class Pipeline:
                 context.fetcher, context.work_slots = fetcher, work_slots
             self._poll_due(due, contexts, reports, now)
         for report in reports.values():
-            log.info("source %s polled: %d new%s", report.name, report.new_articles, f"; error: {report.error}" if report.error else "")
+            log.info("source %s polled: %s%s", report.name, report.outcome(), f"; error: {report.error}" if report.error else "")
         return [reports[s.name] for s in source_configs]
 
     def _poll_due(self, due: list[SourceConfig], contexts: dict[str, PollContext],
@@ -236,7 +236,12 @@ class Pipeline:
             return
         with writes.write():
             stored = self.store.add_article(article, summary, now)
-        if stored is not None:
+        if stored is not None and article.backfilled:
+            report.backlog += 1
+            if not report.backfill:
+                source = next(s for s in self.config.sources if s.name == report.name)
+                report.backfill = duration_text(getattr(source, "backfill", timedelta(0)))
+        elif stored is not None:
             report.new_articles += 1
             if summary.note:
                 report.add_note(f"{article.title or article.identity}: {summary.note}")
@@ -283,7 +288,16 @@ class Pipeline:
 
     def _context(self, renderer: Renderer, digest: DigestConfig, edition: Edition) -> dict[str, object]:
         sections = compose(edition, [s.name for s in self.config.sources_of(digest)])
-        return renderer.context(digest.name, digest.timezone, edition, sections)
+        return renderer.context(digest.name, digest.timezone, edition, sections, self.problems(digest))
+
+    def problems(self, digest: DigestConfig) -> list[SourceProblem]:
+        """The digest's sources whose last poll failed: shown in a "sources with problems" box."""
+        problems = []
+        for source in self.config.sources_of(digest):
+            state = self.store.source_state(source.name)
+            if state.failures:
+                problems.append(SourceProblem(source.name, state.failing_since or state.last_poll, state.last_error))
+        return problems
 
     def archive(self, digest: DigestConfig, output_dir: Path) -> Archive:
         """The digest's archive in `<output_dir>/<digest>/`, planned from the store's editions."""
@@ -372,13 +386,29 @@ def sources_for(config: Config, digests: Iterable[DigestConfig]) -> list[SourceC
     return [s for s in config.sources if s.name in wanted]
 
 
+def sample_edition(config: Config, digest: DigestConfig) -> tuple[Edition, list[SourceProblem]]:
+    """An edition of one article of every kind of field, a waiting article and a failing source:
+    what check_templates renders each template with, so every variable a template uses is tried."""
+    moment = datetime(2026, 1, 2, 7, 0, tzinfo=timezone.utc)
+    source = next((s.name for s in config.sources_of(digest)), "example")
+    article = StoredArticle(id=1, source=source, title="A sample article", url="https://example.org/sample",
+                            published=moment, author="A. Writer", language="english",
+                            summary=("The first sentence of a sample summary.", "Its second sentence."), fetched=moment)
+    edition = Edition(digest=digest.name, created=moment, articles=(article,), id=None, waiting=1)
+    return edition, [SourceProblem(source, moment, "http://example.org/feed: HTTP 500")]
+
+
 def check_templates(config: Config, digests: Sequence[DigestConfig] | None = None) -> None:
-    """Compile each digest's templates and subject line; ConfigError (file, digest, problem) on a mistake."""
+    """Compile each digest's templates and subject line and render them with a sample edition;
+    ConfigError (file, digest, problem) on a mistake such as an undefined variable."""
     for index, digest in enumerate(config.digests):
         if digests is not None and digest not in digests:
             continue
         try:
-            renderer_for(digest.templates).check(digest.subject)
+            renderer = renderer_for(digest.templates)
+            edition, problems = sample_edition(config, digest)
+            sections = compose(edition, [s.name for s in config.sources_of(digest)])
+            renderer.check(digest.subject, renderer.context(digest.name, digest.timezone, edition, sections, problems))
         except RenderError as error:
             raise ConfigError(str(config.path), f"digests[{index}] ({digest.name})", str(error)) from None
 

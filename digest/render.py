@@ -8,6 +8,7 @@ HTML is autoescaped; links are kept only when they are http(s).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime
@@ -21,7 +22,7 @@ import jinja2
 from digest import __version__
 from digest.compose import Section
 from digest.errors import RenderError
-from digest.models import Edition
+from digest.models import Edition, SourceProblem
 from digest.sanitise import output_url
 
 TEMPLATE_NAMES = {"html": "digest.html", "md": "digest.md", "txt": "digest.txt"}
@@ -99,11 +100,17 @@ class Renderer:
         self.environment.filters["http_url"] = http_url
         self.environment.filters["markdown_text"] = _markdown_text
 
-    def context(self, digest_name: str, timezone_name: str, edition: Edition, sections: list[Section]) -> dict[str, Any]:
+    def context(self, digest_name: str, timezone_name: str, edition: Edition, sections: list[Section],
+                problems: Sequence[SourceProblem] = ()) -> dict[str, Any]:
         """The variables every template sees."""
         zone = ZoneInfo(timezone_name)
         local: datetime = edition.created.astimezone(zone)
         return {
+            "problems": [
+                {"source": p.source, "since": p.since.astimezone(zone).strftime("%Y-%m-%d %H:%M") if p.since else "",
+                 "error": p.error}
+                for p in problems
+            ],
             "digest": {"name": digest_name, "timezone": timezone_name},
             "edition": {
                 "date": local.strftime("%Y-%m-%d"),
@@ -133,18 +140,23 @@ class Renderer:
         except jinja2.TemplateError as error:
             raise RenderError(f"template {source!r}: {error}") from None
 
-    def check(self, subject: str) -> None:
-        """Compile every format's template and the subject line, so that a mistake shows before
-        an edition is made rather than at its delivery; RenderError names the template."""
+    def check(self, subject: str, sample: dict[str, Any] | None = None) -> None:
+        """Compile every format's template and the subject line, and render them once with a
+        `sample` context (an undefined variable fails here: StrictUndefined), so that a mistake
+        shows before an edition is made rather than at its delivery; RenderError names the template."""
         for name in TEMPLATE_NAMES.values():
             try:
-                self.environment.get_template(name)
+                template = self.environment.get_template(name)
+                if sample is not None:
+                    template.render(sample)
             except jinja2.TemplateNotFound as error:
                 raise RenderError(f"template not found: {error.name}") from None
             except jinja2.TemplateError as error:
                 raise RenderError(f"template {name}: {error}") from None
         try:
-            self.environment.from_string(subject)
+            compiled = self.environment.from_string(subject)
+            if sample is not None:
+                compiled.render(sample)
         except jinja2.TemplateError as error:
             raise RenderError(f"subject template {subject!r}: {error}") from None
 

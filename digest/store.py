@@ -148,6 +148,11 @@ MIGRATIONS: tuple[str, ...] = (
         atom_id TEXT NOT NULL
     );
     """,
+    # 7: when a failing source's current run of failures began, for the digest's "sources with problems"
+    """
+    ALTER TABLE sources ADD COLUMN failing_since TEXT;
+    UPDATE sources SET failing_since = last_poll WHERE failures > 0;
+    """,
 )
 
 
@@ -186,6 +191,7 @@ class SourceState:
     failures: int
     last_error: str
     not_before: datetime | None = None  # no poll before this (the server's Retry-After)
+    failing_since: datetime | None = None  # the first of the current run of failed polls
 
 
 Method = TypeVar("Method", bound=Callable[..., Any])
@@ -364,6 +370,7 @@ class Store:
         return SourceState(
             name, json.loads(row["memo"]), _moment(row["first_poll"]), _moment(row["last_poll"]),
             _moment(row["last_success"]), row["failures"], row["last_error"], _moment(row["not_before"]),
+            _moment(row["failing_since"]),
         )
 
     def record_poll(self, name: str, now: datetime, memo: dict[str, str] | None, error: str = "",
@@ -378,13 +385,14 @@ class Store:
         self.db.execute("INSERT OR IGNORE INTO sources (name) VALUES (?)", (name,))
         if error:
             self.db.execute(
-                "UPDATE sources SET last_poll = ?, failures = failures + 1, last_error = ?, not_before = ? WHERE name = ?",
-                (_text(now), error, _text(not_before), name),
+                "UPDATE sources SET last_poll = ?, failures = failures + 1, last_error = ?, not_before = ?, "
+                "failing_since = COALESCE(failing_since, ?) WHERE name = ?",
+                (_text(now), error, _text(not_before), _text(now), name),
             )
         else:
             self.db.execute(
                 "UPDATE sources SET first_poll = COALESCE(first_poll, ?), last_poll = ?, last_success = ?, failures = 0, "
-                "last_error = '', memo = ?, not_before = NULL WHERE name = ?",
+                "last_error = '', memo = ?, not_before = NULL, failing_since = NULL WHERE name = ?",
                 (_text(now), _text(now), _text(now), json.dumps(memo or {}), name),
             )
 

@@ -89,6 +89,7 @@ def test_a_store_of_the_previous_schema_gains_the_subscribers_table_and_keeps_it
         db.execute("DROP TABLE archive_feeds")
         db.execute("DROP INDEX editions_atom_id")
         db.execute("ALTER TABLE editions DROP COLUMN atom_id")
+        db.execute("ALTER TABLE sources DROP COLUMN failing_since")  # migration 7's
         db.execute("PRAGMA user_version = 4")
         articles = db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
     assert project.cli("subscribers", "add", "ann@example.com").returncode == 0
