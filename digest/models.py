@@ -147,7 +147,7 @@ class RunReport:
         return {
             "started": self.started.isoformat(),
             "ok": not self.failed,
-            "sources": [vars(s) for s in self.sources],
+            "sources": [{k: v for k, v in vars(s).items() if k != "backfill"} for s in self.sources],
             "editions": self.editions,
             "deliveries": self.deliveries,
         }
