@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import corpus  # noqa: E402
 from corpus import source_texts, write_files  # noqa: E402
 from measure import measure  # noqa: E402
 from run import environment, files_source, machine, write_project  # noqa: E402
@@ -24,7 +25,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--articles", type=int, default=1000)
+    parser.add_argument("--corpus", type=Path, default=corpus.CNNDM, help="the CNN stories (default ../shared/data/cnndm-dev.jsonl)")
     options = parser.parse_args()
+    corpus.CNNDM = options.corpus
     texts, origin = source_texts()
     with tempfile.TemporaryDirectory(prefix="bench-blas-") as work_name:
         work = Path(work_name)

@@ -27,6 +27,7 @@ from digest.schedule import LONGEST_INTERVAL, parse_schedule
 DEFAULT_CONFIG = Path("config/digest.toml")
 ALGORITHMS = ("news", "lexrank", "textrank", "lsa", "luhn", "kl", "sumbasic", "reduction", "edmundson", "lead")
 FORMATS = ("html", "md", "txt")
+EMAIL_MIN_BYTES = 10_000  # room for the headers, the masthead and a few headlines
 
 NAME_MAX = 255  # bytes in one folder or file name, on every common file system
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -171,8 +172,12 @@ class DigestConfig:
     archive: bool = True  # with output_dir: keep index pages and an Atom feed of the editions there
     base_url: str = ""  # where <output_dir>/<name>/ is served, for absolute links; "" for relative ones
     feed_size: int = 20  # editions in feed.atom; older ones are in its RFC 5005 archive documents
+    # The encoded email's most bytes: Gmail clips a message past 102 kB, its unsubscribe link with it. 0: no limit.
+    email_max_bytes: int = 100_000
 
     def check(self, where: str) -> None:
+        if self.email_max_bytes and self.email_max_bytes < EMAIL_MIN_BYTES:
+            raise ValueError(f"email_max_bytes: must be 0 (no limit) or at least {EMAIL_MIN_BYTES}, got {self.email_max_bytes}")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
+from email.policy import SMTP
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -97,6 +98,18 @@ def build_message(
     message.add_alternative(parts.html, subtype="html", charset="utf-8", cte="quoted-printable")
     _check_headers(message)
     return message
+
+
+# Room kept for what differs between recipients or is added after measuring: the longest
+# address (254 characters) and a DKIM-Signature header (about 600 bytes for a 2048-bit key).
+HEADROOM = 1024
+
+
+def encoded_size(parts: MailParts, sender: str, digest_name: str, unsubscribe: str = "") -> int:
+    """Bytes of the message as it goes over SMTP (quoted-printable, CRLF), plus HEADROOM."""
+    message = build_message(parts, sender=sender, recipient="reader@example.org", message_id=new_message_id(sender),
+                            date=datetime(2000, 1, 1, tzinfo=timezone.utc), digest_name=digest_name, unsubscribe=unsubscribe)
+    return len(message.as_bytes(policy=SMTP)) + HEADROOM
 
 
 def _address(value: str) -> Address:

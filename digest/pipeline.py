@@ -29,7 +29,7 @@ from digest.compose import compose
 from digest.config import Config, DigestConfig, SourceConfig, duration_text
 from digest.deliver import ArchiveDeliverer, Deliverer, EmailDeliverer, FileDeliverer, duration_words, retry_delay, safe_name
 from digest.errors import ConfigError, DeliveryError, DigestError, FetchError, PermanentDeliveryError, RenderError
-from digest.mail import new_message_id
+from digest.mail import MailParts, encoded_size, new_message_id
 from digest.memory import fewer_malloc_arenas
 from digest.models import Article, Delivery, Edition, RunReport, SourceProblem, SourceReport, StoredArticle, Summary
 from digest.render import RenderedEdition, Renderer, renderer_for
@@ -282,9 +282,18 @@ class Pipeline:
         return renderer.render_edition(formats, digest.subject, self._context(renderer, digest, edition))
 
     def render_email(self, digest: DigestConfig, edition: Edition) -> RenderedEdition:
-        """Compose and render an edition as an email: subject, text, HTML with inlined CSS."""
+        """Compose and render an edition as an email: subject, text, HTML with inlined CSS, the
+        encoded message within `email_max_bytes` (stories that do not fit are named, not sent)."""
         renderer = renderer_for(digest.templates)
-        return renderer.render_email(digest.subject, self._context(renderer, digest, edition))
+        context = self._context(renderer, digest, edition)
+        context["edition"] = {**context["edition"], "full_edition": digest.output_dir is not None}  # type: ignore[dict-item]
+        sender, unsubscribe = self.config.smtp.from_, digest.unsubscribe
+
+        def fits(document: RenderedEdition) -> bool:
+            parts = MailParts(document.subject, document.bodies["txt"], document.bodies["html"])
+            return encoded_size(parts, sender, digest.name, unsubscribe) <= digest.email_max_bytes
+
+        return renderer.render_email(digest.subject, context, fits if digest.email_max_bytes else None)
 
     def _context(self, renderer: Renderer, digest: DigestConfig, edition: Edition) -> dict[str, object]:
         sections = compose(edition, [s.name for s in self.config.sources_of(digest)])

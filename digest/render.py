@@ -8,8 +8,8 @@ HTML is autoescaped; links are kept only when they are http(s).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from datetime import datetime
 from pathlib import Path
@@ -118,6 +118,8 @@ class Renderer:
                 "created": local,
                 "count": len(edition.articles),
                 "waiting": edition.waiting,
+                "left_out": 0,  # stories of this edition the email had no room for (email_max_bytes)
+                "without_summary": 0,  # stories shown by their headline alone, for the same reason
             },
             "sections": sections,
             "version": __version__,
@@ -167,7 +169,57 @@ class Renderer:
         bodies = {fmt: self.render(TEMPLATE_NAMES[fmt], context) for fmt in formats}
         return RenderedEdition(subject=self.render_string(subject, context), bodies=bodies)
 
-    def render_email(self, subject: str, context: dict[str, Any]) -> RenderedEdition:
-        """The edition as an email: subject, plain text ("txt") and HTML with inlined CSS ("html")."""
+    def render_email(self, subject: str, context: dict[str, Any], fits: Callable[[RenderedEdition], bool] | None = None) -> RenderedEdition:
+        """The edition as an email: subject, plain text ("txt") and HTML with inlined CSS ("html").
+
+        With `fits` (is this message small enough?), an edition too big for it keeps every
+        headline and as many summaries as fit, or, when even its headlines do not fit, as many
+        headlines as fit; the template is told how many stories the email leaves out."""
+        whole = self._email(subject, context)
+        if fits is None or fits(whole):
+            return whole
+        count = sum(len(section.articles) for section in context["sections"])
+
+        def trimmed(headlines: int, summaries: int) -> RenderedEdition:
+            return self._email(subject, _trimmed_context(context, headlines, summaries, count))
+
+        headlines_only = trimmed(count, 0)
+        if fits(headlines_only):
+            summaries = _most(lambda shown: fits(trimmed(count, shown)), 0, count - 1)
+            return trimmed(count, summaries)
+        headlines = _most(lambda shown: fits(trimmed(shown, 0)), 0, count - 1)
+        return trimmed(headlines, 0)
+
+    def _email(self, subject: str, context: dict[str, Any]) -> RenderedEdition:
         rendered = self.render_edition(("txt", "html"), subject, context)
         return RenderedEdition(subject=rendered.subject, bodies={**rendered.bodies, "html": email_html(rendered.bodies["html"])})
+
+
+def _most(fits: Callable[[int], bool], low: int, high: int) -> int:
+    """The largest n in [low, high] with fits(n), given fits(low) is assumed and fits only turns
+    False as n grows (a binary search: about 9 renders for 300 stories)."""
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _trimmed_context(context: dict[str, Any], headlines: int, summaries: int, count: int) -> dict[str, Any]:
+    """The context with only the first `headlines` stories, the first `summaries` of them with their
+    summary; `edition.left_out` and `edition.without_summary` say what the email lacks."""
+    sections: list[Section] = []
+    shown = 0
+    for section in context["sections"]:
+        kept = []
+        for article in section.articles:
+            if shown >= headlines:
+                break
+            kept.append(article if shown < summaries else replace(article, summary=()))
+            shown += 1
+        if kept:
+            sections.append(replace(section, articles=tuple(kept)))
+    edition = {**context["edition"], "left_out": count - shown, "without_summary": shown - min(summaries, shown)}
+    return {**context, "sections": sections, "edition": edition}
