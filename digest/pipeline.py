@@ -286,7 +286,12 @@ class Pipeline:
         encoded message within `email_max_bytes` (stories that do not fit are named, not sent)."""
         renderer = renderer_for(digest.templates)
         context = self._context(renderer, digest, edition)
-        context["edition"] = {**context["edition"], "full_edition": digest.output_dir is not None}  # type: ignore[dict-item]
+        full_url = ""
+        if digest.output_dir is not None and digest.archive and digest.base_url and edition.id is not None:
+            archive = self.archive(digest, digest.output_dir)  # the edition's page, as the archive names it
+            full_url = archive.base + archive.page_names.get(edition.id, "")
+        context["edition"] = {**context["edition"], "full_edition": digest.output_dir is not None,  # type: ignore[dict-item]
+                              "full_url": full_url}
         sender, unsubscribe = self.config.smtp.from_, digest.unsubscribe
 
         def fits(document: RenderedEdition) -> bool:

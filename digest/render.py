@@ -120,6 +120,8 @@ class Renderer:
                 "waiting": edition.waiting,
                 "left_out": 0,  # stories of this edition the email had no room for (email_max_bytes)
                 "without_summary": 0,  # stories shown by their headline alone, for the same reason
+                "full_edition": False,  # the edition is also written whole (output_dir)
+                "full_url": "",  # the whole edition's page in the archive, when it has a base_url
             },
             "sections": sections,
             "version": __version__,

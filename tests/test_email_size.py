@@ -68,7 +68,8 @@ def the_email(accepted: list[Received]) -> tuple[int, str, str]:
 
 def test_300_long_stories_make_an_email_under_100_kb_that_names_the_stories_left_out(tmp_path: Path) -> None:
     with smtp_server() as server:
-        config, titles = project(tmp_path, server.port, 300, 'output_dir = "out"')
+        archive = 'output_dir = "out"\n        base_url = "https://news.example.org/daily/"'
+        config, titles = project(tmp_path, server.port, 300, archive)
         result = run_cli("--config", str(config), "run", cwd=tmp_path, now=T0.isoformat(), timeout=300)
         assert result.returncode == 0, result.stderr
         size, text, html = the_email(server.accepted)
@@ -79,8 +80,10 @@ def test_300_long_stories_make_an_email_under_100_kb_that_names_the_stories_left
     assert f"This email has room for {len(shown)} of the edition's 300 stories, by headline only: {left_out} more stories are only in the full edition." in text
     assert "only in the full edition" in " ".join(re.sub(r"<[^>]+>", " ", html).split())
     assert "Made by digest" in html  # the end of the message is there: nothing clipped
-    full = next((tmp_path / "out" / "daily").glob("*.html")).read_text(encoding="utf-8")
-    assert all(title in full for title in titles)  # the full edition has every story
+    link = re.search(r"The full edition: (https://news\.example\.org/daily/(\S+\.html))", text)
+    assert link and f'<a href="{link.group(1)}">Read the full edition</a>' in html
+    full = (tmp_path / "out" / "daily" / link.group(2)).read_text(encoding="utf-8")  # the archive's page of this edition
+    assert all(title in full for title in titles)  # has every story
 
 
 def test_headlines_all_fit_then_as_many_summaries_as_fit(tmp_path: Path) -> None:
