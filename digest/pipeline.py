@@ -153,6 +153,7 @@ class Pipeline:
             fetcher = self.fetcher or stack.enter_context(_fetcher_for(self.config, due))
             for context in contexts.values():
                 context.fetcher, context.work_slots = fetcher, work_slots
+                context.parse_budget = self.config.fetch.timeout.total_seconds()
             self._poll_due(due, contexts, reports, now)
         for report in reports.values():
             log.info("source %s polled: %s%s", report.name, report.outcome(), f"; error: {report.error}" if report.error else "")

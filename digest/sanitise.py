@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import re
-from html.parser import HTMLParser
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import nh3
@@ -22,6 +21,10 @@ import nh3
 from digest.extract import clean_line
 
 _SAFE_SCHEMES = {"http", "https"}
+MAX_HTML_CHARS = 2_000_000  # characters of one entry's HTML read at all (as extract.MAX_HTML_CHARS)
+MAX_DEPTH = 256  # elements nested deeper than this are flattened into their parent before nh3
+_TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*)[^>]*>")
+_VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
 # RFC 3986 reserved and unreserved characters, and "%" (escapes already made): kept as they are.
 # Everything else (< > " ' ` \ { } | ^ space, non-ASCII) is percent-encoded as UTF-8.
 _URL_KEEP = "!#$%&()*+,-./:;=?@[]_~"
@@ -29,6 +32,8 @@ _BLOCKS = {
     "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
     "pre", "tr", "table", "section", "article", "header", "footer", "dd", "dt", "figure", "figcaption", "hr",
 }
+_BLOCK_TAG = re.compile(r"</?(" + "|".join(sorted(_BLOCKS)) + r")\s*/?>", re.IGNORECASE)
+_ANY_TAG = re.compile(r"<[^>]*>")
 _TEXT_TAGS = _BLOCKS | {"span", "a", "em", "strong", "b", "i", "u", "code", "td", "th", "small", "sub", "sup", "abbr", "q", "cite", "dl", "tbody", "thead"}
 
 
@@ -88,34 +93,52 @@ def host_name_problem(host: str) -> str | None:
     return None
 
 
-class _TextCollector(HTMLParser):
-    """Collects text, with a paragraph break at each block element."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _BLOCKS:
-            self.parts.append("\n\n" if tag != "br" else "\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _BLOCKS:
-            self.parts.append("\n\n")
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
 def html_to_text(fragment: str) -> str:
-    """HTML -> plain text for the summariser: paragraphs separated by blank lines."""
+    """HTML -> plain text for the summariser: paragraphs separated by blank lines.
+
+    The input is cut at MAX_HTML_CHARS and its elements nested at most MAX_DEPTH deep before
+    nh3 sees it: nh3's cost grows with the square of the depth (100,000 levels took 35 s)."""
+    fragment = fragment[:MAX_HTML_CHARS]
     if "<" not in fragment and "&" not in fragment:
         return _tidy(fragment)
-    reduced = nh3.clean(fragment, tags=_TEXT_TAGS, attributes={}, strip_comments=True)
-    collector = _TextCollector()
-    collector.feed(reduced)
-    collector.close()
-    return _tidy("".join(collector.parts))
+    reduced = nh3.clean(_flatten_deep(fragment), tags=_TEXT_TAGS, attributes={}, strip_comments=True)
+    # nh3 writes well-formed tags without attributes and escapes every "<" of the text, so a
+    # regular expression reads its output exactly (and ten times faster than HTMLParser).
+    spaced = _BLOCK_TAG.sub(lambda tag: "\n" if tag.group(1).lower() == "br" else "\n\n", reduced)
+    return _tidy(html.unescape(_ANY_TAG.sub("", spaced)))
+
+
+def _flatten_deep(fragment: str) -> str:
+    """`fragment` with every tag that would open or close an element deeper than MAX_DEPTH dropped
+    (their text kept). Depth is counted as a tree builder would, at least: an end tag closes the
+    innermost open element of its name, and one with no such element open changes nothing."""
+    if fragment.count("<") <= MAX_DEPTH:
+        return fragment
+    stack: list[str] = []
+    open_count: dict[str, int] = {}
+    pieces: list[str] = []
+    kept = 0
+    for match in _TAG.finditer(fragment):
+        closing, name = match.group(1) == "/", match.group(2).lower()
+        if closing:
+            deep = len(stack) > MAX_DEPTH
+            if open_count.get(name):
+                while stack:
+                    top = stack.pop()
+                    open_count[top] -= 1
+                    if top == name:
+                        break
+        else:
+            if name in _VOID or match.group(0).endswith("/>"):
+                continue
+            stack.append(name)
+            open_count[name] = open_count.get(name, 0) + 1
+            deep = len(stack) > MAX_DEPTH
+        if deep:
+            pieces.append(fragment[kept:match.start()])
+            kept = match.end()
+    pieces.append(fragment[kept:])
+    return "".join(pieces)
 
 
 def _tidy(text: str) -> str:

@@ -493,3 +493,46 @@ def test_a_feed_link_cannot_inject_markup_into_any_digest_format(project: Projec
     title = "x](javascript:alert(1)) ![t](http://evil.example/title.gif)"  # its <img> is gone with the title's markup
     assert title in text and title in shown  # Markdown's escapes show the text as it was, inert
     assert "[pixel](http://evil.example/s.gif) [click](javascript:alert(1))" in shown
+
+
+def test_an_entry_nested_100000_levels_deep_costs_well_under_a_second_of_sanitising(project: Project, http_server: LocalServer) -> None:
+    """Issue 11 item 11: nh3's cost grows with the square of the nesting depth (100,000 levels took 35 s, outside
+    any deadline); elements deeper than 256 levels are flattened first, and the entries are all stored."""
+    published = format_datetime(E2E_NOW - timedelta(hours=1))
+    deep = "<div>" * 100_000 + "The innermost sentence survives the flattening." + "</div>" * 100_000
+    feed = http_server.serve("/deep", rss([
+        {"title": "Deeply nested entry", "guid": "deep", "pubDate": published, "description": f"<![CDATA[{deep}]]>"},
+        {"title": "Harbour ferry timetable doubles", "guid": "good", "pubDate": published, "description": " ".join(GOOD_SENTENCES * 6)},
+    ]), "application/rss+xml")
+    e2e_config(project, {"news": feed})
+    project.write_config(project.config.read_text().replace("max_bytes = 1048576", "max_bytes = 10000000"))
+    started = time.monotonic()
+    result = project.cli("run", "--json")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    news = next(s for s in json.loads(result.stdout)["sources"] if s["name"] == "news")
+    assert news["new_articles"] == 2 and news["error"] == ""
+    assert elapsed < 15, f"the run took {elapsed:.1f}s"  # ~3 s here, of which sanitising the deep entry ~0.5 s
+    assert "The innermost sentence survives the flattening." in digest_text(project)
+
+
+def test_parsing_time_counts_against_the_fetch_timeout_and_the_rest_waits_for_the_next_poll(project: Project, http_server: LocalServer) -> None:
+    """Issue 11 item 11: turning a feed's HTML into text is given as long as a download ([fetch] timeout, 0.5 s
+    here); past it, the entries not read yet are left for the next poll (one warning line), not marked seen."""
+    published = format_datetime(E2E_NOW - timedelta(hours=1))
+    heavy = "<p>a</p>" * 250_000  # 2 MB of flat markup: about 1.7 s to sanitise here
+    feed = http_server.serve("/heavy", rss([
+        {"title": f"Heavy entry {n}", "guid": f"heavy-{n}", "pubDate": published, "description": f"<![CDATA[{heavy}]]>"} for n in range(3)
+    ]), "application/rss+xml")
+    e2e_config(project, {"news": feed})
+    project.write_config(project.config.read_text().replace('timeout = "3s"', 'timeout = "0.5s"').replace("max_bytes = 1048576", "max_bytes = 10000000"))
+    counts = []
+    for hour in ("07:00", "07:30", "08:00"):
+        result = project.cli("run", "--json", now=f"2026-11-27T{hour}:00+00:00")
+        news = next(s for s in json.loads(result.stdout)["sources"] if s["name"] == "news")
+        counts.append(news["new_articles"])
+        assert news["error"] == ""
+        if hour != "08:00":
+            assert "parsing took more than 0.5s (the [fetch] timeout)" in result.stderr
+            assert "new entries left for the next poll" in result.stderr
+    assert counts == [1, 1, 1]  # one entry read per poll, none lost

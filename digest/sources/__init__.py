@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ class PollContext:
     (ETag, Last-Modified, a page's text hash); a source may change it and the
     pipeline saves it after a successful poll. `fetcher` is the shared HTTP
     fetcher (None for sources that never touch the network). `work_slots` is
-    shared by a run's sources: see `working`.
+    shared by a run's sources: see `working`. `parse_budget`: see `parsing`.
     """
 
     now: datetime
@@ -38,6 +39,23 @@ class PollContext:
     memo: dict[str, str] = field(default_factory=dict)
     fetcher: Any = None
     work_slots: threading.Semaphore | None = None
+    parse_budget: float | None = None  # seconds a poll may spend parsing what it fetched (the [fetch] timeout)
+    parse_spent: float = 0.0
+
+    @contextmanager
+    def parsing(self) -> Iterator[None]:
+        """Count the time spent inside against `parse_budget` (see `over_budget`)."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.parse_spent += time.monotonic() - started
+
+    @property
+    def over_budget(self) -> bool:
+        """True once parsing has cost more than a download may take: a source then stops reading
+        (what it read is kept), so a document built to burn CPU costs no more than a slow server."""
+        return self.parse_budget is not None and self.parse_spent > self.parse_budget
 
     @contextmanager
     def working(self) -> Iterator[None]:

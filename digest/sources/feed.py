@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import partial
@@ -75,20 +75,35 @@ class FeedSource:
         body = zlib.compress(response.body, 1) if packed else response.body
         response = replace(response, body=b"")
         with context.working():
-            yield from self._articles(context, response, zlib.decompress(body) if packed else body)
-        remember_validators(context, response)
+            left = yield from self._articles(context, response, zlib.decompress(body) if packed else body)
+        if left:  # the next poll must get the whole feed again, not a 304, to read the rest
+            context.memo.pop("etag", None)
+            context.memo.pop("last_modified", None)
+        else:
+            remember_validators(context, response)
 
-    def _articles(self, context: PollContext, response: Response, body: bytes) -> Iterator[Article]:
-        """The new entries of a fetched feed as articles; notes them all in the memo."""
+    def _articles(self, context: PollContext, response: Response, body: bytes) -> Generator[Article, None, int]:
+        """The new entries of a fetched feed as articles; notes them in the memo. Returns how many new
+        entries were left unread because parsing ran out of time."""
         previously = set(context.memo.get("entries", "").split())
         current: list[str] = []
         failures = 0
-        for item in feed_items(body, response.url, response.content_type):
+        with context.parsing():
+            items = list(feed_items(body, response.url, response.content_type))
+        if context.over_budget:
+            raise ExtractError(f"{response.url}: parsing took more than {context.parse_budget:g}s (the [fetch] timeout)")
+        left = 0
+        for item in items:
             key = _short_hash(item.identity)
-            current.append(key)
             if key in previously:  # most entries of a daily poll: their text is never read
+                current.append(key)
                 continue
-            entry = item.read()
+            if context.over_budget:  # not noted as seen: the next poll reads it, with a budget of its own
+                left += 1
+                continue
+            current.append(key)
+            with context.parsing():
+                entry = item.read()
             backfilled = _is_backfill(entry, context, self.config)
             article = _article(self.name, entry, backfilled)
             if not backfilled and failures < MAX_FULL_TEXT_FAILURES and self._wants_full_text(entry):
@@ -99,7 +114,11 @@ class FeedSource:
                     log.warning("%s: full text not used: %s", self.name, error)
             if article.title or article.body:
                 yield article
+        if left:
+            log.warning("%s: parsing took more than %gs (the [fetch] timeout): %d new entries left for the next poll",
+                        self.name, context.parse_budget, left)
         context.memo["entries"] = " ".join(current[:_SEEN_MEMO_LIMIT])
+        return left
 
     def _wants_full_text(self, entry: FeedEntry) -> bool:
         if not entry.link or self.config.full_text == "never":
