@@ -377,6 +377,10 @@ def check(context: click.Context, smtp: bool) -> None:
         where = getattr(source, "path", None) or getattr(source, "url", None) or getattr(source, "address", "")
         unavailable = "" if source.type in SOURCE_CLASSES else " (not available yet: no inbound listener in this version)"
         click.echo(f"source {source.name}: {source.type} {where}{unavailable}")
+    for source in config.sources:
+        if not config.digests_of(source.name):
+            click.echo(f"digest: warning: source {source.name} is in no digest's sources, so its articles are shown "
+                       "nowhere; add it to a digest's sources, or leave a digest's sources out to take every source", err=True)
     for digest in config.digests:
         outputs = []
         if digest.output_dir:
@@ -604,11 +608,22 @@ def import_sources(context: click.Context, opml_file: Path, append: bool) -> Non
     if text:
         config.path.write_text(original.rstrip("\n") + f"\n\n# {summary}\n" + text, encoding="utf-8")
         try:
-            load(config.path)
+            updated = load(config.path)
         except ConfigError as error:
             config.path.write_text(original, encoding="utf-8")
             fail(EXIT_USAGE, f"config error after import, file left unchanged: {error}")
     click.echo(f"{summary}; {'appended to ' + str(config.path) if text else 'nothing to add'}")
+    if text:
+        click.echo(_where_new_feeds_go(updated, [s.name for s in updated.sources[len(config.sources):]]))
+
+
+def _where_new_feeds_go(config: Any, names: list[str]) -> str:
+    """One line: which digests will include the newly imported feeds, or a warning that none will."""
+    takers = sorted({d.name for name in names for d in config.digests_of(name)})
+    if takers:
+        return f"the new feeds go into digest{'s' if len(takers) > 1 else ''} {', '.join(takers)} (a digest without sources takes every source)"
+    return ("warning: no digest includes the new feeds (every digest lists its sources); add their names to a "
+            "digest's sources, or leave a digest's sources out to take every source")
 
 
 @sources.command("export")

@@ -318,6 +318,10 @@ class Config:
             return self.sources
         return tuple(s for s in self.sources if s.name in digest.sources)
 
+    def digests_of(self, source: str) -> tuple[DigestConfig, ...]:
+        """The digests that draw from the source called `source` (those without `sources` take every one)."""
+        return tuple(d for d in self.digests if not d.sources or source in d.sources)
+
 
 def _check_url(url: str) -> None:
     if not re.match(r"^https?://[^\s/]+", url):

@@ -73,3 +73,26 @@ def test_not_opml_is_one_line(project: Project) -> None:
     (project.root / "feed.xml").write_text("<rss><channel/></rss>")
     result = project.cli("sources", "import", "feed.xml")
     assert result.returncode == 1 and result.stderr.strip() == "digest: feed.xml: not an OPML file (no <opml><body>)"
+
+
+def test_the_shipped_digest_takes_imported_feeds_and_the_import_says_so(project: Project) -> None:
+    """Issue 11 item 5: the shipped digest listed only "seeds", so appended feeds went nowhere, silently."""
+    (project.root / "subs.opml").write_text(SUBSCRIPTIONS)
+    appended = project.cli("sources", "import", "subs.opml", "--append")
+    assert appended.returncode == 0, appended.stderr
+    assert "the new feeds go into digest daily" in appended.stdout, appended.stdout
+    check = project.cli("check")
+    assert check.returncode == 0 and "warning" not in check.stderr, check.stderr
+
+
+def test_check_warns_once_per_source_no_digest_uses_and_import_warns_too(project: Project) -> None:
+    shipped = project.config.read_text()
+    project.write_config(shipped.replace('name = "daily"\n', 'name = "daily"\nsources = ["seeds"]\n'))
+    (project.root / "subs.opml").write_text(SUBSCRIPTIONS)
+    appended = project.cli("sources", "import", "subs.opml", "--append")
+    assert appended.returncode == 0 and "warning: no digest includes the new feeds" in appended.stdout, appended.stdout
+    check = project.cli("check")
+    assert check.returncode == 0, check.stderr
+    warnings = [line for line in check.stderr.splitlines() if "warning" in line]
+    assert [line.split()[3] for line in warnings] == ["the-daily-planet", "zurich-zeitung", "the-daily-planet-2", "already-here"], warnings
+    assert all("is in no digest's sources" in line for line in warnings)
