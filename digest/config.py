@@ -176,6 +176,8 @@ class DigestConfig:
     email_max_bytes: int = 100_000
 
     def check(self, where: str) -> None:
+        if len(os.fsencode(self.name)) > NAME_MAX:
+            raise ValueError(f"name: longer than {NAME_MAX} bytes: it names the digest's folder under output_dir")
         if self.email_max_bytes and self.email_max_bytes < EMAIL_MIN_BYTES:
             raise ValueError(f"email_max_bytes: must be 0 (no limit) or at least {EMAIL_MIN_BYTES}, got {self.email_max_bytes}")
         try:

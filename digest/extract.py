@@ -153,7 +153,7 @@ def from_html(html: str | bytes, url: str | None, fallback_title: str) -> Extrac
     lines = [line for line in body.splitlines() if line.strip()]
     if len(lines) > 1 and clean_line(lines[0]) == title:
         lines = lines[1:]
-    return Extracted(title=title, body=normalise_body("\n\n".join(lines)), published=published, author=author, language=language)
+    return Extracted(title=title, body=normalise_body("\n\n".join(lines))[:MAX_TEXT_CHARS], published=published, author=author, language=language)
 
 
 def _declared_language(html: str | bytes) -> str | None:

@@ -117,6 +117,8 @@ def test_overlong_path_component_deep_toml_and_year_one_are_usage_errors(project
     assert "sources[0].path: a folder or file name in the path is longer than 255 bytes" in one_line_error(project)
     project.write_config(GOOD.replace('path = "../state/digest.sqlite3"', f'path = "../{long_name}/digest.sqlite3"'))
     assert "store.path: a folder or file name in the path is longer than 255 bytes" in one_line_error(project)
+    project.write_config(GOOD.replace('name = "daily"', f'name = "{long_name}"'))
+    assert "digests[0].name: longer than 255 bytes: it names the digest's folder under output_dir" in one_line_error(project)
     project.write_config(GOOD + "deep = " + "[" * 1000 + "]" * 1000 + "\n")
     assert "not valid TOML: arrays or tables nested too deeply" in one_line_error(project)
     project.write_config(GOOD)

@@ -536,3 +536,12 @@ def test_parsing_time_counts_against_the_fetch_timeout_and_the_rest_waits_for_th
             assert "parsing took more than 0.5s (the [fetch] timeout)" in result.stderr
             assert "new entries left for the next poll" in result.stderr
     assert counts == [1, 1, 1]  # one entry read per poll, none lost
+
+
+def test_a_huge_entry_is_cut_to_the_article_text_cap(http_server: LocalServer, fetcher: Fetcher) -> None:
+    """Issue 11 item 12, for feeds: an entry's text is cut at 200,000 characters before it becomes an article."""
+    huge = "The harbour council met again. " * 20_000  # 620,000 characters
+    url = http_server.serve("/huge", rss([{"title": "Long minutes", "guid": "m", "description": huge,
+                                            "pubDate": format_datetime(NOW - timedelta(hours=1))}]), "application/rss+xml")
+    [article] = poll(feed_source(url, full_text="never"), fetcher)
+    assert len(article.body) == 200_000 and article.body.startswith("The harbour council met again.")

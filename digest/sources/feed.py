@@ -24,7 +24,7 @@ import feedparser
 
 from digest.config import FeedSourceConfig
 from digest.errors import ExtractError, SourceError
-from digest.extract import Extracted
+from digest.extract import MAX_TEXT_CHARS, Extracted
 from digest.fetch import Response
 from digest.models import Article
 from digest.sanitise import clean_title, html_to_text
@@ -332,7 +332,7 @@ def _article(source: str, entry: FeedEntry, backfilled: bool) -> Article:
         source=source,
         identity=entry.identity,
         title=entry.title or _first_words(entry.text) or (entry.link or ""),
-        body=entry.text or entry.title,
+        body=(entry.text or entry.title)[:MAX_TEXT_CHARS],
         published=entry.published,
         url=entry.link,
         author=entry.author,
