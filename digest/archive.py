@@ -147,13 +147,13 @@ class Archive:
         rendered); writes only the files that edition changes."""
         if page_html is not None:
             self._pages[edition_id] = page_html
-        return self._write(self.touched_by(edition_id))
+        return self._write(self.touched_by(edition_id), durable_each=True)
 
     def rebuild(self) -> WriteReport:
         """Write every file whose bytes differ from what the store says, and remove month pages and
         archive documents that no longer belong (after a change of `feed_size` or time zone)."""
         plan = self.files()
-        report = self._write(list(plan))
+        report = self._write(list(plan), durable_each=False)
         for folder in (MONTHS, ARCHIVES):
             for path in sorted((self.settings.folder / folder).glob("*")):
                 name = f"{folder}/{path.name}"
@@ -162,17 +162,21 @@ class Archive:
                     report.removed.append(name)
         return report
 
-    def _write(self, names: list[str]) -> WriteReport:
+    def _write(self, names: list[str], durable_each: bool) -> WriteReport:
+        """Write the named files that changed. `durable_each`: fsync each before its rename (a few
+        files); else one sync of everything at the end (a rebuild: one flush instead of thousands)."""
         report = WriteReport()
         plan = self.files()
         for folder in {self.settings.folder / posixpath.dirname(name) for name in names}:
             folder.mkdir(parents=True, exist_ok=True)
             _remove_orphaned_partials(folder)
         for name in names:
-            if _write_if_changed(self.settings.folder / name, plan[name]()):
+            if _write_if_changed(self.settings.folder / name, plan[name](), durable_each):
                 report.written.append(name)
             else:
                 report.unchanged += 1
+        if report.written and not durable_each:
+            os.sync()
         return report
 
     # Pages
@@ -310,9 +314,9 @@ def feed_content(page_html: str, page_url: str) -> str:
     return "".join(parts).strip() + "\n"
 
 
-def _write_if_changed(path: Path, data: bytes) -> bool:
-    """Write `data` to `path` through a temp file and a rename, so no reader sees half a file;
-    False (and nothing written) when the file already holds exactly these bytes."""
+def _write_if_changed(path: Path, data: bytes, durable: bool) -> bool:
+    """Write `data` to `path` through a temp file and a rename, so no reader sees half a file
+    (fsynced first when `durable`); False (and nothing written) when the file already holds these bytes."""
     try:
         if path.read_bytes() == data:
             return False
@@ -324,7 +328,8 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
             stream.flush()
-            os.fsync(stream.fileno())
+            if durable:
+                os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

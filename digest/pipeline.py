@@ -32,7 +32,7 @@ from digest.errors import ConfigError, DeliveryError, DigestError, FetchError, P
 from digest.mail import MailParts, encoded_size, new_message_id
 from digest.memory import fewer_malloc_arenas
 from digest.models import Article, Delivery, Edition, RunReport, SourceProblem, SourceReport, StoredArticle, Summary
-from digest.render import RenderedEdition, Renderer, renderer_for
+from digest.render import TEMPLATE_NAMES, RenderedEdition, Renderer, renderer_for
 from digest.sources import NETWORK_SOURCES, PollContext, open_source
 from digest.store import Store, WriteBatch
 from digest.summarise import resolve_language, summarise
@@ -282,6 +282,11 @@ class Pipeline:
         renderer = renderer_for(digest.templates)
         return renderer.render_edition(formats, digest.subject, self._context(renderer, digest, edition))
 
+    def render_page(self, digest: DigestConfig, edition: Edition) -> str:
+        """The edition's HTML page alone (no subject line: the archive renders a thousand of these)."""
+        renderer = renderer_for(digest.templates)
+        return renderer.render(TEMPLATE_NAMES["html"], self._context(renderer, digest, edition))
+
     def render_email(self, digest: DigestConfig, edition: Edition) -> RenderedEdition:
         """Compose and render an edition as an email: subject, text, HTML with inlined CSS, the
         encoded message within `email_max_bytes` (stories that do not fit are named, not sent)."""
@@ -323,7 +328,7 @@ class Pipeline:
                                    digest.timezone)
         return Archive(
             settings, self.store.edition_listing(digest.name, ARCHIVE_HEADLINES), feed_id,
-            page=lambda listed: self.render(digest, self.store.edition(listed.id), ("html",)).bodies["html"],
+            page=lambda listed: self.render_page(digest, self.store.edition(listed.id)),
             list_page=lambda context: renderer.render(ARCHIVE_TEMPLATE, context),
         )
 

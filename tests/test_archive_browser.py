@@ -1,0 +1,99 @@
+"""The archive's pages in headless Chromium at phone (375 px) and desktop (1,200 px) widths: no
+horizontal scroll, every edition link on screen, no console messages; screenshots are kept in
+tests/artifacts/ (gitignored). Skips where Chromium is not installed.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, Project
+from tests.test_email_browser import chromium, run_chromium
+
+ARTIFACTS = REPO / "tests" / "artifacts"
+WIDTHS = (375, 1200)
+LONG_TITLE = ("Pneumonoultramicroscopicsilicovolcanoconiosis-cases-reported-by-the-regional-health-authority-"
+              "this-week-after-the-long-and-unusually-dusty-autumn")
+PAGES = {"index": "index.html", "month": "months/2026-11.html", "edition": "2026-11-29T070000Z.html"}
+# Loads a page in an iframe exactly `width` px wide, then writes what it measured into the harness.
+HARNESS = """<!DOCTYPE html><html><body style="margin:0">
+<iframe id="page" style="width:{width}px;height:2500px;border:0" src="{page}"></iframe>
+<script>
+document.getElementById("page").addEventListener("load", function () {{
+  var view = document.getElementById("page").contentWindow, width = view.innerWidth;
+  var links = Array.prototype.map.call(view.document.querySelectorAll("a, h1, h2, h3, li"), function (node) {{
+    var box = node.getBoundingClientRect();
+    return {{text: node.textContent.trim().slice(0, 60), left: box.left, right: box.right}};
+  }});
+  document.body.setAttribute("data-result", JSON.stringify({{
+    scrollWidth: view.document.documentElement.scrollWidth, innerWidth: width,
+    fontSize: parseFloat(view.getComputedStyle(view.document.body).fontSize),
+    outside: links.filter(function (b) {{ return b.left < 0 || b.right > width + 0.5; }}), count: links.length}}));
+}});
+</script></body></html>"""
+
+
+@pytest.fixture(scope="module")
+def archive_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An archive of three editions made by `digest run`, one with a very long unbroken title."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("archive-browser")
+    shutil.copytree(REPO / "config", root / "config")
+    shutil.copytree(REPO / "seeds", root / "seeds")
+    project = Project(root)
+    for day in ("27", "28", "29"):
+        title = LONG_TITLE if day == "29" else f"Harbour works reach stage {day}"
+        (root / "seeds" / f"stage-{day}.txt").write_text(
+            f"{title}\n\nCrews finished stage {day} of the harbour works. The council said the quay reopens in "
+            "spring. Residents welcomed the quieter nights.\n", encoding="utf-8")
+        result = project.cli("run", now=f"2026-11-{day}T07:00:00+00:00")
+        assert result.returncode == 0, result.stdout + result.stderr
+    return project.out / "daily"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("kind", sorted(PAGES))
+def test_archive_pages_fit_phone_and_desktop_without_console_errors(kind: str, width: int, archive_folder: Path,
+                                                                    tmp_path: Path) -> None:
+    binary = chromium()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = archive_folder / PAGES[kind]
+    shot = ARTIFACTS / f"archive-{kind}-{width}.png"
+    run_chromium(binary, tmp_path / "profile", f"--window-size={width},1600", f"--screenshot={shot}", page.as_uri())
+    assert shot.stat().st_size > 1000
+
+    harness = archive_folder / f"harness-{kind}-{width}.html"  # beside the pages: file:// frames it may read
+    harness.write_text(HARNESS.format(width=width, page=html.escape(PAGES[kind])), encoding="utf-8")
+    try:
+        dom, log = run_chromium_logged(binary, tmp_path / "profile", harness.as_uri())
+    finally:
+        harness.unlink()
+    found = re.search(r'data-result="([^"]*)"', dom)
+    assert found, "the measuring script did not run"
+    result = json.loads(html.unescape(found.group(1)))
+    assert result["innerWidth"] == width
+    assert result["scrollWidth"] <= width, f"horizontal scroll at {width}px: content is {result['scrollWidth']}px wide"
+    assert result["count"] >= 3 and result["outside"] == []
+    assert result["fontSize"] >= 16  # readable on a phone without zooming
+    console = [line for line in log.splitlines() if ":CONSOLE" in line and "harness" not in line]
+    assert console == []
+
+
+def run_chromium_logged(binary: str, profile: Path, url: str) -> tuple[str, str]:
+    """The DOM after scripts ran, and Chromium's log, where every console message of the page shows."""
+    import subprocess
+
+    from tests.test_email_browser import CHROMIUM_FLAGS
+
+    command = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--allow-file-access-from-files",
+               "--enable-logging=stderr", "--v=0", "--window-size=1400,2600", "--virtual-time-budget=5000",
+               "--dump-dom", url]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout, result.stderr
