@@ -1,5 +1,5 @@
-"""A digest's archive in `<output_dir>/<digest>/`: each edition's page, index pages (the newest
-editions, then one page per month), an Atom feed (RFC 4287) of the latest editions, and RFC 5005
+"""A digest's archive in `<output_dir>/<digest>/`: each edition's page (in `editions/`, apart from
+the files channel's, which are never overwritten), index pages (the newest editions, then one page per month), an Atom feed (RFC 4287) of the latest editions, and RFC 5005
 archive documents holding every edition in fixed pages, oldest first.
 
 Planned from the store's edition listing alone, so a rebuild gives the same bytes. Ids come from the
@@ -34,6 +34,7 @@ INDEX = "index.html"
 FEED = "feed.atom"
 MONTHS = "months"
 ARCHIVES = "archive"
+EDITIONS = "editions"
 TEMPLATE = "archive.html"  # index and month pages, overridable from the digest's `templates`
 HEADLINES = 3  # titles shown for each edition on the index pages
 INDEX_EDITIONS = 30  # editions on index.html; the month pages hold every one
@@ -92,14 +93,14 @@ class Archive:
     # Planning
 
     def _name_pages(self) -> dict[int, str]:
-        """Each edition's page, named as the files channel names its HTML: `<UTC stamp>.html`, with
-        `-2`, `-3` ... for later editions made in the same second."""
+        """Each edition's page: `editions/<UTC stamp>.html`, named as the files channel names its HTML,
+        with `-2`, `-3` ... for later editions made in the same second."""
         names: dict[int, str] = {}
         seen: dict[str, int] = {}
         for edition in self.listing:
             stamp = edition.created.astimezone(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
             seen[stamp] = seen.get(stamp, 0) + 1
-            names[edition.id] = f"{stamp}.html" if seen[stamp] == 1 else f"{stamp}-{seen[stamp]}.html"
+            names[edition.id] = f"{EDITIONS}/{stamp}.html" if seen[stamp] == 1 else f"{EDITIONS}/{stamp}-{seen[stamp]}.html"
         return names
 
     def _month(self, edition: EditionListing) -> str:
@@ -151,7 +152,8 @@ class Archive:
 
     def rebuild(self) -> WriteReport:
         """Write every file whose bytes differ from what the store says, and remove month pages and
-        archive documents that no longer belong (after a change of `feed_size` or time zone)."""
+        archive documents that no longer belong (after a change of `feed_size` or time zone); edition
+        pages stay (an edition is never deleted from the store)."""
         plan = self.files()
         report = self._write(list(plan), durable_each=False)
         for folder in (MONTHS, ARCHIVES):

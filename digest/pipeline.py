@@ -283,9 +283,12 @@ class Pipeline:
         return renderer.render_edition(formats, digest.subject, self._context(renderer, digest, edition))
 
     def render_page(self, digest: DigestConfig, edition: Edition) -> str:
-        """The edition's HTML page alone (no subject line: the archive renders a thousand of these)."""
+        """The edition's HTML page for the archive: no subject line (a rebuild renders thousands), and
+        no "sources with problems" box, which tells of the sources now rather than of the edition, so
+        a page and its feed entry stay the same until the edition or the template changes."""
         renderer = renderer_for(digest.templates)
-        return renderer.render(TEMPLATE_NAMES["html"], self._context(renderer, digest, edition))
+        sections = compose(edition, [s.name for s in self.config.sources_of(digest)])
+        return renderer.render(TEMPLATE_NAMES["html"], renderer.context(digest.name, digest.timezone, edition, sections))
 
     def render_email(self, digest: DigestConfig, edition: Edition) -> RenderedEdition:
         """Compose and render an edition as an email: subject, text, HTML with inlined CSS, the
@@ -368,7 +371,7 @@ class Pipeline:
                 if delivery.channel == "email":
                     document = self.render_email(digest, edition)
                 elif delivery.channel == "archive":
-                    document = self.render(digest, edition, ("html",))
+                    document = RenderedEdition(subject="", bodies={"html": self.render_page(digest, edition)})
                 else:
                     document = self.render(digest, edition, digest.formats)
                 rendered[key] = (document, edition.created)

@@ -117,7 +117,7 @@ def test_three_runs_give_an_index_of_three_and_a_feed_readers_trust(three_editio
     assert dates == [f"{day} 07:00" for day in reversed(DAYS)]  # newest first
     for edition, day in zip(editions, reversed(DAYS)):
         href = edition.find(".//h2/a").get("href")
-        assert (folder / href).is_file() and href.startswith(day)
+        assert (folder / href).is_file() and href.startswith(f"editions/{day}")
         assert f"Harbour works reach stage {day[-2:]}" in edition.text_content()
         assert "article" in edition.find_class("meta")[0].text_content()
 
@@ -140,6 +140,15 @@ def test_ids_survive_a_rebuild_and_a_new_base_url_and_a_rebuild_changes_no_byte(
     assert "digest daily: 0 files written" in rebuilt.stdout
     assert archive_files(three_editions) == before
 
+    # A source failing since shows in new editions' "sources with problems" box, not in archived pages.
+    text = three_editions.config.read_text(encoding="utf-8").replace('sources = ["seeds"]', 'sources = ["seeds", "down"]')
+    three_editions.config.write_text(text + '\n[fetch]\nallow_private = true\n\n[[sources]]\nname = "down"\n'
+                                     'type = "feed"\nurl = "http://127.0.0.1:9/feed.xml"\n', encoding="utf-8")
+    failing = three_editions.cli("run", now="2026-11-29T08:00:00+00:00")
+    assert failing.returncode == 1 and "source down: 0 new; failed" in failing.stdout
+    assert "digest daily: 0 files written" in three_editions.cli("archive", "rebuild").stdout
+    assert archive_files(three_editions) == before
+
     (folder / "index.html").unlink()
     (folder / "feed.atom").write_text("half a fe")
     again = three_editions.cli("archive", "rebuild", "--digest", "daily")
@@ -149,7 +158,7 @@ def test_ids_survive_a_rebuild_and_a_new_base_url_and_a_rebuild_changes_no_byte(
     theme = three_editions.root / "theme"  # a user's page with a relative link, which feeds must not keep
     theme.mkdir()
     page = (REPO / "templates" / "digest.html").read_text(encoding="utf-8")
-    (theme / "digest.html").write_text(page.replace('<div class="page">', '<div class="page"><a href="index.html">All</a>'))
+    (theme / "digest.html").write_text(page.replace('<div class="page">', '<div class="page"><a href="../index.html">All</a>'))
     set_digest_keys(three_editions, f'base_url = "{BASE}"\ntemplates = "../theme"')
     moved = three_editions.cli("archive", "rebuild")
     assert moved.returncode == 0, moved.stderr
@@ -162,8 +171,11 @@ def test_ids_survive_a_rebuild_and_a_new_base_url_and_a_rebuild_changes_no_byte(
     content = root.find(f"{ATOM}entry/{ATOM}content").text
     assert f'<a href="{BASE}index.html">All</a>' in content
     assert re.findall(r'href="([^"]*)"', content) and all(h.startswith("https://") for h in re.findall(r'href="([^"]*)"', content))
+    editions_own = {name: data for name, data in before.items() if name[0].isdigit()}
+    assert len(editions_own) == 9  # three editions' html, md, txt: the files channel's, never rewritten
+    assert {name: data for name, data in archive_files(three_editions).items() if name[0].isdigit()} == editions_own
     index = (folder / "index.html").read_text(encoding="utf-8")
-    assert f'href="{BASE}2026-11-29T070000Z.html"' in index
+    assert f'href="{BASE}editions/2026-11-29T070000Z.html"' in index
 
 
 def test_older_editions_live_in_rfc5005_archive_documents_and_an_edition_rewrites_few_files(project: Project) -> None:
@@ -199,9 +211,10 @@ def test_older_editions_live_in_rfc5005_archive_documents_and_an_edition_rewrite
     pipeline.run(config, start + timedelta(days=5))
     changed = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
                      if p.is_file() and stats.get(p) != (p.stat().st_ino, p.stat().st_mtime_ns))
-    new = [name for name in changed if name.startswith("2026-12-02")]
+    new = [name for name in changed if name.startswith(("2026-12-02", "editions/2026-12-02"))]
     assert sorted(set(changed) - set(new)) == ["archive/3.atom", "feed.atom", "index.html", "months/2026-12.html"]
-    assert sorted(new) == ["2026-12-02T070000Z.html", "2026-12-02T070000Z.md", "2026-12-02T070000Z.txt"]
+    assert sorted(new) == ["2026-12-02T070000Z.html", "2026-12-02T070000Z.md", "2026-12-02T070000Z.txt",
+                           "editions/2026-12-02T070000Z.html"]
     assert not [p for p in folder.rglob(".partial-*")]
 
 
@@ -258,7 +271,7 @@ def test_serve_answers_the_feed_then_304_refuses_traversal_and_reports_health(th
         assert since.status_code == 304
         index = httpx.get(f"{base}/daily/")
         assert index.status_code == 200 and "2026-11-29 07:00" in index.text
-        assert httpx.get(f"{base}/daily/2026-11-27T070000Z.html").status_code == 200
+        assert httpx.get(f"{base}/daily/editions/2026-11-27T070000Z.html").status_code == 200
         for path in ("/../", "/daily/../../config/digest.toml", "/daily/%2e%2e/%2e%2e/config/digest.toml",
                      "/daily/..%2f..%2fconfig/digest.toml", "/daily/../../../../etc/passwd"):
             status, body = raw_get(address, path)

@@ -19,7 +19,7 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 WIDTHS = (375, 1200)
 LONG_TITLE = ("Pneumonoultramicroscopicsilicovolcanoconiosis-cases-reported-by-the-regional-health-authority-"
               "this-week-after-the-long-and-unusually-dusty-autumn")
-PAGES = {"index": "index.html", "month": "months/2026-11.html", "edition": "2026-11-29T070000Z.html"}
+PAGES = {"index": "index.html", "month": "months/2026-11.html", "edition": "editions/2026-11-29T070000Z.html"}
 # Loads a page in an iframe exactly `width` px wide, then writes what it measured into the harness.
 HARNESS = """<!DOCTYPE html><html><body style="margin:0">
 <iframe id="page" style="width:{width}px;height:2500px;border:0" src="{page}"></iframe>

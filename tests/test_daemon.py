@@ -134,9 +134,8 @@ def titles_in_editions(project: Project) -> Counter[str]:
 def edition_files(project: Project, digest: str = "daily") -> list[Path]:
     """Every file in the digest's output folder, hidden ones too (a temp file left behind would count)."""
     folder = project.out / digest
-    # Not the archive beside the editions: its index, feeds and (formats being md only here) HTML pages.
-    archive = {"index.html", "feed.atom", "months", "archive"}
-    return sorted(p for p in folder.iterdir() if p.name not in archive and p.suffix != ".html") if folder.exists() else []
+    archive = {"index.html", "feed.atom", "months", "archive", "editions"}  # the archive beside the editions
+    return sorted(p for p in folder.iterdir() if p.name not in archive) if folder.exists() else []
 
 
 def edition_count(project: Project) -> int:
