@@ -451,6 +451,7 @@ def run(config: Config, now: datetime, digest_name: str | None = None, on_articl
                 {"digest": digest.name, "made": edition is not None,
                  "articles": len(edition.articles) if edition else 0, "waiting": edition.waiting if edition else 0}
             )
+            edition = None  # delivering reads it again from the store: hold no second copy meanwhile
         report.deliveries = pipeline.process_outbox(now, honour_backoff=False)
         return report
     finally:

@@ -25,6 +25,7 @@ from digest.errors import RenderError
 from digest.models import Edition, SourceProblem
 from digest.sanitise import output_url
 
+WHOLE_FIRST = 100  # an email edition of up to this many stories is first tried whole; a bigger one grows to fit
 TEMPLATE_NAMES = {"html": "digest.html", "md": "digest.md", "txt": "digest.txt"}
 # Added to every email's CSS: images shrink to the screen and never overflow it.
 EMAIL_CSS = "img { max-width: 100%; height: auto; border: 0; }"
@@ -177,29 +178,38 @@ class Renderer:
         With `fits` (is this message small enough?), an edition too big for it keeps every
         headline and as many summaries as fit, or, when even its headlines do not fit, as many
         headlines as fit; the template is told how many stories the email leaves out."""
-        whole = self._email(subject, context)
-        if fits is None or fits(whole):
-            return whole
         count = sum(len(section.articles) for section in context["sections"])
+        if fits is None or count <= WHOLE_FIRST:
+            whole = self._email(subject, context)
+            if fits is None or fits(whole):
+                return whole
 
         def trimmed(headlines: int, summaries: int) -> RenderedEdition:
             return self._email(subject, _trimmed_context(context, headlines, summaries, count))
 
-        headlines_only = trimmed(count, 0)
-        if fits(headlines_only):
-            summaries = _most(lambda shown: fits(trimmed(count, shown)), 0, count - 1)
-            return trimmed(count, summaries)
-        headlines = _most(lambda shown: fits(trimmed(shown, 0)), 0, count - 1)
-        return trimmed(headlines, 0)
+        # Counts are tried from small upwards (doubling), so a big edition is never rendered whole here.
+        headlines = _most(lambda shown: fits(trimmed(shown, 0)), count)
+        if headlines < count:
+            return trimmed(headlines, 0)
+        summaries = _most(lambda shown: fits(trimmed(count, shown)), count)
+        return self._email(subject, context) if summaries == count else trimmed(count, summaries)
 
     def _email(self, subject: str, context: dict[str, Any]) -> RenderedEdition:
         rendered = self.render_edition(("txt", "html"), subject, context)
         return RenderedEdition(subject=rendered.subject, bodies={**rendered.bodies, "html": email_html(rendered.bodies["html"])})
 
 
-def _most(fits: Callable[[int], bool], low: int, high: int) -> int:
-    """The largest n in [low, high] with fits(n), given fits(low) is assumed and fits only turns
-    False as n grows (a binary search: about 9 renders for 300 stories)."""
+def _most(fits: Callable[[int], bool], most: int) -> int:
+    """The largest n in [0, most] with fits(n) (fits(0) taken as true; fits turns False only as n
+    grows): doubling from 8 until it does not fit, then halving the gap (about 2 log2 n tries), so
+    no try renders much more than twice what fits."""
+    low, high = 0, 8
+    while high < most and fits(high):
+        low, high = high, high * 2
+    high = min(high, most)
+    if high == most and low < most and fits(most):
+        return most
+    high -= 1
     while low < high:
         middle = (low + high + 1) // 2
         if fits(middle):

@@ -219,6 +219,10 @@ def _translates_errors(cls: type[Store]) -> type[Store]:
     return cls
 
 
+# What an edition shows of an article: never its body (a 5,000-article edition's bodies are ~50 MB).
+_STORED_COLUMNS = "a.id, a.source, a.title, a.url, a.published, a.author, a.language, a.summary, a.fetched"
+
+
 @_translates_errors
 class Store:
     """One open SQLite store. Not shared between threads."""
@@ -453,7 +457,7 @@ class Store:
         parameters.append(digest)
         total = self.db.execute(f"SELECT COUNT(*) {where}", parameters).fetchone()[0]
         rows = self.db.execute(
-            f"SELECT a.* {where} ORDER BY COALESCE(a.published, a.fetched) DESC, a.id DESC LIMIT ?",
+            f"SELECT {_STORED_COLUMNS} {where} ORDER BY COALESCE(a.published, a.fetched) DESC, a.id DESC LIMIT ?",
             [*parameters, limit],
         ).fetchall()
         return [self._stored(row) for row in rows], max(0, total - len(rows))
@@ -490,7 +494,7 @@ class Store:
         if row is None:
             raise StoreError(f"store {self.path}: no edition {edition_id}")
         articles = self.db.execute(
-            """SELECT a.* FROM edition_articles e JOIN articles a ON a.id = e.article_id
+            f"""SELECT {_STORED_COLUMNS} FROM edition_articles e JOIN articles a ON a.id = e.article_id
                WHERE e.edition_id = ? ORDER BY e.position""",
             (edition_id,),
         ).fetchall()

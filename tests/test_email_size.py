@@ -111,3 +111,31 @@ def test_a_too_small_limit_is_a_config_error(tmp_path: Path) -> None:
     config, _ = project(tmp_path, 25, 1, "email_max_bytes = 5000")
     result = run_cli("--config", str(config), "check", cwd=tmp_path)
     assert result.returncode == 2 and "email_max_bytes: must be 0 (no limit) or at least 10000, got 5000" in result.stderr
+
+
+def test_a_huge_edition_is_never_rendered_whole_for_its_email() -> None:
+    """Fitting 3,000 stories into 100 kB tries drafts of growing size, none much past twice the limit,
+    instead of rendering (and inlining the CSS of) a multi-megabyte email first."""
+    from digest.compose import Section
+    from digest.mail import MailParts, encoded_size
+    from digest.models import Edition, StoredArticle
+    from digest.render import Renderer
+
+    summary = (SENTENCE.format(place="Harbourtown", n=1),) * 3
+    articles = tuple(StoredArticle(id=n, source="news", title=f"Story {n:04d} about the harbour bridge", url=f"https://example.org/{n}",
+                                   published=T0, author=None, language="en", summary=summary, fetched=T0) for n in range(3000))
+    edition = Edition(digest="daily", created=T0, articles=articles, id=1)
+    renderer = Renderer()
+    context = renderer.context("daily", "UTC", edition, [Section("news", articles)])
+    tried: list[int] = []
+
+    def fits(document: object) -> bool:
+        size = encoded_size(MailParts(document.subject, document.bodies["txt"], document.bodies["html"]),  # type: ignore[attr-defined]
+                            "Digest <digest@example.org>", "daily")
+        tried.append(size)
+        return size <= 100_000
+
+    email = renderer.render_email("daily", context, fits)
+    note = re.search(r"room for (\d+) of the edition's 3000 stories, by headline only: (\d+) more stories are not in it", " ".join(email.bodies["txt"].split()))
+    assert fits(email) and note and int(note.group(1)) + int(note.group(2)) == 3000 and int(note.group(2)) > 0
+    assert max(tried) < 250_000 and len(tried) < 30
