@@ -64,6 +64,9 @@ class ArchiveFiles(StaticFiles):
     """One archive folder: StaticFiles (no path outside the folder; ETag, Last-Modified, 304) that
     also hides dot files, such as a page being written."""
 
+    async def check_config(self) -> None:
+        """No check: the folder appears with the digest's first edition, and until then every path is 404."""
+
     def lookup_path(self, path: str) -> tuple[str, Any]:
         if any(part.startswith(".") for part in Path(path).parts):
             return "", None
@@ -78,6 +81,8 @@ class ArchiveFiles(StaticFiles):
 def health(config: Config, now: datetime) -> dict[str, Any]:
     """Whether the store opens and every source and digest job ran when it was due (give or take
     HEALTH_GRACE); "late" names those that did not."""
+    if not config.store.path.exists():  # a health check makes no store: the first run or daemon does
+        return {"ok": False, "reason": f"no store at {config.store.path} yet: nothing has run"}
     try:
         store = Store(config.store.path, timeout=2.0)
         try:

@@ -298,6 +298,14 @@ def test_a_broken_store_makes_healthz_503_with_the_reason(three_editions: Projec
         assert httpx.get(f"http://{address}/daily/feed.atom").status_code == 200  # the archive is still served
 
 
+def test_healthz_before_anything_ran_is_503_and_makes_no_store(project: Project) -> None:
+    for address in serve(project, "2026-11-29T07:05:00+00:00"):
+        answer = httpx.get(f"http://{address}/healthz")
+        assert answer.status_code == 503 and "nothing has run" in answer.json()["reason"]
+        assert httpx.get(f"http://{address}/daily/").status_code == 404  # no archive yet
+    assert not (project.root / "state" / "digest.sqlite3").exists()
+
+
 def test_serve_with_a_bad_address_is_a_usage_error(project: Project) -> None:
     result = project.cli("serve", "--listen", "nowhere")
     assert result.returncode == 2 and "HOST:PORT" in result.stderr and "Traceback" not in result.stderr
