@@ -74,7 +74,7 @@ def test_the_cli_and_config_load_without_apscheduler(tmp_path: Path) -> None:
     from conftest import REPO
 
     path = tmp_path / "digest.toml"
-    path.write_text('[[digests]]\nname = "daily"\nschedule = "every 6h"\n', encoding="utf-8")
+    path.write_text('[[digests]]\nname = "daily"\nschedule = "every 6h"\noutput_dir = "out"\n', encoding="utf-8")
     code = f"import sys, digest.cli, digest.config; digest.config.load({str(path)!r}); print(sorted(m for m in sys.modules if m.startswith('apscheduler')))"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
