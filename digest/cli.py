@@ -167,15 +167,15 @@ def run(context: click.Context, digest_name: str | None, as_json: bool) -> None:
             for note in source.notes:
                 click.echo(f"source {source.name}: note: {note}")
         for edition in report.editions:
-            if edition["made"]:
-                waiting = f" ({edition['waiting']} wait for the next)" if edition["waiting"] else ""
-                click.echo(f"digest {edition['digest']}: new edition with {edition['articles']} articles{waiting}")
+            if edition.made:
+                waiting = f" ({edition.waiting} wait for the next)" if edition.waiting else ""
+                click.echo(f"digest {edition.digest}: new edition with {edition.articles} articles{waiting}")
             else:
-                click.echo(f"digest {edition['digest']}: nothing new, no edition made")
+                click.echo(f"digest {edition.digest}: nothing new, no edition made")
         for delivery in report.deliveries:
-            where = delivery.get("to") or delivery["recipient"]
-            error = f": {delivery['error']}" if delivery["error"] else ""
-            click.echo(f"delivery {delivery['digest']} ({delivery['channel']}) to {where}: {delivery['status']}{error}")
+            where = delivery.to or delivery.recipient
+            error = f": {delivery.error}" if delivery.error else ""
+            click.echo(f"delivery {delivery.digest} ({delivery.channel}) to {where}: {delivery.status}{error}")
     sys.exit(EXIT_PARTIAL if report.failed else EXIT_OK)
 
 
@@ -371,11 +371,11 @@ def check(context: click.Context, smtp: bool) -> None:
     click.echo(f"config {config.path}: valid, templates compile")
     click.echo(f"store: {config.store.path}")
     click.echo(f"summary: {config.summary.algorithm}, {config.summary.sentences} sentences, language {config.summary.language}")
-    from digest.sources import SOURCE_CLASSES
+    from digest.registry import SOURCE_TYPES
 
     for source in config.sources:
         where = getattr(source, "path", None) or getattr(source, "url", None) or getattr(source, "address", "")
-        unavailable = "" if source.type in SOURCE_CLASSES else " (not available yet: no inbound listener in this version)"
+        unavailable = "" if source.type in SOURCE_TYPES else " (not available yet: no inbound listener in this version)"
         click.echo(f"source {source.name}: {source.type} {where}{unavailable}")
     for source in config.sources:
         if not config.digests_of(source.name):
@@ -459,7 +459,7 @@ def status(context: click.Context, as_json: bool) -> None:
     """
     config = load_config(context)
     from digest import jobs, scheduler
-    from digest.store import Store
+    from digest.store import open_store
 
     moment = now()
 
@@ -469,7 +469,7 @@ def status(context: click.Context, as_json: bool) -> None:
     def gather() -> dict[str, Any]:
         if not config.store.path.exists():  # status only reads: the first run or daemon makes the store
             return _status_report(config, None, scheduler.upcoming(config, jobs.History({}, {}), moment))
-        store = Store(config.store.path)
+        store = open_store(config.store)
         try:
             return _status_report(config, store, scheduler.upcoming(config, jobs.read_history(config, store), moment))
         finally:
@@ -484,6 +484,10 @@ def status(context: click.Context, as_json: bool) -> None:
     if not report["store"]["exists"]:
         click.echo(f"store: none yet at {report['store']['path']} (the first `digest run` or `digest daemon` makes it)")
     click.echo(f"articles stored: {report['articles']}")
+    kept = report["store"]
+    if kept["exists"]:
+        click.echo(f"store: {kept['bytes'] / 1e6:.1f} MB on disk, {kept['articles_with_text']} of {kept['articles']} articles "
+                   f"with their text (text kept {kept['keep']})")
     for source in report["sources"]:
         health = f"failing ({source['failures']}x): {source['last_error']}" if source["failures"] else "ok"
         success = f", last success {source['last_success'] or 'never'}" if source["failures"] else ""
@@ -532,9 +536,12 @@ def _status_report(config: Any, store: Any, coming: dict[str, dict[str, datetime
         for d in (store.deliveries(["pending", "failed"]) if store else [])
     ]
     daemon = lock.holder(config.store.path)
-    return {"sources": sources, "digests": digests, "outbox": outbox, "articles": store.article_count() if store else 0,
+    size = store.size() if store else None
+    return {"sources": sources, "digests": digests, "outbox": outbox, "articles": size.articles if size else 0,
             "daemon": {"running": daemon is not None, "pid": daemon},
-            "store": {"path": str(config.store.path), "exists": store is not None}}
+            "store": {"path": str(config.store.path), "exists": store is not None, "bytes": size.bytes if size else 0,
+                      "articles": size.articles if size else 0, "articles_with_text": size.articles_with_text if size else 0,
+                      "keep": str(config.store.keep)}}
 
 
 @main.command()
@@ -683,7 +690,7 @@ def _subscriber_command(context: click.Context, email: str, digest_name: str | N
     digest = _subscriber_digest(config, digest_name)
     from digest import subscribers as subscribers_module
     from digest.addresses import parse_mailbox
-    from digest.store import Store
+    from digest.store import open_store
 
     try:
         mailbox = parse_mailbox(email)
@@ -692,7 +699,7 @@ def _subscriber_command(context: click.Context, email: str, digest_name: str | N
         fail(EXIT_USAGE, str(error))
 
     def add() -> tuple[Any, bool, str]:
-        store = Store(config.store.path)
+        store = open_store(config.store)
         try:
             subscriber, new = subscribers_module.subscribe(store, digest, str(mailbox), chosen, now(), confirmed)
             sent = ""
@@ -728,14 +735,14 @@ def subscribers_list(context: click.Context, digest_name: str | None, as_json: b
     """
     config = load_config(context)
     from digest import subscribers as subscribers_module
-    from digest.store import Store
+    from digest.store import open_store
 
     if digest_name is not None:
         guarded(lambda: config.digest(digest_name))
     statuses = ("active", "invited", "unsubscribed") if everyone else ("active", "invited")
 
     def gather() -> list[Any]:
-        store = Store(config.store.path)
+        store = open_store(config.store)
         try:
             return store.subscribers(digest_name, statuses)
         finally:
@@ -768,7 +775,7 @@ def subscribers_remove(context: click.Context, email: str, digest_name: str | No
     """
     config = load_config(context)
     from digest.addresses import parse_mailbox
-    from digest.store import Store
+    from digest.store import open_store
 
     if digest_name is not None:
         guarded(lambda: config.digest(digest_name))
@@ -778,7 +785,7 @@ def subscribers_remove(context: click.Context, email: str, digest_name: str | No
         fail(EXIT_USAGE, str(error))
 
     def remove() -> int:
-        store = Store(config.store.path)
+        store = open_store(config.store)
         try:
             return store.remove_subscriber(address, digest_name)
         finally:

@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from digest.models import Edition, StoredArticle
-
-
-@dataclass(frozen=True)
-class Section:
-    """One source's articles within an edition."""
-
-    source: str
-    articles: tuple[StoredArticle, ...]
+from digest.models import Edition, Section, StoredArticle
 
 
 def _newest_first(article: StoredArticle) -> tuple[datetime, int]:

@@ -20,13 +20,14 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest import __version__, PROJECT_URL
+from digest import registry
 from digest.addresses import parse_mailbox
 from digest.errors import ConfigError
 from digest.schedule import LONGEST_INTERVAL, parse_schedule
 
 DEFAULT_CONFIG = Path("config/digest.toml")
-ALGORITHMS = ("news", "lexrank", "textrank", "lsa", "luhn", "kl", "sumbasic", "reduction", "edmundson", "lead")
-FORMATS = ("html", "md", "txt")
+ALGORITHMS = tuple(registry.SUMMARISERS)
+FORMATS = tuple(registry.FORMATS)
 EMAIL_MIN_BYTES = 10_000  # room for the headers, the masthead and a few headlines
 
 NAME_MAX = 255  # bytes in one folder or file name, on every common file system
@@ -65,9 +66,11 @@ def _seconds(seconds: float, written: object) -> timedelta:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """Where the SQLite store lives (by default `state/digest.sqlite3` beside the config file)."""
+    """Where the SQLite store lives (by default `state/digest.sqlite3` beside the config file), and how long
+    article text is kept."""
 
     path: Path = Path("state/digest.sqlite3")
+    keep: Duration = Duration(days=90)  # article text older than this is pruned; identities stay
 
 
 @dataclass(frozen=True)

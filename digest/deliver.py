@@ -1,49 +1,133 @@
-"""Deliveries: write an edition's files, or email it, one outbox row at a time.
+"""The outbox: deliveries claimed under a lease, tried, and recorded with the retry and give-up policy;
+and the channels that deliver (files, email), one outbox row at a time.
 
-Each channel implements `Deliverer`. A delivery raises TemporaryDeliveryError for
-failures worth retrying with backoff and PermanentDeliveryError for the rest.
-Email goes through digest/smtp.py (the SMTP session and its error mapping),
-digest/mail.py (the message) and digest/signing.py (DKIM); this module only ties
-them to the outbox.
+Each channel implements `Deliverer` and is named in digest.registry.CHANNELS. A delivery
+raises TemporaryDeliveryError for failures worth retrying with backoff and
+PermanentDeliveryError for the rest. Email goes through digest/smtp.py (the SMTP
+session and its error mapping), digest/mail.py (the message) and digest/signing.py (DKIM).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.policy import SMTP, SMTPUTF8
 from pathlib import Path
 from types import TracebackType
-from typing import Callable, Protocol
+from typing import Protocol
 
 from digest.archive import Archive
-from digest.config import SmtpConfig
-from digest.errors import PermanentDeliveryError, TemporaryDeliveryError
+from digest.config import Config, DigestConfig, SmtpConfig
+from digest.errors import DeliveryError, DigestError, PermanentDeliveryError, RenderError, TemporaryDeliveryError
 from digest.lock import process_alive
-from digest.mail import MailParts, build_message
-from digest.models import Delivery
-from digest.render import RenderedEdition
+from digest.mail import MailParts, build_message, new_message_id
+from digest.models import Delivery, DeliveryReport, RenderedEdition
+from digest.registry import CHANNELS, load
 from digest.signing import Signer
 from digest.smtp import SmtpSession
+from digest.store import Store
+
+log = logging.getLogger("digest.deliver")
 
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=1)
+# How long an owner may hold a delivery it is trying before another may try it: longer than
+# one attempt can take (an SMTP session's few timeouts), so a live owner never loses it.
+DELIVERY_LEASE = timedelta(minutes=10)
 
 
 class Deliverer(Protocol):
     """Delivers one rendered edition to one outbox recipient.
 
     `give_up_after`: how long a delivery may stay pending before it is failed
-    (None: retried for as long as it takes).
+    (None: retried for as long as it takes). `rendering`: what it needs made of the
+    edition: "email" (subject, text, HTML with inlined CSS) or "files" (the digest's formats).
     """
 
     give_up_after: timedelta | None
+    rendering: str
 
     def deliver(self, delivery: Delivery, edition: RenderedEdition, created: datetime) -> str:
         """Deliver and return a short description of where it went; raise DeliveryError on failure."""
         ...
+
+    def new_message_id(self) -> str:
+        """A Message-ID kept with the delivery before its first try (same on every retry); "" when unused."""
+        ...
+
+    def close(self) -> None:
+        """Release what the channel holds (an SMTP connection)."""
+        ...
+
+
+# Renders the edition of a delivery as its channel needs it (Deliverer.rendering); (document, edition created)
+RenderFor = Callable[[Delivery, str], tuple[RenderedEdition, datetime]]
+
+
+@dataclass(frozen=True)
+class OutboxTools:
+    """What the pipeline lends the channels of one outbox pass (a stage imports no other stage):
+    an edition rendered as a channel needs it, and a digest's archive planned from the store."""
+
+    render: RenderFor
+    open_archive: Callable[[str, Path], Archive]  # (digest name, output_dir) -> its archive
+
+
+def process_outbox(config: Config, store: Store, tools: OutboxTools, now: datetime, honour_backoff: bool) -> list[DeliveryReport]:
+    """Try every pending delivery (only those due when honouring backoff) that this store's owner
+    can lease, each recorded as delivered, pending with backoff, or failed."""
+    deliverers: dict[str, Deliverer] = {}
+    try:
+        reports = []
+        for delivery in store.due_deliveries(now if honour_backoff else None):
+            if delivery.channel not in CHANNELS:
+                continue  # a channel this version does not know (a newer digest's row): leave it to that version
+            if not store.claim_delivery(delivery.id, now, DELIVERY_LEASE):
+                continue
+            if delivery.channel not in deliverers:
+                deliverers[delivery.channel] = load(CHANNELS[delivery.channel])(config, tools)
+            reports.append(_attempt(store, delivery, deliverers[delivery.channel], tools.render, now))
+        return reports
+    finally:
+        for deliverer in deliverers.values():
+            deliverer.close()
+
+
+def _attempt(store: Store, delivery: Delivery, deliverer: Deliverer, render: RenderFor, now: datetime) -> DeliveryReport:
+    """Try one delivery and record the outcome: delivered, pending with backoff, or failed."""
+    report = DeliveryReport(digest=delivery.digest, channel=delivery.channel, recipient=delivery.recipient)
+    if not delivery.message_id:
+        fresh = deliverer.new_message_id()
+        if fresh:  # made once and committed before the first try: every retry sends the same Message-ID
+            delivery = replace(delivery, message_id=fresh)
+            with store.transaction():
+                store.set_message_id(delivery.id, delivery.message_id)
+    try:
+        document, created = render(delivery, deliverer.rendering)
+        where = deliverer.deliver(delivery, document, created)
+    except PermanentDeliveryError as error:
+        status, detail, retry_at = "failed", str(error), None
+    except (DeliveryError, RenderError) as error:  # a broken template is fixed in the config, then delivered
+        status, detail, retry_at = "pending", str(error), now + retry_delay(delivery.attempts + 1)
+        lifetime = deliverer.give_up_after
+        if lifetime is not None and delivery.created is not None and now - delivery.created >= lifetime:
+            status, detail, retry_at = "failed", f"gave up after {duration_words(lifetime)} of retries: {error}", None
+    except DigestError as error:
+        status, detail, retry_at = "failed", str(error), None
+    else:
+        status, detail, retry_at = "delivered", "", None
+        report.to = where
+    with store.transaction():
+        store.record_attempt(delivery.id, now, status, detail, retry_at)
+    report.status, report.error = status, detail
+    report.message_id = delivery.message_id
+    log.info("delivery of %s to %s: %s%s", delivery.digest, delivery.recipient, status, f" ({detail})" if detail else "")
+    return report
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -71,6 +155,22 @@ class FileDeliverer:
     """Writes `<output_dir>/<digest>/<date>T<time>.<ext>` for each format, atomically."""
 
     give_up_after: timedelta | None = None
+    rendering = "files"
+
+    def __init__(self, config: Config | None = None, tools: OutboxTools | None = None) -> None:
+        """Files need nothing from the config beyond each digest's output_dir (the recipient)."""
+
+    @staticmethod
+    def recipients(digest: DigestConfig) -> list[str]:
+        """The digest's output_dir, when it has one."""
+        return [str(digest.output_dir)] if digest.output_dir else []
+
+    def new_message_id(self) -> str:
+        """Files carry no Message-ID."""
+        return ""
+
+    def close(self) -> None:
+        """Nothing is held between files."""
 
     def deliver(self, delivery: Delivery, edition: RenderedEdition, created: datetime) -> str:
         folder = Path(delivery.recipient) / safe_name(delivery.digest)
@@ -131,12 +231,25 @@ def _remove_orphaned_partials(folder: Path) -> None:
 
 class ArchiveDeliverer:
     """Adds an edition to its digest's archive (digest/archive.py): its page, and the index pages and
-    feeds that show it. `open_archive(digest, output_dir)` plans the archive from the store."""
+    feeds that show it. The archive is planned from the store by the pipeline's `open_archive`."""
 
     give_up_after: timedelta | None = None
+    rendering = "page"  # the edition's archive page: its HTML without the live problems box
 
-    def __init__(self, open_archive: Callable[[str, Path], Archive]) -> None:
-        self.open_archive = open_archive
+    def __init__(self, config: Config, tools: OutboxTools) -> None:
+        self.open_archive = tools.open_archive
+
+    @staticmethod
+    def recipients(digest: DigestConfig) -> list[str]:
+        """The digest's output_dir, when it keeps an archive there."""
+        return [str(digest.output_dir)] if digest.output_dir and digest.archive else []
+
+    def new_message_id(self) -> str:
+        """Archive pages carry no Message-ID."""
+        return ""
+
+    def close(self) -> None:
+        """Nothing is held between editions."""
 
     def deliver(self, delivery: Delivery, edition: RenderedEdition, created: datetime) -> str:
         archive = self.open_archive(delivery.digest, Path(delivery.recipient))
@@ -155,12 +268,23 @@ class EmailDeliverer:
     message. Returns only after the server answered 250 to DATA.
     """
 
-    def __init__(self, smtp: SmtpConfig, unsubscribe: dict[str, str] | None = None) -> None:
-        self.smtp = smtp
-        self.unsubscribe = unsubscribe or {}  # digest name -> mailto: or https: address
-        self.give_up_after: timedelta | None = smtp.give_up_after
-        self.session = SmtpSession(smtp)
+    rendering = "email"
+
+    def __init__(self, config: Config, tools: OutboxTools | None = None) -> None:
+        self.smtp: SmtpConfig = config.smtp
+        self.unsubscribe = {digest.name: digest.unsubscribe for digest in config.digests}  # mailto: or https:
+        self.give_up_after: timedelta | None = self.smtp.give_up_after
+        self.session = SmtpSession(self.smtp)
         self._signing: Signer | None = None
+
+    @staticmethod
+    def recipients(digest: DigestConfig) -> list[str]:
+        """One delivery per address in the digest's email_to."""
+        return list(digest.email_to)
+
+    def new_message_id(self) -> str:
+        """A fresh Message-ID in the From address's domain."""
+        return new_message_id(self.smtp.from_)
 
     def _signer(self) -> Signer:
         """The DKIM signer, its key read on first use (an unusable key keeps mail pending, naming the file)."""
@@ -173,6 +297,10 @@ class EmailDeliverer:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the SMTP session, if one was opened."""
         self.session.close()
 
     def deliver(self, delivery: Delivery, edition: RenderedEdition, created: datetime) -> str:

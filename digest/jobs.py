@@ -1,8 +1,8 @@
-"""The daemon's jobs: poll one source, make one digest's edition, retry the outbox.
+"""The daemon's jobs: poll one source, make one digest's edition, retry the outbox, prune.
 
-Each job opens the store, runs one pipeline step and closes it, so a job never
-shares a connection with another thread. Also what the store says already
-happened (History), which the scheduler plans from. No APScheduler here.
+Each job opens the store, calls the same pipeline functions as `digest run` and
+closes it, so a job never shares a connection with another thread. Also what the
+store says already happened (History), which the scheduler plans from. No APScheduler here.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from digest.config import Config, SourceConfig
 from digest.sources import NETWORK_SOURCES
-from digest.store import Store
+from digest.store import Store, open_store
 
 if TYPE_CHECKING:
     from digest.fetch import Fetcher
-    from digest.pipeline import Pipeline
 
 log = logging.getLogger("digest.daemon")
 
@@ -94,6 +93,10 @@ class Work(Protocol):
         """Retry deliveries whose backoff has passed."""
         ...
 
+    def prune(self, config: Config, now: datetime) -> None:
+        """Drop article text older than [store] keep."""
+        ...
+
     def close(self) -> None:
         """Release what outlives a single job."""
         ...
@@ -111,7 +114,7 @@ class StopRequested(BaseException):
 @contextmanager
 def opened_store(config: Config) -> Iterator[Store]:
     """The config's store, open for one job and closed after it."""
-    store = Store(config.store.path)
+    store = open_store(config.store)
     try:
         yield store
     finally:
@@ -128,11 +131,6 @@ class PipelineWork:
     def _check_stop(self, source: str) -> None:
         if self.stopping.is_set():
             raise StopRequested()
-
-    def _pipeline(self, config: Config, store: Store, fetcher: Fetcher | None = None) -> Pipeline:
-        from digest.pipeline import Pipeline  # not at import: `digest status` reads History without the stages
-
-        return Pipeline(config, store, on_article=self._check_stop, fetcher=fetcher)
 
     def _shared_fetcher(self, config: Config, sources: Sequence[SourceConfig]) -> Fetcher | None:
         """One HTTP client kept across polls (pooled connections, per-host spacing); remade when [fetch] changes."""
@@ -159,28 +157,37 @@ class PipelineWork:
 
     def poll(self, config: Config, source: str, now: datetime) -> None:
         """Poll one source; the pipeline logs "source X polled: n new"."""
+        from digest import pipeline  # not at import: `digest status` reads History without the stages
+
         source_config = next((s for s in config.sources if s.name == source), None)
         if source_config is None:  # removed by a reload while this job waited
             return
         with opened_store(config) as store:
-            self._pipeline(config, store, self._shared_fetcher(config, [source_config])).poll(source_config, now)
+            pipeline.poll(config, store, [source_config], now, on_article=self._check_stop,
+                          fetcher=self._shared_fetcher(config, [source_config]))
 
     def edition(self, config: Config, digest: str, now: datetime) -> None:
         """Poll the digest's sources not polled in the last minute, make one edition and deliver it
         at once; the pipeline logs each poll and delivery."""
+        from digest import pipeline
+
         digest_config = config.digest(digest)
         with opened_store(config) as store:
-            stages = self._pipeline(config, store, self._shared_fetcher(config, config.sources_of(digest_config)))
-            edition = stages.fresh_edition(digest_config, now)
-            with store.transaction():
-                store.record_digest_run(digest, now)
-            if edition is None:
-                log.info("edition of %s: nothing new, none made", digest, extra={"job": "edition", "target": digest, "articles": 0})
-                return
-            stages.process_outbox(now, honour_backoff=True)
+            made = pipeline.edition_and_delivery(config, store, digest_config, now, on_article=self._check_stop,
+                                                 fetcher=self._shared_fetcher(config, config.sources_of(digest_config)))
+        if not made.made:
+            log.info("edition of %s: nothing new, none made", digest, extra={"job": "edition", "target": digest, "articles": 0})
 
     def outbox(self, config: Config, now: datetime) -> None:
         """Retry the deliveries whose backoff has passed."""
-        from digest.pipeline import process_outbox
+        from digest import pipeline
 
-        process_outbox(config, now, honour_backoff=True)
+        with opened_store(config) as store:
+            pipeline.deliver(config, store, now, honour_backoff=True)
+
+    def prune(self, config: Config, now: datetime) -> None:
+        """Drop article text older than [store] keep; the pipeline logs how much."""
+        from digest import pipeline
+
+        with opened_store(config) as store:
+            pipeline.prune(config, store, now)

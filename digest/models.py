@@ -81,6 +81,22 @@ class EditionListing:
 
 
 @dataclass(frozen=True)
+class Section:
+    """One source's articles within an edition, as compose arranges them for render."""
+
+    source: str
+    articles: tuple[StoredArticle, ...]
+
+
+@dataclass(frozen=True)
+class RenderedEdition:
+    """An edition rendered in each requested format, with its email subject."""
+
+    subject: str
+    bodies: dict[str, str]  # format -> document text
+
+
+@dataclass(frozen=True)
 class Delivery:
     """One outbox row: one file set, or one email to one recipient."""
 
@@ -95,6 +111,30 @@ class Delivery:
     message_id: str
     next_attempt: datetime | None
     created: datetime | None = None  # when the edition queued it; a pending email is failed after [smtp] give_up_after
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What the store remembers of one source between polls."""
+
+    name: str
+    memo: dict[str, str]
+    first_poll: datetime | None
+    last_poll: datetime | None
+    last_success: datetime | None
+    failures: int
+    last_error: str
+    not_before: datetime | None = None  # no poll before this (the server's Retry-After)
+    failing_since: datetime | None = None  # the first of the current run of failed polls
+
+
+@dataclass(frozen=True)
+class StoreSize:
+    """How big the store is, for `digest status`."""
+
+    bytes: int  # on disk
+    articles: int  # every identity ever stored
+    articles_with_text: int  # not yet pruned by [store] keep
 
 
 @dataclass
@@ -127,20 +167,51 @@ class SourceReport:
 
 
 @dataclass
+class EditionReport:
+    """Whether a run made an edition of one digest."""
+
+    digest: str
+    made: bool
+    articles: int = 0
+    waiting: int = 0  # left over by max_articles for the next edition
+
+
+@dataclass
+class DeliveryReport:
+    """One try of one outbox row."""
+
+    digest: str
+    channel: str
+    recipient: str
+    status: str = "pending"  # delivered | pending (retried later) | failed
+    error: str = ""
+    to: str = ""  # where it went, once delivered
+    message_id: str = ""  # email only
+
+    def as_json(self) -> dict[str, object]:
+        """A JSON-ready dict; `to` only once delivered, `message_id` only for email."""
+        entry: dict[str, object] = {"digest": self.digest, "channel": self.channel, "recipient": self.recipient}
+        if self.to:
+            entry["to"] = self.to
+        entry.update(status=self.status, error=self.error)
+        if self.message_id:
+            entry["message_id"] = self.message_id
+        return entry
+
+
+@dataclass
 class RunReport:
     """What a run did; printed as JSON by `digest run --json`."""
 
     started: datetime
     sources: list[SourceReport] = field(default_factory=list)
-    editions: list[dict[str, object]] = field(default_factory=list)
-    deliveries: list[dict[str, object]] = field(default_factory=list)
+    editions: list[EditionReport] = field(default_factory=list)
+    deliveries: list[DeliveryReport] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
         """True when a source or a delivery failed."""
-        return any(s.error for s in self.sources) or any(
-            d.get("status") == "failed" or d.get("error") for d in self.deliveries
-        )
+        return any(s.error for s in self.sources) or any(d.status == "failed" or d.error for d in self.deliveries)
 
     def as_json(self) -> dict[str, object]:
         """A JSON-ready dict of the report."""
@@ -148,8 +219,8 @@ class RunReport:
             "started": self.started.isoformat(),
             "ok": not self.failed,
             "sources": [{k: v for k, v in vars(s).items() if k != "backfill"} for s in self.sources],
-            "editions": self.editions,
-            "deliveries": self.deliveries,
+            "editions": [vars(e) for e in self.editions],
+            "deliveries": [d.as_json() for d in self.deliveries],
         }
 
 

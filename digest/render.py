@@ -20,13 +20,13 @@ import css_inline
 import jinja2
 
 from digest import __version__
-from digest.compose import Section
 from digest.errors import RenderError
-from digest.models import Edition, SourceProblem
+from digest.models import Edition, RenderedEdition, Section, SourceProblem
+from digest.registry import FORMATS
 from digest.sanitise import output_url
 
 WHOLE_FIRST = 100  # an email edition of up to this many stories is first tried whole; a bigger one grows to fit
-TEMPLATE_NAMES = {"html": "digest.html", "md": "digest.md", "txt": "digest.txt"}
+TEMPLATE_NAMES = FORMATS  # format -> template file, from digest.registry
 # Added to every email's CSS: images shrink to the screen and never overflow it.
 EMAIL_CSS = "img { max-width: 100%; height: auto; border: 0; }"
 _EMAIL_INLINER = css_inline.CSSInliner(
@@ -67,14 +67,6 @@ def _markdown_text(text: str) -> str:
 
 _MARKDOWN_SPECIAL = frozenset("\\`*_{}[]<>()#+!|~&")
 _MARKDOWN_LINE_START = re.compile(r"^(\s*\d*)([-=.)])", re.MULTILINE)  # "- item", "===", "1. item", "1) item"
-
-
-@dataclass(frozen=True)
-class RenderedEdition:
-    """An edition rendered in each requested format, with its email subject."""
-
-    subject: str
-    bodies: dict[str, str]  # format -> document text
 
 
 @lru_cache(maxsize=16)

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("digest.daemon")
 
 OUTBOX_EVERY = timedelta(seconds=30)
+PRUNE_EVERY = timedelta(hours=6)  # [store] keep is days long: a few passes a day keep the store bounded
 STOP_GRACE_SECONDS = 7.0  # SIGTERM to exit stays under the promised 10 s, with room for a loaded machine
 MAX_JITTER = timedelta(seconds=30)
 _WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -135,7 +136,7 @@ class PlannedJob:
     """One scheduler job: what it does, when it first runs and its trigger after that."""
 
     id: str
-    kind: str  # poll | edition | outbox
+    kind: str  # poll | edition | outbox | prune
     name: str  # source or digest name; "" for the outbox
     first_run: datetime
     trigger: BaseTrigger
@@ -164,6 +165,9 @@ def plan(config: Config, history: History, now: datetime) -> list[PlannedJob]:
     outbox_first = now + timedelta(milliseconds=2)
     jobs.append(PlannedJob("outbox", "outbox", "", outbox_first,
                            IntervalTrigger(seconds=OUTBOX_EVERY.total_seconds(), start_date=outbox_first, timezone=timezone.utc)))
+    prune_first = now + timedelta(minutes=1)  # after start-up's polls and catch-up editions
+    jobs.append(PlannedJob("prune", "prune", "", prune_first,
+                           IntervalTrigger(seconds=PRUNE_EVERY.total_seconds(), start_date=prune_first, timezone=timezone.utc)))
     return jobs
 
 
@@ -220,8 +224,10 @@ class Daemon:
                     self.work.poll(config, name, now)
                 elif kind == "edition":
                     self.work.edition(config, name, now)
-                else:
+                elif kind == "outbox":
                     self.work.outbox(config, now)
+                else:
+                    self.work.prune(config, now)
             except StopRequested:
                 log.info("%s %s stopped early: what it stored is kept, the rest comes next time", kind, name, extra={"job": kind, "target": name})
             except DigestError as error:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Protocol, Sequence
 from digest.config import SummaryConfig
 from digest.errors import SummariseError
 from digest.models import Summary
+from digest.registry import SUMMARISERS, load
 from digest.tokenize import tokenizer
 
 # Caps that keep the slowest algorithm under a second on any input (see BENCHMARKS.md).
@@ -78,8 +79,8 @@ def summarise(text: str, config: SummaryConfig, title: str = "", language: str |
     without one the language is detected. Unsupported languages are summarised by position.
     """
     algorithm = config.algorithm
-    if algorithm not in ALGORITHMS:
-        raise SummariseError(f"unknown summary algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    if algorithm not in SUMMARISERS:
+        raise SummariseError(f"unknown summary algorithm {algorithm!r}; choose one of {', '.join(SUMMARISERS)}")
     name = resolve_language(text, config.language, language)
     notes: list[str] = []
     if name not in STEMMED_LANGUAGES:
@@ -93,7 +94,7 @@ def summarise(text: str, config: SummaryConfig, title: str = "", language: str |
         picked: Sequence[int] = range(len(prepared.candidates))
     else:
         try:
-            picked = ALGORITHMS[algorithm](prepared, count)
+            picked = load(SUMMARISERS[algorithm])(prepared, count)
         except (ArithmeticError, ValueError, LookupError) as error:
             notes.append(f"{algorithm} failed ({error}); summarised by position")
             algorithm = "lead"
@@ -387,9 +388,8 @@ def pick_news(features: NewsFeatures, count: int, w: dict[str, float]) -> list[i
     return picked + [i for i in order if i not in picked][: count - len(picked)]
 
 
-ALGORITHMS: dict[str, Algorithm] = {
-    "news": _news,
-    **{name: _sumy(name) for name in _SUMY_CLASSES},
-    "edmundson": _edmundson,
-    "lead": _lead,
-}
+# The algorithms digest.registry.SUMMARISERS names.
+news: Algorithm = _news
+lexrank, textrank, lsa, luhn, kl, sumbasic, reduction = (_sumy(name) for name in _SUMY_CLASSES)
+edmundson: Algorithm = _edmundson
+lead: Algorithm = _lead

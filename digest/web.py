@@ -38,7 +38,7 @@ from digest.jobs import read_history
 from digest.lock import holder
 from digest.models import Endpoint, WebReply, WebRequest
 from digest.scheduler import next_edition, poll_jitter
-from digest.store import Store
+from digest.store import open_store
 
 log = logging.getLogger(__name__)
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -84,7 +84,7 @@ def health(config: Config, now: datetime) -> dict[str, Any]:
     if not config.store.path.exists():  # a health check makes no store: the first run or daemon does
         return {"ok": False, "reason": f"no store at {config.store.path} yet: nothing has run"}
     try:
-        store = Store(config.store.path, timeout=2.0)
+        store = open_store(config.store, timeout=2.0)
         try:
             history = read_history(config, store)
         finally:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from digest import pipeline
 from digest.config import Config
-from digest.store import Store
+from digest.store import open_store
 from tests.conftest import run_cli
 from tests.emailproject import TITLES, make_config
 from tests.smtpserver import Received, free_port, hang_up_server, make_certificate, smtp_server
@@ -18,7 +18,7 @@ from tests.smtpserver import Received, free_port, hang_up_server, make_certifica
 T0 = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)
 def outbox(config: Config) -> dict[str, tuple[str, int, str, datetime | None]]:
     """recipient -> (status, attempts, last error, next attempt) of every email delivery."""
-    store = Store(config.store.path)
+    store = open_store(config.store)
     try:
         rows = store.deliveries(["pending", "delivered", "failed"])
     finally:
@@ -74,7 +74,7 @@ def test_451_then_250_delivers_exactly_once_with_the_same_message_id(tmp_path: P
         assert "451 4.7.1 Greylisted" in error
         assert pipeline.process_outbox(config, T0 + timedelta(seconds=59), honour_backoff=True) == []
         [retry] = pipeline.process_outbox(config, T0 + timedelta(minutes=1), honour_backoff=True)
-        assert retry["status"] == "delivered"
+        assert retry.status == "delivered"
         assert pipeline.process_outbox(config, T0 + timedelta(hours=5), honour_backoff=False) == []
     assert len(server.accepted) == 1
     assert len(server.offered) == 2
@@ -136,7 +136,7 @@ def test_digest_run_retries_every_pending_delivery_at_once(tmp_path: Path) -> No
     assert all(row[0] == "pending" and row[3] > T0 + timedelta(hours=1) for row in outbox(config).values())
     with smtp_server(port=port) as server:
         report = pipeline.run(config, T0 + timedelta(hours=1))
-    assert [d["status"] for d in report.deliveries] == ["delivered", "delivered"]
+    assert [d.status for d in report.deliveries] == ["delivered", "delivered"]
     assert sorted(r.rcpt_tos for r in server.accepted) == [("ann@example.com",), ("bob@example.net",)]
 
 
@@ -145,8 +145,8 @@ def test_a_broken_server_costs_one_connection_per_pass_not_one_per_recipient(tmp
     with hang_up_server() as (port, connections):
         config = make_config(tmp_path, port, recipients=recipients)
         report = pipeline.run(config, T0)
-    assert [d["status"] for d in report.deliveries] == ["pending"] * 5
-    assert all("cannot connect" in str(d["error"]) for d in report.deliveries)
+    assert [d.status for d in report.deliveries] == ["pending"] * 5
+    assert all("cannot connect" in d.error for d in report.deliveries)
     assert len(connections) == 1
 
 

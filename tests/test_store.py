@@ -11,7 +11,7 @@ import pytest
 
 from digest.errors import StoreError
 from digest.models import Article, Summary
-from digest.store import Store
+from digest.store import Store, open_store
 
 NOW = datetime(2026, 11, 27, 7, tzinfo=timezone.utc)
 SUMMARY = Summary(("One sentence.",), "lead", "english")
@@ -25,7 +25,7 @@ def article(identity: str, body: str | None = None, *, source: str = "news", ver
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "state" / "digest.sqlite3")
+    return open_store(tmp_path / "state" / "digest.sqlite3")
 
 
 def test_an_article_is_stored_once_by_identity_and_once_by_text(store: Store) -> None:
@@ -77,7 +77,7 @@ def test_an_edition_and_its_outbox_rows_are_made_together(store: Store) -> None:
 def test_a_copy_holds_the_store_and_changing_it_changes_nothing(store: Store, tmp_path: Path) -> None:
     store.add_article(article("a"), SUMMARY, NOW)
     store.copy_to(tmp_path / "copy.sqlite3")
-    copy = Store(tmp_path / "copy.sqlite3")
+    copy = open_store(tmp_path / "copy.sqlite3")
     try:
         assert copy.article_count() == 1
         copy.add_article(article("b"), SUMMARY, NOW)
@@ -91,7 +91,7 @@ def test_a_copy_holds_the_store_and_changing_it_changes_nothing(store: Store, tm
 
 def test_a_failed_transaction_keeps_nothing_and_reopening_keeps_everything(tmp_path: Path) -> None:
     path = tmp_path / "digest.sqlite3"
-    store = Store(path)
+    store = open_store(path)
     with pytest.raises(RuntimeError):
         with store.transaction():
             store.add_article(article("lost"), SUMMARY, NOW)
@@ -99,7 +99,7 @@ def test_a_failed_transaction_keeps_nothing_and_reopening_keeps_everything(tmp_p
     with store.transaction():
         store.add_article(article("kept"), SUMMARY, NOW)
     store.close()
-    reopened = Store(path)
+    reopened = open_store(path)
     assert reopened.article_count() == 1
     assert reopened.is_known(article("kept"))
 
@@ -110,14 +110,14 @@ def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
     path = tmp_path / "digest.sqlite3"
     path.write_text("this is not sqlite" * 100)
     with pytest.raises(StoreError, match="digest.sqlite3"):
-        Store(path)
+        open_store(path)
 
 
 def _open_store_at(path: str, start: float) -> str:
     """Open (and so migrate) the store at wall-clock time `start`; the error, if any, as text."""
     time.sleep(max(0.0, start - time.time()))  # line the processes up, so they race
     try:
-        Store(Path(path)).close()
+        open_store(Path(path)).close()
     except StoreError as error:
         return str(error)
     return ""
@@ -134,33 +134,29 @@ def test_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path: Path) -
         assert errors == [""] * 6
 
 
-def test_a_claimed_delivery_is_not_tried_twice_at_once(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+def test_a_delivery_is_leased_to_one_owner_until_its_lease_ends(tmp_path: Path) -> None:
+    """Two processes (or machines) on one store: the second may take the delivery only once the first's lease expired."""
+    from digest.store import SqliteStore
 
-    store = Store(tmp_path / "digest.sqlite3")
-    store.add_article(article("a"), SUMMARY, NOW)
-    store.create_edition("daily", ["news"], 50, NOW, [("email", "a@example.org")])
-    (delivery,) = store.due_deliveries(NOW)
+    path = tmp_path / "digest.sqlite3"
+    first, second = SqliteStore(path, owner="first"), SqliteStore(path, owner="second")
+    first.add_article(article("a"), SUMMARY, NOW)
+    first.create_edition("daily", ["news"], 50, NOW, [("email", "a@example.org")])
+    (delivery,) = first.due_deliveries(NOW)
     lease = timedelta(minutes=10)
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:  # another live process holds the claim
-        store.db.execute("UPDATE deliveries SET claimed_until = ?, claimed_by = ? WHERE id = ?",
-                         ((NOW + lease).isoformat(), other.pid, delivery.id))
-        assert not store.claim_delivery(delivery.id, NOW + timedelta(minutes=1), lease)
-        assert store.claim_delivery(delivery.id, NOW + lease, lease)  # its lease ran out
-        store.db.execute("UPDATE deliveries SET claimed_by = ? WHERE id = ?", (other.pid, delivery.id))
-    finally:
-        other.kill()
-        other.wait()
-    assert store.claim_delivery(delivery.id, NOW + lease, lease)  # the holder is gone
-    store.record_attempt(delivery.id, NOW + lease, "delivered")
-    assert not store.claim_delivery(delivery.id, NOW + 2 * lease, lease)  # delivered: nothing to claim
+    assert first.claim_delivery(delivery.id, NOW, lease)
+    assert not second.claim_delivery(delivery.id, NOW + timedelta(minutes=9), lease)  # the first's lease runs
+    assert first.claim_delivery(delivery.id, NOW + timedelta(minutes=9), lease)  # its owner renews it
+    assert not second.claim_delivery(delivery.id, NOW + timedelta(minutes=18), lease)
+    assert second.claim_delivery(delivery.id, NOW + timedelta(minutes=19), lease)  # expired: the first is presumed dead
+    assert not first.claim_delivery(delivery.id, NOW + timedelta(minutes=20), lease)
+    second.record_attempt(delivery.id, NOW + timedelta(minutes=20), "delivered")
+    assert not first.claim_delivery(delivery.id, NOW + timedelta(hours=1), lease)  # delivered: nothing to claim
 
 
 def test_a_write_batch_commits_when_told_or_full_and_a_failed_write_undoes_only_itself(tmp_path: Path) -> None:
     path = tmp_path / "digest.sqlite3"
-    writer, reader = Store(path), Store(path)
+    writer, reader = open_store(path), open_store(path)
     try:
         writes = writer.batch(max_writes=3, max_seconds=3600)
         with writes.write():

@@ -10,7 +10,8 @@ import pytest
 
 from digest.config import ALGORITHMS as CONFIG_ALGORITHMS, SummaryConfig
 from digest.errors import SummariseError
-from digest.summarise import ALGORITHMS, MAX_CHARS, NEWS_WEIGHTS, CachedStemmer, news_features, news_scores, prepare, summarise
+from digest.registry import SUMMARISERS as ALGORITHMS
+from digest.summarise import MAX_CHARS, NEWS_WEIGHTS, CachedStemmer, news_features, news_scores, prepare, summarise
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = next((REPO / "seeds").glob("000_*.txt"))

@@ -131,22 +131,22 @@ POLL_LIKE_THE_DAEMON = """
 import multiprocessing, sys
 from datetime import datetime, timezone
 from digest import config
-from digest.pipeline import Pipeline
-from digest.store import Store
+from digest import pipeline
+from digest.store import open_store
 
 if __name__ == "__main__":
     loaded = config.load(sys.argv[1])
-    store = Store(loaded.store.path)
-    pipeline = Pipeline(loaded, store)
+    store = open_store(loaded.store)
     now = datetime(2026, 11, 27, 7, tzinfo=timezone.utc)
-    report = pipeline.poll(loaded.sources[0], now)
-    print(report.new_articles, report.error or "ok", len(pipeline.make_edition(loaded.digests[0], now).articles))
+    [report] = pipeline.poll(loaded, store, [loaded.sources[0]], now)
+    [edition] = pipeline.make_editions(loaded, store, [loaded.digests[0]], now)
+    print(report.new_articles, report.error or "ok", edition.articles)
     print(len(multiprocessing.active_children()), sorted(m for m in ("nltk", "sumy", "py3langid", "numpy") if m in sys.modules))
 """
 
 
 def test_a_pipeline_polled_now_and_then_keeps_no_workers_and_no_summariser(tmp_path: Path) -> None:
-    """The daemon polls through Pipelines it does not close: between jobs it must hold no worker
+    """The daemon polls through the pipeline again and again: between jobs it must hold no worker
     processes and none of the summariser's libraries and models (about 100 MB)."""
     import subprocess
 

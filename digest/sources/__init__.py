@@ -8,17 +8,21 @@ never stops the others.
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from digest.config import SourceConfig
 from digest.errors import SourceError
 from digest.models import Article
+from digest.registry import SOURCE_TYPES, load
+
+if TYPE_CHECKING:
+    from digest.fetch import Fetcher
 
 _holding = threading.local()  # whether this thread holds a work slot (slots are re-entrant per thread)
 
@@ -37,7 +41,7 @@ class PollContext:
     now: datetime
     first_poll: bool
     memo: dict[str, str] = field(default_factory=dict)
-    fetcher: Any = None
+    fetcher: Fetcher | None = None
     work_slots: threading.Semaphore | None = None
     parse_budget: float | None = None  # seconds a poll may spend parsing what it fetched (the [fetch] timeout)
     parse_spent: float = 0.0
@@ -87,21 +91,14 @@ class Source(Protocol):
         ...
 
 
-# Source type -> (module, class). Only the module of a configured type is imported: a
-# files-only run never loads feedparser and the HTTP client (~20 MB, 0.15 s).
 NETWORK_SOURCES = ("feed", "page")  # the types that need the HTTP fetcher
-SOURCE_CLASSES: dict[str, tuple[str, str]] = {
-    "files": ("digest.sources.files", "FilesSource"),
-    "feed": ("digest.sources.feed", "FeedSource"),
-    "page": ("digest.sources.page", "PageSource"),
-}
 
 
-def open_source(config: Any) -> Source:
-    """The Source for one `[[sources]]` entry, chosen by its `type`; SourceError for a type
-    the config accepts but this version cannot poll yet (`mailbox`: no inbound listener)."""
-    if config.type not in SOURCE_CLASSES:
+def open_source(config: SourceConfig) -> Source:
+    """The Source for one `[[sources]]` entry, chosen by its `type` in digest.registry.SOURCE_TYPES (only
+    that type's module is imported: a files-only run never loads feedparser and the HTTP client, ~20 MB);
+    SourceError for a type the config accepts but this version cannot poll yet."""
+    if config.type not in SOURCE_TYPES:
         raise SourceError(f"source type {config.type!r} cannot be polled by this version of digest (not implemented yet)")
-    module, name = SOURCE_CLASSES[config.type]
-    source_class: Callable[[Any], Source] = getattr(importlib.import_module(module), name)
+    source_class: Callable[[SourceConfig], Source] = load(SOURCE_TYPES[config.type])
     return source_class(config)

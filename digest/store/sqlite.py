@@ -1,6 +1,6 @@
-"""The SQLite store: the only module that runs SQL.
+"""The SQLite store: the one implementation of digest.store.base.Store so far.
 
-WAL mode, ordered migrations (PRAGMA user_version), and transactions that make
+WAL mode, named migrations (each recorded in the `migrations` table when applied), and transactions that make
 the guarantees of DESIGN.md hold: an article is stored and summarised once; an
 edition and its outbox rows are created in one transaction, so an article is in
 exactly one edition of each digest; a delivery is marked done only after it
@@ -18,18 +18,23 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from digest.errors import StoreError, StoreLockedError
-from digest.lock import process_alive
-from digest.models import Article, Delivery, Edition, EditionListing, StoredArticle, Subscriber, Summary
+from digest.models import Article, Delivery, Edition, EditionListing, SourceState, StoredArticle, StoreSize, Subscriber, Summary
+from digest.store.base import WriteBatch
 
-MIGRATIONS: tuple[str, ...] = (
-    """
+# Who holds the leases this process takes: made once per process, never reused, so a lease
+# outlives its holder only until it expires (a second machine can take over a dead one's work).
+PROCESS_OWNER = uuid.uuid4().hex
+
+# (name, SQL), applied in this order, each once; a new one goes at the END, and a landed one is never
+# renamed or changed. A store made before names (PRAGMA user_version N) has the first N recorded as applied.
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    ("0001_initial", """
     CREATE TABLE sources (
         name TEXT PRIMARY KEY,
         memo TEXT NOT NULL DEFAULT '{}',
@@ -90,28 +95,29 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (edition_id, channel, recipient)
     );
     CREATE INDEX deliveries_status ON deliveries (status, next_attempt);
-    """,
-    """
+    """),
+    # a server's Retry-After holds a source's next poll back
+    ("0002_source_not_before", """
     ALTER TABLE sources ADD COLUMN not_before TEXT;
-    """,
-    # 3 (daemon): when each digest's schedule last ran, edition or not, so a restart
+    """),
+    # when each digest's schedule last ran, edition or not, so a restart
     # does not take a run that found nothing new for a missed one
-    """
+    ("0003_digest_runs", """
     CREATE TABLE digest_runs (
         digest TEXT PRIMARY KEY,
         last_run TEXT NOT NULL
     );
-    """,
-    # 4: a delivery is claimed before it is tried, so a `digest run` and the daemon
+    """),
+    # a delivery is claimed before it is tried, so a `digest run` and the daemon
     # never send the same pending email at once
-    """
+    ("0004_delivery_claims", """
     ALTER TABLE deliveries ADD COLUMN claimed_until TEXT;
     ALTER TABLE deliveries ADD COLUMN claimed_by INTEGER;
-    """,
+    """),
     # subscribers: readers with their own time, time zone and words; `watermark` is the highest
     # article id already considered for them (sent, or filtered out), so nothing repeats or is lost;
     # `secrets` holds the random key that signs unsubscribe links when no environment variable does
-    """
+    ("0005_subscribers", """
     CREATE TABLE subscribers (
         id INTEGER PRIMARY KEY,
         digest TEXT NOT NULL,
@@ -133,11 +139,11 @@ MIGRATIONS: tuple[str, ...] = (
         name TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
-    """,
-    # 6 (archive): each edition's Atom id, made once (a random urn:uuid, never derived from a
+    """),
+    # (archive) each edition's Atom id, made once (a random urn:uuid, never derived from a
     # URL or file name, so a changed base_url or a rebuilt archive changes no id); earlier
     # editions get theirs here. And each digest's feed id, made when its archive is first written.
-    """
+    ("0006_archive_atom_ids", """
     ALTER TABLE editions ADD COLUMN atom_id TEXT;
     UPDATE editions SET atom_id = 'urn:uuid:' || lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4'
         || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + abs(random()) % 4, 1)
@@ -147,12 +153,21 @@ MIGRATIONS: tuple[str, ...] = (
         digest TEXT PRIMARY KEY,
         atom_id TEXT NOT NULL
     );
-    """,
-    # 7: when a failing source's current run of failures began, for the digest's "sources with problems"
-    """
+    """),
+    # when a failing source's current run of failures began, for the digest's "sources with problems"
+    ("0007_source_failing_since", """
     ALTER TABLE sources ADD COLUMN failing_since TEXT;
     UPDATE sources SET failing_since = last_poll WHERE failures > 0;
-    """,
+    """),
+    # claims are leases held by an owner id (one per process), not by a process id:
+    # claimed_until is the lease's end, lease_owner its holder; claimed_by is no longer used
+    ("0008_delivery_lease_owner", """
+    ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
+    """),
+    # retention finds the articles that still hold text by when they were fetched
+    ("0009_articles_unpruned", """
+    CREATE INDEX articles_unpruned ON articles (fetched) WHERE body != '';
+    """),
 )
 
 
@@ -179,21 +194,6 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(" ".join(words).encode()).hexdigest()[:32]
 
 
-@dataclass(frozen=True)
-class SourceState:
-    """What the store remembers of one source between polls."""
-
-    name: str
-    memo: dict[str, str]
-    first_poll: datetime | None
-    last_poll: datetime | None
-    last_success: datetime | None
-    failures: int
-    last_error: str
-    not_before: datetime | None = None  # no poll before this (the server's Retry-After)
-    failing_since: datetime | None = None  # the first of the current run of failed polls
-
-
 Method = TypeVar("Method", bound=Callable[..., Any])
 
 
@@ -201,7 +201,7 @@ def _translating(method: Method) -> Method:
     """Turn SQLite's errors in a store method into StoreError (unusable, with how to recover)."""
 
     @functools.wraps(method)
-    def call(self: Store, *args: Any, **kwargs: Any) -> Any:
+    def call(self: SqliteStore, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as error:
@@ -210,7 +210,7 @@ def _translating(method: Method) -> Method:
     return cast(Method, call)
 
 
-def _translates_errors(cls: type[Store]) -> type[Store]:
+def _translates_errors(cls: type[SqliteStore]) -> type[SqliteStore]:
     """Wrap every public method of the store (a context manager translates its own), so a damaged
     file (a page of garbage, a dropped table) is one StoreError at the boundary, never a traceback."""
     for name, member in list(vars(cls).items()):
@@ -224,11 +224,12 @@ _STORED_COLUMNS = "a.id, a.source, a.title, a.url, a.published, a.author, a.lang
 
 
 @_translates_errors
-class Store:
-    """One open SQLite store. Not shared between threads."""
+class SqliteStore:
+    """One open SQLite store (digest.store.base.Store). Not shared between threads."""
 
-    def __init__(self, path: Path, *, timeout: float = 5.0) -> None:
+    def __init__(self, path: Path, *, timeout: float = 5.0, owner: str = PROCESS_OWNER) -> None:
         self.path = Path(path)
+        self.owner = owner
         self._depth = 0
         try:
             if not self.path.exists():
@@ -299,30 +300,52 @@ class Store:
         return StoreError(f"store {self.path}: {error}")
 
     def _migrate(self) -> None:
-        """Apply the migrations this store lacks, each in its own write transaction.
+        """Apply the named migrations this store lacks, each in its own write transaction with its record.
 
-        The version is read again under the write lock, so two processes opening
+        What was applied is read again under the write lock, so two processes opening
         a new store at once (a daemon starting while `digest status` runs) do
         not both apply the same migration.
         """
-        if self.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS):
+        names = [name for name, _ in MIGRATIONS]
+        if self._applied() == names:
             return
         while True:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                version = self.db.execute("PRAGMA user_version").fetchone()[0]
-                if version > len(MIGRATIONS):
-                    raise StoreError(f"store {self.path} was made by a newer digest (schema {version})")
-                if version == len(MIGRATIONS):
+                applied = self._applied()
+                unknown = [name for name in applied if name not in names]
+                if unknown:
+                    raise StoreError(f"store {self.path} was made by a newer digest (migration {unknown[0]})")
+                missing = [(name, sql) for name, sql in MIGRATIONS if name not in applied]
+                if not missing:
                     self.db.execute("COMMIT")
                     return
-                for statement in filter(str.strip, MIGRATIONS[version].split(";")):
+                name, sql = missing[0]
+                for statement in filter(str.strip, sql.split(";")):
                     self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {version + 1}")
+                self.db.execute("INSERT INTO migrations (name, applied) VALUES (?, ?)",
+                                (name, _text(datetime.now(timezone.utc))))
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+
+    def _applied(self) -> list[str]:
+        """Names of the migrations applied, in order; a store from before names gets its record made."""
+        exists = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'").fetchone()
+        if exists is None:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'migrations'").fetchone() is None:
+                    self.db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)")
+                    version = self.db.execute("PRAGMA user_version").fetchone()[0]
+                    self.db.executemany("INSERT INTO migrations (name, applied) VALUES (?, '')",
+                                        [(name,) for name, _ in MIGRATIONS[:version]])
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        return [row[0] for row in self.db.execute("SELECT name FROM migrations ORDER BY rowid")]
 
     def close(self) -> None:
         """Close the connection."""
@@ -442,6 +465,20 @@ class Store:
     def article_count(self) -> int:
         """How many articles are stored."""
         return self.db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+
+    def prune(self, before: datetime) -> int:
+        """Drop the text of articles fetched before `before` (their identity, content hash, title and
+        summary stay, so nothing comes back as new and old editions still render)."""
+        with self.transaction():
+            cursor = self.db.execute("UPDATE articles SET body = '' WHERE fetched < ? AND body != ''", (_text(before),))
+        return cursor.rowcount
+
+    def size(self) -> StoreSize:
+        """Bytes on disk (the database and its write-ahead log), articles, and those still holding text."""
+        on_disk = sum(p.stat().st_size for p in (self.path, self.path.with_name(self.path.name + "-wal")) if p.exists())
+        articles, with_text = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(body != ''), 0) FROM articles").fetchone()
+        return StoreSize(bytes=on_disk, articles=articles, articles_with_text=with_text)
 
     # Editions
 
@@ -584,23 +621,20 @@ class Store:
         self.db.execute("UPDATE deliveries SET message_id = ? WHERE id = ? AND message_id = ''", (message_id, delivery_id))
 
     def claim_delivery(self, delivery_id: int, now: datetime, lease: timedelta) -> bool:
-        """Claim a pending delivery for `lease`; False while another live process holds it.
-
-        A claim ends when it is recorded, when its lease runs out, or when the
-        process that holds it is gone (killed, or stopped while a send hung).
-        """
+        """Lease a pending delivery to this store's owner until now + lease; False while another
+        owner's lease runs. A lease ends when its attempt is recorded or when it expires."""
         with self.transaction():
             row = self.db.execute(
-                "SELECT status, claimed_until, claimed_by FROM deliveries WHERE id = ?", (delivery_id,)
+                "SELECT status, claimed_until, lease_owner FROM deliveries WHERE id = ?", (delivery_id,)
             ).fetchone()
             if row is None or row["status"] != "pending":
                 return False
-            holder, until = row["claimed_by"], _moment(row["claimed_until"])
-            if until and until > now and holder not in (None, os.getpid()) and process_alive(holder):
+            holder, until = row["lease_owner"], _moment(row["claimed_until"])
+            if until and until > now and holder not in (None, self.owner):
                 return False
             self.db.execute(
-                "UPDATE deliveries SET claimed_until = ?, claimed_by = ? WHERE id = ?",
-                (_text(now + lease), os.getpid(), delivery_id),
+                "UPDATE deliveries SET claimed_until = ?, lease_owner = ? WHERE id = ?",
+                (_text(now + lease), self.owner, delivery_id),
             )
         return True
 
@@ -610,7 +644,7 @@ class Store:
         """Record one try of a delivery: delivered, failed, or pending until `next_attempt`."""
         self.db.execute(
             """UPDATE deliveries SET attempts = attempts + 1, status = ?, last_error = ?, next_attempt = ?,
-               claimed_until = NULL, claimed_by = NULL, done = CASE WHEN ? = 'delivered' THEN ? ELSE done END WHERE id = ?""",
+               claimed_until = NULL, lease_owner = NULL, done = CASE WHEN ? = 'delivered' THEN ? ELSE done END WHERE id = ?""",
             (status, error, _text(next_attempt), status, _text(now), delivery_id),
         )
 
@@ -700,40 +734,3 @@ class Store:
             last_error=row["last_error"], message_id=row["message_id"], next_attempt=_moment(row["next_attempt"]),
             created=_moment(row["created"]),
         )
-
-
-class WriteBatch:
-    """Consecutive writes in one transaction, each in a savepoint of its own (a failed write
-    undoes only itself), so that a run does not pay a commit per article.
-
-    The batch commits on `commit()`, which a writer calls before it waits (for the network,
-    or a worker), so the write lock is never held across a wait; and by itself at the write
-    that reaches `max_writes` or comes `max_seconds` after the batch began.
-    """
-
-    def __init__(self, store: Store, max_writes: int, max_seconds: float) -> None:
-        self._store = store
-        self._max_writes = max_writes
-        self._max_seconds = max_seconds
-        self._open: ExitStack | None = None
-        self._writes = 0
-        self._began = 0.0
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        """One all-or-nothing write, inside the open batch (begun here if none is)."""
-        if self._open is None:
-            opened = ExitStack()
-            opened.enter_context(self._store.transaction())
-            self._open, self._writes, self._began = opened, 0, time.monotonic()
-        with self._store.transaction():
-            yield
-        self._writes += 1
-        if self._writes >= self._max_writes or time.monotonic() - self._began >= self._max_seconds:
-            self.commit()
-
-    def commit(self) -> None:
-        """Commit the writes of the open batch, if there is one."""
-        if self._open is not None:
-            opened, self._open = self._open, None
-            opened.close()

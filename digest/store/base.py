@@ -1,0 +1,214 @@
+"""The store contract: everything the product asks of its state, as one Protocol.
+
+Sources' memos and health, articles (each stored once), editions (each article in
+exactly one edition of each digest), the outbox (deliveries claimed under leases,
+tried, recorded) and history (last poll, last edition, last scheduled run).
+Every implementation passes tests/store_contract.py; the SQLite one is
+digest/store/sqlite.py. Implementations are not shared between threads: open one
+per thread with digest.store.open_store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from digest.models import Article, Delivery, Edition, EditionListing, SourceState, StoredArticle, StoreSize, Subscriber, Summary
+
+
+class Store(Protocol):
+    """One open connection to the product's state. Times are timezone-aware; "now" is always passed in."""
+
+    path: Path  # where it lives (a file for SQLite); named in error messages and by the daemon's lock
+    owner: str  # who holds the leases this connection takes: one id per process, never reused
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """All-or-nothing block; nests (as a savepoint) inside an outer one."""
+        ...
+
+    def batch(self, max_writes: int, max_seconds: float) -> WriteBatch:
+        """Group the writes that follow into few transactions (see WriteBatch)."""
+        ...
+
+    def copy_to(self, path: Path) -> None:
+        """Write a consistent copy of the state to `path`, to be changed freely (preview)."""
+        ...
+
+    def check_integrity(self) -> None:
+        """A quick check of the whole store; StoreError saying how to recover when it is damaged."""
+        ...
+
+    # Sources
+
+    def source_state(self, name: str) -> SourceState:
+        """The memo and health of a source; a never-polled source has first_poll None."""
+        ...
+
+    def source_states(self) -> list[SourceState]:
+        """Every source the store has seen, by name."""
+        ...
+
+    def record_poll(self, name: str, now: datetime, memo: dict[str, str] | None, error: str = "",
+                    not_before: datetime | None = None) -> None:
+        """Record a poll's outcome; the memo is kept only when it succeeded; `not_before` holds the next poll back."""
+        ...
+
+    # Articles
+
+    def is_known(self, article: Article) -> bool:
+        """True when this version of the article (source, identity, version), or the same text, is stored."""
+        ...
+
+    def add_article(self, article: Article, summary: Summary, now: datetime) -> int | None:
+        """Store an article with its summary; its id, or None when it was a duplicate after all."""
+        ...
+
+    def article_count(self) -> int:
+        """How many articles are stored (pruned ones included: their identities stay)."""
+        ...
+
+    def prune(self, before: datetime) -> int:
+        """Drop the text of articles fetched before `before` that every edition is done with; identities
+        stay, so nothing comes back as new. Returns how many articles lost their text."""
+        ...
+
+    def size(self) -> StoreSize:
+        """How big the state is: bytes on disk, articles, articles still holding their text."""
+        ...
+
+    # Editions
+
+    def unsent(self, digest: str, sources: Sequence[str], limit: int) -> tuple[list[StoredArticle], int]:
+        """The newest `limit` articles of `sources` no edition of `digest` held, and how many more wait."""
+        ...
+
+    def create_edition(self, digest: str, sources: Sequence[str], limit: int, now: datetime,
+                       outbox: Sequence[tuple[str, str]]) -> Edition | None:
+        """Make the next edition of `digest` and its (channel, recipient) outbox rows in one transaction;
+        None when nothing waits."""
+        ...
+
+    def edition(self, edition_id: int) -> Edition:
+        """A stored edition with its articles in edition order; StoreError if there is none."""
+        ...
+
+    def last_edition(self, digest: str) -> datetime | None:
+        """When the latest edition of `digest` was made."""
+        ...
+
+    def edition_listing(self, digest: str, headlines: int) -> list[EditionListing]:
+        """Every edition of `digest`, oldest first, with its Atom id, article count and first `headlines` titles."""
+        ...
+
+    def feed_id(self, digest: str) -> str:
+        """The Atom id of `digest`'s archive feed: made the first time it is asked for, then kept."""
+        ...
+
+    def edition_count(self, digest: str) -> int:
+        """How many editions of `digest` exist."""
+        ...
+
+    def record_digest_run(self, digest: str, now: datetime) -> None:
+        """Remember that `digest`'s schedule ran at `now` (never moves back), edition or not."""
+        ...
+
+    def last_digest_run(self, digest: str) -> datetime | None:
+        """When `digest`'s schedule last ran, or None."""
+        ...
+
+    # Outbox
+
+    def due_deliveries(self, now: datetime | None) -> list[Delivery]:
+        """Pending deliveries whose next attempt is due by `now` (all pending when None), oldest first."""
+        ...
+
+    def deliveries(self, statuses: Sequence[str]) -> list[Delivery]:
+        """Deliveries in the given states, oldest first."""
+        ...
+
+    def set_message_id(self, delivery_id: int, message_id: str) -> None:
+        """Keep the Message-ID made for a delivery (only the first is kept) so every retry reuses it."""
+        ...
+
+    def claim_delivery(self, delivery_id: int, now: datetime, lease: timedelta) -> bool:
+        """Lease a pending delivery to this store's `owner` until now + lease; False while another owner's
+        lease runs, or when it is no longer pending. The owner may renew its own lease."""
+        ...
+
+    def record_attempt(self, delivery_id: int, now: datetime, status: str, error: str = "",
+                       next_attempt: datetime | None = None) -> None:
+        """Record one try: delivered, failed, or pending until `next_attempt`; ends the lease."""
+        ...
+
+    # Subscribers
+
+    def add_subscriber(self, digest: str, address: str, name: str, timezone_name: str, at: str,
+                       include: Sequence[str], exclude: Sequence[str], status: str, now: datetime) -> tuple[Subscriber, bool]:
+        """Add a reader of `digest`, or update the one with this address; (subscriber, True when new).
+        A new reader's watermark is the newest stored article: they get what arrives from now on."""
+        ...
+
+    def subscriber(self, subscriber_id: int) -> Subscriber | None:
+        """One subscriber by id, whatever their status."""
+        ...
+
+    def subscribers(self, digest: str | None = None, statuses: Sequence[str] = ("active", "invited")) -> list[Subscriber]:
+        """Subscribers in the given states (of `digest`, or of every digest), by digest and address."""
+        ...
+
+    def remove_subscriber(self, address: str, digest: str | None = None) -> int:
+        """Delete the subscriber with this address (of one digest, or of all); how many were removed."""
+        ...
+
+    def set_subscriber_status(self, subscriber_id: int, status: str, now: datetime, expected: Sequence[str]) -> bool:
+        """Move a subscriber to `status` when they are in one of the `expected` states; True when changed."""
+        ...
+
+    def secret(self, name: str, make: Callable[[], str]) -> str:
+        """The stored secret called `name`, made by `make` and kept on first use."""
+        ...
+
+
+class WriteBatch:
+    """Consecutive writes in one transaction, each in a savepoint of its own (a failed write
+    undoes only itself), so that a run does not pay a commit per article.
+
+    The batch commits on `commit()`, which a writer calls before it waits (for the network,
+    or a worker), so the write lock is never held across a wait; and by itself at the write
+    that reaches `max_writes` or comes `max_seconds` after the batch began.
+    """
+
+    def __init__(self, store: Store, max_writes: int, max_seconds: float) -> None:
+        self._store = store
+        self._max_writes = max_writes
+        self._max_seconds = max_seconds
+        self._open: ExitStack | None = None
+        self._writes = 0
+        self._began = 0.0
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """One all-or-nothing write, inside the open batch (begun here if none is)."""
+        if self._open is None:
+            opened = ExitStack()
+            opened.enter_context(self._store.transaction())
+            self._open, self._writes, self._began = opened, 0, time.monotonic()
+        with self._store.transaction():
+            yield
+        self._writes += 1
+        if self._writes >= self._max_writes or time.monotonic() - self._began >= self._max_seconds:
+            self.commit()
+
+    def commit(self) -> None:
+        """Commit the writes of the open batch, if there is one."""
+        if self._open is not None:
+            opened, self._open = self._open, None
+            opened.close()
