@@ -23,8 +23,8 @@ from corpus import REPO, source_texts  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 from digest.models import Article, Summary  # noqa: E402
-from digest.pipeline import BATCH_SECONDS, BATCH_WRITES  # noqa: E402
-from digest.store import Store  # noqa: E402
+from digest.poll import BATCH_SECONDS, BATCH_WRITES  # noqa: E402
+from digest.store import open_store  # noqa: E402
 
 NOW = datetime(2026, 11, 27, 7, tzinfo=timezone.utc)
 SUMMARY = Summary(sentences=("One.", "Two.", "Three."), algorithm="news", language="english")
@@ -64,7 +64,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for run in range(options.runs):
             for (name, (cpu, wall)), write in zip(timings.items(), (per_article, batched)):
-                store = Store(Path(folder) / f"{run}-{len(cpu)}-{write.__name__}.sqlite3")
+                store = open_store(Path(folder) / f"{run}-{len(cpu)}-{write.__name__}.sqlite3")
                 started_cpu, started_wall = time.process_time(), time.perf_counter()
                 write(store, articles(options.articles, texts))
                 cpu.append(time.process_time() - started_cpu)

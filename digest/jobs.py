@@ -97,6 +97,10 @@ class Work(Protocol):
         """Drop article text older than [store] keep."""
         ...
 
+    def hand_back(self, config: Config) -> None:
+        """End this process's delivery leases: it is leaving with a delivery unfinished."""
+        ...
+
     def close(self) -> None:
         """Release what outlives a single job."""
         ...
@@ -149,6 +153,14 @@ class PipelineWork:
         if self._fetcher is not None:
             self._fetcher.close()
             self._fetcher = None
+
+    def hand_back(self, config: Config) -> None:
+        """End this process's delivery leases, so the next start (or another process) retries them at once."""
+        store = open_store(config.store, timeout=1.0)
+        try:
+            store.release_leases()
+        finally:
+            store.close()
 
     def history(self, config: Config) -> History:
         """Last poll of each source and last edition of each digest, from the store."""

@@ -297,6 +297,10 @@ class Daemon:
             lock.release()
             log.info("daemon stopped", extra={"job": "stop"})
             return 0
+        try:
+            self.work.hand_back(self.config)
+        except DigestError as error:
+            log.error("could not hand back the delivery leases: %s", error, extra={"job": "stop"})
         log.warning("a job still ran after %.0f s; exiting anyway: its open transaction rolls back "
                     "and an unconfirmed delivery is retried at the next start", STOP_GRACE_SECONDS, extra={"job": "stop"})
         logging.shutdown()

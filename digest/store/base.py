@@ -143,6 +143,11 @@ class Store(Protocol):
         lease runs, or when it is no longer pending. The owner may renew its own lease."""
         ...
 
+    def release_leases(self) -> int:
+        """End every lease this store's owner holds (a process stopping mid-delivery hands its work back);
+        returns how many."""
+        ...
+
     def record_attempt(self, delivery_id: int, now: datetime, status: str, error: str = "",
                        next_attempt: datetime | None = None) -> None:
         """Record one try: delivered, failed, or pending until `next_attempt`; ends the lease."""

@@ -638,6 +638,13 @@ class SqliteStore:
             )
         return True
 
+    def release_leases(self) -> int:
+        """End every lease this store's owner holds, so that another may take the deliveries at once."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "UPDATE deliveries SET claimed_until = NULL, lease_owner = NULL WHERE lease_owner = ?", (self.owner,))
+        return cursor.rowcount
+
     def record_attempt(
         self, delivery_id: int, now: datetime, status: str, error: str = "", next_attempt: datetime | None = None
     ) -> None:
