@@ -107,5 +107,5 @@ def test_an_unusable_key_keeps_mail_pending_instead_of_sending_it_unsigned(tmp_p
         config = make_config(tmp_path, server.port, smtp_extra='dkim_key_file = "bad.pem"\ndkim_selector = "s1"\n')
         report = pipeline.run(config, T0)
     assert server.offered == []
-    assert {d["status"] for d in report.deliveries if d["channel"] == "email"} == {"pending"}
-    assert all("DKIM key" in str(d["error"]) for d in report.deliveries if d["channel"] == "email")
+    assert {d.status for d in report.deliveries if d.channel == "email"} == {"pending"}
+    assert all("DKIM key" in d.error for d in report.deliveries if d.channel == "email")
