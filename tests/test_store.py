@@ -1,4 +1,6 @@
-"""The store's guarantees, on a real SQLite file in a temp folder."""
+"""What is particular to the SQLite store, on a real file in a temp folder: opening, migrating, damage.
+
+What every store must do is tests/test_store_contract.py's."""
 
 from __future__ import annotations
 
@@ -28,65 +30,14 @@ def store(tmp_path: Path) -> Store:
     return open_store(tmp_path / "state" / "digest.sqlite3")
 
 
-def test_an_article_is_stored_once_by_identity_and_once_by_text(store: Store) -> None:
-    first = article("a", "The same story, told once.")
-    assert store.add_article(first, SUMMARY, NOW) is not None
-    assert store.is_known(first)
-    copy = Article(source="news", identity="new-guid", title="Title a", body="the same  STORY told once", version="1")
-    assert store.is_known(copy)  # a true copy: same source, title and link, same normalised text
-    assert not store.is_known(article("other-guid", "The same story, told once."))  # another entry that says the same
-    assert not store.is_known(Article(**{**vars(copy), "source": "elsewhere"}))  # another source's copy: grouping's job
-    assert not store.is_known(article("a", "An updated story with new facts.", version="2"))
-    assert store.add_article(first, SUMMARY, NOW) is None
-    assert store.article_count() == 1
 
 
-def test_every_article_is_in_exactly_one_edition_and_the_cap_leaves_the_rest_waiting(store: Store) -> None:
-    for number in range(5):
-        store.add_article(article(f"a{number}", published=NOW - timedelta(hours=number)), SUMMARY, NOW)
-    first = store.create_edition("daily", ["news"], 3, NOW, [])
-    assert first is not None
-    assert [a.title for a in first.articles] == ["Title a0", "Title a1", "Title a2"]  # newest first
-    assert first.waiting == 2
-    second = store.create_edition("daily", ["news"], 3, NOW + timedelta(days=1), [])
-    assert second is not None and [a.title for a in second.articles] == ["Title a3", "Title a4"]
-    assert store.create_edition("daily", ["news"], 3, NOW + timedelta(days=2), []) is None
-    other = store.create_edition("weekly", ["news"], 50, NOW, [])  # another digest gets all of them
-    assert other is not None and len(other.articles) == 5
 
 
-def test_backfilled_articles_and_other_sources_go_into_no_edition(store: Store) -> None:
-    store.add_article(article("old", backfilled=True), SUMMARY, NOW)
-    store.add_article(article("elsewhere", source="other"), SUMMARY, NOW)
-    assert store.create_edition("daily", ["news"], 50, NOW, []) is None
 
 
-def test_an_edition_and_its_outbox_rows_are_made_together(store: Store) -> None:
-    store.add_article(article("a"), SUMMARY, NOW)
-    edition = store.create_edition("daily", ["news"], 50, NOW, [("files", "/out"), ("email", "a@example.org")])
-    assert edition is not None
-    pending = store.due_deliveries(NOW)
-    assert [(d.channel, d.recipient) for d in pending] == [("files", "/out"), ("email", "a@example.org")]
-    store.record_attempt(pending[0].id, NOW, "delivered")
-    store.record_attempt(pending[1].id, NOW, "pending", "451 try later", NOW + timedelta(minutes=1))
-    assert [d.channel for d in store.due_deliveries(NOW)] == []
-    assert [d.channel for d in store.due_deliveries(None)] == ["email"]
-    assert store.edition(edition.id or 0).articles[0].title == "Title a"
 
 
-def test_a_copy_holds_the_store_and_changing_it_changes_nothing(store: Store, tmp_path: Path) -> None:
-    store.add_article(article("a"), SUMMARY, NOW)
-    store.copy_to(tmp_path / "copy.sqlite3")
-    copy = open_store(tmp_path / "copy.sqlite3")
-    try:
-        assert copy.article_count() == 1
-        copy.add_article(article("b"), SUMMARY, NOW)
-        with copy.transaction():
-            assert copy.create_edition("daily", ["news"], 50, NOW, []) is not None
-    finally:
-        copy.close()
-    assert store.article_count() == 1
-    assert store.edition_count("daily") == 0
 
 
 def test_a_failed_transaction_keeps_nothing_and_reopening_keeps_everything(tmp_path: Path) -> None:
@@ -134,44 +85,39 @@ def test_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path: Path) -
         assert errors == [""] * 6
 
 
-def test_a_delivery_is_leased_to_one_owner_until_its_lease_ends(tmp_path: Path) -> None:
-    """Two processes (or machines) on one store: the second may take the delivery only once the first's lease expired."""
-    from digest.store import SqliteStore
+def test_migrations_are_named_and_recorded_and_a_store_from_before_names_gets_only_the_rest(tmp_path: Path) -> None:
+    import sqlite3
+
+    from digest.store import MIGRATIONS
 
     path = tmp_path / "digest.sqlite3"
-    first, second = SqliteStore(path, owner="first"), SqliteStore(path, owner="second")
-    first.add_article(article("a"), SUMMARY, NOW)
-    first.create_edition("daily", ["news"], 50, NOW, [("email", "a@example.org")])
-    (delivery,) = first.due_deliveries(NOW)
-    lease = timedelta(minutes=10)
-    assert first.claim_delivery(delivery.id, NOW, lease)
-    assert not second.claim_delivery(delivery.id, NOW + timedelta(minutes=9), lease)  # the first's lease runs
-    assert first.claim_delivery(delivery.id, NOW + timedelta(minutes=9), lease)  # its owner renews it
-    assert not second.claim_delivery(delivery.id, NOW + timedelta(minutes=18), lease)
-    assert second.claim_delivery(delivery.id, NOW + timedelta(minutes=19), lease)  # expired: the first is presumed dead
-    assert not first.claim_delivery(delivery.id, NOW + timedelta(minutes=20), lease)
-    second.record_attempt(delivery.id, NOW + timedelta(minutes=20), "delivered")
-    assert not first.claim_delivery(delivery.id, NOW + timedelta(hours=1), lease)  # delivered: nothing to claim
-
-
-def test_a_write_batch_commits_when_told_or_full_and_a_failed_write_undoes_only_itself(tmp_path: Path) -> None:
-    path = tmp_path / "digest.sqlite3"
-    writer, reader = open_store(path), open_store(path)
+    store = open_store(path)
+    store.add_article(article("kept"), SUMMARY, NOW)
+    store.close()
+    names = [name for name, _ in MIGRATIONS]
+    with sqlite3.connect(path) as db:
+        assert [row[0] for row in db.execute("SELECT name FROM migrations ORDER BY rowid")] == names
+        # back to a store of numbered migrations 1-4, as digest made them before names
+        for statement in ("DROP TABLE migrations", "DROP TABLE subscribers", "DROP TABLE secrets", "DROP TABLE archive_feeds",
+                          "DROP INDEX editions_atom_id", "ALTER TABLE editions DROP COLUMN atom_id",
+                          "DROP INDEX articles_unpruned", "ALTER TABLE deliveries DROP COLUMN lease_owner", "PRAGMA user_version = 4"):
+            db.execute(statement)
+    reopened = open_store(path)
     try:
-        writes = writer.batch(max_writes=3, max_seconds=3600)
-        with writes.write():
-            writer.add_article(article("a"), SUMMARY, NOW)
-        with pytest.raises(RuntimeError):
-            with writes.write():
-                writer.add_article(article("lost"), SUMMARY, NOW)
-                raise RuntimeError("the summary was bad")
-        assert reader.article_count() == 0  # not committed yet: another process sees nothing
-        writes.commit()
-        assert reader.article_count() == 1
-        for name in ("b", "c", "d"):
-            with writes.write():
-                writer.add_article(article(name), SUMMARY, NOW)
-        assert reader.article_count() == 4  # the third write filled the batch and committed it
+        assert reopened.is_known(article("kept"))
+        assert reopened.subscribers() == []  # a later migration's table is there
     finally:
-        writer.close()
-        reader.close()
+        reopened.close()
+    with sqlite3.connect(path) as db:
+        assert [row[0] for row in db.execute("SELECT name FROM migrations ORDER BY rowid")] == names
+
+
+def test_a_store_made_by_a_newer_digest_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "digest.sqlite3"
+    open_store(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO migrations (name, applied) VALUES ('9999_from_the_future', '')")
+    with pytest.raises(StoreError, match="newer digest .*9999_from_the_future"):
+        open_store(path)

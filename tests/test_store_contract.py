@@ -1,0 +1,310 @@
+"""The store contract (digest/store/base.py): what every implementation must do, whatever holds the state.
+
+Each test gets `connect`, which opens a new connection to one fresh store as a given
+lease owner (one per process or machine in real use). The SQLite implementation runs
+here; another implementation (PostgreSQL) only adds a parameter to the `connect`
+fixture. Implementation details (files, migrations' records, locking) are tested
+beside each implementation (tests/test_store.py for SQLite), never here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from digest.errors import StoreError
+from digest.models import Article, Summary
+from digest.store import SqliteStore, Store
+
+NOW = datetime(2026, 11, 27, 7, tzinfo=timezone.utc)
+SUMMARY = Summary(("One sentence.", "Another one."), "lead", "english")
+LEASE = timedelta(minutes=10)
+
+Connect = Callable[..., Store]  # connect(owner="...") -> a new connection to the test's store
+
+
+@pytest.fixture(params=["sqlite"])
+def connect(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Connect]:
+    """New connections to one fresh store of each implementation, all closed after the test."""
+    opened: list[Store] = []
+
+    def sqlite(owner: str = "first") -> Store:
+        store = SqliteStore(tmp_path / "digest.sqlite3", owner=owner)
+        if threading.current_thread() is threading.main_thread():  # a thread closes the connections it opens
+            opened.append(store)
+        return store
+
+    yield {"sqlite": sqlite}[request.param]
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(connect: Connect) -> Store:
+    return connect()
+
+
+def article(identity: str, body: str | None = None, *, source: str = "news", version: str = "1",
+            published: datetime | None = None, backfilled: bool = False, title: str | None = None) -> Article:
+    return Article(source=source, identity=identity, title=title or f"Title {identity}", body=body or f"Body of {identity}.",
+                   published=published or NOW, version=version, backfilled=backfilled, url=f"https://example.org/{identity}")
+
+
+def add(store: Store, *articles: Article, now: datetime = NOW) -> list[int | None]:
+    with store.transaction():
+        return [store.add_article(a, SUMMARY, now) for a in articles]
+
+
+# Articles
+
+
+def test_an_article_is_stored_once_by_identity_and_version(store: Store) -> None:
+    first = article("a")
+    assert add(store, first)[0] is not None
+    assert store.is_known(first)
+    assert add(store, first) == [None]
+    assert not store.is_known(article("a", "An updated story with new facts.", version="2"))
+    assert add(store, article("a", "An updated story with new facts.", version="2"))[0] is not None
+    assert store.article_count() == 2
+
+
+def test_a_true_copy_is_known_but_shared_text_elsewhere_is_not(store: Store) -> None:
+    add(store, article("a", "The same story, told once."))
+    copy = article("b", "the same  STORY told once", title="Title a")
+    assert store.is_known(Article(**{**vars(copy), "url": "https://example.org/a"}))  # same source, title, link, text
+    assert not store.is_known(article("c", "The same story, told once."))  # another entry that shares the text
+    assert not store.is_known(article("a", "The same story, told once.", source="other"))  # another source
+
+
+# Editions
+
+
+def test_every_article_is_in_exactly_one_edition_of_each_digest_newest_first(store: Store) -> None:
+    add(store, *(article(f"a{n}", published=NOW - timedelta(hours=n)) for n in range(5)))
+    first = store.create_edition("daily", ["news"], 3, NOW, [])
+    assert first is not None and first.id is not None
+    assert [a.title for a in first.articles] == ["Title a0", "Title a1", "Title a2"]
+    assert first.waiting == 2
+    second = store.create_edition("daily", ["news"], 3, NOW + timedelta(days=1), [])
+    assert second is not None and [a.title for a in second.articles] == ["Title a3", "Title a4"]
+    assert store.create_edition("daily", ["news"], 3, NOW + timedelta(days=2), []) is None
+    other = store.create_edition("weekly", ["news"], 50, NOW, [])
+    assert other is not None and len(other.articles) == 5
+    assert store.edition_count("daily") == 2 and store.last_edition("daily") == NOW + timedelta(days=1)
+    assert [a.title for a in store.edition(first.id).articles] == ["Title a0", "Title a1", "Title a2"]
+    assert store.edition(first.id).articles[0].summary == SUMMARY.sentences
+
+
+def test_backfilled_articles_and_other_sources_go_into_no_edition(store: Store) -> None:
+    add(store, article("old", backfilled=True), article("elsewhere", source="other"))
+    assert store.create_edition("daily", ["news"], 50, NOW, [("files", "/out")]) is None
+    assert store.due_deliveries(None) == []
+    assert store.unsent("daily", ["news"], 50) == ([], 0)
+
+
+def test_a_missing_edition_is_a_store_error(store: Store) -> None:
+    with pytest.raises(StoreError):
+        store.edition(12345)
+
+
+def test_two_connections_making_editions_at_once_share_no_article(connect: Connect) -> None:
+    add(connect(), *(article(f"a{n}") for n in range(40)))
+    made: list[int] = []
+    start = threading.Barrier(4)
+
+    def make(owner: str) -> None:
+        store = connect(owner=owner)  # a connection is never shared between threads
+        try:
+            start.wait()
+            for _ in range(5):
+                edition = store.create_edition("daily", ["news"], 7, NOW, [])
+                made.extend(a.id for a in edition.articles) if edition else None
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=make, args=(f"owner{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(made) == sorted(set(made)) and len(made) == 40
+
+
+def test_a_digest_run_is_remembered_and_never_moves_back(store: Store) -> None:
+    assert store.last_digest_run("daily") is None
+    with store.transaction():
+        store.record_digest_run("daily", NOW)
+        store.record_digest_run("daily", NOW - timedelta(hours=1))
+    assert store.last_digest_run("daily") == NOW
+
+
+# The outbox
+
+
+def test_an_edition_and_its_outbox_rows_are_made_together_and_tried_when_due(store: Store) -> None:
+    add(store, article("a"))
+    edition = store.create_edition("daily", ["news"], 50, NOW, [("files", "/out"), ("email", "a@example.org")])
+    assert edition is not None
+    pending = store.due_deliveries(NOW)
+    assert [(d.channel, d.recipient, d.status, d.created) for d in pending] == [
+        ("files", "/out", "pending", NOW), ("email", "a@example.org", "pending", NOW)]
+    with store.transaction():
+        store.record_attempt(pending[0].id, NOW, "delivered")
+        store.record_attempt(pending[1].id, NOW, "pending", "451 try later", NOW + timedelta(minutes=1))
+    assert store.due_deliveries(NOW) == []
+    [waiting] = store.due_deliveries(NOW + timedelta(minutes=1))
+    assert (waiting.attempts, waiting.last_error) == (1, "451 try later")
+    assert [d.channel for d in store.due_deliveries(None)] == ["email"]
+    with store.transaction():
+        store.record_attempt(waiting.id, NOW, "failed", "550 no such user")
+    assert [(d.channel, d.status) for d in store.deliveries(["failed", "delivered"])] == [("files", "delivered"), ("email", "failed")]
+
+
+def test_a_message_id_is_kept_once_made(store: Store) -> None:
+    add(store, article("a"))
+    store.create_edition("daily", ["news"], 50, NOW, [("email", "a@example.org")])
+    [delivery] = store.due_deliveries(NOW)
+    with store.transaction():
+        store.set_message_id(delivery.id, "<first@example.org>")
+        store.set_message_id(delivery.id, "<second@example.org>")
+    assert store.due_deliveries(NOW)[0].message_id == "<first@example.org>"
+
+
+def test_a_delivery_is_leased_to_one_owner_until_its_lease_ends(connect: Connect) -> None:
+    first, second = connect(owner="first"), connect(owner="second")
+    add(first, article("a"))
+    first.create_edition("daily", ["news"], 50, NOW, [("email", "a@example.org")])
+    [delivery] = first.due_deliveries(NOW)
+    assert first.claim_delivery(delivery.id, NOW, LEASE)
+    assert not second.claim_delivery(delivery.id, NOW + timedelta(minutes=9), LEASE)  # the first's lease runs
+    assert first.claim_delivery(delivery.id, NOW + timedelta(minutes=9), LEASE)  # its owner renews it
+    assert not second.claim_delivery(delivery.id, NOW + timedelta(minutes=18), LEASE)
+    assert second.claim_delivery(delivery.id, NOW + timedelta(minutes=19), LEASE)  # expired: the first is presumed gone
+    assert not first.claim_delivery(delivery.id, NOW + timedelta(minutes=20), LEASE)
+    with second.transaction():
+        second.record_attempt(delivery.id, NOW + timedelta(minutes=20), "delivered")
+    assert not first.claim_delivery(delivery.id, NOW + timedelta(hours=1), LEASE)  # delivered: nothing to claim
+
+
+def test_a_recorded_attempt_or_a_handed_back_lease_frees_the_delivery_at_once(connect: Connect) -> None:
+    first, second = connect(owner="first"), connect(owner="second")
+    add(first, article("a"))
+    first.create_edition("daily", ["news"], 50, NOW, [("email", "a@example.org"), ("email", "b@example.org")])
+    a, b = first.due_deliveries(NOW)
+    assert first.claim_delivery(a.id, NOW, LEASE) and first.claim_delivery(b.id, NOW, LEASE)
+    with first.transaction():
+        first.record_attempt(a.id, NOW, "pending", "421 busy", NOW)
+    assert second.claim_delivery(a.id, NOW, LEASE)  # the attempt ended the first's lease
+    assert not second.claim_delivery(b.id, NOW, LEASE)
+    assert first.release_leases() == 1  # the first stops mid-delivery and hands its work back
+    assert second.claim_delivery(b.id, NOW, LEASE)
+
+
+# Sources
+
+
+def test_a_source_keeps_its_memo_from_the_last_good_poll_and_counts_failures(store: Store) -> None:
+    assert store.source_state("feed").first_poll is None
+    with store.transaction():
+        store.record_poll("feed", NOW, {"etag": "x"}, error="HTTP 500")
+    state = store.source_state("feed")
+    assert (state.first_poll, state.last_poll, state.failures, state.last_error, state.memo) == (None, NOW, 1, "HTTP 500", {})
+    with store.transaction():
+        store.record_poll("feed", NOW + timedelta(minutes=1), {"etag": "y"})
+        store.record_poll("feed", NOW + timedelta(minutes=2), {"etag": "z"}, error="HTTP 429", not_before=NOW + timedelta(hours=1))
+    state = store.source_state("feed")
+    assert state.first_poll == NOW + timedelta(minutes=1) and state.last_success == NOW + timedelta(minutes=1)
+    assert (state.memo, state.failures, state.not_before) == ({"etag": "y"}, 1, NOW + timedelta(hours=1))
+    assert [s.name for s in store.source_states()] == ["feed"]
+
+
+# Transactions and batches
+
+
+def test_a_failed_transaction_keeps_nothing_and_a_failed_nested_one_only_itself(store: Store) -> None:
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.add_article(article("lost"), SUMMARY, NOW)
+            raise RuntimeError("crash")
+    with store.transaction():
+        store.add_article(article("kept"), SUMMARY, NOW)
+        with pytest.raises(RuntimeError):
+            with store.transaction():
+                store.add_article(article("undone"), SUMMARY, NOW)
+                raise RuntimeError("one bad write")
+    assert store.is_known(article("kept")) and not store.is_known(article("lost")) and not store.is_known(article("undone"))
+
+
+def test_a_write_batch_is_seen_by_others_only_once_committed(connect: Connect) -> None:
+    writer, reader = connect(), connect(owner="reader")
+    writes = writer.batch(max_writes=3, max_seconds=3600)
+    with writes.write():
+        writer.add_article(article("a"), SUMMARY, NOW)
+    assert reader.article_count() == 0
+    writes.commit()
+    assert reader.article_count() == 1
+    for name in ("b", "c", "d"):
+        with writes.write():
+            writer.add_article(article(name), SUMMARY, NOW)
+    assert reader.article_count() == 4  # the third write of the batch committed it
+
+
+def test_a_copy_holds_the_state_and_changing_it_changes_nothing(store: Store, connect: Connect, tmp_path: Path) -> None:
+    add(store, article("a"))
+    store.copy_to(tmp_path / "copy.sqlite3")
+    copy = SqliteStore(tmp_path / "copy.sqlite3")
+    try:
+        assert copy.is_known(article("a"))
+        add(copy, article("b"))
+    finally:
+        copy.close()
+    assert store.article_count() == 1
+
+
+# Retention
+
+
+def test_pruned_text_keeps_identities_and_editions(store: Store) -> None:
+    add(store, article("old", "An old story with plenty of words in it."), now=NOW - timedelta(days=100))
+    edition = store.create_edition("daily", ["news"], 50, NOW - timedelta(days=99), [])
+    add(store, article("new"))
+    assert store.size().articles_with_text == 2
+    assert store.prune(NOW - timedelta(days=90)) == 1
+    assert store.prune(NOW - timedelta(days=90)) == 0
+    size = store.size()
+    assert (size.articles, size.articles_with_text) == (2, 1) and size.bytes > 0
+    assert store.is_known(article("old", "An old story with plenty of words in it."))  # never comes back as new
+    assert edition is not None and edition.id is not None
+    assert store.edition(edition.id).articles[0].summary == SUMMARY.sentences  # old editions still render
+    assert store.create_edition("daily", ["news"], 50, NOW, []) is not None  # the new one still reaches an edition
+
+
+# Subscribers and the archive's ids
+
+
+def test_subscribers_are_added_updated_and_removed(store: Store) -> None:
+    ann, new = store.add_subscriber("daily", "ann@example.com", "Ann", "UTC", "07:00", ["harbour"], [], "invited", NOW)
+    assert new and (ann.status, ann.include) == ("invited", ("harbour",))
+    again, new = store.add_subscriber("daily", "ann@example.com", "Ann", "Europe/London", "08:00", [], ["sport"], "invited", NOW)
+    assert not new and again.id == ann.id and (again.timezone, again.exclude) == ("Europe/London", ("sport",))
+    assert store.set_subscriber_status(ann.id, "active", NOW, expected=["invited"])
+    assert not store.set_subscriber_status(ann.id, "active", NOW, expected=["invited"])
+    assert [s.address for s in store.subscribers("daily")] == ["ann@example.com"]
+    assert store.remove_subscriber("ann@example.com") == 1 and store.subscriber(ann.id) is None
+
+
+def test_a_secret_and_a_feed_id_are_made_once_and_kept(store: Store) -> None:
+    assert store.secret("unsubscribe", lambda: "first") == "first"
+    assert store.secret("unsubscribe", lambda: "second") == "first"
+    with store.transaction():
+        feed = store.feed_id("daily")
+    with store.transaction():
+        assert store.feed_id("daily") == feed and store.feed_id("weekly") != feed
+    add(store, article("a"))
+    store.create_edition("daily", ["news"], 50, NOW, [])
+    [listed] = store.edition_listing("daily", 5)
+    assert (listed.count, listed.headlines, listed.atom_id.startswith("urn:uuid:")) == (1, ("Title a",), True)
