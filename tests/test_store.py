@@ -100,7 +100,8 @@ def test_migrations_are_named_and_recorded_and_a_store_from_before_names_gets_on
         # back to a store of numbered migrations 1-4, as digest made them before names
         for statement in ("DROP TABLE migrations", "DROP TABLE subscribers", "DROP TABLE secrets", "DROP TABLE archive_feeds",
                           "DROP INDEX editions_atom_id", "ALTER TABLE editions DROP COLUMN atom_id",
-                          "DROP INDEX articles_unpruned", "ALTER TABLE deliveries DROP COLUMN lease_owner", "PRAGMA user_version = 4"):
+                          "DROP INDEX articles_unpruned", "ALTER TABLE deliveries DROP COLUMN lease_owner",
+                          "ALTER TABLE sources DROP COLUMN failing_since", "PRAGMA user_version = 4"):
             db.execute(statement)
     reopened = open_store(path)
     try:
