@@ -164,6 +164,13 @@ class Archive:
                     report.removed.append(name)
         return report
 
+    def render_lists(self) -> None:
+        """Render the index and month pages without writing them: checks the list template
+        (RenderError names it) before any edition needs it."""
+        self._index_page()
+        for month in self.months:
+            self._month_page(month)
+
     def _write(self, names: list[str], durable_each: bool) -> WriteReport:
         """Write the named files that changed. `durable_each`: fsync each before its rename (a few
         files); else one sync of everything at the end (a rebuild: one flush instead of thousands)."""

@@ -22,10 +22,10 @@ from digest.deliver import safe_name
 from digest.editions import make_edition
 from digest.errors import ConfigError, RenderError
 from digest.mail import MailParts, encoded_size
-from digest.models import (Delivery, DeliveryReport, Edition, EditionReport, RenderedEdition, RunReport, SourceProblem,
-                           SourceReport, StoredArticle)
+from digest.models import (Delivery, DeliveryReport, Edition, EditionListing, EditionReport, RenderedEdition, RunReport,
+                           SourceProblem, SourceReport, StoredArticle)
 from digest.poll import ArticleCallback, Poller, stale_sources
-from digest.render import TEMPLATE_NAMES, renderer_for
+from digest.render import TEMPLATE_NAMES, Renderer, renderer_for
 from digest.store import Store, open_store
 from digest.summarise import resolve_language, summarise
 
@@ -201,8 +201,20 @@ def check_templates(config: Config, digests: Sequence[DigestConfig] | None = Non
             edition, problems = sample_edition(config, digest)
             sections = compose(edition, [s.name for s in config.sources_of(digest)])
             renderer.check(digest.subject, renderer.context(digest.name, digest.timezone, edition, sections, problems))
+            if digest.output_dir is not None and digest.archive:
+                _check_archive_template(renderer, digest, digest.output_dir, edition)
         except RenderError as error:
             raise ConfigError(str(config.path), f"digests[{index}] ({digest.name})", str(error)) from None
+
+
+def _check_archive_template(renderer: Renderer, digest: DigestConfig, output_dir: Path, edition: Edition) -> None:
+    """Render the archive's index and month pages of a one-edition sample archive (nothing written)."""
+    listing = [EditionListing(0, "urn:uuid:00000000-0000-4000-8000-000000000000", edition.created, len(edition.articles),
+                              tuple(a.title for a in edition.articles[:ARCHIVE_HEADLINES]))]
+    settings = ArchiveSettings(digest.name, output_dir / safe_name(digest.name), digest.base_url, digest.feed_size,
+                               digest.timezone)
+    Archive(settings, listing, "urn:uuid:00000000-0000-4000-8000-000000000001", page=lambda listed: "",
+            list_page=lambda context: renderer.render(ARCHIVE_TEMPLATE, context)).render_lists()
 
 
 def run(config: Config, now: datetime, digest_name: str | None = None, on_article: ArticleCallback | None = None) -> RunReport:

@@ -323,3 +323,15 @@ def test_bad_archive_keys_name_the_key(project: Project) -> None:
 def test_rebuild_of_an_unknown_digest_is_a_usage_error(project: Project) -> None:
     result = project.cli("archive", "rebuild", "--digest", "weekly")
     assert result.returncode == 2 and "no digest named 'weekly'" in result.stderr
+
+
+def test_a_broken_archive_template_is_a_config_error_before_any_edition(project: Project) -> None:
+    theme = project.root / "theme"
+    theme.mkdir()
+    (theme / "archive.html").write_text("<h1>{{ digest.name }}</h1>{{ no_such_thing.count }}\n", encoding="utf-8")
+    set_digest_keys(project, 'templates = "../theme"')
+    for command in (["check"], ["run"]):
+        result = project.cli(*command)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "digests[0] (daily)" in result.stderr and "archive.html" in result.stderr and "no_such_thing" in result.stderr
+    assert not (project.out / "daily").exists()  # no edition was made
