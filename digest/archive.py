@@ -310,6 +310,14 @@ class Archive:
         add(entry, "content", feed_content(self.page(edition), page_url), type="html")
 
 
+def page_links(base_url: str) -> dict[str, str]:
+    """Links from an edition's page (in `editions/`) to the archive's index and feed, for its template."""
+    if base_url:
+        base = base_url if base_url.endswith("/") else base_url + "/"
+        return {"index": base, "feed": base + FEED}
+    return {"index": f"../{INDEX}", "feed": f"../{FEED}"}
+
+
 def feed_content(page_html: str, page_url: str) -> str:
     """An edition's page as a feed entry's HTML: the body alone, without <style> or scripts, its
     links made absolute against `page_url` (left as they are when it is empty)."""

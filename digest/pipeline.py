@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digest import deliver as outbox
-from digest.archive import HEADLINES as ARCHIVE_HEADLINES, TEMPLATE as ARCHIVE_TEMPLATE, Archive, ArchiveSettings, WriteReport
+from digest.archive import HEADLINES as ARCHIVE_HEADLINES, TEMPLATE as ARCHIVE_TEMPLATE, Archive, ArchiveSettings, WriteReport, page_links
 from digest.compose import compose
 from digest.config import Config, DigestConfig, SourceConfig
 from digest.deliver import safe_name
@@ -129,7 +129,9 @@ def render_page(config: Config, digest: DigestConfig, edition: Edition) -> str:
     a page and its feed entry stay the same until the edition or the template changes."""
     renderer = renderer_for(digest.templates)
     sections = compose(edition, [s.name for s in config.sources_of(digest)])
-    return renderer.render(TEMPLATE_NAMES["html"], renderer.context(digest.name, digest.timezone, edition, sections))
+    context = renderer.context(digest.name, digest.timezone, edition, sections)
+    context["archive"] = page_links(digest.base_url)  # only archive pages link to their index and feed
+    return renderer.render(TEMPLATE_NAMES["html"], context)
 
 
 def render_email(config: Config, store: Store, digest: DigestConfig, edition: Edition) -> RenderedEdition:

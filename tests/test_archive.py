@@ -127,6 +127,11 @@ def test_three_runs_give_an_index_of_three_and_a_feed_readers_trust(three_editio
     assert [entry.published[:10] for entry in feed.entries] == list(reversed(DAYS))
     assert all((folder / entry.link).is_file() for entry in feed.entries)  # relative without base_url
     assert_rfc4287(folder / "feed.atom")
+    page = lxml.html.parse(str(folder / feed.entries[0].link)).getroot()  # an edition's page leads back
+    links = {a.text_content(): (folder / feed.entries[0].link).parent / a.get("href") for a in page.iter("a")}
+    assert links["All editions"].resolve() == (folder / "index.html").resolve()
+    assert links["Atom feed"].resolve() == (folder / "feed.atom").resolve()
+    assert "All editions" not in (folder / "2026-11-29T070000Z.html").read_text(encoding="utf-8")  # not the files'
 
 
 def test_ids_survive_a_rebuild_and_a_new_base_url_and_a_rebuild_changes_no_byte(three_editions: Project) -> None:
@@ -170,6 +175,7 @@ def test_ids_survive_a_rebuild_and_a_new_base_url_and_a_rebuild_changes_no_byte(
     root = assert_rfc4287(folder / "feed.atom")
     content = root.find(f"{ATOM}entry/{ATOM}content").text
     assert f'<a href="{BASE}index.html">All</a>' in content
+    assert re.search(f'<a href="{re.escape(BASE)}"[^>]*>All editions</a>', content)
     assert re.findall(r'href="([^"]*)"', content) and all(h.startswith("https://") for h in re.findall(r'href="([^"]*)"', content))
     editions_own = {name: data for name, data in before.items() if name[0].isdigit()}
     assert len(editions_own) == 9  # three editions' html, md, txt: the files channel's, never rewritten
