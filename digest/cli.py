@@ -371,16 +371,24 @@ def check(context: click.Context, smtp: bool) -> None:
     click.echo(f"config {config.path}: valid, templates compile")
     click.echo(f"store: {config.store.path}")
     click.echo(f"summary: {config.summary.algorithm}, {config.summary.sentences} sentences, language {config.summary.language}")
-    from digest.registry import SOURCE_TYPES
+    from digest.mailaddress import has_random_part
 
     for source in config.sources:
         where = getattr(source, "path", None) or getattr(source, "url", None) or getattr(source, "address", "")
-        unavailable = "" if source.type in SOURCE_TYPES else " (not available yet: no inbound listener in this version)"
-        click.echo(f"source {source.name}: {source.type} {where}{unavailable}")
+        click.echo(f"source {source.name}: {source.type} {where}")
+        if source.type == "mailbox" and not has_random_part(source.address):
+            click.echo(f"digest: warning: source {source.name}: address {source.address} has no random part, so anyone can guess it "
+                       f"and send mail to it; `digest sources add-mailbox {source.name}` suggests one", err=True)
     for source in config.sources:
         if not config.digests_of(source.name):
             click.echo(f"digest: warning: source {source.name} is in no digest's sources, so its articles are shown "
                        "nowhere; add it to a digest's sources, or leave a digest's sources out to take every source", err=True)
+    if any(source.type == "mailbox" for source in config.sources):
+        inbound = config.inbound
+        places = [f"SMTP on {inbound.listen}"] if inbound.listen else []
+        places += [f"LMTP on {inbound.lmtp}"] if inbound.lmtp else []
+        tls = ", STARTTLS" if inbound.tls_cert else ""
+        click.echo(f"inbound: {' and '.join(places) or 'nowhere (set listen or lmtp)'}{tls}, up to {inbound.max_bytes} bytes a message")
     for digest in config.digests:
         outputs = []
         if digest.output_dir:
@@ -494,6 +502,13 @@ def status(context: click.Context, as_json: bool) -> None:
         waiting = f"; next poll not before {source['next_poll_not_before']}" if source["next_poll_not_before"] else ""
         click.echo(f"source {source['name']} ({source['type']}): last poll {source['last_poll'] or 'never'}{success}, "
                    f"next poll {when(source['next_poll'])}; {health}{waiting}")
+        if "inbound" in source:
+            mail = source["inbound"]
+            refused = ", ".join(f"{count} {reason}" for reason, count in mail["refused"].items()) or "none"
+            click.echo(f"  mail: {mail['accepted']} accepted ({mail['duplicates']} duplicates kept once), refused: {refused}, "
+                       f"deferred (store unavailable): {mail['deferred']}, last received {mail['last_received'] or 'never'}")
+    if "inbound" in report:
+        click.echo(f"inbound: {report['inbound']['unknown_recipient']} refused for an unknown address")
     for digest in report["digests"]:
         click.echo(f"digest {digest['name']}: {digest['editions']} editions, last {digest['last_edition'] or 'never'}, "
                    f"next {when(digest['next_edition'])} ({digest['schedule']!r} {digest['timezone']})")
@@ -510,6 +525,7 @@ def _status_report(config: Any, store: Any, coming: dict[str, dict[str, datetime
     from digest import lock
 
     states = {state.name: state for state in store.source_states()} if store else {}
+    received = store.inbound_counts() if store else {}
     sources = []
     for source in config.sources:
         state = states.get(source.name)
@@ -522,6 +538,8 @@ def _status_report(config: Any, store: Any, coming: dict[str, dict[str, datetime
             "next_poll_not_before": state.not_before.isoformat() if state and state.not_before else None,
             "next_poll": coming["sources"][source.name].isoformat(),
         })
+        if source.type == "mailbox":
+            sources[-1]["inbound"] = _inbound_counts(received.get(source.name, {}))
     digests = []
     for digest in config.digests:
         last = store.last_edition(digest.name) if store else None
@@ -537,11 +555,26 @@ def _status_report(config: Any, store: Any, coming: dict[str, dict[str, datetime
     ]
     daemon = lock.holder(config.store.path)
     size = store.size() if store else None
-    return {"sources": sources, "digests": digests, "outbox": outbox, "articles": size.articles if size else 0,
-            "daemon": {"running": daemon is not None, "pid": daemon},
-            "store": {"path": str(config.store.path), "exists": store is not None, "bytes": size.bytes if size else 0,
-                      "articles": size.articles if size else 0, "articles_with_text": size.articles_with_text if size else 0,
-                      "keep": str(config.store.keep)}}
+    result = {"sources": sources, "digests": digests, "outbox": outbox, "articles": size.articles if size else 0,
+              "daemon": {"running": daemon is not None, "pid": daemon},
+              "store": {"path": str(config.store.path), "exists": store is not None, "bytes": size.bytes if size else 0,
+                        "articles": size.articles if size else 0, "articles_with_text": size.articles_with_text if size else 0,
+                        "keep": str(config.store.keep)}}
+    if any(source.type == "mailbox" for source in config.sources):
+        unknown = received.get("", {}).get("unknown recipient")
+        result["inbound"] = {"unknown_recipient": unknown[0] if unknown else 0,
+                             "last_unknown_recipient": unknown[1].isoformat() if unknown else None}
+    return result
+
+
+def _inbound_counts(counts: dict[str, tuple[int, datetime]]) -> dict[str, Any]:
+    """A mailbox source's mail for `digest status`: accepted, refused by reason, deferred, last received."""
+    accepted = counts.get("accepted", (0, None))
+    duplicates = counts.get("duplicate", (0, None))
+    last = max((moment for _, moment in (accepted, duplicates) if moment is not None), default=None)
+    refused = {reason: counts[reason][0] for reason in ("sender not allowed", "too large") if reason in counts}
+    return {"accepted": accepted[0] + duplicates[0], "duplicates": duplicates[0], "refused": refused,
+            "deferred": counts.get("store unavailable", (0, None))[0], "last_received": last.isoformat() if last else None}
 
 
 @main.command()
@@ -569,9 +602,56 @@ def mailsink(listen: str, maildir: str) -> None:
     guarded(sink.serve_forever)
 
 
+@main.command()
+@click.pass_context
+def inbound(context: click.Context) -> None:
+    """Run the newsletter listener alone: SMTP on [inbound] listen, LMTP on [inbound] lmtp.
+
+    Mail to each mailbox source's address is stored, and the next `digest run`
+    (or the daemon's next poll of the source) makes articles of it. `digest
+    daemon` runs this listener itself; use this command when `digest run` runs
+    from cron. SIGTERM or SIGINT stops it; SIGHUP reloads the addresses.
+
+    \b
+    Example:
+      digest --config config/digest.toml inbound
+    """
+    config = load_config(context)
+    from digest.inbound import serve_forever
+
+    sys.exit(guarded(lambda: serve_forever(config, lambda line: click.echo(line, err=True))))
+
+
 @main.group()
 def sources() -> None:
-    """Import feeds from OPML, or export the configured feeds as OPML."""
+    """Import feeds from OPML, export them as OPML, or make a mailbox source's address."""
+
+
+@sources.command("add-mailbox")
+@click.argument("name")
+@click.option("--domain", metavar="DOMAIN", help="Domain of the address [default: that of a configured mailbox, else [inbound] hostname].")
+@click.pass_context
+def add_mailbox(context: click.Context, name: str, domain: str | None) -> None:
+    """Print a fresh hard-to-guess address for a new mailbox source, and the TOML to add.
+
+    \b
+    Example:
+      digest sources add-mailbox letters --domain news.example.org >> config/digest.toml
+    """
+    from digest.mailaddress import new_address
+
+    config = load_config(context, required=False)
+    if config is not None and any(s.name == name for s in config.sources):
+        fail(EXIT_USAGE, f"a source named {name!r} exists already")
+    if domain is None and config is not None:
+        domain = next((s.address.rpartition("@")[2] for s in config.sources if s.type == "mailbox"), None) or config.inbound.hostname or None
+    try:
+        address = new_address(name, domain or "localhost")
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="NAME or --domain") from None
+    click.echo(f"# subscribe to newsletters with {address}\n[[sources]]\nname = {json.dumps(name)}\ntype = \"mailbox\"\n"
+               f"address = {json.dumps(address)}\n# senders = [\"*@substack.com\"]   # optional: only these senders\n", nl=False)
+    click.echo(address, err=True)
 
 
 @sources.command("import")

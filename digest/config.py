@@ -140,12 +140,20 @@ class PageSourceConfig:
 
 @dataclass(frozen=True)
 class MailboxSourceConfig:
-    """Newsletters that arrive by email at an inbound address."""
+    """Newsletters that arrive by email at an inbound address, from the allowed senders (glob patterns)."""
 
     name: str
     address: str
     type: str = "mailbox"
     interval: Duration = Duration(minutes=5)
+    senders: tuple[str, ...] = ()  # e.g. "*@substack.com"; empty: any sender
+
+    def check(self, where: str) -> None:
+        if not _MAIL_ADDRESS.match(self.address):
+            raise ValueError(f"address: not an email address: {self.address!r}")
+        for pattern in self.senders:
+            if not pattern.strip() or any(c in pattern for c in "\r\n <>"):
+                raise ValueError(f"senders: not an address or pattern such as \"*@substack.com\": {pattern!r}")
 
 
 SourceConfig = FilesSourceConfig | FeedSourceConfig | PageSourceConfig | MailboxSourceConfig
@@ -289,11 +297,45 @@ class FetchConfig:
 
 @dataclass(frozen=True)
 class InboundConfig:
-    """The SMTP listener that receives newsletters."""
+    """The listener that receives newsletters: SMTP on `listen` and/or LMTP on the Unix socket `lmtp`."""
 
-    listen: str = "127.0.0.1:2525"
-    accept: tuple[str, ...] = ()
+    listen: str = "127.0.0.1:2525"  # "" for no SMTP (LMTP only)
+    lmtp: Path | None = None
     max_bytes: int = 10 * 1024 * 1024
+    hostname: str = ""  # in the greeting; empty: this machine's name
+    tls_cert: Path | None = None  # both set: STARTTLS offered on the SMTP port
+    tls_key: Path | None = None
+
+    def check(self, where: str) -> None:
+        if self.listen:
+            parse_listen(self.listen)
+        if self.max_bytes < 1024:
+            raise ValueError(f"max_bytes: must be at least 1024, got {self.max_bytes}")
+        if any(c in self.hostname for c in "\r\n "):
+            raise ValueError(f"hostname: must be one word, got {self.hostname!r}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert: tls_cert and tls_key go together")
+        for key, value in (("tls_cert", self.tls_cert), ("tls_key", self.tls_key)):
+            if value is not None and not value.is_file():
+                raise ValueError(f"{key}: file not found: {value}")
+
+    @property
+    def enabled(self) -> bool:
+        """True when there is somewhere to listen."""
+        return bool(self.listen) or self.lmtp is not None
+
+
+DEFAULT_LISTEN = "127.0.0.1:1025"
+_MAIL_ADDRESS = re.compile(r"^[^@\s<>,;:\"()\[\]]+@[A-Za-z0-9.-]+$")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """"HOST:PORT" (IPv6 as "[::1]:1025") -> (host, port); ValueError naming what is wrong."""
+    host, colon, port_text = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"listen: expected HOST:PORT such as {DEFAULT_LISTEN}, got {text!r}")
+    return host, int(port_text)
 
 
 @dataclass(frozen=True)
@@ -446,6 +488,8 @@ def load(path: Path) -> Config:
     path = path.resolve()
     simple = {"store": StoreConfig, "summary": SummaryConfig, "smtp": SmtpConfig, "fetch": FetchConfig, "inbound": InboundConfig}
     known = set(simple) | {"sources", "digests"}
+    if isinstance(raw.get("inbound"), dict) and "accept" in raw["inbound"]:
+        raise ConfigError(str(path), "inbound.accept", 'removed: give each [[sources]] type = "mailbox" its own address instead')
     for key in raw:
         if key not in known:
             raise ConfigError(str(path), key, f"unknown section; known sections: {', '.join(sorted(known))}")
@@ -454,6 +498,12 @@ def load(path: Path) -> Config:
     _unique_names(sources, "sources", path)
     digests = tuple(_build(DigestConfig, entry, f"digests[{index}]", path) for index, entry in enumerate(_list(raw, "digests", path)))
     _unique_names(digests, "digests", path)
+    addresses: dict[str, str] = {}
+    for index, source in enumerate(sources):
+        if isinstance(source, MailboxSourceConfig):
+            other = addresses.setdefault(source.address.lower(), source.name)
+            if other != source.name:
+                raise ConfigError(str(path), f"sources[{index}].address", f"{source.address} is the address of source {other!r} too")
     names = {s.name for s in sources}
     for index, digest in enumerate(digests):
         for name in digest.sources:

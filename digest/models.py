@@ -24,6 +24,18 @@ class Article:
 
 
 @dataclass(frozen=True)
+class InboundMessage:
+    """One email the inbound listener took in for a mailbox source, as received."""
+
+    id: int
+    source: str
+    key: str  # its Message-ID, else a hash of the message
+    received: datetime
+    sender: str
+    raw: bytes
+
+
+@dataclass(frozen=True)
 class Summary:
     """An article's summary: sentences in document order."""
 

@@ -150,7 +150,7 @@ class Poller:
             stack.callback(self.workers.close)
             fetcher = self.fetcher or stack.enter_context(fetcher_for(self.fetch, due))
             for context in contexts.values():
-                context.fetcher, context.work_slots = fetcher, work_slots
+                context.fetcher, context.work_slots, context.store_path = fetcher, work_slots, self.store.path
                 context.parse_budget = self.fetch.timeout.total_seconds()
             self._poll_due(due, contexts, reports, now)
         for report in reports.values():
@@ -188,6 +188,8 @@ class Poller:
                     self._store_article(event.article, outcome, report, now, writes)
                 continue
             report.error = report.error or event.error
+            for note in contexts[event.source].notes:
+                report.add_note(note)
             not_before = now + timedelta(seconds=event.retry_after) if event.retry_after else None
             with writes.write():
                 self.store.record_poll(event.source, now, contexts[event.source].memo, report.error, not_before)

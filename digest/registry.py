@@ -15,6 +15,7 @@ SOURCE_TYPES: dict[str, str] = {
     "files": "digest.sources.files:FilesSource",
     "feed": "digest.sources.feed:FeedSource",
     "page": "digest.sources.page:PageSource",
+    "mailbox": "digest.sources.mailbox:MailboxSource",
 }
 
 # [[digests]] formats -> the packaged template that renders it (a user's `templates` folder may override it)

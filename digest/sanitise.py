@@ -8,13 +8,17 @@
   http(s) links only, to host names that can be looked up.
 - `output_url`: a clean link percent-encoded so that it is one inert token in
   HTML, Markdown and plain text alike (no `<`, `>`, quotes, spaces or backslashes).
+- `newsletter_link`: a link from an email without its tracking and per-reader parameters.
+- `email_html`: a newsletter's HTML made well-formed and inert (no scripts,
+  styles or event handlers) but with the attributes that show what is hidden
+  or a tracking pixel, for digest.newsletter to read.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import nh3
 
@@ -34,6 +38,23 @@ _BLOCKS = {
 }
 _BLOCK_TAG = re.compile(r"</?(" + "|".join(sorted(_BLOCKS)) + r")\s*/?>", re.IGNORECASE)
 _ANY_TAG = re.compile(r"<[^>]*>")
+# Query parameters that only track who clicked: dropped from every link kept.
+_TRACKING = re.compile(
+    r"^(utm_\w+|fbclid|gclid|dclid|msclkid|yclid|mc_cid|mc_eid|_hsenc|_hsmi|igshid|mkt_tok|oly_anon_id|oly_enc_id|vero_id"
+    r"|wt_mc|__s|ck_subscriber_id|r|s|token|triedRedirect|publication_id|post_id|isFreemail|utm)$",
+    re.IGNORECASE,
+)
+_EMAIL_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "center", "cite", "code", "dd", "div", "dl", "dt", "em", "figcaption", "figure",
+    "font", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "ol", "p", "pre", "q", "s", "section", "small",
+    "span", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul", "article", "header",
+    "footer", "main", "aside", "nav",
+}
+_EMAIL_ATTRIBUTES = {
+    "*": {"style", "class", "id", "hidden", "width", "height"},
+    "a": {"href"},
+    "img": {"src", "alt"},
+}
 _TEXT_TAGS = _BLOCKS | {"span", "a", "em", "strong", "b", "i", "u", "code", "td", "th", "small", "sub", "sup", "abbr", "q", "cite", "dl", "tbody", "thead"}
 
 
@@ -154,3 +175,28 @@ def clean_title(title: str | None) -> str:
     if "<" in text:
         text = html_to_text(text).replace("\n", " ")
     return clean_line(text)
+
+
+def newsletter_link(link: str | None) -> str | None:
+    """An http(s) link from an email without fragment, tracking parameters (utm_* and the like)
+    and the per-reader ones newsletter platforms add (Substack's `r`, `token`, ...)."""
+    url = clean_url(link)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)]
+    netloc = parts.netloc.lower()
+    for scheme, port in (("http", ":80"), ("https", ":443")):
+        if parts.scheme.lower() == scheme and netloc.endswith(port):
+            netloc = netloc[: -len(port)]
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", urlencode(query), ""))
+
+
+def email_html(document: str) -> str:
+    """A newsletter's HTML, well-formed, without scripts, styles, heads or comments, keeping
+    the attributes that tell hidden text and tracking pixels apart (style, class, sizes)."""
+    return nh3.clean(
+        document, tags=_EMAIL_TAGS, attributes=_EMAIL_ATTRIBUTES, strip_comments=True, link_rel=None,
+        clean_content_tags={"script", "style", "title", "noscript", "template", "head", "xml"},
+        url_schemes={"http", "https", "mailto"},
+    )

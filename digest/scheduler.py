@@ -37,6 +37,8 @@ from digest.schedule import Schedule, parse_schedule
 if TYPE_CHECKING:
     from apscheduler.events import JobSubmissionEvent
 
+    from digest.inbound import ListenerProcess
+
 log = logging.getLogger("digest.daemon")
 
 OUTBOX_EVERY = timedelta(seconds=30)
@@ -182,6 +184,7 @@ class Daemon:
         self._busy = threading.Lock()
         self._stop_requested = False
         self._reload_requested = False
+        self.listener: ListenerProcess | None = None  # the newsletter listener's process, when there are mailbox sources
         # Imported here: `digest status` plans with the triggers alone, without the scheduler's machinery.
         from apscheduler.events import EVENT_JOB_MAX_INSTANCES
         from apscheduler.executors.pool import ThreadPoolExecutor
@@ -251,6 +254,7 @@ class Daemon:
             return False
         self.config = new
         self.schedule(self.clock())
+        self._run_listener()
         log.info("config reloaded from %s: %d sources, %d digests", path, len(new.sources), len(new.digests),
                  extra={"job": "reload"})
         return True
@@ -279,18 +283,38 @@ class Daemon:
                 when = "now, catching up on a scheduled time missed while stopped" if catching_up else job.first_run.isoformat()
                 log.info("edition of %s next: %s", job.name, when, extra={"job": "plan", "target": job.name, "at": job.first_run})
         self.scheduler.start()
+        self._run_listener()
         while not self._stop_requested:
             time.sleep(0.2)
+            if self.listener is not None:
+                self.listener.keep_running()
             if self._reload_requested:
                 self._reload_requested = False
                 self.reload(self.config.path)
         return self._stop(lock)
+
+    def _run_listener(self) -> None:
+        """Run the newsletter listener beside the jobs, in its own process, while the config has mailbox sources."""
+        from digest.inbound import ListenerProcess
+
+        if not ListenerProcess.wanted(self.config):
+            if self.listener is not None:
+                self.listener.stop()
+                self.listener = None
+            return
+        if self.listener is None:
+            self.listener = ListenerProcess(self.config, _log_arguments())
+            self.listener.start()
+        elif self.listener.config is not self.config:
+            self.listener.reload(self.config)
 
     def _stop(self, lock: DaemonLock) -> int:
         """Take no new jobs, give the running one a few seconds, then leave."""
         log.info("stopping: no new jobs; waiting for the running one", extra={"job": "stop"})
         self.stopping.set()
         self.scheduler.shutdown(wait=False)
+        if self.listener is not None:
+            self.listener.stop()
         if self._busy.acquire(timeout=STOP_GRACE_SECONDS):
             self._busy.release()
             self.work.close()
@@ -306,6 +330,15 @@ class Daemon:
         logging.shutdown()
         sys.stderr.flush()
         os._exit(0)
+
+
+def _log_arguments() -> list[str]:
+    """The daemon's --log-level and --log-format, for the listener process it starts."""
+    root = logging.getLogger()
+    arguments = ["--log-level", logging.getLevelName(root.getEffectiveLevel()).lower()]
+    if any(type(handler.formatter).__name__ == "JsonLogFormatter" for handler in root.handlers):
+        arguments += ["--log-format", "json"]
+    return arguments
 
 
 def upcoming(config: Config, history: History, now: datetime) -> dict[str, dict[str, datetime]]:

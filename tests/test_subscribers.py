@@ -94,6 +94,8 @@ def test_a_store_of_the_previous_schema_gains_the_subscribers_table_and_keeps_it
         db.execute("DROP TABLE migrations")
         db.execute("DROP INDEX articles_unpruned")
         db.execute("ALTER TABLE deliveries DROP COLUMN lease_owner")
+        db.execute("DROP TABLE inbound_messages")  # and the newsletters' (0010_inbound_mail)
+        db.execute("DROP TABLE inbound_counts")
         db.execute("PRAGMA user_version = 4")
         articles = db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
     assert project.cli("subscribers", "add", "ann@example.com").returncode == 0

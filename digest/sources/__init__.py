@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from digest.config import SourceConfig
@@ -36,6 +37,8 @@ class PollContext:
     pipeline saves it after a successful poll. `fetcher` is the shared HTTP
     fetcher (None for sources that never touch the network). `work_slots` is
     shared by a run's sources: see `working`. `parse_budget`: see `parsing`.
+    `store_path` is the store a mailbox source reads received mail from; `notes`
+    go into the source's report (what it skipped, and why).
     """
 
     now: datetime
@@ -45,6 +48,8 @@ class PollContext:
     work_slots: threading.Semaphore | None = None
     parse_budget: float | None = None  # seconds a poll may spend parsing what it fetched (the [fetch] timeout)
     parse_spent: float = 0.0
+    store_path: Path | None = None
+    notes: list[str] = field(default_factory=list)
 
     @contextmanager
     def parsing(self) -> Iterator[None]:

@@ -2,7 +2,8 @@
 
 Sources' memos and health, articles (each stored once), editions (each article in
 exactly one edition of each digest), the outbox (deliveries claimed under leases,
-tried, recorded) and history (last poll, last edition, last scheduled run).
+tried, recorded) history (last poll, last edition, last scheduled run) and mail the
+inbound listener took in for mailbox sources.
 Every implementation passes tests/store_contract.py; the SQLite one is
 digest/store/sqlite.py. Implementations are not shared between threads: open one
 per thread with digest.store.open_store.
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from digest.models import Article, Delivery, Edition, EditionListing, SourceState, StoredArticle, StoreSize, Subscriber, Summary
+from digest.models import Article, Delivery, Edition, EditionListing, InboundMessage, SourceState, StoredArticle, StoreSize, Subscriber, Summary
 
 
 class Store(Protocol):
@@ -179,6 +180,25 @@ class Store(Protocol):
 
     def secret(self, name: str, make: Callable[[], str]) -> str:
         """The stored secret called `name`, made by `make` and kept on first use."""
+        ...
+
+    # Inbound mail (mailbox sources)
+
+    def add_inbound(self, sources: Sequence[str], key: str, sender: str, raw: bytes, now: datetime) -> list[bool]:
+        """Keep one received message for each mailbox source, all-or-nothing and committed on return (the
+        listener says 250 only then); per source True when kept, False when it held the same `key` already."""
+        ...
+
+    def count_inbound(self, source: str, outcome: str, now: datetime) -> None:
+        """Count one refused or deferred message of `source` ("" for an unknown address) under `outcome`."""
+        ...
+
+    def inbound_counts(self) -> dict[str, dict[str, tuple[int, datetime]]]:
+        """Per source ("" for unknown addresses): outcome -> (how many, when last)."""
+        ...
+
+    def inbound_messages(self, source: str, after: int, limit: int) -> list[InboundMessage]:
+        """Up to `limit` messages kept for `source` after the one with id `after`, in the order they came."""
         ...
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from digest.errors import StoreError, StoreLockedError
-from digest.models import Article, Delivery, Edition, EditionListing, SourceState, StoredArticle, StoreSize, Subscriber, Summary
+from digest.models import Article, Delivery, Edition, EditionListing, InboundMessage, SourceState, StoredArticle, StoreSize, Subscriber, Summary
 from digest.store.base import WriteBatch
 
 # Who holds the leases this process takes: made once per process, never reused, so a lease
@@ -167,6 +167,26 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     # retention finds the articles that still hold text by when they were fetched
     ("0009_articles_unpruned", """
     CREATE INDEX articles_unpruned ON articles (fetched) WHERE body != '';
+    """),
+    # newsletters: mail taken in by the inbound listener, committed before it answers 250;
+    # one row per mailbox source and Message-ID (else a hash of the message), and what it refused
+    ("0010_inbound_mail", """
+    CREATE TABLE inbound_messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        source TEXT NOT NULL,
+        message_key TEXT NOT NULL,
+        received TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        UNIQUE (source, message_key)
+    );
+    CREATE TABLE inbound_counts (
+        source TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        count INTEGER NOT NULL DEFAULT 0,
+        last TEXT NOT NULL,
+        PRIMARY KEY (source, outcome)
+    );
     """),
 )
 
@@ -597,6 +617,59 @@ class SqliteStore:
             published=_moment(row["published"]), author=row["author"], language=row["language"],
             summary=tuple(json.loads(row["summary"])), fetched=fetched,
         )
+
+    # Inbound mail (mailbox sources)
+
+    def add_inbound(self, sources: Sequence[str], key: str, sender: str, raw: bytes, now: datetime) -> list[bool]:
+        """Store one received message for each mailbox source in one transaction, committed on return.
+
+        Returns, per source, True when stored and False when that source held the
+        same `key` (Message-ID) already; both count as taken in.
+        """
+        stored = []
+        with self.transaction():
+            for source in sources:
+                cursor = self.db.execute(
+                    "INSERT OR IGNORE INTO inbound_messages (source, message_key, received, sender, raw) VALUES (?, ?, ?, ?, ?)",
+                    (source, key, _text(now), sender, raw),
+                )
+                stored.append(bool(cursor.rowcount))
+                self._count_inbound(source, "accepted" if cursor.rowcount else "duplicate", now)
+        return stored
+
+    def count_inbound(self, source: str, outcome: str, now: datetime) -> None:
+        """Count one refused or deferred message of `source` ("" for no configured address) by reason."""
+        with self.transaction():
+            self._count_inbound(source, outcome, now)
+
+    def _count_inbound(self, source: str, outcome: str, now: datetime) -> None:
+        self.db.execute(
+            "INSERT INTO inbound_counts (source, outcome, count, last) VALUES (?, ?, 1, ?) "
+            "ON CONFLICT (source, outcome) DO UPDATE SET count = count + 1, last = MAX(last, excluded.last)",
+            (source, outcome, _text(now)),
+        )
+
+    def inbound_counts(self) -> dict[str, dict[str, tuple[int, datetime]]]:
+        """Per source ("" for unknown recipients): outcome -> (how many, when last)."""
+        counts: dict[str, dict[str, tuple[int, datetime]]] = {}
+        for row in self.db.execute("SELECT source, outcome, count, last FROM inbound_counts ORDER BY source, outcome"):
+            last = _moment(row["last"])
+            assert last is not None
+            counts.setdefault(row["source"], {})[row["outcome"]] = (row["count"], last)
+        return counts
+
+    def inbound_messages(self, source: str, after: int, limit: int) -> list[InboundMessage]:
+        """Up to `limit` messages of `source` stored after id `after`, oldest first."""
+        rows = self.db.execute(
+            "SELECT id, source, message_key, received, sender, raw FROM inbound_messages "
+            "WHERE source = ? AND id > ? ORDER BY id LIMIT ?",
+            (source, after, limit),
+        ).fetchall()
+        return [
+            InboundMessage(id=row["id"], source=row["source"], key=row["message_key"], received=_moment(row["received"]) or datetime.min,
+                           sender=row["sender"], raw=bytes(row["raw"]))
+            for row in rows
+        ]
 
     # Outbox
 
