@@ -101,7 +101,8 @@ def test_migrations_are_named_and_recorded_and_a_store_from_before_names_gets_on
         for statement in ("DROP TABLE migrations", "DROP TABLE subscribers", "DROP TABLE secrets", "DROP TABLE archive_feeds",
                           "DROP INDEX editions_atom_id", "ALTER TABLE editions DROP COLUMN atom_id",
                           "DROP INDEX articles_unpruned", "ALTER TABLE deliveries DROP COLUMN lease_owner",
-                          "ALTER TABLE sources DROP COLUMN failing_since", "PRAGMA user_version = 4"):
+                          "ALTER TABLE sources DROP COLUMN failing_since", "DROP TABLE inbound_messages",
+                          "DROP TABLE inbound_counts", "PRAGMA user_version = 4"):
             db.execute(statement)
     reopened = open_store(path)
     try:

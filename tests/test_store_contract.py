@@ -308,3 +308,30 @@ def test_a_secret_and_a_feed_id_are_made_once_and_kept(store: Store) -> None:
     store.create_edition("daily", ["news"], 50, NOW, [])
     [listed] = store.edition_listing("daily", 5)
     assert (listed.count, listed.headlines, listed.atom_id.startswith("urn:uuid:")) == (1, ("Title a",), True)
+
+
+# Inbound mail (mailbox sources)
+
+def test_inbound_mail_is_kept_once_per_source_and_key_and_read_back_in_order(connect: Connect) -> None:
+    store, other = connect(), connect(owner="second")
+    assert store.add_inbound(["letters", "tech"], "<a@x>", "news@x", b"raw a", NOW) == [True, True]
+    assert other.add_inbound(["letters"], "<a@x>", "news@x", b"raw a again", NOW) == [False]  # committed: seen by another connection
+    assert store.add_inbound(["letters"], "<b@x>", "news@x", b"raw b", NOW + timedelta(minutes=1)) == [True]
+    first = other.inbound_messages("letters", 0, 10)
+    assert [(m.key, m.raw, m.sender, m.received) for m in first] == [("<a@x>", b"raw a", "news@x", NOW),
+                                                                      ("<b@x>", b"raw b", "news@x", NOW + timedelta(minutes=1))]
+    assert other.inbound_messages("letters", first[0].id, 10) == first[1:]
+    assert other.inbound_messages("letters", first[1].id, 10) == []
+    assert [m.key for m in other.inbound_messages("tech", 0, 1)] == ["<a@x>"]
+
+
+def test_inbound_outcomes_are_counted_per_source_with_the_last_time(store: Store) -> None:
+    store.add_inbound(["letters"], "<a@x>", "news@x", b"raw", NOW)
+    store.add_inbound(["letters"], "<a@x>", "news@x", b"raw", NOW + timedelta(minutes=2))
+    store.count_inbound("letters", "too large", NOW + timedelta(minutes=1))
+    store.count_inbound("", "unknown recipient", NOW)
+    store.count_inbound("", "unknown recipient", NOW + timedelta(minutes=3))
+    assert store.inbound_counts() == {
+        "letters": {"accepted": (1, NOW), "duplicate": (1, NOW + timedelta(minutes=2)), "too large": (1, NOW + timedelta(minutes=1))},
+        "": {"unknown recipient": (2, NOW + timedelta(minutes=3))},
+    }
