@@ -35,6 +35,7 @@ FEED = "feed.atom"
 MONTHS = "months"
 ARCHIVES = "archive"
 EDITIONS = "editions"
+SEARCH = "search"  # answered by `digest serve` (digest.search), not a file
 TEMPLATE = "archive.html"  # index and month pages, overridable from the digest's `templates`
 HEADLINES = 3  # titles shown for each edition on the index pages
 INDEX_EDITIONS = 30  # editions on index.html; the month pages hold every one
@@ -71,6 +72,18 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def page_names(listing: Sequence[EditionListing]) -> dict[int, str]:
+    """Each edition's page (listing oldest first): `editions/<UTC stamp>.html`, named as the files channel
+    names its HTML, with `-2`, `-3` ... for later editions made in the same second."""
+    names: dict[int, str] = {}
+    seen: dict[str, int] = {}
+    for edition in listing:
+        stamp = edition.created.astimezone(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+        seen[stamp] = seen.get(stamp, 0) + 1
+        names[edition.id] = f"{EDITIONS}/{stamp}.html" if seen[stamp] == 1 else f"{EDITIONS}/{stamp}-{seen[stamp]}.html"
+    return names
+
+
 class Archive:
     """One digest's archive, planned from its edition listing (oldest first)."""
 
@@ -85,23 +98,12 @@ class Archive:
         self._zone = ZoneInfo(settings.timezone)
         base = settings.base_url
         self.base = base if not base or base.endswith("/") else base + "/"
-        self.page_names = self._name_pages()
+        self.page_names = page_names(self.listing)
         self.months: dict[str, list[EditionListing]] = {}
         for edition in self.listing:
             self.months.setdefault(self._month(edition), []).append(edition)
 
     # Planning
-
-    def _name_pages(self) -> dict[int, str]:
-        """Each edition's page: `editions/<UTC stamp>.html`, named as the files channel names its HTML,
-        with `-2`, `-3` ... for later editions made in the same second."""
-        names: dict[int, str] = {}
-        seen: dict[str, int] = {}
-        for edition in self.listing:
-            stamp = edition.created.astimezone(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
-            seen[stamp] = seen.get(stamp, 0) + 1
-            names[edition.id] = f"{EDITIONS}/{stamp}.html" if seen[stamp] == 1 else f"{EDITIONS}/{stamp}-{seen[stamp]}.html"
-        return names
 
     def _month(self, edition: EditionListing) -> str:
         return edition.created.astimezone(self._zone).strftime("%Y-%m")
@@ -225,6 +227,7 @@ class Archive:
             "months": [self._month_link(m, document) for m in reversed(list(self.months))],
             "feed_href": self._href(FEED, document),
             "index_href": self._href(INDEX, document),
+            "search_href": self._href(SEARCH, document),
             "total": len(self.listing),
             "newer": None,
             "older": None,

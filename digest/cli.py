@@ -877,6 +877,78 @@ def subscribers_remove(context: click.Context, email: str, digest_name: str | No
     click.echo(f"removed {address} ({removed} subscription{'s' if removed != 1 else ''})")
 
 
+@main.command()
+@click.argument("query")
+@click.option("--digest", "digest_name", metavar="NAME", help="Only articles that were in an edition of this digest.")
+@click.option("--since", metavar="DATE", help="Only articles published on or after DATE (YYYY-MM-DD or ISO 8601; UTC).")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="Results at most.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_context
+def search(context: click.Context, query: str, digest_name: str | None, since: str | None, limit: int, as_json: bool) -> None:
+    """Find stored articles by the words of their title, summary or text, best first, with their editions.
+
+    Every word must appear (in any form: "quakes" finds "quake"); anything but letters and
+    digits only separates words. Text pruned by [store] keep is no longer searched.
+
+    \b
+    Example:
+      digest search "tram line" --digest daily --since 2026-11-01
+    """
+    config = load_config(context)
+    from digest import search as searching
+    from digest.deliver import safe_name
+    from digest.errors import QueryError
+    from digest.store import open_store
+
+    if digest_name is not None:
+        guarded(lambda: config.digest(digest_name))
+    try:
+        moment = searching.parse_since(since) if since is not None else None
+        searching.query_words(query)
+    except QueryError as error:
+        fail(EXIT_USAGE, f"search: {error}")
+    if not config.store.path.exists():
+        fail(EXIT_CANNOT_RUN, f"no store at {config.store.path} yet: nothing to search (the first `digest run` makes it)")
+
+    def find() -> tuple[list[Any], Any]:
+        store = open_store(config.store)
+        try:
+            hits = searching.search(store, query, digest_name, moment, limit)
+            return hits, searching.Pages.of(store, config, hits)
+        finally:
+            store.close()
+
+    hits, pages = guarded(find)
+    if as_json:
+        click.echo(json.dumps({"query": query, "words": list(searching.query_words(query)),
+                               "results": [searching.hit_document(hit, pages) for hit in hits]}, indent=2, ensure_ascii=False))
+        return
+    if not hits:
+        click.echo("no article found")
+        return
+    digests = {d.name: d for d in config.digests}
+    for number, hit in enumerate(hits, 1):
+        article = hit.article
+        when = (article.published or article.fetched).astimezone(timezone.utc).strftime("%Y-%m-%d")
+        click.echo(f"{number}. {article.title}\n   {article.source}, {when}" + (f", {article.url}" if article.url else ""))
+        if hit.excerpt:
+            click.echo(f"   {hit.excerpt}")
+        for ref in hit.editions:
+            digest = digests.get(ref.digest)
+            zone = digest.timezone if digest else "UTC"
+            page = pages.page(ref.id)
+            where = f": {digest.output_dir / safe_name(ref.digest) / page}" if digest and digest.output_dir and page else ""
+            click.echo(f"   in {ref.digest}, edition {ref.id} of {_local(ref.created, zone)}{where}")
+        if not hit.editions:
+            click.echo("   in no edition yet")
+
+
+def _local(moment: datetime, zone: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    return f"{moment.astimezone(ZoneInfo(zone)).strftime('%Y-%m-%d %H:%M')} {zone}"
+
+
 @main.group()
 def archive() -> None:
     """The archive of each digest's editions: index pages and Atom feeds in its output folder."""

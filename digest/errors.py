@@ -15,7 +15,8 @@ library; only `cli.py` turns them into one-line messages and exit codes.
     ├── DeliveryError          a file or email could not be delivered
     │   ├── TemporaryDeliveryError   retried later with backoff
     │   └── PermanentDeliveryError   recorded, never retried
-    └── ListenError            a local server cannot start (address in use)  (exit 3)
+    ├── ListenError            a local server cannot start (address in use)  (exit 3)
+    └── QueryError             a search query that cannot be used (no words, too long)  (exit 2)
 """
 
 from __future__ import annotations
@@ -86,3 +87,7 @@ class PermanentDeliveryError(DeliveryError):
 
 class ListenError(DigestError):
     """A local server (mailsink, inbound listener) cannot start: address in use, folder unusable."""
+
+
+class QueryError(DigestError):
+    """A search query that cannot be used: no words to look for, or too long."""

@@ -82,6 +82,26 @@ class Edition:
 
 
 @dataclass(frozen=True)
+class EditionRef:
+    """An edition an article appeared in: its digest, id and when it was made."""
+
+    digest: str
+    id: int
+    created: datetime
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One article a search found, best first: the article, a plain-text excerpt around the words
+    found (no markup), the editions it appeared in (oldest first) and its rank (lower is better)."""
+
+    article: StoredArticle
+    excerpt: str
+    editions: tuple[EditionRef, ...]
+    rank: float
+
+
+@dataclass(frozen=True)
 class EditionListing:
     """One edition as an archive lists it: no article bodies, only what index pages and feeds need."""
 

@@ -25,12 +25,14 @@ from urllib.parse import parse_qsl
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from digest import search
 from digest.config import Config
 from digest.deliver import safe_name
 from digest.errors import ListenError, StoreError
@@ -46,7 +48,9 @@ DEFAULT_LISTEN = "127.0.0.1:8080"
 HEALTH_GRACE = timedelta(minutes=15)
 
 # Other modules' endpoints: name -> function(config) -> endpoints. See the module docstring.
-ENDPOINTS: dict[str, Callable[[Config], list[Endpoint]]] = {}
+ENDPOINTS: dict[str, Callable[[Config], list[Endpoint]]] = {
+    "search": search.endpoints,
+}
 
 Clock = Callable[[], datetime]
 
@@ -124,7 +128,7 @@ def _wrap(endpoint: Endpoint) -> Route:
             method=request.method, path_params={k: str(v) for k, v in request.path_params.items()},
             query=dict(request.query_params), form=form, headers={k.lower(): v for k, v in request.headers.items()},
         )
-        reply: WebReply = endpoint.handle(web_request)
+        reply: WebReply = await run_in_threadpool(endpoint.handle, web_request)  # off the event loop: it may read the store
         return Response(reply.body, status_code=reply.status, media_type=reply.content_type, headers=reply.headers)
 
     return Route(endpoint.path, handle, methods=list(endpoint.methods))

@@ -102,7 +102,9 @@ def test_migrations_are_named_and_recorded_and_a_store_from_before_names_gets_on
                           "DROP INDEX editions_atom_id", "ALTER TABLE editions DROP COLUMN atom_id",
                           "DROP INDEX articles_unpruned", "ALTER TABLE deliveries DROP COLUMN lease_owner",
                           "ALTER TABLE sources DROP COLUMN failing_since", "DROP TABLE inbound_messages",
-                          "DROP TABLE inbound_counts", "PRAGMA user_version = 4"):
+                          "DROP TABLE inbound_counts", "DROP TRIGGER article_search_insert",
+                          "DROP TRIGGER article_search_update", "DROP TRIGGER article_search_delete",
+                          "DROP TABLE article_search", "DROP VIEW article_search_text", "PRAGMA user_version = 4"):
             db.execute(statement)
     reopened = open_store(path)
     try:

@@ -335,3 +335,45 @@ def test_inbound_outcomes_are_counted_per_source_with_the_last_time(store: Store
         "letters": {"accepted": (1, NOW), "duplicate": (1, NOW + timedelta(minutes=2)), "too large": (1, NOW + timedelta(minutes=1))},
         "": {"unknown recipient": (2, NOW + timedelta(minutes=3))},
     }
+
+
+# Search
+
+
+def test_search_finds_every_word_in_title_summary_or_text_best_first_with_editions(store: Store) -> None:
+    add(store, article("quake", "A strong earthquake shook the harbour town of Izmir on Friday.", title="Earthquake in Turkey"),
+        article("tram", "The new tram line opened with a ceremony near the harbour.", title="Tram line opens"),
+        article("mayor", "The mayor spoke about earthquakes, briefly.", title="Council meets"),
+        article("other", "Earthquake drill at the school.", title="School news", source="elsewhere"))
+    edition = store.create_edition("daily", ["news"], 50, NOW, [])
+    assert edition is not None
+    hits = store.search(["earthquake"], None, None, 10)
+    assert [hit.article.title for hit in hits][0] == "Earthquake in Turkey"  # a word in the title ranks first
+    assert {hit.article.title for hit in hits} == {"Earthquake in Turkey", "Council meets", "School news"}  # "earthquakes" too
+    assert [hit.article.title for hit in store.search(["HARBOUR", "tram"], None, None, 10)] == ["Tram line opens"]  # all words
+    found = {hit.article.title: hit for hit in hits}
+    assert [(ref.digest, ref.id) for ref in found["Earthquake in Turkey"].editions] == [("daily", edition.id)]
+    assert found["School news"].editions == ()  # in no edition yet, still found
+    assert "Izmir" in found["Earthquake in Turkey"].excerpt
+    assert [hit.article.title for hit in store.search(["earthquake"], "daily", None, 10)] == ["Earthquake in Turkey", "Council meets"]
+    assert len(store.search(["earthquake"], None, None, 1)) == 1
+    assert store.search(["nowhere"], None, None, 10) == []
+
+
+def test_search_since_and_summary_and_pruned_text(store: Store) -> None:
+    add(store, article("old", "Volcano erupts in the old days.", published=NOW - timedelta(days=30)), now=NOW - timedelta(days=30))
+    add(store, article("new", "Volcano erupts again today."))
+    assert [h.article.title for h in store.search(["volcano"], None, NOW - timedelta(days=1), 10)] == ["Title new"]
+    assert len(store.search(["sentence"], None, None, 10)) == 2  # the summary's words ("One sentence.")
+    store.prune(NOW - timedelta(days=10))
+    assert [h.article.title for h in store.search(["volcano"], None, None, 10)] == ["Title new"]  # pruned text leaves the index
+    assert [h.article.title for h in store.search(["title", "old"], None, None, 10)] == ["Title old"]  # its title stays
+
+
+@pytest.mark.parametrize("word", ['"', "*", "NEAR(", "'; DROP TABLE articles; --", "a\x00b", "x" * 10_000, "OR", "-",
+                                  "title:harbour", "^", "(", ")", "AND NOT", "", " "])
+def test_search_words_are_data_never_syntax(store: Store, word: str) -> None:
+    add(store, article("a", "Harbour news: OR and NEAR are words here; a b."))
+    hits = store.search([word], None, None, 10)
+    assert all(hit.article.title == "Title a" for hit in hits)
+    assert store.article_count() == 1 and store.search(["harbour"], None, None, 10)  # nothing dropped or broken

@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from digest.models import Article, Delivery, Edition, EditionListing, InboundMessage, SourceState, StoredArticle, StoreSize, Subscriber, Summary
+from digest.models import (Article, Delivery, Edition, EditionListing, InboundMessage, SearchHit, SourceState, StoredArticle,
+                           StoreSize, Subscriber, Summary)
 
 
 class Store(Protocol):
@@ -83,6 +84,14 @@ class Store(Protocol):
 
     def size(self) -> StoreSize:
         """How big the state is: bytes on disk, articles, articles still holding their text."""
+        ...
+
+    def search(self, words: Sequence[str], digest: str | None, since: datetime | None, limit: int) -> list[SearchHit]:
+        """The `limit` articles, best first, whose title, summary or text (while kept) holds every one of
+        `words` (plain words, matched case- and accent-blind and by stem, never read as query syntax), with
+        the editions each appeared in; only those in an edition of `digest` when given, and only those
+        published (else fetched) at or after `since` when given. Ranked by BM25 (SQLite FTS5; PostgreSQL's
+        ts_rank_cd on a tsvector of the same three fields), a word in the title counting most."""
         ...
 
     # Editions

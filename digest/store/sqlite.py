@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from digest.errors import StoreError, StoreLockedError
-from digest.models import Article, Delivery, Edition, EditionListing, InboundMessage, SourceState, StoredArticle, StoreSize, Subscriber, Summary
+from digest.models import (Article, Delivery, Edition, EditionListing, EditionRef, InboundMessage, SearchHit, SourceState,
+                           StoredArticle, StoreSize, Subscriber, Summary)
 from digest.store.base import WriteBatch
 
 # Who holds the leases this process takes: made once per process, never reused, so a lease
@@ -188,7 +189,49 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         PRIMARY KEY (source, outcome)
     );
     """),
+    # search (digest search, serve's /DIGEST/search): an FTS5 index of each article's title, summary (its
+    # sentences, out of their JSON list) and text, whose content is read through a view of `articles`
+    # (nothing stored twice); triggers keep it in step with every insert, change and prune (a pruned
+    # text leaves the index). Ranked by BM25 with a title word worth 10 of the text's, a summary's 4.
+    # Filled by INSERT ... SELECT: FTS5's 'rebuild' cannot read a view whose column runs json_each.
+    ("0011_article_search", """
+    CREATE VIEW article_search_text AS
+        SELECT id, title, (SELECT group_concat(value, ' ') FROM json_each(articles.summary)) AS summary, body
+        FROM articles;
+    CREATE VIRTUAL TABLE article_search USING fts5(
+        title, summary, body, content='article_search_text', content_rowid='id',
+        tokenize='porter unicode61 remove_diacritics 2');
+    INSERT INTO article_search (article_search, rank) VALUES ('rank', 'bm25(10.0, 4.0, 1.0)');
+    INSERT INTO article_search (rowid, title, summary, body) SELECT id, title, summary, body FROM article_search_text;
+    CREATE TRIGGER article_search_insert AFTER INSERT ON articles BEGIN
+        INSERT INTO article_search (rowid, title, summary, body)
+        VALUES (new.id, new.title, (SELECT group_concat(value, ' ') FROM json_each(new.summary)), new.body);
+    END;
+    CREATE TRIGGER article_search_delete AFTER DELETE ON articles BEGIN
+        INSERT INTO article_search (article_search, rowid, title, summary, body)
+        VALUES ('delete', old.id, old.title, (SELECT group_concat(value, ' ') FROM json_each(old.summary)), old.body);
+    END;
+    CREATE TRIGGER article_search_update AFTER UPDATE OF title, summary, body ON articles BEGIN
+        INSERT INTO article_search (article_search, rowid, title, summary, body)
+        VALUES ('delete', old.id, old.title, (SELECT group_concat(value, ' ') FROM json_each(old.summary)), old.body);
+        INSERT INTO article_search (rowid, title, summary, body)
+        VALUES (new.id, new.title, (SELECT group_concat(value, ' ') FROM json_each(new.summary)), new.body);
+    END;
+    """),
 )
+
+
+def statements(sql: str) -> Iterator[str]:
+    """The SQL statements of a migration, one at a time: split at each `;` that ends a whole statement
+    (sqlite3.complete_statement), so a trigger's body stays in one piece."""
+    pending = ""
+    for piece in sql.split(";"):
+        pending += piece + ";"
+        if pending.strip(" \n;") and sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if pending.strip(" \n;"):
+        yield pending
 
 
 def _text(moment: datetime | None) -> str | None:
@@ -341,7 +384,7 @@ class SqliteStore:
                     self.db.execute("COMMIT")
                     return
                 name, sql = missing[0]
-                for statement in filter(str.strip, sql.split(";")):
+                for statement in statements(sql):
                     self.db.execute(statement)
                 self.db.execute("INSERT INTO migrations (name, applied) VALUES (?, ?)",
                                 (name, _text(datetime.now(timezone.utc))))
@@ -499,6 +542,48 @@ class SqliteStore:
         articles, with_text = self.db.execute(
             "SELECT COUNT(*), COALESCE(SUM(body != ''), 0) FROM articles").fetchone()
         return StoreSize(bytes=on_disk, articles=articles, articles_with_text=with_text)
+
+    def search(self, words: Sequence[str], digest: str | None, since: datetime | None, limit: int) -> list[SearchHit]:
+        """The best `limit` articles holding every one of `words` (FTS5, BM25), with their editions.
+
+        Each word goes to FTS5 as a quoted string (a `"` doubled), so nothing in it is read as
+        query syntax: `*`, `NEAR(`, `OR`, `-` and column filters are only text.
+        """
+        quoted = [f'"{word.replace(chr(0), " ").replace(chr(34), chr(34) * 2)}"' for word in words
+                  if word.replace(chr(0), "").strip()]
+        if not quoted or limit < 1:
+            return []
+        match = " ".join(quoted)
+        where: list[str] = ["article_search MATCH ?"]
+        parameters: list[object] = [match]
+        if since is not None:
+            where.append("COALESCE(a.published, a.fetched) >= ?")
+            parameters.append(_text(since))
+        if digest is not None:
+            where.append("EXISTS (SELECT 1 FROM edition_articles e WHERE e.digest = ? AND e.article_id = a.id)")
+            parameters.append(digest)
+        rows = self.db.execute(
+            f"""SELECT {_STORED_COLUMNS}, s.rank AS rank FROM article_search s JOIN articles a ON a.id = s.rowid
+                WHERE {" AND ".join(where)} ORDER BY s.rank, a.id LIMIT ?""",
+            [*parameters, limit],
+        ).fetchall()
+        if not rows:
+            return []
+        ids = [row["id"] for row in rows]
+        marks = ",".join("?" for _ in ids)
+        excerpts = dict(self.db.execute(
+            f"""SELECT rowid, CASE WHEN body != '' THEN snippet(article_search, 2, '', '', '…', 24)
+                       ELSE snippet(article_search, 1, '', '', '…', 24) END FROM article_search
+                WHERE article_search MATCH ? AND rowid IN ({marks})""", [match, *ids]).fetchall())
+        editions: dict[int, list[EditionRef]] = {}
+        for row in self.db.execute(
+            f"""SELECT ea.article_id, e.digest, e.id, e.created FROM edition_articles ea JOIN editions e ON e.id = ea.edition_id
+                WHERE ea.article_id IN ({marks}) ORDER BY e.created, e.id""", ids):
+            created = _moment(row[3])
+            assert created is not None
+            editions.setdefault(row[0], []).append(EditionRef(row[1], row[2], created))
+        return [SearchHit(self._stored(row), " ".join(str(excerpts.get(row["id"], "")).split()),
+                          tuple(editions.get(row["id"], ())), float(row["rank"])) for row in rows]
 
     # Editions
 
