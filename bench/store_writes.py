@@ -1,10 +1,13 @@
-"""Storing articles: one transaction per article against the pipeline's write batches.
+"""Storing articles: one transaction per article against the pipeline's write batches, each with and
+without the search index (FTS5, kept in step by triggers) being written.
 
     python bench/store_writes.py [--articles 2000] [--runs 5]
 
 Each run stores N new articles (cnndm story texts, or generated text) into a fresh
 SQLite store (WAL, synchronous=NORMAL), checking each for duplicates first as the
 pipeline does, and prints the median CPU and wall time per article of each way.
+"Without search index" drops the triggers that feed the index, as a store before
+migration 0010_article_search was.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ def batched(store: Store, stream: Iterator[Article]) -> None:
     writes.commit()
 
 
+SEARCH_TRIGGERS = ("article_search_insert", "article_search_update", "article_search_delete")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--articles", type=int, default=2000)
@@ -60,11 +66,18 @@ def main() -> None:
     options = parser.parse_args()
     texts, origin = source_texts()
     print(f"{options.articles} articles from {origin}; medians of {options.runs} runs")
-    timings: dict[str, tuple[list[float], list[float]]] = {"per article": ([], []), f"batches of up to {BATCH_WRITES}": ([], [])}
+    ways = [(f"{name}, {index}", write, index == "with search index")
+            for index in ("with search index", "without search index")
+            for name, write in (("per article", per_article), (f"batches of up to {BATCH_WRITES}", batched))]
+    timings: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name, _, _ in ways}
     with tempfile.TemporaryDirectory() as folder:
         for run in range(options.runs):
-            for (name, (cpu, wall)), write in zip(timings.items(), (per_article, batched)):
-                store = open_store(Path(folder) / f"{run}-{len(cpu)}-{write.__name__}.sqlite3")
+            for name, write, indexed in ways:
+                cpu, wall = timings[name]
+                store = open_store(Path(folder) / f"{run}-{len(timings)}-{len(cpu)}-{write.__name__}-{indexed}.sqlite3")
+                if not indexed:
+                    for trigger in SEARCH_TRIGGERS:
+                        store.db.execute(f"DROP TRIGGER {trigger}")  # type: ignore[attr-defined]
                 started_cpu, started_wall = time.process_time(), time.perf_counter()
                 write(store, articles(options.articles, texts))
                 cpu.append(time.process_time() - started_cpu)
