@@ -7,7 +7,7 @@ Each run stores N new articles (cnndm story texts, or generated text) into a fre
 SQLite store (WAL, synchronous=NORMAL), checking each for duplicates first as the
 pipeline does, and prints the median CPU and wall time per article of each way.
 "Without search index" drops the triggers that feed the index, as a store before
-migration 0010_article_search was.
+migration 0011_article_search was.
 """
 
 from __future__ import annotations
