@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import ssl
 import stat
 import threading
@@ -113,7 +114,7 @@ class MailServer:
         self.handler = handler
         self.listen = listen
         self.lmtp = lmtp
-        self.hostname = hostname or None
+        self.hostname = hostname
         self.max_bytes = max_bytes
         self.tls = tls
         self.bound: tuple[str, int] | None = None  # the TCP address actually bound (port 0 picks one)
@@ -142,6 +143,8 @@ class MailServer:
 
     def start(self) -> None:
         """Bind and serve; ListenError naming the address when it cannot be used."""
+        # aiosmtpd would look this machine's name up (DNS) again for every connection
+        self.hostname = self.hostname or socket.getfqdn()
         ready = threading.Event()
         failure: list[BaseException] = []
 

@@ -377,3 +377,11 @@ def test_search_words_are_data_never_syntax(store: Store, word: str) -> None:
     hits = store.search([word], None, None, 10)
     assert all(hit.article.title == "Title a" for hit in hits)
     assert store.article_count() == 1 and store.search(["harbour"], None, None, 10)  # nothing dropped or broken
+
+
+def test_pruning_drops_old_mail_bytes_but_a_resend_stays_a_duplicate(store: Store) -> None:
+    store.add_inbound(["letters"], "<old@x>", "news@x", b"old raw", NOW - timedelta(days=100))
+    store.add_inbound(["letters"], "<new@x>", "news@x", b"new raw", NOW)
+    store.prune(NOW - timedelta(days=90))
+    assert [(m.key, m.raw) for m in store.inbound_messages("letters", 0, 10)] == [("<old@x>", b""), ("<new@x>", b"new raw")]
+    assert store.add_inbound(["letters"], "<old@x>", "news@x", b"old raw", NOW) == [False]

@@ -79,7 +79,8 @@ class Store(Protocol):
 
     def prune(self, before: datetime) -> int:
         """Drop the text of articles fetched before `before` that every edition is done with; identities
-        stay, so nothing comes back as new. Returns how many articles lost their text."""
+        stay, so nothing comes back as new. Also the bytes of mail received before `before` (its key
+        stays: a resend is still a duplicate). Returns how many articles lost their text."""
         ...
 
     def size(self) -> StoreSize:

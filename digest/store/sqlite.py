@@ -531,9 +531,11 @@ class SqliteStore:
 
     def prune(self, before: datetime) -> int:
         """Drop the text of articles fetched before `before` (their identity, content hash, title and
-        summary stay, so nothing comes back as new and old editions still render)."""
+        summary stay, so nothing comes back as new and old editions still render), and the bytes of
+        mail received before it (its Message-ID stays, so a resend is still a duplicate)."""
         with self.transaction():
             cursor = self.db.execute("UPDATE articles SET body = '' WHERE fetched < ? AND body != ''", (_text(before),))
+            self.db.execute("UPDATE inbound_messages SET raw = x'' WHERE received < ? AND length(raw) > 0", (_text(before),))
         return cursor.rowcount
 
     def size(self) -> StoreSize:
