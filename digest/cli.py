@@ -393,6 +393,9 @@ def check(context: click.Context, smtp: bool) -> None:
         outputs = []
         if digest.output_dir:
             outputs.append(f"files in {digest.output_dir} ({', '.join(digest.formats)})")
+            if digest.archive:
+                address = f"at {digest.base_url}" if digest.base_url else "with relative links (no base_url)"
+                outputs.append(f"archive and Atom feed of the last {digest.feed_size} editions {address}")
         if digest.email_to:
             outputs.append(f"email to {len(digest.email_to)} recipient(s)")
         click.echo(f"digest {digest.name}: schedule {digest.schedule!r} {digest.timezone}, "

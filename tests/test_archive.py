@@ -317,6 +317,13 @@ def test_serve_with_a_bad_address_is_a_usage_error(project: Project) -> None:
     assert result.returncode == 2 and "HOST:PORT" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_check_says_where_the_archive_goes(project: Project) -> None:
+    set_digest_keys(project, f'base_url = "{BASE}"\nfeed_size = 50')
+    result = project.cli("check")
+    assert result.returncode == 0, result.stderr
+    assert f"archive and Atom feed of the last 50 editions at {BASE}" in result.stdout
+
+
 def test_bad_archive_keys_name_the_key(project: Project) -> None:
     set_digest_keys(project, 'base_url = "ftp://example.org/x"')
     result = project.cli("check")
