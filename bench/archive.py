@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 from digest import config as config_module  # noqa: E402
 from digest import pipeline  # noqa: E402
 from digest.models import Article, Summary  # noqa: E402
-from digest.store import Store  # noqa: E402
+from digest.store import Store, open_store  # noqa: E402
 
 START = datetime(2024, 1, 1, 7, tzinfo=timezone.utc)
 SUMMARY = Summary(sentences=("The council met on Monday.", "Works start in spring.", "Residents welcomed it."),
@@ -87,7 +87,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-archive-") as scratch:
         root = Path(scratch)
         config = make_config(root)
-        store = Store(config.store.path)
+        store = open_store(config.store)
         for number in range(options.editions):
             add_edition(store, number, options.articles)
         store.close()
@@ -118,22 +118,21 @@ def main() -> None:
             for suffix in ("-wal", "-shm"):
                 Path(f"{config.store.path}{suffix}").unlink(missing_ok=True)
             shutil.copy(kept, config.store.path)
-            store = Store(config.store.path)
+            store = open_store(config.store)
             try:
-                runner = pipeline.Pipeline(config, store)
                 moment = START + timedelta(days=options.editions)
                 with store.transaction():
                     for index in range(options.articles):
                         store.add_article(Article(source="bench", identity=f"new-{index}", version="1",
                                                   title=f"New story {index}", body=f"New story {index}. " * 20,
                                                   published=moment), SUMMARY, moment)
-                seconds, deliveries = timed(lambda: (runner.make_edition(config.digests[0], moment),
-                                                     runner.process_outbox(moment, honour_backoff=False))[1])
+                seconds, deliveries = timed(lambda: (pipeline.make_editions(config, store, config.digests, moment),
+                                                     pipeline.deliver(config, store, moment, honour_backoff=False))[1])
             finally:
                 store.close()
             adds.append(seconds)
-            [archived] = [d for d in deliveries if d["channel"] == "archive"]  # type: ignore[union-attr]
-            files = int(str(archived["to"]).split("(")[1].split()[0])
+            [archived] = [d for d in deliveries if d.channel == "archive"]  # type: ignore[union-attr]
+            files = int(archived.to.split("(")[1].split()[0])
         total = sum(1 for p in (root / "out").rglob("*") if p.is_file())
         print(f"add one edition (make it, write its page, deliver to the archive): median {statistics.median(adds):.3f} s, "
               f"{files} archive files written of {total} (runs: {', '.join(f'{s:.3f}' for s in adds)})")
