@@ -146,7 +146,7 @@ def test_429_with_retry_after_holds_that_host_for_its_seconds_and_no_other() -> 
             assert first.result().status == 200 and second.result().status == 200
     assert len(busy_times) == 3  # the 429, the same request asked once more, and the other feed of that host
     assert min(busy_times[1:]) - busy_times[0] >= 2.0  # nothing reached that host for the 2 s it asked
-    assert other_took < 1.5  # ten requests to another host went on meanwhile (0.05 s each)
+    assert other_took < 1.9  # ten requests to another host (0.05 s each) went on within the 2 s hold
     assert len(other_gauge.arrivals) == 10
 
 
@@ -160,10 +160,12 @@ def test_a_slow_host_gets_fewer_requests_in_flight_than_a_fast_one() -> None:
             futures = [pool.submit(fetcher.fetch, slow_url) for _ in range(7)]
             futures += [pool.submit(fetcher.fetch, fast_url) for _ in range(16)]
             assert all(future.result().status == 200 for future in futures)
+    in_flight = [count for _, count in sorted(slow.arrivals)]  # at each request's arrival, in order
     assert fast.peak() == 4  # per_host_concurrency: a fast host keeps its window
-    assert slow.peak() == 4  # ... and so does a slow one at first,
-    assert slow.peak(after=started + 0.9) <= 2  # but after its first slow answers it gets half,
-    assert slow.peak(after=started + 1.9) == 1  # then one at a time
+    assert max(in_flight[:4]) == 4  # ... and so does a slow one at first,
+    assert max(in_flight[4:6]) <= 2  # but after its first slow answers it gets half,
+    assert in_flight[6] == 1  # then one at a time
+    assert time.monotonic() - started >= 3.0  # three rounds of 1 s: 4, then 2, then 1
 
 
 def test_robots_txt_disallow_is_respected_for_pages_but_not_feeds(http_server: LocalServer) -> None:
