@@ -7,7 +7,7 @@ folder is emptied and a second `digest run` makes one edition of all N with
 mails it to an aiosmtpd sink on 127.0.0.1. The figure is the second run's main
 process peak (ru_maxrss of the CLI; workers are not used: nothing is summarised).
 
-Usage: python bench/bench_edition_memory.py [--sizes 500,5000] [--runs 3]
+Usage: python bench/bench_edition_memory.py [--sizes 500,5000] [--runs 3] [--no-archive]
 """
 
 from __future__ import annotations
@@ -37,13 +37,16 @@ def write_stories(folder: Path, count: int) -> None:
         (folder / f"{n:05d}.txt").write_text(f"Story {n}: the council, the harbour bridge and the trams\n\n{body}\n", encoding="utf-8")
 
 
+ARCHIVE = ['base_url = "https://news.example.org/daily/"']  # emptied by --no-archive
+
+
 def config_text(count: int, port: int, warm_up: bool) -> str:
     """The config of the storing run (a warm-up digest of one story) or of the edition's run."""
     if warm_up:
         digest = 'name = "warmup"\nsources = ["bench"]\nmax_articles = 1\noutput_dir = "warm"\nformats = ["txt"]'
     else:
         digest = (f'name = "daily"\nsources = ["bench"]\nmax_articles = {count}\noutput_dir = "out"\n'
-                  'base_url = "https://news.example.org/daily/"\nemail_to = ["reader@example.org"]')
+                  + "\n".join(ARCHIVE) + '\nemail_to = ["reader@example.org"]')
     return textwrap.dedent(f"""
         [store]
         path = "state/digest.sqlite3"
@@ -80,7 +83,7 @@ def edition_peak(work: Path, count: int, port: int) -> tuple[float, float, float
     config.write_text(config_text(count, port, False), encoding="utf-8")
     made = measure([sys.executable, "-m", "digest", "--config", str(config), "run", "--json"], work, env, timeout=1800)
     assert made.returncode == 0, made.stderr[-2000:]
-    html = next((work / "out" / "daily").glob("*T*.html")).read_text(encoding="utf-8")
+    html = next((work / "out" / "daily").glob("**/*T*.html")).read_text(encoding="utf-8")
     assert html.count("Story ") >= count, "the edition's page does not hold every story"
     return made.max_process_mb, made.wall, made.cpu
 
@@ -89,7 +92,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="500,5000")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-archive", action="store_true", help="archive = false: files and email only")
     options = parser.parse_args()
+    if options.no_archive:
+        ARCHIVE[:] = ["archive = false"]
     sizes = [int(size) for size in options.sizes.split(",")]
     figures: dict[int, list[tuple[float, float, float]]] = {size: [] for size in sizes}
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-edition-") as root:

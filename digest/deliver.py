@@ -9,11 +9,12 @@ session and its error mapping), digest/mail.py (the message) and digest/signing.
 
 from __future__ import annotations
 
+import filecmp
 import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.policy import SMTP, SMTPUTF8
@@ -175,50 +176,57 @@ class FileDeliverer:
     def deliver(self, delivery: Delivery, edition: RenderedEdition, created: datetime) -> str:
         folder = Path(delivery.recipient) / safe_name(delivery.digest)
         stamp = created.strftime("%Y-%m-%dT%H%M%SZ")
+        # A document that can be streamed (the pipeline's files rendering) is written piece by piece.
+        pieces: Callable[[str], Iterable[str]] = getattr(edition.bodies, "pieces", lambda fmt: (edition.bodies[fmt],))
+        written: list[tuple[str, str]] = []  # (format, temp file): all are written before any is put in place
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            written = [self._write_new(folder, stamp, fmt, text) for fmt, text in edition.bodies.items()]
+            _remove_orphaned_partials(folder)
+            for fmt in edition.bodies:
+                written.append((fmt, self._write_temporary(folder, fmt, pieces(fmt))))
+            placed = [self._place(folder, stamp, fmt, temporary) for fmt, temporary in written]
         except OSError as error:
             raise TemporaryDeliveryError(f"cannot write to {folder}: {error.strerror or error}") from None
-        return ", ".join(str(path) for path in written)
+        finally:
+            for _, temporary in written:
+                os.unlink(temporary)
+        return ", ".join(str(path) for path in placed)
 
     @staticmethod
-    def _write_new(folder: Path, stamp: str, extension: str, text: str) -> Path:
-        """Write via a temp file and a hard link, so no reader sees half a file and nothing is overwritten.
-
-        Idempotent: a retry after a crash between writing and recording the
-        delivery finds its identical file and writes no second copy.
-        """
-        _remove_orphaned_partials(folder)
+    def _write_temporary(folder: Path, extension: str, pieces: Iterable[str]) -> str:
+        """A temp file in `folder` holding the pieces, synced; removed again if writing fails."""
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", suffix=f".{extension}")
         try:
             os.fchmod(handle, 0o644)  # mkstemp's 0600 would hide editions from a web server or other users
             with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(text)
+                for piece in pieces:
+                    stream.write(piece)
                 stream.flush()
                 os.fsync(stream.fileno())
-            for counter in range(1, 1000):
-                target = folder / (f"{stamp}.{extension}" if counter == 1 else f"{stamp}-{counter}.{extension}")
-                try:
-                    os.link(temporary, target)
-                    return target
-                except FileExistsError:
-                    if _same_text(target, text):
-                        return target
-            raise OSError(f"too many editions named {stamp}")
-        finally:
+        except BaseException:
             os.unlink(temporary)
+            raise
+        return temporary
+
+    @staticmethod
+    def _place(folder: Path, stamp: str, extension: str, temporary: str) -> Path:
+        """Hard-link the temp file to its name, so no reader sees half a file and nothing is overwritten.
+
+        Idempotent: a retry after a crash between writing and recording the
+        delivery finds its identical file and writes no second copy.
+        """
+        for counter in range(1, 1000):
+            target = folder / (f"{stamp}.{extension}" if counter == 1 else f"{stamp}-{counter}.{extension}")
+            try:
+                os.link(temporary, target)
+                return target
+            except FileExistsError:
+                if filecmp.cmp(temporary, target, shallow=False):
+                    return target
+        raise OSError(f"too many editions named {stamp}")
 
 
 PARTIAL_PREFIX = ".partial-"
-
-
-def _same_text(path: Path, text: str) -> bool:
-    """True when `path` already holds exactly `text`."""
-    try:
-        return path.read_text(encoding="utf-8") == text
-    except (OSError, UnicodeDecodeError):
-        return False
 
 
 def _remove_orphaned_partials(folder: Path) -> None:

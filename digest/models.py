@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -125,7 +125,7 @@ class RenderedEdition:
     """An edition rendered in each requested format, with its email subject."""
 
     subject: str
-    bodies: dict[str, str]  # format -> document text
+    bodies: Mapping[str, str]  # format -> document text (the files channel's are rendered as each is read)
 
 
 @dataclass(frozen=True)

@@ -60,14 +60,19 @@ def deliver(config: Config, store: Store, now: datetime, honour_backoff: bool) -
     def render_for(delivery: Delivery, rendering: str) -> tuple[RenderedEdition, datetime]:
         key = (delivery.edition_id, rendering)
         if key not in rendered:
+            # Deliveries come in outbox order, an edition's emails one after another: keep only the
+            # latest document, so a big edition's files, page and email are never held at once.
+            rendered.clear()
             digest = config.digest(delivery.digest)
             edition = store.edition(delivery.edition_id)
             if rendering == "email":
                 document = render_email(config, store, digest, edition)
             elif rendering == "page":
                 document = RenderedEdition(subject="", bodies={"html": render_page(config, digest, edition)})
+            elif rendering == "files":  # written one format at a time: rendered as each is read
+                document = render(config, store, digest, edition, digest.formats, lazy=True)
             else:
-                document = render(config, store, digest, edition, digest.formats if rendering == "files" else (rendering,))
+                document = render(config, store, digest, edition, (rendering,))
             rendered[key] = (document, edition.created)
         return rendered[key]
 
@@ -117,10 +122,11 @@ def prune(config: Config, store: Store, now: datetime) -> int:
     return pruned
 
 
-def render(config: Config, store: Store, digest: DigestConfig, edition: Edition, formats: tuple[str, ...]) -> RenderedEdition:
+def render(config: Config, store: Store, digest: DigestConfig, edition: Edition, formats: tuple[str, ...],
+           lazy: bool = False) -> RenderedEdition:
     """Compose and render an edition in the given formats, with the digest's failing sources."""
     renderer = renderer_for(digest.templates)
-    return renderer.render_edition(formats, digest.subject, _context(config, store, digest, edition))
+    return renderer.render_edition(formats, digest.subject, _context(config, store, digest, edition), lazy)
 
 
 def render_page(config: Config, digest: DigestConfig, edition: Edition) -> str:

@@ -8,7 +8,7 @@ HTML is autoescaped; links are kept only when they are http(s).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from datetime import datetime
@@ -158,10 +158,15 @@ class Renderer:
             raise RenderError(f"subject template {subject!r}: {error}") from None
 
     def render_edition(
-        self, formats: tuple[str, ...], subject: str, context: dict[str, Any]
+        self, formats: tuple[str, ...], subject: str, context: dict[str, Any], lazy: bool = False
     ) -> RenderedEdition:
-        """Render the edition in every format, and its subject line."""
-        bodies = {fmt: self.render(TEMPLATE_NAMES[fmt], context) for fmt in formats}
+        """Render the edition in every format, and its subject line. `lazy`: each format is rendered
+        when it is read and not kept, so a big edition's files are written one at a time."""
+        bodies: Mapping[str, str]
+        if lazy:
+            bodies = _RenderedOnRead(self, context, formats)
+        else:
+            bodies = {fmt: self.render(TEMPLATE_NAMES[fmt], context) for fmt in formats}
         return RenderedEdition(subject=self.render_string(subject, context), bodies=bodies)
 
     def render_email(self, subject: str, context: dict[str, Any], fits: Callable[[RenderedEdition], bool] | None = None) -> RenderedEdition:
@@ -189,6 +194,38 @@ class Renderer:
     def _email(self, subject: str, context: dict[str, Any]) -> RenderedEdition:
         rendered = self.render_edition(("txt", "html"), subject, context)
         return RenderedEdition(subject=rendered.subject, bodies={**rendered.bodies, "html": email_html(rendered.bodies["html"])})
+
+
+class _RenderedOnRead(Mapping[str, str]):
+    """Documents by format, each rendered when it is read and never kept; `pieces` streams one."""
+
+    def __init__(self, renderer: Renderer, context: dict[str, Any], formats: tuple[str, ...]) -> None:
+        self._renderer = renderer
+        self._context = context
+        self._formats = formats
+
+    def __getitem__(self, fmt: str) -> str:
+        if fmt not in self._formats:
+            raise KeyError(fmt)
+        return self._renderer.render(TEMPLATE_NAMES[fmt], self._context)
+
+    def pieces(self, fmt: str) -> Iterator[str]:
+        """The document in pieces as Jinja2 makes them, so it is never whole in memory."""
+        if fmt not in self._formats:
+            raise KeyError(fmt)
+        name = TEMPLATE_NAMES[fmt]
+        try:
+            yield from self._renderer.environment.get_template(name).generate(self._context)
+        except jinja2.TemplateNotFound as error:
+            raise RenderError(f"template not found: {error.name}") from None
+        except jinja2.TemplateError as error:
+            raise RenderError(f"template {name}: {error}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._formats)
+
+    def __len__(self) -> int:
+        return len(self._formats)
 
 
 def _most(fits: Callable[[int], bool], most: int) -> int:

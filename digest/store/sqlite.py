@@ -603,8 +603,9 @@ class SqliteStore:
         rows = self.db.execute(
             f"SELECT {_STORED_COLUMNS} {where} ORDER BY COALESCE(a.published, a.fetched) DESC, a.id DESC LIMIT ?",
             [*parameters, limit],
-        ).fetchall()
-        return [self._stored(row) for row in rows], max(0, total - len(rows))
+        )
+        articles = [self._stored(row) for row in rows]
+        return articles, max(0, total - len(articles))
 
     def create_edition(
         self, digest: str, sources: Sequence[str], limit: int, now: datetime, outbox: Sequence[tuple[str, str]]
@@ -614,37 +615,50 @@ class SqliteStore:
         `outbox` lists (channel, recipient) pairs. None when nothing is waiting.
         """
         with self.transaction():
-            articles, waiting = self.unsent(digest, sources, limit)
-            if not articles:
+            # Ids alone are sorted and copied (a 5,000-article edition's rows would be held twice,
+            # once by SQLite's sorter); the articles are read once, in edition order, at the end.
+            where, parameters = self._unsent_query(sources)
+            parameters.append(digest)
+            total = self.db.execute(f"SELECT COUNT(*) {where}", parameters).fetchone()[0]
+            ids = [row[0] for row in self.db.execute(
+                f"SELECT a.id {where} ORDER BY COALESCE(a.published, a.fetched) DESC, a.id DESC LIMIT ?", [*parameters, limit])]
+            if not ids:
                 return None
+            waiting = max(0, total - len(ids))
             atom_id = new_atom_id()
             edition_id = self.db.execute(
                 "INSERT INTO editions (digest, created, atom_id) VALUES (?, ?, ?)", (digest, _text(now), atom_id)
             ).lastrowid
             self.db.executemany(
                 "INSERT INTO edition_articles (edition_id, digest, article_id, position) VALUES (?, ?, ?, ?)",
-                [(edition_id, digest, article.id, position) for position, article in enumerate(articles)],
+                ((edition_id, digest, article_id, position) for position, article_id in enumerate(ids)),
             )
             self.db.executemany(
                 "INSERT INTO deliveries (edition_id, digest, channel, recipient, created, next_attempt) VALUES (?, ?, ?, ?, ?, ?)",
                 [(edition_id, digest, channel, recipient, _text(now), _text(now)) for channel, recipient in outbox],
             )
         assert edition_id is not None
-        return Edition(digest=digest, created=now, articles=tuple(articles), id=edition_id, waiting=waiting, atom_id=atom_id)
+        del ids
+        return Edition(digest=digest, created=now, articles=self._edition_articles(edition_id), id=edition_id, waiting=waiting,
+                       atom_id=atom_id)
 
     def edition(self, edition_id: int) -> Edition:
         """A stored edition with its articles in edition order."""
         row = self.db.execute("SELECT * FROM editions WHERE id = ?", (edition_id,)).fetchone()
         if row is None:
             raise StoreError(f"store {self.path}: no edition {edition_id}")
-        articles = self.db.execute(
+        created = _moment(row["created"])
+        assert created is not None
+        return Edition(row["digest"], created, self._edition_articles(edition_id), id=edition_id, atom_id=row["atom_id"])
+
+    def _edition_articles(self, edition_id: int) -> tuple[StoredArticle, ...]:
+        """An edition's articles in edition order, made row by row (no list of rows beside them)."""
+        rows = self.db.execute(
             f"""SELECT {_STORED_COLUMNS} FROM edition_articles e JOIN articles a ON a.id = e.article_id
                WHERE e.edition_id = ? ORDER BY e.position""",
             (edition_id,),
-        ).fetchall()
-        created = _moment(row["created"])
-        assert created is not None
-        return Edition(row["digest"], created, tuple(self._stored(a) for a in articles), id=edition_id, atom_id=row["atom_id"])
+        )
+        return tuple(self._stored(row) for row in rows)
 
     def edition_listing(self, digest: str, headlines: int) -> list[EditionListing]:
         """Every edition of `digest`, oldest first, with its Atom id, article count and first
