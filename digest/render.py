@@ -117,6 +117,7 @@ class Renderer:
                 "full_url": "",  # the whole edition's page in the archive, when it has a base_url
             },
             "sections": sections,
+            **headlines_of(sections),
             "version": __version__,
             "local_date": lambda moment: moment.astimezone(zone).strftime("%Y-%m-%d") if moment else "",
         }
@@ -263,4 +264,12 @@ def _trimmed_context(context: dict[str, Any], headlines: int, summaries: int, co
         if kept:
             sections.append(replace(section, articles=tuple(kept)))
     edition = {**context["edition"], "left_out": count - shown, "without_summary": shown - min(summaries, shown)}
-    return {**context, "sections": sections, "edition": edition}
+    return {**context, "sections": sections, **headlines_of(sections), "edition": edition}
+
+
+def headlines_of(sections: Sequence[Section]) -> dict[str, Any]:
+    """What opens every edition: `headlines`, one per story in edition order (its number, title, source
+    and article id: the entry's anchor is `story-<id>`), and `numbers`, each story's number by that id."""
+    headlines = [{"number": number, "title": article.title, "source": article.source, "id": article.id}
+                 for number, article in enumerate((a for section in sections for a in section.articles), 1)]
+    return {"headlines": headlines, "numbers": {headline["id"]: headline["number"] for headline in headlines}}

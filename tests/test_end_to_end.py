@@ -38,7 +38,7 @@ def test_run_writes_html_markdown_and_text_digests_of_the_seed(project: Project)
         assert "2025-11-27" in document
         assert "date 2025" not in document
     assert "date 2025" not in markdown and "2025-11-27" in markdown
-    block = text.split(HEADLINE, 1)[1].split("\n\n", 2)[1]  # the summary paragraph after the date line
+    block = text.rsplit(HEADLINE, 1)[1].split("\n\n", 2)[1]  # the summary paragraph after the entry's date line (the first is in the headlines)
     sentences = re.findall(r"[^.!?]+[.!?]", " ".join(block.split()))
     assert 2 <= len(sentences) <= 5
     assert "<script" not in html
