@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from digest import deliver as outbox
 from digest.archive import HEADLINES as ARCHIVE_HEADLINES, TEMPLATE as ARCHIVE_TEMPLATE, Archive, ArchiveSettings, WriteReport, page_links
@@ -23,11 +23,12 @@ from digest.editions import make_edition
 from digest.errors import ConfigError, RenderError
 from digest.mail import MailParts, encoded_size
 from digest.models import (Delivery, DeliveryReport, Edition, EditionListing, EditionReport, RenderedEdition, RunReport,
-                           SourceProblem, SourceReport, StoredArticle)
-from digest.poll import ArticleCallback, Poller, stale_sources
+                           SourceProblem, SourceReport, StoredArticle, Summary)
+from digest.poll import ArticleCallback, Poller, summary_workers
 from digest.render import TEMPLATE_NAMES, Renderer, renderer_for
 from digest.store import Store, open_store
 from digest.summarise import resolve_language, summarise
+from digest.workers import Workers
 
 if TYPE_CHECKING:
     from digest.fetch import Fetcher
@@ -36,11 +37,18 @@ log = logging.getLogger("digest.pipeline")
 
 
 def poll(config: Config, store: Store, sources: Sequence[SourceConfig], now: datetime, *,
-         on_article: ArticleCallback | None = None, fetcher: Fetcher | None = None, one_shot: bool = False) -> list[SourceReport]:
-    """Poll `sources` concurrently, summarising and storing each new article; failures are recorded, never raised."""
+         on_article: ArticleCallback | None = None, fetcher: Fetcher | None = None,
+         workers: Workers[Any, Summary] | None = None, one_shot: bool = False) -> list[SourceReport]:
+    """Poll `sources` concurrently, summarising and storing each new article; failures are recorded, never raised.
+    A long-lived caller (the daemon) shares one `fetcher` and one set of summary `workers` across its polls."""
     poller = Poller(store, config.fetch, config.summary, summarise, resolve_language,
-                    on_article=on_article, fetcher=fetcher, one_shot=one_shot)
+                    on_article=on_article, fetcher=fetcher, one_shot=one_shot, workers=workers)
     return poller.poll_all(sources, now)
+
+
+def daemon_workers(config: Config) -> Workers[Any, Summary]:
+    """Summary workers for a long-lived caller's polls, shared by all of them (see poll)."""
+    return summary_workers(summarise, config.summary, one_shot=False)
 
 
 def make_editions(config: Config, store: Store, digests: Iterable[DigestConfig], now: datetime) -> list[EditionReport]:
@@ -241,13 +249,9 @@ def run(config: Config, now: datetime, digest_name: str | None = None, on_articl
         store.close()
 
 
-def edition_and_delivery(config: Config, store: Store, digest: DigestConfig, now: datetime, *,
-                         on_article: ArticleCallback | None = None, fetcher: Fetcher | None = None) -> EditionReport:
-    """The daemon's scheduled edition: poll the digest's sources not polled in the last minute (a 07:00
-    edition holds the story published at 06:50), make it, remember the schedule ran, deliver what is due."""
-    stale = stale_sources(store, config.sources_of(digest), now)
-    if stale:
-        poll(config, store, stale, now, on_article=on_article, fetcher=fetcher)
+def edition_and_delivery(config: Config, store: Store, digest: DigestConfig, now: datetime) -> EditionReport:
+    """A scheduled edition (the daemon polls its stale sources first): make it, remember the schedule ran,
+    deliver what is due."""
     [made] = make_editions(config, store, [digest], now)
     with store.transaction():
         store.record_digest_run(digest.name, now)

@@ -17,9 +17,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from digest.config import FetchConfig, SourceConfig, SummaryConfig, duration_text
 from digest.errors import DigestError, FetchError
@@ -110,6 +110,12 @@ def fetcher_for(config: FetchConfig, sources: Sequence[SourceConfig]) -> Iterato
         yield fetcher
 
 
+def summary_workers(summarise: Summarise, summary: SummaryConfig, one_shot: bool) -> Workers[Any, Summary]:
+    """The processes that summarise: one run's (a small run summarises here), or a long-lived
+    caller's (always on worker processes, stopped whenever no poll uses them)."""
+    return Workers(summarise, worker_count(summary.workers), SMALL_RUN if one_shot else 0)
+
+
 @dataclass
 class Poller:
     """Polls sources into one open store, summarising each new article with `summarise`."""
@@ -126,11 +132,11 @@ class Poller:
     # jobs): summaries are always made in worker processes, which end with each poll, so the
     # daemon never holds the summariser's ~100 MB of libraries and models between jobs.
     one_shot: bool = False
-    workers: Workers[_Event, Summary] = field(init=False)
+    workers: Workers[Any, Summary] | None = None  # shared across calls (the daemon's polls); else one per Poller
 
     def __post_init__(self) -> None:
-        small_run = SMALL_RUN if self.one_shot else 0
-        self.workers = Workers(self.summarise, worker_count(self.summary.workers), small_run)
+        if self.workers is None:
+            self.workers = summary_workers(self.summarise, self.summary, self.one_shot)
 
     def poll_all(self, source_configs: Sequence[SourceConfig], now: datetime) -> list[SourceReport]:
         """Poll sources concurrently and store their articles as they come; a source's failure is
@@ -146,8 +152,9 @@ class Poller:
             contexts[source_config.name] = PollContext(now=now, first_poll=state.first_poll is None, memo=dict(state.memo))
         due = [s for s in source_configs if s.name in contexts]
         work_slots = threading.BoundedSemaphore(WORK_SLOTS)
+        assert self.workers is not None
         with ExitStack() as stack:
-            stack.callback(self.workers.close)
+            stack.enter_context(self.workers.session())
             fetcher = self.fetcher or stack.enter_context(fetcher_for(self.fetch, due))
             for context in contexts.values():
                 context.fetcher, context.work_slots, context.store_path = fetcher, work_slots, self.store.path
@@ -181,6 +188,7 @@ class Poller:
         """Summarise new articles on the worker processes and store them in the order they came;
         record each source's poll when it ends, after its articles."""
         arrivals = self._arrivals(events, sources, reports, writes)
+        assert self.workers is not None
         for event, outcome in self.workers.map(arrivals, self._summary_job, writes.commit):
             report = reports[event.source]
             if event.article is not None:

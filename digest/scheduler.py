@@ -3,8 +3,11 @@
 The only module that imports APScheduler. Nothing is pickled: the jobs come
 from the config, and what already happened (last poll, last edition) from the
 store, so a restart knows which scheduled edition it missed and makes it once.
-Jobs run one at a time on one worker thread; the main thread only waits for
-signals: SIGTERM/SIGINT stop cleanly, SIGHUP reloads the config.
+Jobs run concurrently: polls on a pool as wide as [fetch] concurrency, editions,
+outbox retries and pruning on a pool of their own, so a hanging or slow source
+delays no other source and no edition; APScheduler runs each job once at a time
+and coalesces a poll that comes due while the last one still runs. The main thread
+only waits for signals: SIGTERM/SIGINT stop cleanly, SIGHUP reloads the config.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("digest.daemon")
 
 OUTBOX_EVERY = timedelta(seconds=30)
+# Threads for editions, outbox retries and pruning: beside the polls, never behind them.
+EDITION_THREADS = 4
 PRUNE_EVERY = timedelta(hours=6)  # [store] keep is days long: a few passes a day keep the store bounded
 STOP_GRACE_SECONDS = 7.0  # SIGTERM to exit stays under the promised 10 s, with room for a loaded machine
 MAX_JITTER = timedelta(seconds=30)
@@ -181,7 +186,8 @@ class Daemon:
         self.stopping = threading.Event()
         self.work = work or PipelineWork(self.stopping)
         self.clock = clock
-        self._busy = threading.Lock()
+        self._idle = threading.Condition()  # notified whenever a job ends
+        self._running = 0
         self._stop_requested = False
         self._reload_requested = False
         self.listener: ListenerProcess | None = None  # the newsletter listener's process, when there are mailbox sources
@@ -191,7 +197,8 @@ class Daemon:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            executors={"default": ThreadPoolExecutor(max_workers=EDITION_THREADS),
+                       "polls": ThreadPoolExecutor(max_workers=config.fetch.concurrency)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=timezone.utc,
         )
@@ -211,32 +218,42 @@ class Daemon:
         for job in jobs:
             self.scheduler.add_job(
                 self._run, job.trigger, args=(job.kind, job.name), id=job.id, name=job.id,
-                next_run_time=job.first_run,
+                next_run_time=job.first_run, executor="polls" if job.kind == "poll" else "default",
             )
         return jobs
 
     def _run(self, kind: str, name: str) -> None:
         """Run one job unless the daemon is stopping; a job's failure is logged, never fatal."""
-        with self._busy:
+        with self._idle:
             if self.stopping.is_set():
                 return
-            config = self.config
-            now = self.clock()
-            try:
-                if kind == "poll":
-                    self.work.poll(config, name, now)
-                elif kind == "edition":
-                    self.work.edition(config, name, now)
-                elif kind == "outbox":
-                    self.work.outbox(config, now)
-                else:
-                    self.work.prune(config, now)
-            except StopRequested:
-                log.info("%s %s stopped early: what it stored is kept, the rest comes next time", kind, name, extra={"job": kind, "target": name})
-            except DigestError as error:
-                log.error("%s %s failed: %s", kind, name or "", error, extra={"job": kind, "target": name, "error": str(error)})
-            except Exception as error:  # a bug in one job must not kill the daemon
-                log.exception("%s %s crashed: %s", kind, name or "", error, extra={"job": kind, "target": name})
+            self._running += 1
+        try:
+            self._run_job(kind, name)
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
+    def _run_job(self, kind: str, name: str) -> None:
+        """Do one job now; its failure is logged, never raised."""
+        config = self.config
+        now = self.clock()
+        try:
+            if kind == "poll":
+                self.work.poll(config, name, now)
+            elif kind == "edition":
+                self.work.edition(config, name, now)
+            elif kind == "outbox":
+                self.work.outbox(config, now)
+            else:
+                self.work.prune(config, now)
+        except StopRequested:
+            log.info("%s %s stopped early: what it stored is kept, the rest comes next time", kind, name, extra={"job": kind, "target": name})
+        except DigestError as error:
+            log.error("%s %s failed: %s", kind, name or "", error, extra={"job": kind, "target": name, "error": str(error)})
+        except Exception as error:  # a bug in one job must not kill the daemon
+            log.exception("%s %s crashed: %s", kind, name or "", error, extra={"job": kind, "target": name})
 
     def reload(self, path: Path) -> bool:
         """Load the config again; a bad one (templates included) is reported and the running one kept."""
@@ -309,14 +326,18 @@ class Daemon:
             self.listener.reload(self.config)
 
     def _stop(self, lock: DaemonLock) -> int:
-        """Take no new jobs, give the running one a few seconds, then leave."""
-        log.info("stopping: no new jobs; waiting for the running one", extra={"job": "stop"})
-        self.stopping.set()
+        """Take no new jobs, give the running ones a few seconds, then leave."""
+        log.info("stopping: no new jobs; waiting for the running ones", extra={"job": "stop"})
+        with self._idle:
+            self.stopping.set()
         self.scheduler.shutdown(wait=False)
         if self.listener is not None:
             self.listener.stop()
-        if self._busy.acquire(timeout=STOP_GRACE_SECONDS):
-            self._busy.release()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        with self._idle:
+            finished = self._idle.wait_for(lambda: self._running == 0, timeout=STOP_GRACE_SECONDS)
+        finished = finished and self.work.wait_idle(max(0.0, deadline - time.monotonic()))
+        if finished:
             self.work.close()
             lock.release()
             log.info("daemon stopped", extra={"job": "stop"})

@@ -19,6 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from itertools import chain
@@ -83,7 +84,8 @@ def worker_count(setting: int | str) -> int:
 
 
 class Workers(Generic[Item, Result]):
-    """A lazily started process pool shared by every `map` of one run; close it when done."""
+    """A lazily started process pool shared by every `map` of one run, or by the daemon's concurrent
+    polls: each user holds a `session`, and the processes stop when the last session ends."""
 
     def __init__(self, function: Callable[..., Result], count: int, small_run: int = SMALL_RUN) -> None:
         self.function = function
@@ -92,6 +94,22 @@ class Workers(Generic[Item, Result]):
         self.in_flight = count * IN_FLIGHT_PER_WORKER
         self.calls_seen = 0  # over every map of the run: many small sources still add up
         self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()  # maps from several threads share the pool
+        self._sessions = 0
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Use the pool for a while (one poll); the last session to end stops its processes, so
+        an idle daemon holds no worker and none of the summariser's memory."""
+        with self._lock:
+            self._sessions += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._sessions -= 1
+                if self._sessions == 0:
+                    self._shut_down()
 
     @property
     def started(self) -> bool:
@@ -183,14 +201,19 @@ class Workers(Generic[Item, Result]):
             yield item, None if arguments is None else next(outcomes)
 
     def _start(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            log.info("starting up to %d worker processes", self.count)
-            self._pool = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_worker_start, initargs=(os.getpid(),))
-        return self._pool
+        with self._lock:
+            if self._pool is None:
+                log.info("starting up to %d worker processes", self.count)
+                self._pool = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_worker_start, initargs=(os.getpid(),))
+            return self._pool
 
     def close(self) -> None:
         """Stop the worker processes, if any were started."""
+        with self._lock:
+            self._shut_down()
+
+    def _shut_down(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
