@@ -12,8 +12,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -28,6 +29,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     client_port: int = 0  # the connection it came on
+    at: float = field(default_factory=time.time)  # when it arrived (the wall clock, as log lines' times)
 
 
 class RequestHandler(BaseHTTPRequestHandler):

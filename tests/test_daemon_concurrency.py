@@ -25,6 +25,7 @@ from httpserver import LocalServer, hang
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 HEALTHY, HANGING = 40, 6
+NAMES = [*(f"feed{n}" for n in range(HEALTHY)), *(f"hang{n}" for n in range(HANGING))]
 
 
 def feed(number: int) -> str:
@@ -39,19 +40,23 @@ def feed(number: int) -> str:
 
 
 @contextmanager
-def feed_servers() -> Iterator[tuple[list[str], list[str]]]:
+def feed_servers() -> Iterator[tuple[list[LocalServer], list[LocalServer]]]:
     """40 healthy feeds and 6 that never answer, each on its own server (its own host for manners)."""
     with ExitStack() as stack:
-        healthy = [stack.enter_context(LocalServer()).serve("/feed.xml", feed(n), "application/rss+xml")
-                   for n in range(HEALTHY)]
-        hanging = [stack.enter_context(LocalServer()).route("/feed.xml", hang) for _ in range(HANGING)]
+        healthy = [stack.enter_context(LocalServer()) for _ in range(HEALTHY)]
+        for number, server in enumerate(healthy):
+            server.serve("/feed.xml", feed(number), "application/rss+xml")
+        hanging = [stack.enter_context(LocalServer()) for _ in range(HANGING)]
+        for server in hanging:
+            server.route("/feed.xml", hang)
         yield healthy, hanging
 
 
-def config_text(healthy: list[str], hanging: list[str], extra_sources: str = "") -> str:
+def config_text(healthy: list[LocalServer], hanging: list[LocalServer], extra_sources: str = "") -> str:
+    named = [*((f"hang{n}", s) for n, s in enumerate(hanging)), *((f"feed{n}", s) for n, s in enumerate(healthy))]
     sources = "".join(
-        f'\n[[sources]]\nname = "{name}"\ntype = "feed"\nurl = "{url}"\ninterval = "1m"\nfull_text = "never"\n'
-        for name, url in [*((f"hang{n}", u) for n, u in enumerate(hanging)), *((f"feed{n}", u) for n, u in enumerate(healthy))]
+        f'\n[[sources]]\nname = "{name}"\ntype = "feed"\nurl = "{server.url("/feed.xml")}"\ninterval = "1m"\nfull_text = "never"\n'
+        for name, server in named
     )
     return f"""
 [store]
@@ -132,13 +137,15 @@ def settled(entries: Entries, sources: list[str]) -> bool:
     return sum(moment(e) > last for e in editions(entries)) >= 2
 
 
-def check_rhythm(entries: Entries, healthy_names: list[str]) -> None:
-    """Every healthy feed polled within 5 s of start; editions every 3 s with no gap over 5 s."""
+def check_rhythm(entries: Entries, healthy: list[LocalServer]) -> None:
+    """Every healthy feed polled (its server asked) within 5 s of start, and its poll ended (articles stored);
+    editions every 3 s with no gap over 5 s."""
     [start] = [moment(e) for e in entries if str(e["message"]).startswith("daemon started")]
-    polled = {str(e["message"]).split()[1]: moment(e) - start for e in entries
-              if str(e["message"]).startswith("source ") and " polled: " in str(e["message"])}
-    late = {name: round(polled.get(name, float("inf")), 1) for name in healthy_names if polled.get(name, float("inf")) > 5}
-    assert not late, f"healthy feeds polled more than 5 s after start: {late}"
+    asked = {f"feed{n}": min((r.at for r in server.requests), default=float("inf")) - start for n, server in enumerate(healthy)}
+    late = {name: round(after, 1) for name, after in asked.items() if after > 5}
+    assert not late, f"healthy feeds first asked more than 5 s after start: {late}"
+    ended = {str(e["message"]).split()[1] for e in entries if str(e["message"]).startswith("source ") and " polled: 2 new" in str(e["message"])}
+    assert ended >= set(asked), sorted(set(asked) - ended)
     times = [moment(e) - start for e in editions(entries)]
     assert len(times) >= 3, times
     gaps = [later - earlier for earlier, later in zip(times, times[1:])]
@@ -148,8 +155,8 @@ def check_rhythm(entries: Entries, healthy_names: list[str]) -> None:
 def test_hanging_feeds_delay_no_other_feed_and_no_edition(tmp_path: Path) -> None:
     with feed_servers() as (healthy, hanging):
         (tmp_path / "digest.toml").write_text(config_text(healthy, hanging), encoding="utf-8")
-        entries = run_daemon(tmp_path, lambda log: settled(log, [f"hang{n}" for n in range(HANGING)]))
-    check_rhythm(entries, [f"feed{n}" for n in range(HEALTHY)])
+        entries = run_daemon(tmp_path, lambda log: settled(log, NAMES))
+    check_rhythm(entries, healthy)
     hung = [str(e["message"]) for e in entries if str(e["message"]).startswith("source hang")]
     assert len(hung) == HANGING and all("no complete response within 5s" in m for m in hung), hung
 
@@ -172,7 +179,7 @@ def test_a_source_that_takes_seconds_of_cpu_delays_no_other_feed_and_no_edition(
     extra = '\n[[sources]]\nname = "heavy"\ntype = "files"\npath = "heavy"\ninterval = "1m"\n'
     with feed_servers() as (healthy, hanging):
         (tmp_path / "digest.toml").write_text(config_text(healthy, hanging, extra), encoding="utf-8")
-        entries = run_daemon(tmp_path, lambda log: settled(log, ["heavy", *(f"hang{n}" for n in range(HANGING))]))
-    check_rhythm(entries, [f"feed{n}" for n in range(HEALTHY)])
+        entries = run_daemon(tmp_path, lambda log: settled(log, ["heavy", *NAMES]))
+    check_rhythm(entries, healthy)
     [heavy] = [str(e["message"]) for e in messages(entries, "source heavy polled")]
     assert heavy == "source heavy polled: 4 new"
