@@ -127,7 +127,7 @@ class MailServer:
         kind = _Lmtp if lmtp else _Smtp
         hooks = _Hooks(self.handler, self._call, lmtp)
         server = kind(hooks, data_size_limit=self.max_bytes, hostname=self.hostname, tls_context=None if lmtp else self.tls,
-                      enable_SMTPUTF8=True, timeout=SESSION_TIMEOUT)
+                      enable_SMTPUTF8=True, timeout=SESSION_TIMEOUT, auth_exclude_mechanism=["LOGIN", "PLAIN"])  # no AUTH offered
         server.on_too_large = lambda recipients: self._calls.submit(self._too_large, recipients)
         return server
 
