@@ -369,7 +369,7 @@ def check(context: click.Context, smtp: bool) -> None:
 
     guarded(lambda: pipeline.check_templates(config))
     click.echo(f"config {config.path}: valid, templates compile")
-    click.echo(f"store: {config.store.path}")
+    click.echo(f"store: {config.store.where}")
     click.echo(f"summary: {config.summary.algorithm}, {config.summary.sentences} sentences, language {config.summary.language}")
     from digest.mailaddress import has_random_part
 
@@ -478,7 +478,7 @@ def status(context: click.Context, as_json: bool) -> None:
         return "due now" if datetime.fromisoformat(iso) <= moment else iso
 
     def gather() -> dict[str, Any]:
-        if not config.store.path.exists():  # status only reads: the first run or daemon makes the store
+        if not config.store.exists():  # status only reads: the first run or daemon makes the store
             return _status_report(config, None, scheduler.upcoming(config, jobs.History({}, {}), moment))
         store = open_store(config.store)
         try:
@@ -560,7 +560,7 @@ def _status_report(config: Any, store: Any, coming: dict[str, dict[str, datetime
     size = store.size() if store else None
     result = {"sources": sources, "digests": digests, "outbox": outbox, "articles": size.articles if size else 0,
               "daemon": {"running": daemon is not None, "pid": daemon},
-              "store": {"path": str(config.store.path), "exists": store is not None, "bytes": size.bytes if size else 0,
+              "store": {"path": config.store.where, "exists": store is not None, "bytes": size.bytes if size else 0,
                         "articles": size.articles if size else 0, "articles_with_text": size.articles_with_text if size else 0,
                         "keep": str(config.store.keep)}}
     if any(source.type == "mailbox" for source in config.sources):
@@ -950,6 +950,33 @@ def _local(moment: datetime, zone: str) -> str:
     from zoneinfo import ZoneInfo
 
     return f"{moment.astimezone(ZoneInfo(zone)).strftime('%Y-%m-%d %H:%M')} {zone}"
+
+
+@main.group()
+def store() -> None:
+    """The store itself: move it to PostgreSQL when one machine is outgrown."""
+
+
+@store.command("copy")
+@click.option("--to", "to", required=True, metavar="URL|FILE",
+              help="postgresql://user@host/database (password from [store] password_env), or a new SQLite file.")
+@click.pass_context
+def store_copy(context: click.Context, to: str) -> None:
+    """Copy everything in the store [store] names into a new, empty store: articles, editions, the outbox
+    (Message-IDs and attempts kept), sources' memos, subscribers. Then set [store] url to use it.
+
+    \b
+    Example:
+      digest store copy --to postgresql://digest@db.example.org/digest
+    """
+    config = load_config(context)
+    from digest.store import copy_store_to
+
+    if config.store.url and config.store.url == to:
+        fail(EXIT_USAGE, "store copy: --to names the store the config already uses")
+    copied = guarded(lambda: copy_store_to(config.store, to))
+    click.echo(f"copied {config.store.where} to {to.split('?')[0]}: " + ", ".join(f"{n} {table}" for table, n in copied.items()))
+    click.echo(f"now set [store] url = \"{to}\" in {config.path}" if "://" in to else f"now set [store] path = \"{to}\"")
 
 
 @main.group()

@@ -66,11 +66,33 @@ def _seconds(seconds: float, written: object) -> timedelta:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """Where the SQLite store lives (by default `state/digest.sqlite3` beside the config file), and how long
-    article text is kept."""
+    """Where the store lives: a SQLite file (by default `state/digest.sqlite3` beside the config file), or a
+    PostgreSQL database when `url` is set; and how long article text is kept."""
 
     path: Path = Path("state/digest.sqlite3")
     keep: Duration = Duration(days=90)  # article text older than this is pruned; identities stay
+    url: str = ""  # postgresql://user@host:port/database: state in PostgreSQL instead of the file at `path`
+    password_env: str = "DIGEST_STORE_PASSWORD"  # the PostgreSQL password comes from this environment variable
+
+    def check(self, where: str) -> None:
+        if self.url and not re.match(r"postgres(ql)?://[^\s]+$", self.url):
+            raise ValueError(f"url: expected postgresql://user@host/database, got {self.url!r}")
+        if self.url and re.match(r"postgres(ql)?://[^/@]*:[^/@]*@", self.url):
+            raise ValueError(f"url: no password in the url; put it in the environment variable {self.password_env}")
+
+    @property
+    def password(self) -> str:
+        """The PostgreSQL password, read from the environment variable the config names."""
+        return os.environ.get(self.password_env, "")
+
+    @property
+    def where(self) -> str:
+        """Where the state lives, as error messages and `digest status` name it."""
+        return self.url or str(self.path)
+
+    def exists(self) -> bool:
+        """Whether there is a store to read: a PostgreSQL store always is (opening it makes its tables)."""
+        return bool(self.url) or self.path.exists()
 
 
 @dataclass(frozen=True)

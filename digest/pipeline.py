@@ -275,11 +275,13 @@ def preview(config: Config, now: datetime, digest_name: str | None, fmt: str) ->
     Returns (digest name, document or None when nothing waits) pairs. Sources
     are polled and editions made in a scratch copy of the store, thrown away
     after: the real store is only read, so a daemon writing to it meanwhile
-    never waits on a preview's slow feeds.
+    never waits on a preview's slow feeds. (A PostgreSQL store is copied into a
+    scratch SQLite file too, rather than previewed in a transaction rolled back:
+    that transaction would hold row locks on the shared database while feeds load.)
     """
     digests = selected_digests(config, digest_name)
     with tempfile.TemporaryDirectory(prefix="digest-preview-") as scratch:
-        if config.store.path.exists():  # else the preview starts from an empty store and makes none
+        if config.store.exists():  # else the preview starts from an empty store and makes none
             original = open_store(config.store)
             try:
                 original.check_integrity()  # the copy would fail later, naming itself rather than the store

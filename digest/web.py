@@ -85,8 +85,8 @@ class ArchiveFiles(StaticFiles):
 def health(config: Config, now: datetime) -> dict[str, Any]:
     """Whether the store opens and every source and digest job ran when it was due (give or take
     HEALTH_GRACE); "late" names those that did not."""
-    if not config.store.path.exists():  # a health check makes no store: the first run or daemon does
-        return {"ok": False, "reason": f"no store at {config.store.path} yet: nothing has run"}
+    if not config.store.exists():  # a health check makes no store: the first run or daemon does
+        return {"ok": False, "reason": f"no store at {config.store.where} yet: nothing has run"}
     try:
         store = open_store(config.store, timeout=2.0)
         try:

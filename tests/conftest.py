@@ -77,3 +77,53 @@ def http_server() -> Iterator[LocalServer]:
     """A threaded HTTP server on 127.0.0.1 (see tests/httpserver.py), stopped after the test."""
     with LocalServer("127.0.0.1") as server:
         yield server
+
+
+# PostgreSQL: one database per test run (made and dropped here), one schema per store a test opens.
+POSTGRES_SERVER = os.environ.get("DIGEST_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """The url of a new database for this test run, dropped after it. Without a reachable PostgreSQL the
+    test skips, saying why; under CI (CI=true) it fails instead: there the PostgreSQL tests must run."""
+    try:
+        import psycopg
+    except ImportError:
+        reason = "psycopg is not installed (pip install -e '.[test]')"
+        psycopg = None  # type: ignore[assignment]
+    if psycopg is not None:
+        try:
+            admin = psycopg.connect(POSTGRES_SERVER, autocommit=True, connect_timeout=3)
+        except psycopg.OperationalError as error:
+            reason = f"no PostgreSQL at {POSTGRES_SERVER} (set DIGEST_TEST_POSTGRES): {' '.join(str(error).split())[:200]}"
+        else:
+            name = f"digest_test_{os.getpid()}"
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.execute(f"CREATE DATABASE {name}")
+            try:
+                yield POSTGRES_SERVER.rsplit("/", 1)[0] + "/" + name
+            finally:
+                from digest.store.postgres import close_pools
+
+                close_pools()
+                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                admin.close()
+            return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL tests cannot run under CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A url for a store of this test's own: a fresh schema in the run's database."""
+    import psycopg
+
+    schema = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50] + f"_{os.urandom(3).hex()}"
+    with psycopg.connect(postgres_database, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    yield f"{postgres_database}?options=-csearch_path%3D{schema}"
+    from digest.store.postgres import close_pools
+
+    close_pools()  # each schema's pool holds connections: give them back to the server

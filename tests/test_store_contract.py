@@ -27,18 +27,26 @@ LEASE = timedelta(minutes=10)
 Connect = Callable[..., Store]  # connect(owner="...") -> a new connection to the test's store
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def connect(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Connect]:
     """New connections to one fresh store of each implementation, all closed after the test."""
     opened: list[Store] = []
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
 
-    def sqlite(owner: str = "first") -> Store:
-        store = SqliteStore(tmp_path / "digest.sqlite3", owner=owner)
+    def kept(store: Store) -> Store:
         if threading.current_thread() is threading.main_thread():  # a thread closes the connections it opens
             opened.append(store)
         return store
 
-    yield {"sqlite": sqlite}[request.param]
+    def sqlite(owner: str = "first") -> Store:
+        return kept(SqliteStore(tmp_path / "digest.sqlite3", owner=owner))
+
+    def postgres(owner: str = "first") -> Store:
+        from digest.store.postgres import PostgresStore
+
+        return kept(PostgresStore(url, owner=owner))
+
+    yield {"sqlite": sqlite, "postgres": postgres}[request.param]
     for store in opened:
         store.close()
 

@@ -277,7 +277,7 @@ def _translates_errors(cls: type[SqliteStore]) -> type[SqliteStore]:
     """Wrap every public method of the store (a context manager translates its own), so a damaged
     file (a page of garbage, a dropped table) is one StoreError at the boundary, never a traceback."""
     for name, member in list(vars(cls).items()):
-        if callable(member) and not name.startswith("_") and name not in ("transaction", "batch"):
+        if callable(member) and not name.startswith("_") and name not in ("transaction", "batch", "snapshot", "read_rows"):
             setattr(cls, name, _translating(member))
     return cls
 
@@ -449,6 +449,31 @@ class SqliteStore:
                 target.close()
         except sqlite3.DatabaseError as error:
             raise self._translate(error) from None
+
+    # Table rows, for digest/store/copy.py
+
+    def table_columns(self, table: str) -> list[str]:
+        """The columns of `table`, in order."""
+        return [row["name"] for row in self.db.execute("SELECT name FROM pragma_table_info(?)", (table,))]
+
+    def read_rows(self, table: str, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """Every row of `table` (these columns), in primary key order."""
+        for row in self.db.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY 1"):
+            yield tuple(row)
+
+    def write_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert rows as they are, ids included."""
+        self.db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})", rows)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One consistent view of the whole store for the reads inside (a read transaction)."""
+        self.db.execute("BEGIN")
+        try:
+            self.db.execute("SELECT COUNT(*) FROM migrations").fetchone()  # the read snapshot starts here
+            yield
+        finally:
+            self.db.execute("ROLLBACK")
 
     # Sources
 
