@@ -26,7 +26,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from digest.errors import StoreError, StoreLockedError
-from digest.models import Article, Delivery, Edition, EditionListing, InboundMessage, SourceState, StoredArticle, StoreSize, Subscriber, Summary
+from digest.models import (Article, Delivery, Edition, EditionListing, EditionRef, InboundMessage, SearchHit, SourceState,
+                           StoredArticle, StoreSize, Subscriber, Summary)
 from digest.store.base import WriteBatch
 from digest.store.sqlite import PROCESS_OWNER, _moment, _text, content_hash, new_atom_id
 
@@ -151,6 +152,15 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         last TEXT NOT NULL,
         PRIMARY KEY (source, outcome)
     );
+    """),
+    # search: a stored tsvector of each article's title (weight A), summary sentences (B) and text (C),
+    # kept in step by PostgreSQL itself (a generated column: a pruned text leaves it), with a GIN index
+    ("0011_article_search", """
+    ALTER TABLE articles ADD COLUMN search tsvector GENERATED ALWAYS AS (
+        setweight(to_tsvector('english', title), 'A')
+        || setweight(to_tsvector('english', summary), 'B')
+        || setweight(to_tsvector('english', body), 'C')) STORED;
+    CREATE INDEX articles_search ON articles USING gin (search);
     """),
 )
 
@@ -461,6 +471,7 @@ class PostgresStore:
         """Drop the text of articles fetched before `before`; identities, titles and summaries stay."""
         with self.transaction():
             cursor = self._sql("UPDATE articles SET body = '' WHERE fetched < %s AND body != ''", (_text(before),))
+            self._sql("UPDATE inbound_messages SET raw = ''::bytea WHERE received < %s AND length(raw) > 0", (_text(before),))
         return cursor.rowcount
 
     def size(self) -> StoreSize:
@@ -471,6 +482,40 @@ class PostgresStore:
         )["b"]
         row = self._one("SELECT COUNT(*) AS n, COUNT(*) FILTER (WHERE body != '') AS t FROM articles")
         return StoreSize(bytes=int(on_disk), articles=int(row["n"]), articles_with_text=int(row["t"]))
+
+    def search(self, words: Sequence[str], digest: str | None, since: datetime | None, limit: int) -> list[SearchHit]:
+        """The best `limit` articles holding every one of `words` (ts_rank_cd on the stored tsvector), with
+        their editions. Each word goes through plainto_tsquery, which reads no query syntax."""
+        cleaned = [" ".join(word.replace("\0", " ").split()) for word in words]
+        cleaned = [word for word in cleaned if word]
+        if not cleaned or limit < 1:
+            return []
+        query = " && ".join("plainto_tsquery('english', %s)" for _ in cleaned)
+        where = ["a.search @@ q.query", "(%s::text IS NULL OR COALESCE(a.published, a.fetched) >= %s)",
+                 "(%s::text IS NULL OR EXISTS (SELECT 1 FROM edition_articles e WHERE e.digest = %s AND e.article_id = a.id))"]
+        if self._one(f"SELECT numnode({query}) AS n", cleaned)["n"] == 0:
+            return []  # only stop words: nothing to look for
+        rows = self._sql(
+            f"""SELECT {_STORED_COLUMNS}, -ts_rank_cd(a.search, q.query) AS rank,
+                       ts_headline('english', CASE WHEN a.body != '' THEN a.body ELSE
+                                   (SELECT string_agg(value, ' ') FROM json_array_elements_text(a.summary::json)) END,
+                                   q.query, 'StartSel="",StopSel="",MinWords=12,MaxWords=24,ShortWord=2') AS excerpt
+                FROM articles a, (SELECT {query} AS query) q WHERE {" AND ".join(where)}
+                ORDER BY rank, a.id LIMIT %s""",
+            [*cleaned, _text(since), _text(since), digest, digest, limit],
+        ).fetchall()
+        if not rows:
+            return []
+        ids = [row["id"] for row in rows]
+        editions: dict[int, list[EditionRef]] = {}
+        for row in self._sql(
+            """SELECT ea.article_id, e.digest, e.id, e.created FROM edition_articles ea JOIN editions e ON e.id = ea.edition_id
+               WHERE ea.article_id = ANY(%s) ORDER BY e.created, e.id""", (ids,)):
+            created = _moment(row["created"])
+            assert created is not None
+            editions.setdefault(row["article_id"], []).append(EditionRef(row["digest"], row["id"], created))
+        return [SearchHit(self._stored(row), " ".join(str(row["excerpt"] or "").split()), tuple(editions.get(row["id"], ())),
+                          float(row["rank"])) for row in rows]
 
     # Editions
 
