@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -456,6 +456,30 @@ def daemon(context: click.Context) -> None:
     guarded(lambda: pipeline.check_templates(config))
     guarded(lambda: jobs.check_store(config))
     sys.exit(guarded(lambda: Daemon(config).run()))
+
+
+@main.command()
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Tasks this worker runs at once (start one worker process per core for summarising).")
+@click.option("--lease", default=600, show_default=True, type=click.IntRange(5, 86400), metavar="SECONDS",
+              help="How long a delivery stays claimed by this worker; a dead worker's claims are taken over after it.")
+@click.pass_context
+def worker(context: click.Context, concurrency: int, lease: int) -> None:
+    """Do the daemon's work as one of any number of processes sharing a PostgreSQL store ([store] url):
+    polls, editions (each slot once), deliveries (each email once). SIGTERM or SIGINT lets running
+    tasks finish, then exits. Uses the real clock ($DIGEST_NOW is ignored).
+
+    \b
+    Example:
+      digest worker --concurrency 4
+    """
+    config = load_config(context)
+    from digest import pipeline, worker as worker_module
+
+    if not config.store.url:
+        fail(EXIT_USAGE, f"config error: {config.path}: store.url: digest worker needs a PostgreSQL store (set [store] url)")
+    guarded(lambda: pipeline.check_templates(config))
+    guarded(lambda: worker_module.run(config, concurrency, timedelta(seconds=lease)))
 
 
 @main.command()

@@ -79,16 +79,17 @@ class OutboxTools:
     open_archive: Callable[[str, Path], Archive]  # (digest name, output_dir) -> its archive
 
 
-def process_outbox(config: Config, store: Store, tools: OutboxTools, now: datetime, honour_backoff: bool) -> list[DeliveryReport]:
+def process_outbox(config: Config, store: Store, tools: OutboxTools, now: datetime, honour_backoff: bool,
+                   lease: timedelta = DELIVERY_LEASE) -> list[DeliveryReport]:
     """Try every pending delivery (only those due when honouring backoff) that this store's owner
-    can lease, each recorded as delivered, pending with backoff, or failed."""
+    can lease for `lease`, each recorded as delivered, pending with backoff, or failed."""
     deliverers: dict[str, Deliverer] = {}
     try:
         reports = []
         for delivery in store.due_deliveries(now if honour_backoff else None):
             if delivery.channel not in CHANNELS:
                 continue  # a channel this version does not know (a newer digest's row): leave it to that version
-            if not store.claim_delivery(delivery.id, now, DELIVERY_LEASE):
+            if not store.claim_delivery(delivery.id, now, lease):
                 continue
             if delivery.channel not in deliverers:
                 deliverers[delivery.channel] = load(CHANNELS[delivery.channel])(config, tools)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,8 +61,9 @@ def make_editions(config: Config, store: Store, digests: Iterable[DigestConfig],
     return reports
 
 
-def deliver(config: Config, store: Store, now: datetime, honour_backoff: bool) -> list[DeliveryReport]:
-    """Try the outbox: every pending delivery, or only those whose backoff has passed."""
+def deliver(config: Config, store: Store, now: datetime, honour_backoff: bool,
+            lease: timedelta = outbox.DELIVERY_LEASE) -> list[DeliveryReport]:
+    """Try the outbox: every pending delivery, or only those whose backoff has passed; each claimed for `lease`."""
     rendered: dict[tuple[int, str], tuple[RenderedEdition, datetime]] = {}
 
     def render_for(delivery: Delivery, rendering: str) -> tuple[RenderedEdition, datetime]:
@@ -87,7 +88,7 @@ def deliver(config: Config, store: Store, now: datetime, honour_backoff: bool) -
     def open_archive(name: str, output_dir: Path) -> Archive:
         return archive(config, store, config.digest(name), output_dir)
 
-    return outbox.process_outbox(config, store, outbox.OutboxTools(render_for, open_archive), now, honour_backoff)
+    return outbox.process_outbox(config, store, outbox.OutboxTools(render_for, open_archive), now, honour_backoff, lease)
 
 
 def archive(config: Config, store: Store, digest: DigestConfig, output_dir: Path) -> Archive:

@@ -162,6 +162,16 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         || setweight(to_tsvector('english', body), 'C')) STORED;
     CREATE INDEX articles_search ON articles USING gin (search);
     """),
+    # (PostgreSQL only: `digest worker`) each digest's scheduled slot is made once however many workers
+    # run: the slot is claimed in the edition's own transaction, so a crash before its commit frees it
+    ("0012_edition_slots", """
+    CREATE TABLE edition_slots (
+        digest TEXT NOT NULL,
+        slot TEXT NOT NULL,
+        claimed TEXT NOT NULL,
+        PRIMARY KEY (digest, slot)
+    );
+    """),
 )
 
 # Advisory lock keys (pg_advisory_xact_lock's two-int form): one class for migrations, one for editions.
@@ -558,6 +568,23 @@ class PostgresStore:
                         [(edition_id, digest, channel, recipient, _text(now), _text(now)) for channel, recipient in outbox],
                     )
         return Edition(digest=digest, created=now, articles=tuple(articles), id=edition_id, waiting=waiting, atom_id=atom_id)
+
+    def install_once(self, marker: str, sql: str) -> bool:
+        """Run `sql` (another library's schema) when table `marker` does not exist yet, under an advisory
+        lock, so that processes starting at once install it once; True when it ran here."""
+        with self.transaction():
+            self._sql("SELECT pg_advisory_xact_lock(%s, %s)", (_MIGRATION_LOCK[0], 2))
+            if self._one("SELECT to_regclass(%s) IS NOT NULL AS e", (marker,))["e"]:
+                return False
+            self._sql(sql)
+        return True
+
+    def claim_slot(self, digest: str, slot: datetime, now: datetime) -> bool:
+        """Claim `digest`'s edition of `slot` for the transaction this runs in; False when another made it
+        (a second claimer waits on the first's commit, then sees its row). Used by `digest worker`."""
+        row = self._sql("INSERT INTO edition_slots (digest, slot, claimed) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING slot",
+                        (digest, _text(slot), _text(now))).fetchone()
+        return row is not None
 
     def edition(self, edition_id: int) -> Edition:
         """A stored edition with its articles in edition order."""

@@ -1,0 +1,174 @@
+"""`digest worker`: the work of the daemon shared by any number of processes on one PostgreSQL store, as
+procrastinate tasks (the queue lives in the same database as the state).
+
+A periodic `tick` (deferred once per second by the database, however many workers run) looks at
+what is due and defers it: a poll per source (a queueing lock keeps one waiting, a lock keeps one
+running: never two polls of a source at once), an edition per digest and slot (claimed in the
+edition's own transaction on a unique (digest, slot) key: made once), and the outbox (each delivery
+claimed under a lease, so each email is sent once; a dead worker's claim is taken over when its lease
+ends). The tick also puts back jobs whose worker stopped sending heartbeats (SIGKILL, a lost machine).
+There is no singleton scheduler to keep alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import procrastinate
+from procrastinate import exceptions as procrastinate_errors
+
+from digest.config import Config, DigestConfig
+from digest.errors import ConfigError, StoreError
+from digest.schedule import parse_schedule
+from digest.store import open_store
+
+log = logging.getLogger("digest.worker")
+
+HEARTBEAT = 2.0  # seconds between a worker's heartbeats
+STALLED_AFTER = 10.0  # seconds without a heartbeat after which a worker's running jobs are put back
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def slot_of(digest: DigestConfig, last_run: datetime | None, now: datetime) -> datetime | None:
+    """The slot of `digest` due at `now`, the same in every worker, or None when none is due: for `every N`
+    the last multiple of N since the epoch; for a cron schedule the first fire time missed since its last run."""
+    from digest.scheduler import next_edition
+
+    schedule = parse_schedule(digest.schedule)
+    if schedule.every is not None:
+        step = schedule.every.total_seconds()
+        slot = _EPOCH + timedelta(seconds=(now - _EPOCH).total_seconds() // step * step)
+        return slot if last_run is None or last_run < slot else None
+    if next_edition(digest, last_run, now) > now:
+        return None
+    return now.replace(second=0, microsecond=0)
+
+
+def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procrastinate.App:
+    """The procrastinate app of `config`'s PostgreSQL store, with digest's tasks; a delivery is claimed for
+    `lease` (longer than one attempt can take: a claim is taken over only once its lease ended)."""
+    if not config.store.url:
+        raise ConfigError(str(config.path), "store.url", "digest worker needs a PostgreSQL store: set [store] url")
+    connection: dict[str, Any] = {"password": config.store.password} if config.store.password else {}
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=config.store.url, kwargs=connection,
+                                                                      min_size=1, max_size=8))
+
+    @app.task(name="digest.poll", pass_context=False)
+    def poll(source: str) -> None:
+        """Poll one source and store (and summarise) what is new."""
+        from digest import pipeline
+
+        source_config = next((s for s in config.sources if s.name == source), None)
+        if source_config is None:
+            return
+        log.info("source %s: poll started (worker process %d)", source, os.getpid())
+        store = open_store(config.store)
+        try:
+            pipeline.poll(config, store, [source_config], datetime.now(timezone.utc))
+        finally:
+            store.close()
+
+    @app.task(name="digest.edition", pass_context=False)
+    def edition(digest: str, slot: str) -> None:
+        """Make `digest`'s edition of `slot` once: the slot's claim, the edition, its outbox rows and the
+        digest's last run commit together, or none of them."""
+        from digest.editions import make_edition
+
+        digest_config = config.digest(digest)
+        moment = datetime.fromisoformat(slot)
+        store: Any = open_store(config.store)
+        try:
+            with store.transaction():
+                if not store.claim_slot(digest, moment, datetime.now(timezone.utc)):
+                    return
+                made = make_edition(store, digest_config, [s.name for s in config.sources_of(digest_config)], datetime.now(timezone.utc))
+                store.record_digest_run(digest, moment)
+            if made is None:
+                log.info("edition of %s: nothing new, none made", digest, extra={"job": "edition", "target": digest})
+        finally:
+            store.close()  # its deliveries are due now: the next tick defers the outbox
+
+    @app.task(name="digest.outbox", pass_context=False)
+    def outbox() -> None:
+        """Try every due delivery this worker can lease."""
+        from digest import pipeline
+
+        store = open_store(config.store)
+        try:
+            pipeline.deliver(config, store, datetime.now(timezone.utc), honour_backoff=True, lease=lease)
+        finally:
+            store.close()
+
+    def due() -> tuple[list[str], list[tuple[str, datetime]], bool]:
+        """The sources due a poll, the digests due an edition (with its slot), and whether mail waits."""
+        from digest.jobs import read_history
+        from digest.scheduler import next_poll
+
+        now = datetime.now(timezone.utc)
+        store = open_store(config.store)
+        try:
+            history = read_history(config, store)
+            slots = [(d.name, store.last_digest_run(d.name)) for d in config.digests]
+            outbox_due = bool(store.due_deliveries(now))
+        finally:
+            store.close()
+        polls = [s.name for s in config.sources
+                 if next_poll(s, history.last_polls.get(s.name), now, history.polls_not_before.get(s.name)) <= now]
+        editions = [(name, slot) for name, last in slots
+                    if (slot := slot_of(config.digest(name), last, now)) is not None]
+        return polls, editions, outbox_due
+
+    async def defer(task: Any, queueing_lock: str, lock: str | None = None, **arguments: Any) -> None:
+        try:
+            await task.configure(queueing_lock=queueing_lock, lock=lock).defer_async(**arguments)
+        except procrastinate_errors.AlreadyEnqueued:
+            pass  # one is waiting already
+
+    @app.periodic(cron="* * * * * *", periodic_id="tick")
+    @app.task(name="digest.tick", queueing_lock="digest.tick", pass_context=False)
+    async def tick(timestamp: int) -> None:
+        """Once a second, across all workers: defer what is due, and put back the jobs of dead workers."""
+        for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER):
+            try:
+                await app.job_manager.retry_job(job)
+                log.warning("job %s (%s) of a worker that stopped: put back in the queue", job.id, job.task_name)
+            except procrastinate_errors.UniqueViolation:
+                # the same work (same lock) is queued or running again already: this copy is dropped
+                await app.job_manager.finish_job(job, procrastinate.jobs.Status.ABORTED, delete_job=True)
+                log.warning("job %s (%s) of a worker that stopped: dropped, the same work is queued again", job.id, job.task_name)
+        await app.job_manager.prune_stalled_workers(seconds_since_heartbeat=STALLED_AFTER)
+        polls, editions, outbox_due = await asyncio.to_thread(due)
+        for source in polls:
+            await defer(poll, f"poll:{source}", f"poll:{source}", source=source)
+        for digest, slot in editions:
+            await defer(edition, f"edition:{digest}", f"edition:{digest}", digest=digest, slot=slot.isoformat())
+        if outbox_due:
+            await defer(outbox, "outbox")
+
+    return app
+
+
+def migrate(config: Config, app: procrastinate.App) -> None:
+    """Make the store's tables and procrastinate's schema, each once, however many workers start at once."""
+    open_store(config.store).close()
+    store: Any = open_store(config.store)
+    try:
+        if store.install_once("procrastinate_jobs", app.schema_manager.get_schema()):
+            log.info("procrastinate's schema applied to %s", config.store.where)
+    finally:
+        store.close()
+
+
+def run(config: Config, concurrency: int, lease: timedelta) -> None:
+    """Run one worker until SIGTERM or SIGINT: the running tasks finish (procrastinate's graceful shutdown)."""
+    app = make_app(config, lease)
+    try:
+        migrate(config, app)
+        app.run_worker(concurrency=concurrency, update_heartbeat_interval=HEARTBEAT, stalled_worker_timeout=STALLED_AFTER,
+                       delete_jobs="successful", install_signal_handlers=True)
+    except procrastinate_errors.ConnectorException as error:
+        raise StoreError(f"store {config.store.where}: the task queue failed: {error}") from None

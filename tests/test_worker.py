@@ -1,0 +1,158 @@
+"""`digest worker` end to end: three worker processes on one PostgreSQL store, one SIGKILLed mid-work and
+another started; every article reaches exactly one edition per slot, each recipient gets each edition
+exactly once, and nothing is left stuck in the queue."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timezone
+from email.utils import format_datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import REPO, Project
+from tests.httpserver import LocalServer, RequestHandler
+from tests.smtpserver import smtp_server
+
+FEED_ITEMS = 300
+FILES = 20
+WORDS = ("The harbour committee met on {n} and agreed a plan for the quay. Repairs will start next week and take a month. "
+         "Boats will moor at the north pier meanwhile. The ferry keeps its timetable. Residents asked about noise at night. "
+         "The council promised quiet hours after eight. Funding comes from the port authority and a regional grant.")
+
+
+def feed(items: int) -> bytes:
+    """An RSS feed of `items` entries published now, each with enough text to need no page fetch."""
+    now = format_datetime(datetime.now(timezone.utc))
+    entries = "".join(
+        f"<item><title>Feed story {n:03d}</title><link>http://example.org/{n}</link><guid>story-{n}</guid>"
+        f"<pubDate>{now}</pubDate><description>{WORDS.format(n=n)}</description></item>" for n in range(items))
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>Loop</title><link>http://example.org/</link>{entries}</channel></rss>'.encode()
+
+
+def start_worker(project: Project) -> subprocess.Popen[bytes]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    environment["PYTHONPATH"] = str(REPO)
+    log = open(project.root / f"worker-{time.monotonic_ns()}.log", "wb")
+    return subprocess.Popen([sys.executable, "-m", "digest", "--config", str(project.config), "--log-level", "info", "worker",
+                             "--concurrency", "2", "--lease", "8"], cwd=project.root, env=environment, stdout=log, stderr=log)
+
+
+def query(url: str, sql: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as db:
+        return db.execute(sql).fetchall()
+
+
+def polling_worker(project: Project, workers: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """The worker process that most recently started a poll of the feed (each logs its process id)."""
+    started = [(line.split(" INFO ")[0], int(line.rsplit("process ", 1)[1].rstrip(")")))
+               for path in project.root.glob("worker-*.log") for line in path.read_text(errors="replace").splitlines()
+               if "source loop: poll started" in line]
+    pid = max(started)[1]
+    return next(worker for worker in workers if worker.pid == pid)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, project: Project) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.25)
+    logs = "\n".join(p.read_text(errors="replace")[-1500:] for p in sorted(project.root.glob("worker-*.log")))
+    pytest.fail(f"timed out waiting for {what}\n{logs}")
+
+
+def test_three_workers_one_killed_every_article_once_every_email_once(tmp_path: Path, postgres_url: str) -> None:
+    project = Project(tmp_path)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for n in range(FILES):
+        (notes / f"note-{n:02d}.txt").write_text(f"Note {n:02d} on the quay\n\n{WORDS.format(n=n)}\n")
+    requests = Counter[str]()
+
+    def serve_feed(request: RequestHandler) -> None:
+        requests["feed"] += 1  # the first poll finds an empty feed: the 300 stories come after it, as news
+        request.respond(200, feed(0 if requests["feed"] == 1 else FEED_ITEMS), "application/rss+xml")
+
+    with LocalServer() as http, smtp_server() as smtp:
+        project.write_config(f"""
+            [store]
+            url = "{postgres_url}"
+
+            [smtp]
+            host = "127.0.0.1"
+            port = {smtp.port}
+            from = "Digest <digest@example.org>"
+
+            [fetch]
+            allow_private = true
+
+            [[sources]]
+            name = "notes"
+            type = "files"
+            path = "../notes"
+            interval = "1s"
+
+            [[sources]]
+            name = "loop"
+            type = "feed"
+            url = "{http.route('/feed.xml', serve_feed)}"
+            interval = "1s"
+
+            [[digests]]
+            name = "quay"
+            schedule = "every 5s"
+            max_articles = 1000
+            email_to = ["ann@example.org", "bob@example.org"]
+            """)
+        workers = [start_worker(project) for _ in range(3)]
+        try:
+            loop_stored = "SELECT COUNT(*) FROM articles WHERE source = 'loop'"
+            wait_until(lambda: requests["feed"] >= 2 and query(postgres_url, loop_stored)[0][0] > 0, 30,
+                       "the feed's stories being stored", project)
+            polling = polling_worker(project, workers)  # the one storing and summarising the 300 stories now
+            polling.send_signal(signal.SIGKILL)
+            polling.wait()
+            [(stored_at_kill,)] = query(postgres_url, loop_stored)
+            workers.append(start_worker(project))
+
+            def settled() -> bool:
+                [(stored, in_editions)] = query(postgres_url, "SELECT (SELECT COUNT(*) FROM articles WHERE backfilled = 0), "
+                                                              "(SELECT COUNT(DISTINCT article_id) FROM edition_articles)")
+                [(undelivered,)] = query(postgres_url, "SELECT COUNT(*) FROM deliveries WHERE status != 'delivered'")
+                [(stuck,)] = query(postgres_url, "SELECT COUNT(*) FROM procrastinate_jobs WHERE status = 'doing' AND (worker_id IS NULL "
+                                                 "OR worker_id NOT IN (SELECT id FROM procrastinate_workers))")
+                [(registered,)] = query(postgres_url, "SELECT COUNT(*) FROM procrastinate_workers")
+                # the killed worker is forgotten (its heartbeats stopped) once its jobs were put back
+                return stored == FEED_ITEMS + FILES == in_editions and undelivered == 0 and stuck == 0 and registered == 3
+
+            wait_until(settled, 45, "every article in an edition, every email delivered, no job of a dead worker", project)
+            alive = [worker for worker in workers if worker is not polling]
+            for worker in alive:
+                worker.send_signal(signal.SIGTERM)
+            codes = [worker.wait(timeout=15) for worker in alive]
+        finally:
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.kill()
+                    worker.wait()
+        accepted = list(smtp.accepted)
+    assert codes == [0, 0, 0]
+    assert 0 < stored_at_kill < FEED_ITEMS  # the kill came in the middle of the work
+    assert query(postgres_url, "SELECT COUNT(*) FROM edition_articles GROUP BY article_id HAVING COUNT(*) > 1") == []
+    editions = query(postgres_url, "SELECT id FROM editions ORDER BY id")
+    slots = query(postgres_url, "SELECT slot FROM edition_slots")
+    assert len(editions) >= 1 and len(slots) >= len(editions)  # each edition from its own slot, no slot made twice
+    per_recipient = Counter((r.rcpt_tos, r.message["Message-ID"]) for r in accepted)
+    assert set(per_recipient.values()) == {1}  # each recipient has each edition exactly once
+    assert Counter(rcpt for rcpt, _ in per_recipient) == {("ann@example.org",): len(editions), ("bob@example.org",): len(editions)}
+    delivered_ids = query(postgres_url, "SELECT recipient, message_id FROM deliveries ORDER BY id")
+    assert {(rcpt, mid) for rcpt, mid in delivered_ids} == {(rcpts[0], mid) for rcpts, mid in per_recipient}
