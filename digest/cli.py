@@ -539,6 +539,16 @@ def status(context: click.Context, as_json: bool) -> None:
     for digest in report["digests"]:
         click.echo(f"digest {digest['name']}: {digest['editions']} editions, last {digest['last_edition'] or 'never'}, "
                    f"next {when(digest['next_edition'])} ({digest['schedule']!r} {digest['timezone']})")
+    if "workers" in report:
+        queue = report["workers"]
+        for entry in queue.get("workers", []):
+            state = "alive" if entry["alive"] else "gone"
+            click.echo(f"worker {entry['id']} ({entry['host']}, PID {entry['pid']}): {state}, last heartbeat "
+                       f"{entry['last_heartbeat'] or 'none'}, tasks done {entry['done']}, failed {entry['failed']}")
+        depths = ", ".join(f"{row['count']} {row['task']} {row['status']}" for row in queue.get("queue", [])) or "empty"
+        click.echo(f"queue: {depths}" if queue else "queue: no worker has run yet")
+        for job in queue.get("stalled", []):
+            click.echo(f"stalled: job {job['id']} {job['task']} {job['args']} (its worker stopped; the next tick puts it back)")
     if not report["outbox"]:
         click.echo("outbox: nothing pending or failed")
     for row in report["outbox"]:
@@ -587,6 +597,10 @@ def _status_report(config: Any, store: Any, coming: dict[str, dict[str, datetime
               "store": {"path": config.store.where, "exists": store is not None, "bytes": size.bytes if size else 0,
                         "articles": size.articles if size else 0, "articles_with_text": size.articles_with_text if size else 0,
                         "keep": str(config.store.keep)}}
+    if config.store.url and store is not None:
+        from digest.worker import STALLED_AFTER
+
+        result["workers"] = store.worker_report(STALLED_AFTER)
     if any(source.type == "mailbox" for source in config.sources):
         unknown = received.get("", {}).get("unknown recipient")
         result["inbound"] = {"unknown_recipient": unknown[0] if unknown else 0,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -163,12 +164,46 @@ def migrate(config: Config, app: procrastinate.App) -> None:
         store.close()
 
 
+def counting(config: Config) -> Any:
+    """A procrastinate worker middleware counting each task this process finishes, done or failed."""
+    host = socket.gethostname()
+
+    def count(worker_id: int, ok: bool) -> None:
+        store: Any = open_store(config.store)
+        try:
+            store.count_task(worker_id, host, os.getpid(), ok, datetime.now(timezone.utc))
+        finally:
+            store.close()
+
+    async def middleware(call_next: Any, context: Any, worker: Any) -> Any:
+        try:
+            result = await call_next()
+        except BaseException:
+            if worker.worker_id is not None:
+                await asyncio.to_thread(count, worker.worker_id, False)
+            raise
+        if worker.worker_id is not None:
+            await asyncio.to_thread(count, worker.worker_id, True)
+        return result
+
+    return middleware
+
+
+def report(config: Config) -> dict[str, Any]:
+    """For `digest status`: the workers, the queue's depths and the stalled tasks."""
+    store: Any = open_store(config.store)
+    try:
+        return dict(store.worker_report(STALLED_AFTER))
+    finally:
+        store.close()
+
+
 def run(config: Config, concurrency: int, lease: timedelta) -> None:
     """Run one worker until SIGTERM or SIGINT: the running tasks finish (procrastinate's graceful shutdown)."""
     app = make_app(config, lease)
     try:
         migrate(config, app)
         app.run_worker(concurrency=concurrency, update_heartbeat_interval=HEARTBEAT, stalled_worker_timeout=STALLED_AFTER,
-                       delete_jobs="successful", install_signal_handlers=True)
+                       delete_jobs="successful", install_signal_handlers=True, worker_middleware=[counting(config)])
     except procrastinate_errors.ConnectorException as error:
         raise StoreError(f"store {config.store.where}: the task queue failed: {error}") from None

@@ -86,3 +86,28 @@ def test_a_password_in_the_url_is_a_config_error(project: Project) -> None:
     use_postgres(project, "postgresql://digest:secret@127.0.0.1/digest")
     result = project.cli("check")
     assert result.returncode == 2 and "DIGEST_STORE_PASSWORD" in result.stderr
+
+
+def test_an_edition_slot_is_claimed_once_and_freed_by_a_rollback(postgres_url: str) -> None:
+    from datetime import datetime, timezone
+
+    import pytest
+
+    from digest.store.postgres import PostgresStore
+
+    slot, other = datetime(2026, 11, 27, 7, tzinfo=timezone.utc), datetime(2026, 11, 27, 8, tzinfo=timezone.utc)
+    first, second = PostgresStore(postgres_url, owner="first"), PostgresStore(postgres_url, owner="second")
+    try:
+        with first.transaction():
+            assert first.claim_slot("daily", slot, slot)
+        with second.transaction():
+            assert not second.claim_slot("daily", slot, slot)  # made once, whichever worker asks
+        with pytest.raises(RuntimeError):
+            with first.transaction():
+                assert first.claim_slot("daily", other, other)
+                raise RuntimeError("the worker died before its edition committed")
+        with second.transaction():
+            assert second.claim_slot("daily", other, other)  # the rolled-back claim freed the slot
+    finally:
+        first.close()
+        second.close()

@@ -4,6 +4,7 @@ exactly once, and nothing is left stuck in the queue."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -135,6 +136,13 @@ def test_three_workers_one_killed_every_article_once_every_email_once(tmp_path: 
                 return stored == FEED_ITEMS + FILES == in_editions and undelivered == 0 and stuck == 0 and registered == 3
 
             wait_until(settled, 45, "every article in an edition, every email delivered, no job of a dead worker", project)
+            status = project.cli("status", "--json", now=None)
+            assert status.returncode == 0, status.stderr
+            seen = json.loads(status.stdout)["workers"]
+            assert sorted(w["alive"] for w in seen["workers"])[-3:] == [True, True, True]
+            assert sum(w["done"] for w in seen["workers"]) > FEED_ITEMS // 100 and seen["stalled"] == []
+            shown = project.cli("status", now=None).stdout
+            assert shown.count(": alive, last heartbeat ") == 3 and "queue: " in shown
             alive = [worker for worker in workers if worker is not polling]
             for worker in alive:
                 worker.send_signal(signal.SIGTERM)
@@ -147,6 +155,8 @@ def test_three_workers_one_killed_every_article_once_every_email_once(tmp_path: 
         accepted = list(smtp.accepted)
     assert codes == [0, 0, 0]
     assert 0 < stored_at_kill < FEED_ITEMS  # the kill came in the middle of the work
+    logs = "".join(p.read_text(errors="replace") for p in tmp_path.glob("worker-*.log"))
+    assert "of a worker that stopped:" in logs  # its poll job was taken over (put back, or dropped for the new one)
     assert query(postgres_url, "SELECT COUNT(*) FROM edition_articles GROUP BY article_id HAVING COUNT(*) > 1") == []
     editions = query(postgres_url, "SELECT id FROM editions ORDER BY id")
     slots = query(postgres_url, "SELECT slot FROM edition_slots")

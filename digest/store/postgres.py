@@ -172,6 +172,18 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         PRIMARY KEY (digest, slot)
     );
     """),
+    # (PostgreSQL only) what each `digest worker` process did: `digest status` lists them with
+    # procrastinate's heartbeats
+    ("0013_worker_counts", """
+    CREATE TABLE worker_counts (
+        worker_id BIGINT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started TEXT NOT NULL,
+        done INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0
+    );
+    """),
 )
 
 # Advisory lock keys (pg_advisory_xact_lock's two-int form): one class for migrations, one for editions.
@@ -578,6 +590,37 @@ class PostgresStore:
                 return False
             self._sql(sql)
         return True
+
+    def count_task(self, worker_id: int, host: str, pid: int, ok: bool, now: datetime) -> None:
+        """Count one task a worker process finished (done, or failed)."""
+        self._sql(
+            "INSERT INTO worker_counts (worker_id, host, pid, started, done, failed) VALUES (%s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (worker_id) DO UPDATE SET done = worker_counts.done + excluded.done, "
+            "failed = worker_counts.failed + excluded.failed",
+            (worker_id, host, pid, _text(now), int(ok), int(not ok)))
+
+    def worker_report(self, stalled_after: float) -> dict[str, Any]:
+        """The workers (alive, last heartbeat, tasks done and failed), the queue's depth per task and
+        state, and the running tasks whose worker stopped sending heartbeats; empty before any worker ran."""
+        if not self._one("SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS e")["e"]:
+            return {}
+        workers = [
+            {"id": row["id"], "host": row["host"], "pid": row["pid"], "done": row["done"], "failed": row["failed"],
+             "last_heartbeat": row["last_heartbeat"].isoformat() if row["last_heartbeat"] else None, "alive": bool(row["alive"])}
+            for row in self._sql(
+                "SELECT c.worker_id AS id, c.host, c.pid, c.done, c.failed, w.last_heartbeat, "
+                "w.last_heartbeat > now() - make_interval(secs => %s) AS alive "
+                "FROM worker_counts c LEFT JOIN procrastinate_workers w ON w.id = c.worker_id "
+                "WHERE w.id IS NOT NULL OR c.worker_id > (SELECT COALESCE(MAX(worker_id), 0) - 20 FROM worker_counts) "
+                "ORDER BY c.worker_id", (stalled_after,))]
+        queue = [{"task": row["task_name"], "status": row["status"], "count": row["n"]} for row in self._sql(
+            "SELECT task_name, status::text AS status, COUNT(*) AS n FROM procrastinate_jobs "
+            "WHERE status IN ('todo', 'doing') GROUP BY task_name, status ORDER BY task_name, status")]
+        stalled = [{"id": row["id"], "task": row["task_name"], "args": row["args"]} for row in self._sql(
+            "SELECT j.id, j.task_name, j.args FROM procrastinate_jobs j LEFT JOIN procrastinate_workers w ON w.id = j.worker_id "
+            "WHERE j.status = 'doing' AND (w.id IS NULL OR w.last_heartbeat < now() - make_interval(secs => %s)) ORDER BY j.id",
+            (stalled_after,))]
+        return {"workers": workers, "queue": queue, "stalled": stalled}
 
     def claim_slot(self, digest: str, slot: datetime, now: datetime) -> bool:
         """Claim `digest`'s edition of `slot` for the transaction this runs in; False when another made it
