@@ -31,11 +31,13 @@ WORDS = ("The harbour committee met on {n} and agreed a plan for the quay. Repai
 
 
 def feed(items: int) -> bytes:
-    """An RSS feed of `items` entries published now, each with enough text to need no page fetch."""
+    """An RSS feed of `items` entries published now, each with enough text to need no page fetch (and to take
+    the summariser long enough that a kill lands in the middle of storing them)."""
     now = format_datetime(datetime.now(timezone.utc))
     entries = "".join(
         f"<item><title>Feed story {n:03d}</title><link>http://example.org/{n}</link><guid>story-{n}</guid>"
-        f"<pubDate>{now}</pubDate><description>{WORDS.format(n=n)}</description></item>" for n in range(items))
+        f"<pubDate>{now}</pubDate><description>{' '.join(WORDS.format(n=n + 1000 * part) for part in range(6))}</description></item>"
+        for n in range(items))
     return f'<?xml version="1.0"?><rss version="2.0"><channel><title>Loop</title><link>http://example.org/</link>{entries}</channel></rss>'.encode()
 
 
@@ -66,7 +68,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, project
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.25)
+        time.sleep(0.1)
     logs = "\n".join(p.read_text(errors="replace")[-1500:] for p in sorted(project.root.glob("worker-*.log")))
     pytest.fail(f"timed out waiting for {what}\n{logs}")
 
