@@ -167,7 +167,11 @@ def run(context: click.Context, digest_name: str | None, as_json: bool) -> None:
             for note in source.notes:
                 click.echo(f"source {source.name}: note: {note}")
         for edition in report.editions:
-            if edition.made:
+            if edition.subscribers:
+                readers = f"{edition.subscribers} subscriber(s) due {edition.due}"
+                made = f"new edition with {edition.articles} articles" if edition.made else "nothing new for them"
+                click.echo(f"digest {edition.digest} for {readers}: {made}")
+            elif edition.made:
                 waiting = f" ({edition.waiting} wait for the next)" if edition.waiting else ""
                 click.echo(f"digest {edition.digest}: new edition with {edition.articles} articles{waiting}")
             else:
@@ -805,6 +809,25 @@ def subscribers_add(context: click.Context, email: str, digest_name: str | None,
     _subscriber_command(context, email, digest_name, timezone, at, include, exclude, confirmed=True)
 
 
+@subscribers.command("invite")
+@click.argument("email")
+@click.option("--digest", "digest_name", metavar="NAME", help="The digest to invite to [default: the only one].")
+@click.option("--timezone", metavar="TZ", help="The reader's time zone [default: the digest's].")
+@click.option("--at", metavar="HH:MM", help="Local time of their daily mail [default: the digest's time, else 07:00].")
+@click.option("--include", multiple=True, metavar="WORDS", help="Only articles mentioning one of these (comma-separated).")
+@click.option("--exclude", multiple=True, metavar="WORDS", help="Never articles mentioning one of these (comma-separated).")
+@click.pass_context
+def subscribers_invite(context: click.Context, email: str, digest_name: str | None, timezone: str | None, at: str | None,
+                       include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+    """Double opt-in: send EMAIL a confirmation mail; nothing else is sent until they confirm.
+
+    \b
+    Example:
+      digest subscribers invite ann@example.com --digest daily
+    """
+    _subscriber_command(context, email, digest_name, timezone, at, include, exclude, confirmed=False)
+
+
 def _subscriber_command(context: click.Context, email: str, digest_name: str | None, timezone: str | None,
                         at: str | None, include: tuple[str, ...], exclude: tuple[str, ...], confirmed: bool) -> None:
     config = load_config(context)
@@ -818,6 +841,9 @@ def _subscriber_command(context: click.Context, email: str, digest_name: str | N
         chosen = subscribers_module.wishes(digest, timezone, at, include, exclude)
     except ValueError as error:
         fail(EXIT_USAGE, str(error))
+    if not confirmed and not digest.base_url:
+        fail(EXIT_USAGE, f"config error: {config.path}: digest {digest.name} has no base_url; an invitation's "
+                         "confirmation link points there (see README, Subscribers)")
 
     def add() -> tuple[Any, bool, str]:
         store = open_store(config.store)

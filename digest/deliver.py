@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.policy import SMTP, SMTPUTF8
@@ -295,6 +295,21 @@ class EmailDeliverer:
         """A fresh Message-ID in the From address's domain."""
         return new_message_id(self.smtp.from_)
 
+    def send(self, parts: MailParts, recipient: str, message_id: str, date: datetime, digest_name: str,
+             unsubscribe: str | Sequence[str] = "", one_click: bool = False) -> None:
+        """Build, sign when [smtp] says so, and send one message; returns after the server's 250."""
+        try:
+            message = build_message(parts, sender=self.smtp.from_, recipient=recipient, message_id=message_id,
+                                    date=date, digest_name=digest_name, unsubscribe=unsubscribe, one_click=one_click)
+        except ValueError as error:  # an address the config check let through but email cannot use
+            raise PermanentDeliveryError(f"cannot build the email to {recipient}: {error}") from None
+        if self.smtp.dkim_key_file is None:
+            self.session.send(message, recipient)
+            return
+        international = not (str(message["To"]) + str(message["From"])).isascii()
+        data = message.as_bytes(policy=SMTPUTF8 if international else SMTP)
+        self.session.send(self._signer().sign(data), recipient, international)
+
     def _signer(self) -> Signer:
         """The DKIM signer, its key read on first use (an unusable key keeps mail pending, naming the file)."""
         if self._signing is None:
@@ -317,23 +332,7 @@ class EmailDeliverer:
         if not delivery.message_id:
             raise ValueError(f"delivery {delivery.id} has no Message-ID; the outbox makes one before the first try")
         parts = MailParts(edition.subject, edition.bodies["txt"], edition.bodies["html"])
-        try:
-            message = build_message(
-                parts,
-                sender=self.smtp.from_,
-                recipient=delivery.recipient,
-                message_id=delivery.message_id,
-                date=created,
-                digest_name=delivery.digest,
-                unsubscribe=self.unsubscribe.get(delivery.digest, ""),
-            )
-        except ValueError as error:  # an address the config check let through but email cannot use
-            raise PermanentDeliveryError(f"cannot build the email to {delivery.recipient}: {error}") from None
-        if self.smtp.dkim_key_file is None:
-            self.session.send(message, delivery.recipient)
-        else:
-            international = not (str(message["To"]) + str(message["From"])).isascii()
-            data = message.as_bytes(policy=SMTPUTF8 if international else SMTP)
-            self.session.send(self._signer().sign(data), delivery.recipient, international)
+        self.send(parts, delivery.recipient, delivery.message_id, created, delivery.digest,
+                  self.unsubscribe.get(delivery.digest, ""))
         return f"{delivery.recipient} via {self.smtp.host}:{self.smtp.port}"
 

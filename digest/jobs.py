@@ -1,4 +1,4 @@
-"""The daemon's jobs: poll one source, make one digest's edition, retry the outbox, prune.
+"""The daemon's jobs: poll one source, make one digest's edition, its subscribers' editions, retry the outbox, prune.
 
 Each job opens the store, calls the same pipeline functions as `digest run` and
 closes it, so a job never shares a connection with another thread. Also what the
@@ -93,6 +93,10 @@ class Work(Protocol):
 
     def edition(self, config: Config, digest: str, now: datetime) -> None:
         """Make one edition of a digest and deliver it."""
+        ...
+
+    def subscribers(self, config: Config, digest: str, now: datetime) -> None:
+        """Make the editions owed to a digest's subscribers at their own times, and deliver them."""
         ...
 
     def outbox(self, config: Config, now: datetime) -> None:
@@ -312,6 +316,16 @@ class PipelineWork:
             made = pipeline.edition_and_delivery(config, store, digest_config, now)
         if not made.made:
             log.info("edition of %s: nothing new, none made", digest, extra={"job": "edition", "target": digest, "articles": 0})
+
+    def subscribers(self, config: Config, digest: str, now: datetime) -> None:
+        """Make the editions owed to the digest's subscribers now (one per group) and deliver them at once."""
+        from digest import pipeline
+
+        digest_config = next((d for d in config.digests if d.name == digest), None)
+        if digest_config is None:  # removed by a reload while this job waited
+            return
+        with opened_store(config) as store:
+            pipeline.subscriber_editions_and_delivery(config, store, digest_config, now)
 
     def outbox(self, config: Config, now: datetime) -> None:
         """Retry the deliveries whose backoff has passed."""

@@ -8,8 +8,10 @@ and the finished message is checked once more before it is returned.
 
 from __future__ import annotations
 
+import html
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from email.policy import SMTP
 from email.headerregistry import Address
@@ -63,14 +65,28 @@ def list_id(digest_name: str, sender: str) -> str:
     return f"{header_text(digest_name, 80)} <{label}.digest.{domain_of(sender)}>"
 
 
-def unsubscribe_header(unsubscribe: str) -> str:
-    """The List-Unsubscribe value for a mailto: address or an https: URL; "" for none."""
-    target = header_text(unsubscribe, 500).replace(" ", "")
-    if not target:
-        return ""
-    if not target.lower().startswith(("mailto:", "https://")):
-        raise ValueError(f"unsubscribe must be a mailto: address or an https:// URL, got {unsubscribe!r}")
-    return f"<{target}>"
+def unsubscribe_header(unsubscribe: str | Sequence[str]) -> str:
+    """The List-Unsubscribe value for mailto: addresses and https: URLs (RFC 2369); "" for none."""
+    targets = [unsubscribe] if isinstance(unsubscribe, str) else list(unsubscribe)
+    cleaned = []
+    for written in targets:
+        target = header_text(written, 500).replace(" ", "")
+        if not target:
+            continue
+        if not target.lower().startswith(("mailto:", "https://")) or any(c in target for c in "<>,"):
+            raise ValueError(f"unsubscribe must be a mailto: address or an https:// URL, got {written!r}")
+        cleaned.append(f"<{target}>")
+    return ", ".join(cleaned)
+
+
+def with_unsubscribe_link(parts: MailParts, url: str) -> MailParts:
+    """The message with a visible unsubscribe link at the end of both its text and its HTML."""
+    link = html.escape(url, quote=True)
+    footer = ('<p style="margin:24px 0 0;font-size:13px;color:#555">You get this because you subscribed. '
+              f'<a href="{link}" style="color:#555">Unsubscribe</a></p>')
+    body_end = parts.html.lower().rfind("</body>")
+    page = parts.html[:body_end] + footer + parts.html[body_end:] if body_end >= 0 else parts.html + footer
+    return replace(parts, text=f"{parts.text.rstrip()}\n\n--\nUnsubscribe: {url}\n", html=page)
 
 
 def build_message(
@@ -81,9 +97,14 @@ def build_message(
     message_id: str,
     date: datetime,
     digest_name: str,
-    unsubscribe: str = "",
+    unsubscribe: str | Sequence[str] = "",
+    one_click: bool = False,
 ) -> EmailMessage:
-    """One multipart/alternative message (text, then HTML) to one recipient, all UTF-8."""
+    """One multipart/alternative message (text, then HTML) to one recipient, all UTF-8.
+
+    `one_click` (for an https unsubscribe URL that honours it) adds `List-Unsubscribe-Post:
+    List-Unsubscribe=One-Click`: a POST to the URL unsubscribes at once (RFC 8058).
+    """
     message = EmailMessage()
     message["From"] = _address(sender)
     message["To"] = _address(recipient)
@@ -94,6 +115,8 @@ def build_message(
     message["Auto-Submitted"] = "auto-generated"
     if unsubscribe_value := unsubscribe_header(unsubscribe):
         message["List-Unsubscribe"] = unsubscribe_value
+        if one_click and "<https://" in unsubscribe_value.lower():
+            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(parts.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(parts.html, subtype="html", charset="utf-8", cte="quoted-printable")
     _check_headers(message)

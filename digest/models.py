@@ -206,6 +206,17 @@ class EditionReport:
     made: bool
     articles: int = 0
     waiting: int = 0  # left over by max_articles for the next edition
+    subscribers: int = 0  # for subscribers' editions: how many readers this one serves (0: the digest's own)
+    due: str = ""  # for subscribers' editions: the moment (ISO) it was owed
+
+    def as_json(self) -> dict[str, object]:
+        """A JSON-ready dict; `subscribers` and `due` only for an edition of subscribers."""
+        entry = {k: v for k, v in vars(self).items() if k not in ("subscribers", "due", "waiting")}
+        if self.subscribers:
+            entry.update(subscribers=self.subscribers, due=self.due)
+        else:
+            entry["waiting"] = self.waiting
+        return entry
 
 
 @dataclass
@@ -251,7 +262,7 @@ class RunReport:
             "started": self.started.isoformat(),
             "ok": not self.failed,
             "sources": [{k: v for k, v in vars(s).items() if k != "backfill"} for s in self.sources],
-            "editions": [vars(e) for e in self.editions],
+            "editions": [e.as_json() for e in self.editions],
             "deliveries": [d.as_json() for d in self.deliveries],
         }
 

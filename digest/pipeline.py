@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from digest import audience
 from digest import deliver as outbox
 from digest.archive import HEADLINES as ARCHIVE_HEADLINES, TEMPLATE as ARCHIVE_TEMPLATE, Archive, ArchiveSettings, WriteReport, page_links
 from digest.compose import compose
@@ -59,6 +60,21 @@ def make_editions(config: Config, store: Store, digests: Iterable[DigestConfig],
         reports.append(EditionReport(digest.name, edition is not None, len(edition.articles) if edition else 0,
                                      edition.waiting if edition else 0))
     return reports
+
+
+def make_subscriber_editions(config: Config, store: Store, digest: DigestConfig, now: datetime) -> list[EditionReport]:
+    """Make the editions owed to the digest's subscribers at `now` (their own times), one per group of readers."""
+    made = audience.make_editions(store, digest, [s.name for s in config.sources_of(digest)], now)
+    return [EditionReport(digest.name, group.articles > 0, group.articles, subscribers=group.subscribers,
+                          due=group.slot.isoformat()) for group in made]
+
+
+def subscriber_editions_and_delivery(config: Config, store: Store, digest: DigestConfig, now: datetime) -> list[EditionReport]:
+    """The daemon's look for due readers: make what is owed to them and deliver what is due."""
+    made = make_subscriber_editions(config, store, digest, now)
+    if any(report.made for report in made):
+        deliver(config, store, now, honour_backoff=True)
+    return made
 
 
 def deliver(config: Config, store: Store, now: datetime, honour_backoff: bool,
@@ -243,6 +259,8 @@ def run(config: Config, now: datetime, digest_name: str | None = None, on_articl
         report = RunReport(started=now)
         report.sources = poll(config, store, sources_for(config, digests), now, on_article=on_article, one_shot=True)
         report.editions = make_editions(config, store, digests, now)
+        for digest in digests:
+            report.editions += make_subscriber_editions(config, store, digest, now)
         report.deliveries = deliver(config, store, now, honour_backoff=False)
         prune(config, store, now)
         return report

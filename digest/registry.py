@@ -30,6 +30,7 @@ CHANNELS: dict[str, str] = {
     "files": "digest.deliver:FileDeliverer",
     "archive": "digest.deliver:ArchiveDeliverer",
     "email": "digest.deliver:EmailDeliverer",
+    "subscriber": "digest.subscriber_mail:SubscriberDeliverer",
 }
 
 # [summary] algorithm -> the function (digest.summarise.Algorithm) picking sentences

@@ -48,6 +48,7 @@ OUTBOX_EVERY = timedelta(seconds=30)
 # Threads for editions, outbox retries and pruning: beside the polls, never behind them.
 EDITION_THREADS = 4
 PRUNE_EVERY = timedelta(hours=6)  # [store] keep is days long: a few passes a day keep the store bounded
+SUBSCRIBERS_EVERY = timedelta(minutes=1)  # subscribers' times are HH:MM: a mail goes within a minute of its time
 STOP_GRACE_SECONDS = 7.0  # SIGTERM to exit stays under the promised 10 s, with room for a loaded machine
 MAX_JITTER = timedelta(seconds=30)
 _WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -169,6 +170,10 @@ def plan(config: Config, history: History, now: datetime) -> list[PlannedJob]:
         if first == now:
             first = now + timedelta(milliseconds=1)  # after the start-up polls
         jobs.append(PlannedJob(f"edition:{digest.name}", "edition", digest.name, first, edition_trigger(digest, first)))
+    for digest in config.digests:  # each subscriber's own time: due readers are looked for every minute
+        first = now + timedelta(milliseconds=3)
+        jobs.append(PlannedJob(f"subscribers:{digest.name}", "subscribers", digest.name, first,
+                               IntervalTrigger(seconds=SUBSCRIBERS_EVERY.total_seconds(), start_date=first, timezone=timezone.utc)))
     outbox_first = now + timedelta(milliseconds=2)
     jobs.append(PlannedJob("outbox", "outbox", "", outbox_first,
                            IntervalTrigger(seconds=OUTBOX_EVERY.total_seconds(), start_date=outbox_first, timezone=timezone.utc)))
@@ -244,6 +249,8 @@ class Daemon:
                 self.work.poll(config, name, now)
             elif kind == "edition":
                 self.work.edition(config, name, now)
+            elif kind == "subscribers":
+                self.work.subscribers(config, name, now)
             elif kind == "outbox":
                 self.work.outbox(config, now)
             else:

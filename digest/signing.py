@@ -11,8 +11,8 @@ import base64
 from dataclasses import dataclass
 from pathlib import Path
 
-import dkim
-from dkim.crypto import UnparsableKeyError, parse_pem_private_key
+import dkim  # type: ignore[import-untyped]
+from dkim.crypto import UnparsableKeyError, parse_pem_private_key  # type: ignore[import-untyped]
 
 from digest.errors import TemporaryDeliveryError
 

@@ -19,6 +19,8 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from email import policy as email_policy
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -41,6 +43,7 @@ from digest.lock import holder
 from digest.models import Endpoint, WebReply, WebRequest
 from digest.scheduler import next_edition, poll_jitter
 from digest.store import open_store
+from digest.unsubscribe import endpoints as subscriber_endpoints
 
 log = logging.getLogger(__name__)
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -50,7 +53,9 @@ HEALTH_GRACE = timedelta(minutes=15)
 # Other modules' endpoints: name -> function(config) -> endpoints. See the module docstring.
 ENDPOINTS: dict[str, Callable[[Config], list[Endpoint]]] = {
     "search": search.endpoints,
+    "subscribers": subscriber_endpoints,
 }
+MAX_FORM_BYTES = 64 * 1024  # a form an endpoint reads; larger bodies are refused
 
 Clock = Callable[[], datetime]
 
@@ -117,13 +122,34 @@ def health(config: Config, now: datetime) -> dict[str, Any]:
     return report
 
 
+def multipart_fields(content_type: str, body: bytes) -> dict[str, str]:
+    """The text fields of a multipart/form-data body (RFC 7578), as RFC 8058's one-click POST may send them."""
+    parsed = BytesParser(policy=email_policy.HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    fields: dict[str, str] = {}
+    if not parsed.is_multipart():
+        return fields
+    for part in parsed.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str) and part.get_filename() is None:
+            payload = part.get_payload(decode=True)
+            fields[name] = payload.decode("utf-8", "replace").strip("\r\n") if isinstance(payload, bytes) else ""
+    return fields
+
+
 def _wrap(endpoint: Endpoint) -> Route:
     """A Starlette route around a framework-free endpoint."""
 
     async def handle(request: Request) -> Response:
         form: dict[str, str] = {}
-        if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-            form = dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            body = await request.body()
+            if len(body) > MAX_FORM_BYTES:
+                return Response("form too large", status_code=413, media_type="text/plain")
+            if content_type.startswith("multipart/form-data"):
+                form = multipart_fields(content_type, body)
+            else:
+                form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         web_request = WebRequest(
             method=request.method, path_params={k: str(v) for k, v in request.path_params.items()},
             query=dict(request.query_params), form=form, headers={k.lower(): v for k, v in request.headers.items()},

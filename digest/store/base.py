@@ -188,6 +188,26 @@ class Store(Protocol):
         """Move a subscriber to `status` when they are in one of the `expected` states; True when changed."""
         ...
 
+    def subscriber_times(self, digest: str) -> list[tuple[str, str]]:
+        """The distinct (time zone, local time) pairs of the digest's active subscribers."""
+        ...
+
+    def due_subscribers(self, digest: str, timezone_name: str, at: str, slot: datetime) -> list[Subscriber]:
+        """Active subscribers at (`timezone_name`, `at`) with no mail made for `slot` yet, who subscribed by then."""
+        ...
+
+    def subscriber_by_address(self, digest: str, address: str) -> Subscriber | None:
+        """The subscriber of `digest` with this (normalised) address, whatever their status."""
+        ...
+
+    def create_subscriber_edition(
+        self, digest: str, sources: Sequence[str], subscriber_ids: Sequence[int], watermark: int, slot: datetime,
+        limit: int, wanted: Callable[[str], bool], now: datetime,
+    ) -> tuple[Edition | None, list[int]]:
+        """One edition for readers who share a watermark, words and moment, made in one transaction with a
+        `subscriber` outbox row each and their watermark and last moment moved on; (edition or None, ids served)."""
+        ...
+
     def secret(self, name: str, make: Callable[[], str]) -> str:
         """The stored secret called `name`, made by `make` and kept on first use."""
         ...

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import sqlite3
 import time
 import uuid
@@ -893,6 +894,25 @@ class SqliteStore:
         row = self.db.execute("SELECT * FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
         return self._subscriber(row) if row else None
 
+    def subscriber_times(self, digest: str) -> list[tuple[str, str]]:
+        """The distinct (time zone, local time) pairs of the digest's active subscribers."""
+        return [(row[0], row[1]) for row in self.db.execute(
+            "SELECT DISTINCT timezone, at FROM subscribers WHERE digest = ? AND status = 'active'", (digest,))]
+
+    def due_subscribers(self, digest: str, timezone_name: str, at: str, slot: datetime) -> list[Subscriber]:
+        """Active subscribers at (`timezone_name`, `at`) with no mail made for `slot` yet, who subscribed by then."""
+        rows = self.db.execute(
+            "SELECT * FROM subscribers WHERE digest = ? AND status = 'active' AND timezone = ? AND at = ? "
+            "AND ((last_slot IS NOT NULL AND last_slot < ?) OR (last_slot IS NULL AND created <= ?)) ORDER BY id",
+            (digest, timezone_name, at, _text(slot), _text(slot)),
+        ).fetchall()
+        return [self._subscriber(row) for row in rows]
+
+    def subscriber_by_address(self, digest: str, address: str) -> Subscriber | None:
+        """The subscriber of `digest` with this (normalised) address, whatever their status."""
+        row = self.db.execute("SELECT * FROM subscribers WHERE digest = ? AND address = ?", (digest, address)).fetchone()
+        return self._subscriber(row) if row else None
+
     def subscribers(self, digest: str | None = None, statuses: Sequence[str] = ("active", "invited")) -> list[Subscriber]:
         """Subscribers in the given states (of `digest`, or of every digest), by digest and address."""
         marks = ",".join("?" for _ in statuses)
@@ -922,6 +942,60 @@ class SqliteStore:
                 (status, _text(now), subscriber_id, *expected),
             )
         return cursor.rowcount > 0
+
+    def create_subscriber_edition(
+        self, digest: str, sources: Sequence[str], subscriber_ids: Sequence[int], watermark: int, slot: datetime,
+        limit: int, wanted: Callable[[str], bool], now: datetime,
+    ) -> tuple[Edition | None, list[int]]:
+        """Make one edition for readers of `digest` who share a watermark, words (`wanted`) and moment, in one
+        transaction: the articles above the watermark they want (oldest first, up to `limit`; the rest wait),
+        a `subscriber` outbox row for each, and their watermark and last moment moved on.
+
+        Readers whose watermark or last moment changed meanwhile (another process served them) are left out.
+        Returns the edition (None when they want nothing new) and the ids of the readers it served.
+        """
+        with self.transaction():
+            marks = ",".join("?" for _ in subscriber_ids)
+            rows = self.db.execute(
+                f"SELECT id, address FROM subscribers WHERE id IN ({marks}) AND status = 'active' AND watermark = ? "
+                "AND (last_slot IS NULL OR last_slot < ?) ORDER BY id",
+                (*subscriber_ids, watermark, _text(slot)),
+            ).fetchall()
+            if not rows:
+                return None, []
+            source_marks = ",".join("?" for _ in sources)
+            candidates = self.db.execute(
+                f"SELECT id, title, body FROM articles WHERE source IN ({source_marks}) AND backfilled = 0 AND id > ? ORDER BY id",
+                (*sources, watermark),
+            )
+            chosen: list[int] = []
+            considered = watermark
+            for article_id, title, body in candidates:
+                if len(chosen) >= limit:
+                    break
+                considered = article_id
+                if wanted(f"{title}\n{body}"):
+                    chosen.append(article_id)
+            edition_id = None
+            if chosen:
+                scope = f"{digest}/subscribers/{secrets.token_hex(8)}"  # editions of readers never count as the digest's
+                edition_id = self.db.execute(
+                    "INSERT INTO editions (digest, created) VALUES (?, ?)", (scope, _text(now))).lastrowid
+                self.db.executemany(
+                    "INSERT INTO edition_articles (edition_id, digest, article_id, position) VALUES (?, ?, ?, ?)",
+                    [(edition_id, scope, article_id, position) for position, article_id in enumerate(chosen)],
+                )
+                self.db.executemany(
+                    "INSERT INTO deliveries (edition_id, digest, channel, recipient, created, next_attempt) "
+                    "VALUES (?, ?, 'subscriber', ?, ?, ?)",
+                    [(edition_id, digest, row["address"], _text(now), _text(now)) for row in rows],
+                )
+            served = [row["id"] for row in rows]
+            self.db.executemany(
+                "UPDATE subscribers SET watermark = ?, last_slot = ? WHERE id = ?",
+                [(considered, _text(slot), subscriber_id) for subscriber_id in served],
+            )
+        return (self.edition(edition_id) if edition_id is not None else None), served
 
     def secret(self, name: str, make: Callable[[], str]) -> str:
         """The stored secret called `name`, made by `make` and kept on first use."""
