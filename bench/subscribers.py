@@ -31,7 +31,7 @@ from digest import config as config_module  # noqa: E402
 from digest import pipeline  # noqa: E402
 from digest.audience import latest_slot  # noqa: E402
 from digest.render import Renderer  # noqa: E402
-from digest.store import Store  # noqa: E402
+from digest.store import open_store  # noqa: E402
 
 ZONES = ("Pacific/Auckland", "Australia/Sydney", "Asia/Tokyo", "Asia/Shanghai", "Asia/Kolkata", "Asia/Dubai",
          "Europe/Moscow", "Africa/Cairo", "Europe/Berlin", "Europe/London", "Atlantic/Azores", "America/Sao_Paulo",
