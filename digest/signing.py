@@ -11,8 +11,8 @@ import base64
 from dataclasses import dataclass
 from pathlib import Path
 
-import dkim  # type: ignore[import-untyped]
-from dkim.crypto import UnparsableKeyError, parse_pem_private_key  # type: ignore[import-untyped]
+import dkim
+from dkim.crypto import UnparsableKeyError, parse_pem_private_key
 
 from digest.errors import TemporaryDeliveryError
 

@@ -393,3 +393,38 @@ def test_pruning_drops_old_mail_bytes_but_a_resend_stays_a_duplicate(store: Stor
     store.prune(NOW - timedelta(days=90))
     assert [(m.key, m.raw) for m in store.inbound_messages("letters", 0, 10)] == [("<old@x>", b""), ("<new@x>", b"new raw")]
     assert store.add_inbound(["letters"], "<old@x>", "news@x", b"old raw", NOW) == [False]
+
+
+def test_readers_editions_hold_each_wanted_article_once_and_the_digests_own_stay_apart(store: Store) -> None:
+    ann, _ = store.add_subscriber("daily", "ann@example.com", "", "Europe/London", "07:00", [], [], "active", NOW)
+    bob, _ = store.add_subscriber("daily", "bob@example.com", "", "Europe/London", "07:00", [], ["football"], "active", NOW)
+    tokyo, _ = store.add_subscriber("daily", "tokyo@example.jp", "", "Asia/Tokyo", "07:00", [], [], "active", NOW)
+    add(store, article("a", title="Harbour reopens"), article("b", title="Football final"), article("c", title="Trams"),
+        article("x", source="elsewhere"), article("old", backfilled=True))
+    slot = NOW + timedelta(days=1)
+    assert sorted(store.subscriber_times("daily")) == [("Asia/Tokyo", "07:00"), ("Europe/London", "07:00")]
+    assert [s.address for s in store.due_subscribers("daily", "Europe/London", "07:00", slot)] == ["ann@example.com", "bob@example.com"]
+
+    everything, served = store.create_subscriber_edition("daily", ["news"], [ann.id], ann.watermark, slot, 50, lambda t: True, slot)
+    assert served == [ann.id] and everything is not None
+    assert sorted(a.title for a in everything.articles) == ["Football final", "Harbour reopens", "Trams"]
+    no_football, _ = store.create_subscriber_edition("daily", ["news"], [bob.id], bob.watermark, slot, 50,
+                                                     lambda t: "Football" not in t, slot)
+    assert no_football is not None and sorted(a.title for a in no_football.articles) == ["Harbour reopens", "Trams"]
+    capped, _ = store.create_subscriber_edition("daily", ["news"], [tokyo.id], tokyo.watermark, slot, 2, lambda t: True, slot)
+    assert capped is not None and len(capped.articles) == 2  # the oldest two; the third waits
+
+    # served once for this moment: a second try (another process) serves nobody, and nothing repeats later
+    assert store.create_subscriber_edition("daily", ["news"], [ann.id], ann.watermark, slot, 50, lambda t: True, slot) == (None, [])
+    assert store.due_subscribers("daily", "Europe/London", "07:00", slot) == []
+    later = slot + timedelta(days=1)
+    add(store, article("d", title="Ferries"))
+    moved = {s.id: s for s in store.subscribers("daily", ["active"])}
+    for reader, expected in ((ann, ["Ferries"]), (bob, ["Ferries"]), (tokyo, ["Ferries", "Trams"])):
+        edition, _ = store.create_subscriber_edition("daily", ["news"], [reader.id], moved[reader.id].watermark, later, 50,
+                                                     lambda t: True, later)
+        assert edition is not None and sorted(a.title for a in edition.articles) == expected, reader.address
+    assert [d.channel for d in store.deliveries(["pending"])] == ["subscriber"] * 6
+    assert store.last_edition("daily") is None and store.edition_count("daily") == 0  # none counts as the digest's own
+    bob_now = store.subscriber_by_address("daily", "bob@example.com")
+    assert bob_now is not None and bob_now.last_slot == later and bob_now.watermark > moved[bob.id].watermark

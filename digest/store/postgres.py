@@ -847,6 +847,71 @@ class PostgresStore:
         self._sql("INSERT INTO secrets (name, value) VALUES (%s, %s) ON CONFLICT DO NOTHING", (name, make()))
         return str(self._one("SELECT value FROM secrets WHERE name = %s", (name,))["value"])
 
+    def subscriber_times(self, digest: str) -> list[tuple[str, str]]:
+        """The distinct (time zone, local time) pairs of the digest's active subscribers."""
+        rows = self._sql("SELECT DISTINCT timezone, at FROM subscribers WHERE digest = %s AND status = 'active'", (digest,))
+        return [(row["timezone"], row["at"]) for row in rows.fetchall()]
+
+    def due_subscribers(self, digest: str, timezone_name: str, at: str, slot: datetime) -> list[Subscriber]:
+        """Active subscribers at (`timezone_name`, `at`) with no mail made for `slot` yet, who subscribed by then."""
+        rows = self._sql(
+            "SELECT * FROM subscribers WHERE digest = %s AND status = 'active' AND timezone = %s AND at = %s "
+            "AND ((last_slot IS NOT NULL AND last_slot < %s) OR (last_slot IS NULL AND created <= %s)) ORDER BY id",
+            (digest, timezone_name, at, _text(slot), _text(slot)),
+        ).fetchall()
+        return [self._subscriber(row) for row in rows]
+
+    def subscriber_by_address(self, digest: str, address: str) -> Subscriber | None:
+        """The subscriber of `digest` with this (normalised) address, whatever their status."""
+        row = self._sql("SELECT * FROM subscribers WHERE digest = %s AND address = %s", (digest, address)).fetchone()
+        return self._subscriber(row) if row else None
+
+    def create_subscriber_edition(
+        self, digest: str, sources: Sequence[str], subscriber_ids: Sequence[int], watermark: int, slot: datetime,
+        limit: int, wanted: Callable[[str], bool], now: datetime,
+    ) -> tuple[Edition | None, list[int]]:
+        """One edition for readers who share a watermark, words and moment (see the SQLite store), in one
+        transaction; the readers' rows are locked, so two processes never serve them both."""
+        with self.transaction():
+            rows = self._sql(
+                "SELECT id, address FROM subscribers WHERE id = ANY(%s) AND status = 'active' AND watermark = %s "
+                "AND (last_slot IS NULL OR last_slot < %s) ORDER BY id FOR UPDATE",
+                (list(subscriber_ids), watermark, _text(slot)),
+            ).fetchall()
+            if not rows:
+                return None, []
+            candidates = self._sql(
+                "SELECT id, title, COALESCE(body, '') AS body FROM articles WHERE source = ANY(%s) AND backfilled = 0 "
+                "AND id > %s ORDER BY id", (list(sources), watermark),
+            ).fetchall()
+            chosen: list[int] = []
+            considered = watermark
+            for candidate in candidates:
+                if len(chosen) >= limit:
+                    break
+                considered = int(candidate["id"])
+                if wanted(f"{candidate['title']}\n{candidate['body']}"):
+                    chosen.append(considered)
+            edition_id = None
+            if chosen:
+                scope = f"{digest}/subscribers/{new_atom_id()[9:]}"  # readers' editions never count as the digest's
+                edition_id = int(self._one("INSERT INTO editions (digest, created, atom_id) VALUES (%s, %s, %s) RETURNING id",
+                                           (scope, _text(now), new_atom_id()))["id"])
+                with self._conn.cursor() as cursor:
+                    cursor.executemany(
+                        "INSERT INTO edition_articles (edition_id, digest, article_id, position) VALUES (%s, %s, %s, %s)",
+                        [(edition_id, scope, article_id, position) for position, article_id in enumerate(chosen)],
+                    )
+                    cursor.executemany(
+                        "INSERT INTO deliveries (edition_id, digest, channel, recipient, created, next_attempt) "
+                        "VALUES (%s, %s, 'subscriber', %s, %s, %s)",
+                        [(edition_id, digest, row["address"], _text(now), _text(now)) for row in rows],
+                    )
+            served = [int(row["id"]) for row in rows]
+            self._sql("UPDATE subscribers SET watermark = %s, last_slot = %s WHERE id = ANY(%s)",
+                      (considered, _text(slot), served))
+        return (self.edition(edition_id) if edition_id is not None else None), served
+
     def _subscriber(self, row: dict[str, Any]) -> Subscriber:
         created = _moment(row["created"])
         assert created is not None
