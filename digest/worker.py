@@ -110,15 +110,17 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         from digest.scheduler import next_poll
 
         now = datetime.now(timezone.utc)
-        store = open_store(config.store)
+        store: Any = open_store(config.store)
         try:
+            # Busy first, then what was polled: a poll that ended between the two has recorded its poll already.
+            busy = store.busy_locks()
             history = read_history(config, store)
             slots = [(d.name, store.last_digest_run(d.name)) for d in config.digests]
             outbox_due = bool(store.due_deliveries(now))
         finally:
             store.close()
-        polls = [s.name for s in config.sources
-                 if next_poll(s, history.last_polls.get(s.name), now, history.polls_not_before.get(s.name)) <= now]
+        polls = [s.name for s in config.sources if f"poll:{s.name}" not in busy
+                 and next_poll(s, history.last_polls.get(s.name), now, history.polls_not_before.get(s.name)) <= now]
         editions = [(name, slot) for name, last in slots
                     if (slot := slot_of(config.digest(name), last, now)) is not None]
         return polls, editions, outbox_due
@@ -136,11 +138,12 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER):
             try:
                 await app.job_manager.retry_job(job)
-                log.warning("job %s (%s) of a worker that stopped: put back in the queue", job.id, job.task_name)
+                log.warning("job %s (%s %s) of a worker that stopped: put back in the queue", job.id, job.task_name, job.task_kwargs)
             except procrastinate_errors.UniqueViolation:
                 # the same work (same lock) is queued or running again already: this copy is dropped
                 await app.job_manager.finish_job(job, procrastinate.jobs.Status.ABORTED, delete_job=True)
-                log.warning("job %s (%s) of a worker that stopped: dropped, the same work is queued again", job.id, job.task_name)
+                log.warning("job %s (%s %s) of a worker that stopped: dropped, the same work is queued again", job.id, job.task_name,
+                            job.task_kwargs)
         await app.job_manager.prune_stalled_workers(seconds_since_heartbeat=STALLED_AFTER)
         polls, editions, outbox_due = await asyncio.to_thread(due)
         for source in polls:

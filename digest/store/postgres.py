@@ -622,6 +622,15 @@ class PostgresStore:
             (stalled_after,))]
         return {"workers": workers, "queue": queue, "stalled": stalled}
 
+    def busy_locks(self) -> set[str]:
+        """The locks of `digest worker` tasks queued or running (procrastinate's jobs), so the tick defers no
+        second poll of a source whose poll has not finished yet; empty before any worker ran."""
+        if not self._one("SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS e")["e"]:
+            return set()
+        return {row["l"] for row in self._sql(
+            "SELECT lock AS l FROM procrastinate_jobs WHERE status IN ('todo', 'doing') AND lock IS NOT NULL "
+            "UNION SELECT queueing_lock FROM procrastinate_jobs WHERE status IN ('todo', 'doing') AND queueing_lock IS NOT NULL")}
+
     def claim_slot(self, digest: str, slot: datetime, now: datetime) -> bool:
         """Claim `digest`'s edition of `slot` for the transaction this runs in; False when another made it
         (a second claimer waits on the first's commit, then sees its row). Used by `digest worker`."""
