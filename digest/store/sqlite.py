@@ -34,7 +34,8 @@ from digest.store.base import WriteBatch
 PROCESS_OWNER = uuid.uuid4().hex
 
 # (name, SQL), applied in this order, each once; a new one goes at the END, and a landed one is never
-# renamed or changed. A store made before names (PRAGMA user_version N) has the first N recorded as applied.
+# renamed or changed. Numbers 0012 and 0013 are the PostgreSQL store's own (digest worker's tables, in
+# store/postgres.py): the next one here is 0014, and goes into postgres.py's list too. A store made before names (PRAGMA user_version N) has the first N recorded as applied.
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("0001_initial", """
     CREATE TABLE sources (
