@@ -28,6 +28,7 @@ from digest.schedule import LONGEST_INTERVAL, parse_schedule
 DEFAULT_CONFIG = Path("config/digest.toml")
 ALGORITHMS = tuple(registry.SUMMARISERS)
 FORMATS = tuple(registry.FORMATS)
+DEFAULT_FORMATS = ("html", "md", "txt")  # "json", the stable format for programs, only when asked for
 EMAIL_MIN_BYTES = 10_000  # room for the headers, the masthead and a few headlines
 
 NAME_MAX = 255  # bytes in one folder or file name, on every common file system
@@ -197,7 +198,7 @@ class DigestConfig:
     timezone: str = "UTC"
     max_articles: int = 50
     output_dir: Path | None = None
-    formats: tuple[str, ...] = FORMATS
+    formats: tuple[str, ...] = DEFAULT_FORMATS
     email_to: tuple[str, ...] = ()
     subject: str = "{{ digest.name }}: {{ edition.date }}"
     templates: Path | None = None
@@ -207,6 +208,8 @@ class DigestConfig:
     feed_size: int = 20  # editions in feed.atom; older ones are in its RFC 5005 archive documents
     # The encoded email's most bytes: Gmail clips a message past 102 kB, its unsubscribe link with it. 0: no limit.
     email_max_bytes: int = 100_000
+    group_stories: bool = True  # one entry per story across sources (digest.stories)
+    story_window: Duration = Duration(hours=72)  # articles further apart are never one story; follow-ups look this far back
 
     def check(self, where: str) -> None:
         if len(os.fsencode(self.name)) > NAME_MAX:

@@ -163,7 +163,7 @@ class PipelineWork:
         self.stopping = stopping
         self._fetcher: Fetcher | None = None
         self._retired: list[Fetcher] = []  # clients replaced by a reload, closed when the daemon stops
-        self._workers: Workers[Any, Summary] | None = None
+        self._workers: Workers[Any, tuple[Summary, str]] | None = None
         self._shared = threading.Lock()
         self._in_flight: dict[str, threading.Event] = {}  # source -> set when its running poll ends
         self._fresh: ThreadPoolExecutor | None = None  # polls an edition asks for
@@ -233,7 +233,7 @@ class PipelineWork:
             if not running[0].wait(max(0.0, deadline - time.monotonic())) and time.monotonic() >= deadline:
                 return False
 
-    def _summary_workers(self, config: Config) -> Workers[Any, Summary]:
+    def _summary_workers(self, config: Config) -> Workers[Any, tuple[Summary, str]]:
         """One set of summary workers for every concurrent poll (processes only while one runs)."""
         from digest import pipeline
 

@@ -58,6 +58,32 @@ class StoredArticle:
     language: str | None
     summary: tuple[str, ...]
     fetched: datetime
+    story_features: str = ""  # as digest.stories stored them; '' for an article stored before they existed
+
+
+@dataclass(frozen=True)
+class StoryFeatures:
+    """What grouping by story needs of an article, made once when it is stored (digest.stories)."""
+
+    terms: dict[str, float]  # sublinear term counts of the title and body
+    names: dict[str, float]  # the same, for proper names and numbers only
+    words: int  # length of the body in words: the most complete article leads its story
+    text_hash: str  # equal for exact copies
+
+
+@dataclass(frozen=True)
+class Story:
+    """One event as an edition shows it: the article that leads it, the others reporting it
+    (other sources, copies), and when an earlier edition of the digest first showed it."""
+
+    lead: StoredArticle
+    others: tuple[StoredArticle, ...] = ()
+    follows_up: datetime | None = None  # the earlier edition's time when this is a follow-up
+
+    @property
+    def articles(self) -> tuple[StoredArticle, ...]:
+        """The lead, then the others."""
+        return (self.lead, *self.others)
 
 
 @dataclass(frozen=True)
@@ -114,10 +140,16 @@ class EditionListing:
 
 @dataclass(frozen=True)
 class Section:
-    """One source's articles within an edition, as compose arranges them for render."""
+    """One source's stories within an edition (a story sits under its lead article's source), as
+    compose arranges them for render."""
 
     source: str
-    articles: tuple[StoredArticle, ...]
+    stories: tuple[Story, ...]
+
+    @property
+    def articles(self) -> tuple[StoredArticle, ...]:
+        """The stories' lead articles (what templates written before stories iterate)."""
+        return tuple(story.lead for story in self.stories)
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ from digest import audience
 from digest import deliver as outbox
 from digest.archive import HEADLINES as ARCHIVE_HEADLINES, TEMPLATE as ARCHIVE_TEMPLATE, Archive, ArchiveSettings, WriteReport, page_links
 from digest.compose import compose
-from digest.config import Config, DigestConfig, SourceConfig
+from digest.config import Config, DigestConfig, SourceConfig, SummaryConfig
 from digest.deliver import safe_name
 from digest.editions import make_edition
 from digest.errors import ConfigError, RenderError
 from digest.mail import MailParts, encoded_size
 from digest.models import (Delivery, DeliveryReport, Edition, EditionListing, EditionReport, RenderedEdition, RunReport,
-                           SourceProblem, SourceReport, StoredArticle, Summary)
+                           Section, SourceProblem, SourceReport, StoredArticle, Summary)
 from digest.poll import ArticleCallback, Poller, summary_workers
 from digest.render import TEMPLATE_NAMES, Renderer, renderer_for
 from digest.store import Store, open_store
@@ -37,19 +37,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("digest.pipeline")
 
 
+def summarise_and_describe(text: str, settings: SummaryConfig, title: str, language: str | None) -> tuple[Summary, str]:
+    """On a worker: an article's summary and its story features (stored JSON), both made once, when it is stored."""
+    from digest import stories  # numpy: loaded in the workers, not by a daemon that only polls
+
+    return summarise(text, settings, title=title, language=language), stories.dumps(stories.features(title, text))
+
+
 def poll(config: Config, store: Store, sources: Sequence[SourceConfig], now: datetime, *,
          on_article: ArticleCallback | None = None, fetcher: Fetcher | None = None,
-         workers: Workers[Any, Summary] | None = None, one_shot: bool = False) -> list[SourceReport]:
+         workers: Workers[Any, tuple[Summary, str]] | None = None, one_shot: bool = False) -> list[SourceReport]:
     """Poll `sources` concurrently, summarising and storing each new article; failures are recorded, never raised.
     A long-lived caller (the daemon) shares one `fetcher` and one set of summary `workers` across its polls."""
-    poller = Poller(store, config.fetch, config.summary, summarise, resolve_language,
+    poller = Poller(store, config.fetch, config.summary, summarise_and_describe, resolve_language,
                     on_article=on_article, fetcher=fetcher, one_shot=one_shot, workers=workers)
     return poller.poll_all(sources, now)
 
 
-def daemon_workers(config: Config) -> Workers[Any, Summary]:
+def daemon_workers(config: Config) -> Workers[Any, tuple[Summary, str]]:
     """Summary workers for a long-lived caller's polls, shared by all of them (see poll)."""
-    return summary_workers(summarise, config.summary, one_shot=False)
+    return summary_workers(summarise_and_describe, config.summary, one_shot=False)
 
 
 def make_editions(config: Config, store: Store, digests: Iterable[DigestConfig], now: datetime) -> list[EditionReport]:
@@ -93,7 +100,7 @@ def deliver(config: Config, store: Store, now: datetime, honour_backoff: bool,
             if rendering == "email":
                 document = render_email(config, store, digest, edition)
             elif rendering == "page":
-                document = RenderedEdition(subject="", bodies={"html": render_page(config, digest, edition)})
+                document = RenderedEdition(subject="", bodies={"html": render_page(config, store, digest, edition)})
             elif rendering == "files":  # written one format at a time: rendered as each is read
                 document = render(config, store, digest, edition, digest.formats, lazy=True)
             else:
@@ -116,7 +123,7 @@ def archive(config: Config, store: Store, digest: DigestConfig, output_dir: Path
                                digest.timezone)
     return Archive(
         settings, store.edition_listing(digest.name, ARCHIVE_HEADLINES), feed_id,
-        page=lambda listed: render_page(config, digest, store.edition(listed.id)),
+        page=lambda listed: render_page(config, store, digest, store.edition(listed.id)),
         list_page=lambda context: renderer.render(ARCHIVE_TEMPLATE, context),
     )
 
@@ -154,12 +161,12 @@ def render(config: Config, store: Store, digest: DigestConfig, edition: Edition,
     return renderer.render_edition(formats, digest.subject, _context(config, store, digest, edition), lazy)
 
 
-def render_page(config: Config, digest: DigestConfig, edition: Edition) -> str:
+def render_page(config: Config, store: Store, digest: DigestConfig, edition: Edition) -> str:
     """The edition's HTML page for the archive: no subject line (a rebuild renders thousands), and
     no "sources with problems" box, which tells of the sources now rather than of the edition, so
     a page and its feed entry stay the same until the edition or the template changes."""
     renderer = renderer_for(digest.templates)
-    sections = compose(edition, [s.name for s in config.sources_of(digest)])
+    sections = _sections(config, store, digest, edition)
     context = renderer.context(digest.name, digest.timezone, edition, sections)
     context["archive"] = page_links(digest.base_url)  # only archive pages link to their index and feed
     return renderer.render(TEMPLATE_NAMES["html"], context)
@@ -184,9 +191,18 @@ def render_email(config: Config, store: Store, digest: DigestConfig, edition: Ed
     return renderer.render_email(digest.subject, context, fits if digest.email_max_bytes else None)
 
 
+def _sections(config: Config, store: Store, digest: DigestConfig, edition: Edition) -> list[Section]:
+    """The edition by source and story; with group_stories, a story that an edition of the last
+    story_window showed is marked as its follow-up."""
+    shown: list[tuple[StoredArticle, datetime]] = []
+    if digest.group_stories:
+        shown = store.shown_before(digest.name, edition.created, edition.created - digest.story_window)
+    return compose(edition, [s.name for s in config.sources_of(digest)], digest.group_stories, shown, digest.story_window)
+
+
 def _context(config: Config, store: Store, digest: DigestConfig, edition: Edition) -> dict[str, object]:
     renderer = renderer_for(digest.templates)
-    sections = compose(edition, [s.name for s in config.sources_of(digest)])
+    sections = _sections(config, store, digest, edition)
     return renderer.context(digest.name, digest.timezone, edition, sections, problems(config, store, digest))
 
 
@@ -232,7 +248,7 @@ def check_templates(config: Config, digests: Sequence[DigestConfig] | None = Non
         try:
             renderer = renderer_for(digest.templates)
             edition, problems = sample_edition(config, digest)
-            sections = compose(edition, [s.name for s in config.sources_of(digest)])
+            sections = compose(edition, [s.name for s in config.sources_of(digest)], digest.group_stories)
             renderer.check(digest.subject, renderer.context(digest.name, digest.timezone, edition, sections, problems))
             if digest.output_dir is not None and digest.archive:
                 _check_archive_template(renderer, digest, digest.output_dir, edition)

@@ -45,8 +45,9 @@ WORK_SLOTS = 8
 # An edition first polls its sources not polled within this long (`digest run` has just polled them all).
 POLLED_RECENTLY = timedelta(minutes=1)
 
-# digest.summarise.summarise and resolve_language, handed in by the pipeline (a stage imports no other stage)
-Summarise = Callable[[str, SummaryConfig, str, "str | None"], Summary]
+# digest.summarise.summarise (with the article's story features, JSON: digest.stories) and resolve_language,
+# handed in by the pipeline (a stage imports no other stage)
+Summarise = Callable[[str, SummaryConfig, str, "str | None"], tuple[Summary, str]]
 ResolveLanguage = Callable[[str, str, "str | None"], str]
 ArticleCallback = Callable[[str], None]  # called with the source's name after each stored article
 
@@ -110,7 +111,7 @@ def fetcher_for(config: FetchConfig, sources: Sequence[SourceConfig]) -> Iterato
         yield fetcher
 
 
-def summary_workers(summarise: Summarise, summary: SummaryConfig, one_shot: bool) -> Workers[Any, Summary]:
+def summary_workers(summarise: Summarise, summary: SummaryConfig, one_shot: bool) -> Workers[Any, tuple[Summary, str]]:
     """The processes that summarise: one run's (a small run summarises here), or a long-lived
     caller's (always on worker processes, stopped whenever no poll uses them)."""
     return Workers(summarise, worker_count(summary.workers), SMALL_RUN if one_shot else 0)
@@ -132,7 +133,7 @@ class Poller:
     # jobs): summaries are always made in worker processes, which end with each poll, so the
     # daemon never holds the summariser's ~100 MB of libraries and models between jobs.
     one_shot: bool = False
-    workers: Workers[Any, Summary] | None = None  # shared across calls (the daemon's polls); else one per Poller
+    workers: Workers[Any, tuple[Summary, str]] | None = None  # shared across calls (the daemon's polls); else one per Poller
 
     def __post_init__(self) -> None:
         if self.workers is None:
@@ -243,8 +244,9 @@ class Poller:
         if self.store.is_known(article):  # a copy was stored while this one was being summarised
             report.seen += 1
             return
+        summary, story_features = summary
         with writes.write():
-            stored = self.store.add_article(article, summary, now)
+            stored = self.store.add_article(article, summary, now, story_features)
         if stored is not None and article.backfilled:
             report.backlog += 1
         elif stored is not None:

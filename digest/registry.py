@@ -23,6 +23,7 @@ FORMATS: dict[str, str] = {
     "html": "digest.html",
     "md": "digest.md",
     "txt": "digest.txt",
+    "json": "digest.json",  # the stable edition format for programs (README, "An edition as JSON")
 }
 
 # outbox channel -> the Deliverer class (digest.deliver.Deliverer) sending it

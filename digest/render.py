@@ -92,6 +92,7 @@ class Renderer:
         )
         self.environment.filters["http_url"] = http_url
         self.environment.filters["markdown_text"] = _markdown_text
+        self.environment.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": False}
 
     def context(self, digest_name: str, timezone_name: str, edition: Edition, sections: list[Section],
                 problems: Sequence[SourceProblem] = ()) -> dict[str, Any]:
@@ -106,10 +107,12 @@ class Renderer:
             ],
             "digest": {"name": digest_name, "timezone": timezone_name},
             "edition": {
+                "id": edition.id,
                 "date": local.strftime("%Y-%m-%d"),
                 "time": local.strftime("%H:%M"),
                 "created": local,
                 "count": len(edition.articles),
+                "stories": sum(len(section.stories) for section in sections),
                 "waiting": edition.waiting,
                 "left_out": 0,  # stories of this edition the email had no room for (email_max_bytes)
                 "without_summary": 0,  # stories shown by their headline alone, for the same reason
@@ -118,6 +121,7 @@ class Renderer:
             },
             "sections": sections,
             **headlines_of(sections),
+            "json_document": lambda: json_document(digest_name, edition, sections, problems),
             "version": __version__,
             "local_date": lambda moment: moment.astimezone(zone).strftime("%Y-%m-%d") if moment else "",
         }
@@ -176,7 +180,7 @@ class Renderer:
         With `fits` (is this message small enough?), an edition too big for it keeps every
         headline and as many summaries as fit, or, when even its headlines do not fit, as many
         headlines as fit; the template is told how many stories the email leaves out."""
-        count = sum(len(section.articles) for section in context["sections"])
+        count = sum(len(section.stories) for section in context["sections"])
         if fits is None or count <= WHOLE_FIRST:
             whole = self._email(subject, context)
             if fits is None or fits(whole):
@@ -229,6 +233,27 @@ class _RenderedOnRead(Mapping[str, str]):
         return len(self._formats)
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def json_document(digest_name: str, edition: Edition, sections: Sequence[Section],
+                  problems: Sequence[SourceProblem]) -> dict[str, Any]:
+    """The edition as the stable JSON format for programs (README, "An edition as JSON")."""
+    return {
+        "digest": digest_name,
+        "edition": edition.id,
+        "created": edition.created.isoformat(),
+        "stories": [
+            {"title": story.lead.title, "summary": list(story.lead.summary), "follow_up_of": _iso(story.follows_up),
+             "articles": [{"source": a.source, "title": a.title, "link": http_url(a.url) or None, "published": _iso(a.published)}
+                          for a in story.articles]}
+            for section in sections for story in section.stories
+        ],
+        "sources_with_problems": [{"source": p.source, "since": _iso(p.since), "error": p.error} for p in problems],
+    }
+
+
 def _most(fits: Callable[[int], bool], most: int) -> int:
     """The largest n in [0, most] with fits(n) (fits(0) taken as true; fits turns False only as n
     grows): doubling from 8 until it does not fit, then halving the gap (about 2 log2 n tries), so
@@ -256,13 +281,13 @@ def _trimmed_context(context: dict[str, Any], headlines: int, summaries: int, co
     shown = 0
     for section in context["sections"]:
         kept = []
-        for article in section.articles:
+        for story in section.stories:
             if shown >= headlines:
                 break
-            kept.append(article if shown < summaries else replace(article, summary=()))
+            kept.append(story if shown < summaries else replace(story, lead=replace(story.lead, summary=())))
             shown += 1
         if kept:
-            sections.append(replace(section, articles=tuple(kept)))
+            sections.append(replace(section, stories=tuple(kept)))
     edition = {**context["edition"], "left_out": count - shown, "without_summary": shown - min(summaries, shown)}
     return {**context, "sections": sections, **headlines_of(sections), "edition": edition}
 

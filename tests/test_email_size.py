@@ -118,7 +118,7 @@ def test_a_huge_edition_is_never_rendered_whole_for_its_email() -> None:
     instead of rendering (and inlining the CSS of) a multi-megabyte email first."""
     from digest.compose import Section
     from digest.mail import MailParts, encoded_size
-    from digest.models import Edition, StoredArticle
+    from digest.models import Edition, Story, StoredArticle
     from digest.render import Renderer
 
     summary = (SENTENCE.format(place="Harbourtown", n=1),) * 3
@@ -126,7 +126,7 @@ def test_a_huge_edition_is_never_rendered_whole_for_its_email() -> None:
                                    published=T0, author=None, language="en", summary=summary, fetched=T0) for n in range(3000))
     edition = Edition(digest="daily", created=T0, articles=articles, id=1)
     renderer = Renderer()
-    context = renderer.context("daily", "UTC", edition, [Section("news", articles)])
+    context = renderer.context("daily", "UTC", edition, [Section("news", tuple(Story(article) for article in articles))])
     tried: list[int] = []
 
     def fits(document: object) -> bool:

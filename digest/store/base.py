@@ -69,8 +69,9 @@ class Store(Protocol):
         """True when this version of the article (source, identity, version), or the same text, is stored."""
         ...
 
-    def add_article(self, article: Article, summary: Summary, now: datetime) -> int | None:
-        """Store an article with its summary; its id, or None when it was a duplicate after all."""
+    def add_article(self, article: Article, summary: Summary, now: datetime, story_features: str = "") -> int | None:
+        """Store an article with its summary and grouping features (digest.stories, JSON); its id, or
+        None when it was a duplicate after all."""
         ...
 
     def article_count(self) -> int:
@@ -113,6 +114,11 @@ class Store(Protocol):
 
     def last_edition(self, digest: str) -> datetime | None:
         """When the latest edition of `digest` was made."""
+        ...
+
+    def shown_before(self, digest: str, edition_created: datetime, since: datetime) -> list[tuple[StoredArticle, datetime]]:
+        """Articles of the editions of `digest` made from `since` up to (not including) `edition_created`,
+        each with its edition's time: what a new edition's stories may follow up."""
         ...
 
     def edition_listing(self, digest: str, headlines: int) -> list[EditionListing]:

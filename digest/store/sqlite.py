@@ -220,6 +220,11 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         VALUES (new.id, new.title, (SELECT group_concat(value, ' ') FROM json_each(new.summary)), new.body);
     END;
     """),
+    # each article's grouping features (digest.stories), made once when it is stored, beside its
+    # summary; '' for articles stored before (they are grouped by their title and summary)
+    ("0012_story_features", """
+    ALTER TABLE articles ADD COLUMN story_features TEXT NOT NULL DEFAULT '';
+    """),
 )
 
 
@@ -285,7 +290,7 @@ def _translates_errors(cls: type[SqliteStore]) -> type[SqliteStore]:
 
 
 # What an edition shows of an article: never its body (a 5,000-article edition's bodies are ~50 MB).
-_STORED_COLUMNS = "a.id, a.source, a.title, a.url, a.published, a.author, a.language, a.summary, a.fetched"
+_STORED_COLUMNS = "a.id, a.source, a.title, a.url, a.published, a.author, a.language, a.summary, a.fetched, a.story_features"
 
 
 @_translates_errors
@@ -537,17 +542,18 @@ class SqliteStore:
         ).fetchone()
         return row is not None
 
-    def add_article(self, article: Article, summary: Summary, now: datetime) -> int | None:
-        """Store an article with its summary; None when it was a duplicate after all."""
+    def add_article(self, article: Article, summary: Summary, now: datetime, story_features: str = "") -> int | None:
+        """Store an article with its summary and grouping features; None when it was a duplicate after all."""
         cursor = self.db.execute(
             """INSERT OR IGNORE INTO articles (source, identity, version, content_hash, title, url, author,
-               language, published, fetched, body, summary, summary_algorithm, summary_note, backfilled)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               language, published, fetched, body, summary, summary_algorithm, summary_note, backfilled,
+               story_features)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 article.source, article.identity, article.version, content_hash(article.body), article.title,
                 article.url, article.author, article.language or summary.language, _text(article.published),
                 _text(now), article.body, json.dumps(list(summary.sentences)), summary.algorithm, summary.note,
-                int(article.backfilled),
+                int(article.backfilled), story_features,
             ),
         )
         return cursor.lastrowid if cursor.rowcount else None
@@ -695,6 +701,22 @@ class SqliteStore:
         )
         return tuple(self._stored(row) for row in rows)
 
+    def shown_before(self, digest: str, edition_created: datetime, since: datetime) -> list[tuple[StoredArticle, datetime]]:
+        """Articles that editions of `digest` made from `since` up to (not including) `edition_created`
+        held, each with its edition's time: the stories a new edition's articles may follow up."""
+        rows = self.db.execute(
+            f"""SELECT {_STORED_COLUMNS}, d.created AS edition_created FROM editions d
+               JOIN edition_articles e ON e.edition_id = d.id JOIN articles a ON a.id = e.article_id
+               WHERE d.digest = ? AND d.created >= ? AND d.created < ? ORDER BY d.created, e.position""",
+            (digest, _text(since), _text(edition_created)),
+        ).fetchall()
+        shown = []
+        for row in rows:
+            created = _moment(row["edition_created"])
+            assert created is not None
+            shown.append((self._stored(row), created))
+        return shown
+
     def edition_listing(self, digest: str, headlines: int) -> list[EditionListing]:
         """Every edition of `digest`, oldest first, with its Atom id, article count and first
         `headlines` titles: what an archive's index pages and feeds are planned from."""
@@ -751,7 +773,7 @@ class SqliteStore:
         return StoredArticle(
             id=row["id"], source=row["source"], title=row["title"], url=row["url"],
             published=_moment(row["published"]), author=row["author"], language=row["language"],
-            summary=tuple(json.loads(row["summary"])), fetched=fetched,
+            summary=tuple(json.loads(row["summary"])), fetched=fetched, story_features=row["story_features"],
         )
 
     # Inbound mail (mailbox sources)

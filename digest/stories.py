@@ -1,0 +1,441 @@
+"""Grouping articles by story: the same event reported by several sources, copies folded.
+
+Each article's grouping features are made once, when it is stored (`features`):
+sublinear counts of the terms of its title and body, the proper names and numbers
+among them, its length and a hash of its text. Grouping (`group`) weighs terms by
+their rarity in the articles grouped (idf), finds candidate pairs through the rare
+terms they share (the work grows with the articles, not with their pairs), scores a
+pair by a blend of the cosine of its terms and of its names, folds copies, gathers
+topics by average link, then splits each topic into stories by complete link, its
+terms weighted again by their rarity inside the topic. Articles further apart in
+time than the window are never one story. Precision comes first: a wrong merge
+hides a story; a missed one only repeats it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import heapq
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+import numpy as np
+
+from digest.models import StoryFeatures
+
+# The default time window: articles published further apart are never one story.
+WINDOW = timedelta(hours=72)
+FEATURES_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How grouping decides; tuned on one half of the labelled topics only (bench/bench_stories.py --tune)."""
+
+    topic_threshold: float = 0.05  # average likeness that keeps articles in one topic (first pass)
+    threshold: float = 0.03  # likeness every pair of a story must reach, re-weighted inside its topic
+    name_weight: float = 0.3  # share of likeness given to names and numbers, the rest to all terms
+    small_topic: int = 12  # a topic of fewer articles tells its events' own words poorly, so it needs more likeness:
+    small_threshold: float = 0.25  # what every pair of a story in a small topic must reach
+    tight: float = 0.16  # a large topic whose articles are less alike on average is several topics: judged as small
+    window: timedelta = WINDOW
+
+
+DEFAULT = Settings()
+BODY_WORDS = 2000  # words of the body that count (a longer one adds little)
+TITLE_REPEAT = 2  # the title's terms count this many times
+COPY = 0.8  # likeness of copies (a wire story on two sites, a story with a line added): one unit
+MAX_TOPIC = 150  # a first-pass topic larger than this is split with a higher threshold
+CANDIDATE_TERMS = 40  # an article's highest-weighted terms that look for others sharing them
+RARE = 50  # a term in more articles than this is not rare: it pairs none of them as candidates
+
+_TOKEN = re.compile(r"[^\W_](?:[\w]|['’.\-](?=[^\W_]))*")
+_DIGIT = re.compile(r"\d")
+_SENTENCE_START = re.compile(r"(?:^|[.!?]['\"’”)]*\s+|[\n:;\"“‘(]\s*)$")
+STOP_WORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has have having he
+    her here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not
+    now of off on once only or other our ours ourselves out over own same she should so some such than that the their
+    theirs them themselves then there these they this those through to too under until up very was we were what when
+    where which while who whom why will with would you your yours yourself yourselves said says say told tell according
+    one two new like get got year years day days week time monday tuesday wednesday thursday friday saturday sunday
+    mr mrs ms dr may might must shall us it's i'm don't didn't won't can't isn't wasn't aren't weren't he's she's
+    they're we're that's there's what's who's let's
+    january february march april june july august september october november december""".split()
+)
+
+
+@lru_cache(maxsize=50_000)
+def _term(token: str) -> str:
+    """A token as a term: lower case and a light English suffix strip (plurals, possessives),
+    enough to join "quake" and "quakes"; '' for a stop word or a lone letter."""
+    word = token.lower().replace("’", "'")
+    if word in STOP_WORDS or (len(word) < 2 and not word.isdigit()):
+        return ""
+    if word.endswith("'s"):
+        word = word[:-2]
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _sublinear(counts: dict[str, float]) -> dict[str, float]:
+    return {term: round(1.0 + math.log(count), 4) for term, count in counts.items() if count > 0}
+
+
+def text_hash(text: str) -> str:
+    """Hash of the text with case, punctuation and spacing ignored: equal for exact copies."""
+    words = re.findall(r"\w+", text.casefold())
+    return hashlib.sha256(" ".join(words).encode()).hexdigest()[:16]
+
+
+def features(title: str, body: str) -> StoryFeatures:
+    """An article's grouping features: made once when it is stored, read at every edition."""
+    terms: dict[str, float] = {}
+    names: dict[str, float] = {}
+    body_words = 0
+    for part, repeat, limit in ((title, TITLE_REPEAT, None), (body, 1, BODY_WORDS)):
+        seen = 0
+        for match in _TOKEN.finditer(part):
+            if limit is not None and seen >= limit:
+                break
+            seen += 1
+            token = match.group()
+            term = _term(token)
+            if not term:
+                continue
+            terms[term] = terms.get(term, 0) + repeat
+            first = token[0]
+            if first.isupper():
+                start = match.start()
+                if not _SENTENCE_START.search(part, max(0, start - 8), start):
+                    names[term] = names.get(term, 0) + repeat
+            elif first.isdigit() or (not token.isalpha() and _DIGIT.search(token)):
+                names[term] = names.get(term, 0) + repeat
+        if limit is not None:
+            body_words = seen if seen < limit else len(_TOKEN.findall(part))
+    return StoryFeatures(terms=_sublinear(terms), names=_sublinear(names), words=body_words,
+                         text_hash=text_hash(f"{title}\n{body}" if not body.strip() else body))
+
+
+def dumps(found: StoryFeatures) -> str:
+    """Features as stored: compact JSON."""
+    return json.dumps({"v": FEATURES_VERSION, "t": found.terms, "n": found.names, "w": found.words, "h": found.text_hash},
+                      separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str) -> StoryFeatures | None:
+    """Stored features, or None when absent or from another version (then made again from the text)."""
+    try:
+        data = json.loads(text) if text else None
+        if not isinstance(data, dict) or data.get("v") != FEATURES_VERSION:
+            return None
+        return StoryFeatures(terms=dict(data["t"]), names=dict(data["n"]), words=int(data["w"]), text_hash=str(data["h"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+@dataclass(frozen=True)
+class Item:
+    """One article to group: its features and, when known, when it was published."""
+
+    features: StoryFeatures
+    published: datetime | None = None
+
+
+def _idf(vectors: Iterable[dict[str, float]]) -> dict[str, float]:
+    """Smoothed inverse document frequency over these documents (as scikit-learn's)."""
+    frequency: dict[str, int] = {}
+    count = 0
+    for vector in vectors:
+        count += 1
+        for term in vector:
+            frequency[term] = frequency.get(term, 0) + 1
+    return {term: math.log((1 + count) / (1 + df)) + 1.0 for term, df in frequency.items()}
+
+
+def _weighted(vectors: Sequence[dict[str, float]], *idfs: dict[str, float]) -> list[dict[str, float]]:
+    """tf-idf vectors of unit length; several idf tables multiply."""
+    weighted = []
+    for vector in vectors:
+        values = dict(vector)
+        for idf in idfs:
+            values = {term: value * idf[term] for term, value in values.items()}
+        norm = math.sqrt(sum(v * v for v in values.values())) or 1.0
+        weighted.append({term: v / norm for term, v in values.items()})
+    return weighted
+
+
+def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
+    return sum([a[term] * b[term] for term in a.keys() & b.keys()])
+
+
+def _close_in_time(a: datetime | None, b: datetime | None, window: timedelta) -> bool:
+    return a is None or b is None or abs(a - b) <= window
+
+
+Sparse = tuple[np.ndarray, np.ndarray]  # a vector as its term ids and their values
+
+
+@dataclass
+class _Counts:
+    """The items' term and name counts as arrays over one vocabulary of `size` terms."""
+
+    terms: list[Sparse]
+    names: list[Sparse]
+    size: int
+
+
+def _counts(items: Sequence[Item]) -> _Counts:
+    vocabulary: dict[str, int] = {}
+
+    def sparse(vector: dict[str, float]) -> Sparse:
+        ids = np.fromiter((vocabulary.setdefault(term, len(vocabulary)) for term in vector), dtype=np.int64, count=len(vector))
+        return ids, np.fromiter(vector.values(), dtype=np.float64, count=len(vector))
+
+    terms = [sparse(item.features.terms) for item in items]
+    names = [sparse(item.features.names) for item in items]
+    return _Counts(terms, names, len(vocabulary))
+
+
+def _idf_of(rows: Sequence[Sparse], size: int) -> np.ndarray:
+    """Smoothed inverse document frequency of every term over these rows (as scikit-learn's)."""
+    found = [row[0] for row in rows]
+    frequency = np.bincount(np.concatenate(found), minlength=size) if found else np.zeros(size)
+    return np.log((1 + len(rows)) / (1 + frequency)) + 1.0
+
+
+def _unit(rows: Sequence[Sparse], members: Sequence[int], *idfs: np.ndarray) -> dict[int, Sparse]:
+    """Unit-length vectors of `members`, their counts weighted by every idf given."""
+    vectors = {}
+    for member in members:
+        ids, values = rows[member]
+        for idf in idfs:
+            values = values * idf[ids]
+        norm = math.sqrt(float(values @ values)) or 1.0
+        vectors[member] = (ids, values / norm)
+    return vectors
+
+
+@dataclass
+class _Vectors:
+    """Unit tf-idf vectors of some articles' terms and names, over a vocabulary of `size` terms."""
+
+    terms: dict[int, Sparse]
+    names: dict[int, Sparse]
+    size: int
+
+
+def _vectors(counts: _Counts, members: Sequence[int], *idfs: tuple[np.ndarray, np.ndarray]) -> _Vectors:
+    """Vectors of `members`, weighted by each (terms, names) idf pair given."""
+    return _Vectors(_unit(counts.terms, members, *(idf[0] for idf in idfs)),
+                    _unit(counts.names, members, *(idf[1] for idf in idfs)), counts.size)
+
+
+def _own_idf(counts: _Counts, members: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Idf of terms and names among `members` only."""
+    return (_idf_of([counts.terms[i] for i in members], counts.size), _idf_of([counts.names[i] for i in members], counts.size))
+
+
+def _candidate_pairs(items: Sequence[Item], vectors: _Vectors) -> set[tuple[int, int]]:
+    """Pairs (i < j) sharing a rare term among each one's CANDIDATE_TERMS weightiest, or the same text.
+    A term in more than RARE articles pairs none, so the pairs grow with the articles, not their square."""
+    postings: dict[int, list[int]] = {}
+    for index, (ids, values) in vectors.terms.items():
+        for term in ids[np.argsort(-values, kind="stable")[:CANDIDATE_TERMS]].tolist():
+            postings.setdefault(term, []).append(index)
+    copies: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        copies.setdefault(item.features.text_hash, []).append(index)
+    pairs: set[tuple[int, int]] = set()
+    for members in (*postings.values(), *copies.values()):
+        if 1 < len(members) <= RARE:
+            pairs.update((a, b) for position, a in enumerate(members) for b in members[position + 1:])
+    return pairs
+
+
+def _dots(vectors: dict[int, Sparse], size: int, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Dot products of many sparse vector pairs at once (numpy): the vectors laid end to end, each
+    first member spread into a dense row and all its partners' terms gathered from it in one go."""
+    result = np.zeros(len(pairs))
+    if not pairs:
+        return result
+    members = sorted({index for pair in pairs for index in pair})
+    slot = {member: number for number, member in enumerate(members)}
+    lengths = np.array([len(vectors[member][0]) for member in members], dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    ids = np.concatenate([vectors[member][0] for member in members])
+    values = np.concatenate([vectors[member][1] for member in members])
+    firsts = np.array([slot[a] for a, _ in pairs])
+    seconds = np.array([slot[b] for _, b in pairs])
+    order = np.argsort(firsts, kind="stable")
+    dense = np.zeros(size + 1)
+    for group in np.split(order, np.flatnonzero(np.diff(firsts[order])) + 1):
+        first = firsts[group[0]]
+        own = slice(starts[first], starts[first] + lengths[first])
+        dense[ids[own]] = values[own]
+        partner_lengths = lengths[seconds[group]]
+        ends = np.cumsum(partner_lengths)
+        if ends[-1]:
+            offsets = np.repeat(starts[seconds[group]] - (ends - partner_lengths), partner_lengths) + np.arange(ends[-1])
+            running = np.concatenate(([0.0], np.cumsum(dense[ids[offsets]] * values[offsets])))
+            result[group] = running[ends] - running[ends - partner_lengths]
+        dense[ids[own]] = 0.0
+    return result
+
+
+def _scored(items: Sequence[Item], pairs: Iterable[tuple[int, int]], vectors: _Vectors, threshold: float,
+            settings: Settings) -> dict[tuple[int, int], float]:
+    """Likeness of the pairs within the window that reach `threshold`; exact copies score 1.0."""
+    near = [(a, b) for a, b in pairs if _close_in_time(items[a].published, items[b].published, settings.window)]
+    likeness = _dots(vectors.terms, vectors.size, near)
+    names = _dots(vectors.names, vectors.size, near)
+    named = np.array([vectors.names[a][0].size > 0 and vectors.names[b][0].size > 0 for a, b in near], dtype=bool)
+    likeness = np.where(named, (1 - settings.name_weight) * likeness + settings.name_weight * names, likeness)
+    scored: dict[tuple[int, int], float] = {}
+    for (a, b), value in zip(near, likeness.tolist()):
+        if items[a].features.text_hash == items[b].features.text_hash:
+            scored[a, b] = 1.0
+        elif value >= threshold:
+            scored[a, b] = value
+    return scored
+
+
+def _mean_likeness(vectors: _Vectors, members: list[int]) -> float:
+    """Mean cosine of the members' terms over their pairs: how closely a topic holds together."""
+    rows = [vectors.terms[i] for i in members]
+    total = np.bincount(np.concatenate([row[0] for row in rows]), weights=np.concatenate([row[1] for row in rows]))
+    return (float(total @ total) - sum(1 for row in rows if row[0].size)) / (len(members) * (len(members) - 1))
+
+
+def _components(count: int, pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
+    parent = list(range(count))
+
+    def root(node: int) -> int:
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for a, b in pairs:
+        parent[root(a)] = root(b)
+    members: dict[int, list[int]] = {}
+    for node in range(count):
+        members.setdefault(root(node), []).append(node)
+    return list(members.values())
+
+
+def _agglomerate(members: list[int], scored: dict[tuple[int, int], float], threshold: float,
+                 linkage: str) -> list[list[int]]:
+    """Average- or complete-link clustering of `members` down to `threshold`, over the scored pairs
+    only (a pair not scored counts as 0): a heap of cluster pairs, so sparse likeness stays cheap."""
+    size = {member: 1 for member in members}
+    clusters = {member: [member] for member in members}
+    version = {member: 0 for member in members}
+    # links[a][c] is one shared [sum of likeness (average) or least likeness (complete), pairs scored]
+    links: dict[int, dict[int, list[float]]] = {member: {} for member in members}
+    for (a, b), value in scored.items():
+        links[a][b] = links[b][a] = [value, 1]
+    complete = linkage == "complete"
+
+    def linked(a: int, c: int, link: list[float]) -> float:
+        pairs = size[a] * size[c]
+        if complete:
+            return link[0] if link[1] == pairs else -1.0
+        return link[0] / pairs
+
+    heap = [(-linked(a, c, link), a, c, 0, 0) for a in links for c, link in links[a].items() if a < c]
+    heapq.heapify(heap)
+    while heap:
+        negative, a, b, version_a, version_b = heapq.heappop(heap)
+        if a not in links or b not in links or version[a] != version_a or version[b] != version_b:
+            continue
+        if -negative < threshold:
+            break
+        for c, link in links.pop(b).items():
+            if c == a:
+                continue
+            del links[c][b]
+            mine = links[a].get(c)
+            if mine is None:
+                links[a][c] = links[c][a] = link
+            else:
+                mine[0] = min(mine[0], link[0]) if complete else mine[0] + link[0]
+                mine[1] += link[1]
+        del links[a][b]
+        size[a] += size.pop(b)
+        clusters[a].extend(clusters.pop(b))
+        version[a] += 1
+        for c, link in links[a].items():
+            heapq.heappush(heap, (-linked(a, c, link), a, c, version[a], version[c]) if a < c
+                           else (-linked(a, c, link), c, a, version[c], version[a]))
+    return [sorted(cluster) for cluster in clusters.values()]
+
+
+def _clusters(members: list[int], scored: dict[tuple[int, int], float], threshold: float, linkage: str) -> list[list[int]]:
+    """Clusters of `members`: agglomerated inside each connected part of the scored pairs."""
+    position = {article: index for index, article in enumerate(members)}
+    parts = _components(len(members), [(position[a], position[b]) for a, b in scored])
+    part_of = {members[i]: number for number, part in enumerate(parts) for i in part}
+    scored_in: list[dict[tuple[int, int], float]] = [{} for _ in parts]
+    for pair, value in scored.items():
+        scored_in[part_of[pair[0]]][pair] = value
+    return [cluster for number, part in enumerate(parts)
+            for cluster in _agglomerate([members[i] for i in part], scored_in[number], threshold, linkage)]
+
+
+def group(items: Sequence[Item], settings: Settings = DEFAULT) -> list[int]:
+    """A story number for each item, in input order; equal numbers mean the same story.
+
+    Copies first: articles with the same text, or nearly (likeness COPY), are one unit.
+    Then topics: average link over the candidate pairs of units, idf from all the items.
+    Then, inside each topic, stories by complete link. A topic with many units has its
+    terms weighted again by their rarity within the topic (so "earthquake" and
+    "magnitude" count for little between two earthquakes, and their places and dates
+    for much) and a low threshold; a small topic cannot tell its events' own words
+    that way, so it needs a high likeness. Stories are numbered in order of their
+    first item, so the same input gives the same labels.
+    """
+    everyone = list(range(len(items)))
+    counts = _counts(items)
+    global_idf = _own_idf(counts, everyone)
+    overall = _vectors(counts, everyone, global_idf)
+    scored = _scored(items, _candidate_pairs(items, overall), overall, settings.topic_threshold, settings)
+    copies = _components(len(items), [pair for pair, value in scored.items() if value >= COPY])
+    unit_of = {member: min(unit) for unit in copies for member in unit}
+    units = sorted(unit_of[member] for member in everyone if unit_of[member] == member)
+    units_set = set(units)
+    scored = {pair: value for pair, value in scored.items() if pair[0] in units_set and pair[1] in units_set}
+    topics, threshold = _clusters(units, scored, settings.topic_threshold, "average"), settings.topic_threshold
+    while any(len(topic) > MAX_TOPIC for topic in topics):  # not one topic but a chain of them: split it
+        threshold *= 1.5
+        scored = {pair: value for pair, value in scored.items() if value >= threshold}
+        topics = [part for topic in topics
+                  for part in ([topic] if len(topic) <= MAX_TOPIC else _clusters(topic, {
+                      (a, b): v for (a, b), v in scored.items() if a in set(topic)}, threshold, "average"))]
+    stories: list[list[int]] = []
+    for topic in topics:
+        if len(topic) == 1:
+            stories.append(topic)
+            continue
+        large = len(topic) >= settings.small_topic and _mean_likeness(overall, topic) >= settings.tight
+        threshold = settings.threshold if large else settings.small_threshold
+        topic_pairs = [(a, b) for position, a in enumerate(topic) for b in topic[position + 1:]]
+        scored = _scored(items, topic_pairs, _vectors(counts, topic, _own_idf(counts, topic), global_idf), threshold, settings)
+        stories.extend(_clusters(topic, scored, threshold, "complete"))
+    members: dict[int, list[int]] = {}
+    for member in everyone:
+        members.setdefault(unit_of[member], []).append(member)
+    label = [0] * len(items)
+    for number, story in enumerate(sorted(([m for unit in story for m in members[unit]] for story in stories), key=min)):
+        for index in story:
+            label[index] = number
+    return label
