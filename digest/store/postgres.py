@@ -184,13 +184,18 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         failed INTEGER NOT NULL DEFAULT 0
     );
     """),
+    # each article's grouping features (digest.stories), made once when it is stored, beside its
+    # summary; '' for articles stored before (they are grouped by their title and summary)
+    ("0014_story_features", """
+    ALTER TABLE articles ADD COLUMN story_features TEXT NOT NULL DEFAULT '';
+    """),
 )
 
 # Advisory lock keys (pg_advisory_xact_lock's two-int form): one class for migrations, one for editions.
 _MIGRATION_LOCK = (0x6469_6765, 1)
 _EDITION_LOCK_CLASS = 0x6469_6766
 
-_STORED_COLUMNS = "a.id, a.source, a.title, a.url, a.published, a.author, a.language, a.summary, a.fetched"
+_STORED_COLUMNS = "a.id, a.source, a.title, a.url, a.published, a.author, a.language, a.summary, a.fetched, a.story_features"
 
 RECOVER = "check that PostgreSQL runs and [store] url names a database this user may use"
 
@@ -469,18 +474,19 @@ class PostgresStore:
         ).fetchone()
         return row is not None
 
-    def add_article(self, article: Article, summary: Summary, now: datetime) -> int | None:
-        """Store an article with its summary; None when it was a duplicate after all."""
+    def add_article(self, article: Article, summary: Summary, now: datetime, story_features: str = "") -> int | None:
+        """Store an article with its summary and grouping features; None when it was a duplicate after all."""
         row = self._sql(
             """INSERT INTO articles (source, identity, version, content_hash, title, url, author,
-               language, published, fetched, body, summary, summary_algorithm, summary_note, backfilled)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               language, published, fetched, body, summary, summary_algorithm, summary_note, backfilled,
+               story_features)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (source, identity, version) DO NOTHING RETURNING id""",
             (
                 article.source, article.identity, article.version, content_hash(article.body), article.title,
                 article.url, article.author, article.language or summary.language, _text(article.published),
                 _text(now), article.body.replace("\0", ""), json.dumps(list(summary.sentences)), summary.algorithm,
-                summary.note, int(article.backfilled),
+                summary.note, int(article.backfilled), story_features,
             ),
         ).fetchone()
         return int(row["id"]) if row else None
@@ -652,6 +658,22 @@ class PostgresStore:
         assert created is not None
         return Edition(row["digest"], created, tuple(self._stored(a) for a in articles), id=edition_id, atom_id=row["atom_id"])
 
+    def shown_before(self, digest: str, edition_created: datetime, since: datetime) -> list[tuple[StoredArticle, datetime]]:
+        """Articles that editions of `digest` made from `since` up to (not including) `edition_created`
+        held, each with its edition's time: the stories a new edition's articles may follow up."""
+        rows = self._sql(
+            f"""SELECT {_STORED_COLUMNS}, d.created AS edition_created FROM editions d
+               JOIN edition_articles e ON e.edition_id = d.id JOIN articles a ON a.id = e.article_id
+               WHERE d.digest = %s AND d.created >= %s AND d.created < %s ORDER BY d.created, e.position""",
+            (digest, _text(since), _text(edition_created)),
+        ).fetchall()
+        shown = []
+        for row in rows:
+            created = _moment(row["edition_created"])
+            assert created is not None
+            shown.append((self._stored(row), created))
+        return shown
+
     def edition_listing(self, digest: str, headlines: int) -> list[EditionListing]:
         """Every edition of `digest`, oldest first, with its Atom id, article count and first `headlines` titles."""
         rows = self._sql(
@@ -706,7 +728,7 @@ class PostgresStore:
         return StoredArticle(
             id=row["id"], source=row["source"], title=row["title"], url=row["url"],
             published=_moment(row["published"]), author=row["author"], language=row["language"],
-            summary=tuple(json.loads(row["summary"])), fetched=fetched,
+            summary=tuple(json.loads(row["summary"])), fetched=fetched, story_features=row["story_features"],
         )
 
     # Inbound mail (mailbox sources)

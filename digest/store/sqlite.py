@@ -222,7 +222,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     """),
     # each article's grouping features (digest.stories), made once when it is stored, beside its
     # summary; '' for articles stored before (they are grouped by their title and summary)
-    ("0012_story_features", """
+    ("0014_story_features", """
     ALTER TABLE articles ADD COLUMN story_features TEXT NOT NULL DEFAULT '';
     """),
 )
