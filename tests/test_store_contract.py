@@ -91,6 +91,22 @@ def test_a_true_copy_is_known_but_shared_text_elsewhere_is_not(store: Store) -> 
 # Editions
 
 
+def test_story_features_are_kept_with_the_article_and_earlier_editions_are_listed_for_follow_ups(store: Store) -> None:
+    with store.transaction():
+        store.add_article(article("a"), SUMMARY, NOW, '{"v":1,"t":{"quake":1.0},"n":{},"w":3,"h":"x"}')
+        store.add_article(article("b", published=NOW + timedelta(days=1)), SUMMARY, NOW)
+    first = store.create_edition("daily", ["news"], 1, NOW, [])
+    second = store.create_edition("daily", ["news"], 1, NOW + timedelta(days=1), [])
+    assert first is not None and second is not None
+    assert [a.story_features for a in first.articles] == [""]  # b, the newest, stored without features
+    assert [a.story_features for a in second.articles] == ['{"v":1,"t":{"quake":1.0},"n":{},"w":3,"h":"x"}']
+    shown = store.shown_before("daily", second.created, second.created - timedelta(hours=72))
+    assert [(a.title, when) for a, when in shown] == [("Title b", NOW)]  # the newest article went first
+    assert store.shown_before("daily", second.created, second.created - timedelta(hours=1)) == []
+    assert store.shown_before("weekly", second.created, NOW - timedelta(days=9)) == []
+
+
+
 def test_every_article_is_in_exactly_one_edition_of_each_digest_newest_first(store: Store) -> None:
     add(store, *(article(f"a{n}", published=NOW - timedelta(hours=n)) for n in range(5)))
     first = store.create_edition("daily", ["news"], 3, NOW, [])
