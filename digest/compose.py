@@ -1,4 +1,5 @@
-"""Arrange an edition for reading: its articles grouped by story, the stories by source, newest first.
+"""Arrange an edition for reading: its articles grouped by story, the stories in the digest's `order`
+(digest.order: importance, newest, or by source) under a "Top stories" section of its `top` most important.
 
 With grouping on, each story is one entry led by its most complete article (the
 one with the most words: its summary tells the most), with every other source
@@ -13,16 +14,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
 from digest.models import Edition, Section, Story, StoredArticle, StoryFeatures
+from digest.order import arrange
 
 WINDOW = timedelta(hours=72)  # how far back an earlier edition's story can be followed up (stories.WINDOW)
 
 
 def _when(article: StoredArticle) -> datetime:
     return article.published or article.fetched or datetime.min.replace(tzinfo=timezone.utc)
-
-
-def _newest_first(article: StoredArticle) -> tuple[datetime, int]:
-    return (_when(article), article.id)
 
 
 def features_of(article: StoredArticle) -> StoryFeatures:
@@ -63,18 +61,17 @@ def group_stories(articles: Sequence[StoredArticle], shown: Sequence[tuple[Store
 
 
 def compose(edition: Edition, source_order: Sequence[str], group: bool = False,
-            shown: Sequence[tuple[StoredArticle, datetime]] = (), window: timedelta = WINDOW) -> list[Section]:
-    """Sections by source in config order (a story under its lead's source), newest story first in each."""
+            shown: Sequence[tuple[StoredArticle, datetime]] = (), window: timedelta = WINDOW,
+            order: str = "source", top: int = 0) -> list[Section]:
+    """The edition's sections: the `top` most important stories, then the rest by importance, newest
+    first, or by source in config order (a story under its lead's source; newest first in each)."""
     if group:
         grouped = group_stories(edition.articles, shown, window)
     else:
         grouped = [Story(article) for article in edition.articles]
-    rank = {name: index for index, name in enumerate(source_order)}
-    by_source: dict[str, list[Story]] = {}
-    for story in grouped:
-        by_source.setdefault(story.lead.source, []).append(story)
-    ordered = sorted(by_source, key=lambda name: (rank.get(name, len(rank)), name))
-    return [
-        Section(name, tuple(sorted(by_source[name], key=lambda s: max(map(_newest_first, s.articles)), reverse=True)))
-        for name in ordered
-    ]
+    return [Section(block.source, tuple(block.stories), block.heading)
+            for block in arrange(grouped, _articles, order, top, source_order)]
+
+
+def _articles(story: Story) -> tuple[StoredArticle, ...]:
+    return story.articles

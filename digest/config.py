@@ -23,6 +23,7 @@ from digest import __version__, PROJECT_URL
 from digest import registry
 from digest.addresses import parse_mailbox
 from digest.errors import ConfigError
+from digest.order import ORDERS
 from digest.schedule import LONGEST_INTERVAL, parse_schedule
 
 DEFAULT_CONFIG = Path("config/digest.toml")
@@ -210,6 +211,8 @@ class DigestConfig:
     email_max_bytes: int = 100_000
     group_stories: bool = True  # one entry per story across sources (digest.stories)
     story_window: Duration = Duration(hours=72)  # articles further apart are never one story; follow-ups look this far back
+    order: str = "importance"  # of the stories: "importance", "source" or "newest" (digest.order)
+    top: int = 5  # the most important stories in a "Top stories" section heading the edition; 0 for none
 
     def check(self, where: str) -> None:
         if len(os.fsencode(self.name)) > NAME_MAX:
@@ -241,6 +244,10 @@ class DigestConfig:
                 raise ValueError(f"email_to: {error}") from None
         if self.base_url and not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", self.base_url):
             raise ValueError(f"base_url: expected an http:// or https:// URL without a query, got {self.base_url!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"order: unknown order {self.order!r}; choose from {', '.join(ORDERS)}")
+        if not 0 <= self.top <= 1000:
+            raise ValueError(f"top: must be between 0 (no top stories section) and 1000, got {self.top}")
         if not 1 <= self.feed_size <= 1000:
             raise ValueError(f"feed_size: must be between 1 and 1000, got {self.feed_size}")
         if self.unsubscribe and not re.match(r"^(mailto:[^\s<>]+@[^\s<>]+|https://[^\s<>]+)$", self.unsubscribe):

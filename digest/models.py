@@ -143,8 +143,9 @@ class Section:
     """One source's stories within an edition (a story sits under its lead article's source), as
     compose arranges them for render."""
 
-    source: str
+    source: str  # "" when the section mixes sources (top stories, importance or newest order)
     stories: tuple[Story, ...]
+    heading: str = ""  # what the section is called: its source, "Top stories", "More stories", or "" for none
 
     @property
     def articles(self) -> tuple[StoredArticle, ...]:

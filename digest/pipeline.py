@@ -197,7 +197,8 @@ def _sections(config: Config, store: Store, digest: DigestConfig, edition: Editi
     shown: list[tuple[StoredArticle, datetime]] = []
     if digest.group_stories:
         shown = store.shown_before(digest.name, edition.created, edition.created - digest.story_window)
-    return compose(edition, [s.name for s in config.sources_of(digest)], digest.group_stories, shown, digest.story_window)
+    return compose(edition, [s.name for s in config.sources_of(digest)], digest.group_stories, shown, digest.story_window,
+                   digest.order, digest.top)
 
 
 def _context(config: Config, store: Store, digest: DigestConfig, edition: Edition) -> dict[str, object]:
@@ -248,7 +249,8 @@ def check_templates(config: Config, digests: Sequence[DigestConfig] | None = Non
         try:
             renderer = renderer_for(digest.templates)
             edition, problems = sample_edition(config, digest)
-            sections = compose(edition, [s.name for s in config.sources_of(digest)], digest.group_stories)
+            sections = compose(edition, [s.name for s in config.sources_of(digest)], digest.group_stories,
+                               order=digest.order, top=digest.top)
             renderer.check(digest.subject, renderer.context(digest.name, digest.timezone, edition, sections, problems))
             if digest.output_dir is not None and digest.archive:
                 _check_archive_template(renderer, digest, digest.output_dir, edition)

@@ -245,7 +245,8 @@ def json_document(digest_name: str, edition: Edition, sections: Sequence[Section
         "edition": edition.id,
         "created": edition.created.isoformat(),
         "stories": [
-            {"title": story.lead.title, "summary": list(story.lead.summary), "follow_up_of": _iso(story.follows_up),
+            {"title": story.lead.title, "section": section.heading, "sources": len({a.source for a in story.articles}),
+             "summary": list(story.lead.summary), "follow_up_of": _iso(story.follows_up),
              "articles": [{"source": a.source, "title": a.title, "link": http_url(a.url) or None, "published": _iso(a.published)}
                           for a in story.articles]}
             for section in sections for story in section.stories
@@ -293,8 +294,10 @@ def _trimmed_context(context: dict[str, Any], headlines: int, summaries: int, co
 
 
 def headlines_of(sections: Sequence[Section]) -> dict[str, Any]:
-    """What opens every edition: `headlines`, one per story in edition order (its number, title, source
-    and article id: the entry's anchor is `story-<id>`), and `numbers`, each story's number by that id."""
-    headlines = [{"number": number, "title": article.title, "source": article.source, "id": article.id}
-                 for number, article in enumerate((a for section in sections for a in section.articles), 1)]
+    """What opens every edition: `headlines`, one per story in edition order (its number, its lead's title,
+    source and article id: the entry's anchor is `story-<id>`; how many sources report it; whether it
+    follows up an earlier edition's story), and `numbers`, each story's number by that id."""
+    headlines = [{"number": number, "title": story.lead.title, "source": story.lead.source, "id": story.lead.id,
+                  "sources": len({a.source for a in story.articles}), "follow_up": story.follows_up is not None}
+                 for number, story in enumerate((story for section in sections for story in section.stories), 1)]
     return {"headlines": headlines, "numbers": {headline["id"]: headline["number"] for headline in headlines}}

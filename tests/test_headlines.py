@@ -106,14 +106,15 @@ def test_every_format_opens_with_one_headline_per_story_linked_to_its_entry(tmp_
     assert page.xpath("//*[@class='headlines']")[0].getprevious().get("class") == "masthead"  # right under the masthead
 
     text = files[".txt"]
-    listed = re.findall(r"^ ?(\d+)\. (.+)$", text.split("HEADLINES\n", 1)[1].split("\n\n", 1)[0], re.MULTILINE)
+    listed = re.findall(r"^ ?(\d+)\. (.+?)(?: \(\d+ sources\))?(?: \(follow-up\))?$",
+                        text.split("HEADLINES\n", 1)[1].split("\n\n", 1)[0], re.MULTILINE)
     assert [int(number) for number, _ in listed] == list(range(1, len(stories) + 1))
     for number, title in listed:  # each numbered entry below carries the headline's number and title
         assert re.search(rf"^{number}\. {re.escape(title)}$", text.split("HEADLINES\n", 1)[1].split("\n\n", 1)[1], re.MULTILINE)
     assert text.index("HEADLINES") < text.index("== ")  # before the first section
 
     markdown = files[".md"]
-    anchors = re.findall(r"^\d+\. \[.+\]\(#(story-\d+)\)$", markdown, re.MULTILINE)
+    anchors = re.findall(r"^\d+\. \[.+\]\(#(story-\d+)\)(?: · .+)?$", markdown, re.MULTILINE)
     assert anchors == stories and all(f'<a id="{anchor}"></a>' in markdown for anchor in anchors)
 
 
