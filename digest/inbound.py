@@ -66,7 +66,7 @@ class InboundHandler:
     """Decides what the listener accepts and commits what it accepts; runs on the server's handler thread."""
 
     def __init__(self, config: Config, clock: Callable[[], datetime] = utc_now) -> None:
-        self.store_path = config.store.path
+        self.store_config = config.store  # a SQLite file or a PostgreSQL database
         self.boxes = mailboxes(config)
         self.clock = clock
         self._store: Store | None = None
@@ -80,7 +80,7 @@ class InboundHandler:
 
     def _open(self) -> Store:
         if self._store is None:
-            self._store = open_store(self.store_path)
+            self._store = open_store(self.store_config)
         return self._store
 
     def _count(self, source: str, outcome: str) -> None:

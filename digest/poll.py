@@ -158,7 +158,7 @@ class Poller:
             stack.enter_context(self.workers.session())
             fetcher = self.fetcher or stack.enter_context(fetcher_for(self.fetch, due))
             for context in contexts.values():
-                context.fetcher, context.work_slots, context.store_path = fetcher, work_slots, self.store.path
+                context.fetcher, context.work_slots, context.store_at = fetcher, work_slots, self.store.location
                 context.parse_budget = self.fetch.timeout.total_seconds()
             self._poll_due(due, contexts, reports, now)
         for report in reports.values():

@@ -111,3 +111,24 @@ def test_an_edition_slot_is_claimed_once_and_freed_by_a_rollback(postgres_url: s
     finally:
         first.close()
         second.close()
+
+
+def test_a_newsletter_taken_in_on_postgresql_reaches_the_next_run_and_no_sqlite_file_is_made(project: Project,
+                                                                                           postgres_url: str) -> None:
+    import smtplib
+
+    from tests.smtpserver import free_port
+    from tests.test_inbound import newsletter, running, write_config
+
+    port = free_port()
+    write_config(project, port)
+    use_postgres(project, postgres_url)
+    with running(project, "inbound"):
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            assert client.send_message(newsletter("Sent to PostgreSQL", "<pg-1@substack.com>")) == {}
+    assert rows(postgres_url, "SELECT source, message_key FROM inbound_messages") == [("letters", "<pg-1@substack.com>")]
+    run = project.cli("run", "--json")
+    assert run.returncode == 0, run.stderr
+    assert {s["name"]: s["new_articles"] for s in json.loads(run.stdout)["sources"]} == {"letters": 1, "tech": 0}
+    assert rows(postgres_url, "SELECT title FROM articles") == [("Sent to PostgreSQL",)]
+    assert not (project.root / "state" / "digest.sqlite3").exists()  # the listener and the source used the database

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from digest.config import SourceConfig
+from digest.config import SourceConfig, StoreConfig
 from digest.errors import SourceError
 from digest.models import Article
 from digest.registry import SOURCE_TYPES, load
@@ -37,7 +37,8 @@ class PollContext:
     pipeline saves it after a successful poll. `fetcher` is the shared HTTP
     fetcher (None for sources that never touch the network). `work_slots` is
     shared by a run's sources: see `working`. `parse_budget`: see `parsing`.
-    `store_path` is the store a mailbox source reads received mail from; `notes`
+    `store_at` is the store a mailbox source reads received mail from (opened again by
+    digest.store.open_store in the source's thread: a SQLite file or a PostgreSQL database); `notes`
     go into the source's report (what it skipped, and why).
     """
 
@@ -48,7 +49,7 @@ class PollContext:
     work_slots: threading.Semaphore | None = None
     parse_budget: float | None = None  # seconds a poll may spend parsing what it fetched (the [fetch] timeout)
     parse_spent: float = 0.0
-    store_path: Path | None = None
+    store_at: StoreConfig | Path | None = None
     notes: list[str] = field(default_factory=list)
 
     @contextmanager

@@ -31,10 +31,10 @@ class MailboxSource:
 
     def poll(self, context: PollContext) -> Iterator[Article]:
         """Yield an article for each message received since the last poll."""
-        if context.store_path is None:
+        if context.store_at is None:
             raise SourceError(f"mailbox {self.name}: no store to read received mail from")
         after = int(context.memo.get("after", "0") or 0)
-        store = open_store(context.store_path)
+        store = open_store(context.store_at)
         try:
             while batch := store.inbound_messages(self.name, after, BATCH):
                 for message in batch:

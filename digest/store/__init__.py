@@ -23,7 +23,7 @@ def open_store(where: StoreConfig | Path, *, timeout: float = 5.0) -> Store:
     if isinstance(where, StoreConfig) and where.url:
         from digest.store.postgres import PostgresStore  # psycopg is loaded only by those who use PostgreSQL
 
-        return PostgresStore(where.url, password=where.password, path=where.path, timeout=timeout)
+        return PostgresStore(where.url, password=where.password, path=where.path, timeout=timeout, location=where)
     path = where.path if isinstance(where, StoreConfig) else Path(where)
     return SqliteStore(path, timeout=timeout)
 

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from digest.config import StoreConfig
 from digest.models import (Article, Delivery, Edition, EditionListing, InboundMessage, SearchHit, SourceState, StoredArticle,
                            StoreSize, Subscriber, Summary)
 
@@ -26,6 +27,7 @@ class Store(Protocol):
     """One open connection to the product's state. Times are timezone-aware; "now" is always passed in."""
 
     path: Path  # where it lives (a file for SQLite); named in error messages and by the daemon's lock
+    location: StoreConfig | Path  # what open_store opens again for another connection (a mailbox source's thread)
     owner: str  # who holds the leases this connection takes: one id per process, never reused
 
     def close(self) -> None:

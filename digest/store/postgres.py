@@ -25,6 +25,7 @@ import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
+from digest.config import StoreConfig
 from digest.errors import StoreError, StoreLockedError
 from digest.models import (Article, Delivery, Edition, EditionListing, EditionRef, InboundMessage, SearchHit, SourceState,
                            StoredArticle, StoreSize, Subscriber, Summary)
@@ -274,8 +275,9 @@ class PostgresStore:
     db: psycopg.Connection[Any] | None
 
     def __init__(self, url: str, *, password: str = "", path: Path | None = None, timeout: float = 5.0,
-                 owner: str = PROCESS_OWNER) -> None:
+                 owner: str = PROCESS_OWNER, location: StoreConfig | None = None) -> None:
         self.url = url
+        self.location: StoreConfig | Path = location or StoreConfig(url=url)
         self.where = shown(url)
         self.path = path or Path("digest-postgresql")  # only names the daemon's lock file beside the config's [store] path
         self.owner = owner

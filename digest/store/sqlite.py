@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from digest.config import StoreConfig
 from digest.errors import StoreError, StoreLockedError
 from digest.models import (Article, Delivery, Edition, EditionListing, EditionRef, InboundMessage, SearchHit, SourceState,
                            StoredArticle, StoreSize, Subscriber, Summary)
@@ -299,6 +300,7 @@ class SqliteStore:
 
     def __init__(self, path: Path, *, timeout: float = 5.0, owner: str = PROCESS_OWNER) -> None:
         self.path = Path(path)
+        self.location: StoreConfig | Path = self.path
         self.owner = owner
         self._depth = 0
         try:
