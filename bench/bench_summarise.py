@@ -101,7 +101,7 @@ def stock_lexrank() -> Callable[[str], list[str]]:
 def speed(rows: list[dict[str, str]], algorithms: list[str], runs: int) -> None:
     from digest.summarise import summarise
 
-    print(f"| algorithm | articles/s (CPU, one core) | articles/s (wall) |\n| --- | --- | --- |")
+    print("| algorithm | articles/s (CPU, one core) | articles/s (wall) |\n| --- | --- | --- |")
     for algorithm in algorithms:
         config = SummaryConfig(algorithm=algorithm)
         cpu, wall = rate(lambda: [summarise(row["text"], config) for row in rows], len(rows), runs)

@@ -53,6 +53,7 @@ def feed(number: int, entries: int) -> bytes:
 
 
 def tree_cpu(pid: int) -> float:
+    """CPU seconds of the process, its live descendants, and the children it reaped (summary workers that ended)."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for member in descendants(pid):
@@ -60,7 +61,7 @@ def tree_cpu(pid: int) -> float:
             fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
+        total += int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if member == pid else 0)
     return total / ticks
 
 

@@ -27,7 +27,7 @@ from corpus import REPO, source_texts  # noqa: E402
 sys.path.insert(0, str(REPO))
 from digest.models import Article, Summary  # noqa: E402
 from digest.poll import BATCH_SECONDS, BATCH_WRITES  # noqa: E402
-from digest.store import open_store  # noqa: E402
+from digest.store import Store, open_store  # noqa: E402
 
 NOW = datetime(2026, 11, 27, 7, tzinfo=timezone.utc)
 SUMMARY = Summary(sentences=("One.", "Two.", "Three."), algorithm="news", language="english")

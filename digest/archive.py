@@ -359,8 +359,8 @@ def _write_if_changed(path: Path, data: bytes, durable: bool) -> bool:
 
 def _remove_orphaned_partials(folder: Path) -> None:
     """Delete temp files left by a process killed while writing (its PID is gone)."""
-    for partial in folder.glob(f"{PARTIAL_PREFIX}*"):
-        pid = partial.name[len(PARTIAL_PREFIX):].split("-", 1)[0]
+    for leftover in folder.glob(f"{PARTIAL_PREFIX}*"):
+        pid = leftover.name[len(PARTIAL_PREFIX):].split("-", 1)[0]
         if pid.isdigit() and not process_alive(int(pid)):
-            partial.unlink(missing_ok=True)
+            leftover.unlink(missing_ok=True)
 

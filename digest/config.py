@@ -557,7 +557,7 @@ def _source(entry: Any, section: str, path: Path) -> SourceConfig:
     kind = entry.get("type", "files")
     if not isinstance(kind, str) or kind not in SOURCE_TYPES:
         raise ConfigError(str(path), f"{section}.type", f"unknown source type {kind!r}; choose one of {', '.join(SOURCE_TYPES)}")
-    source = _build(SOURCE_TYPES[kind], entry, section, path)
+    source: SourceConfig = _build(SOURCE_TYPES[kind], entry, section, path)
     if source.interval < timedelta(seconds=1):
         raise ConfigError(str(path), f"{section}.interval", f"must be at least 1s, got {entry.get('interval')!r}")
     if source.interval > LONGEST_INTERVAL:

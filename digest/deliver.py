@@ -134,7 +134,7 @@ def _attempt(store: Store, delivery: Delivery, deliverer: Deliverer, render: Ren
 
 def retry_delay(attempts: int) -> timedelta:
     """Exponential backoff: one minute after the first failure, doubling, capped at an hour."""
-    return min(FIRST_RETRY * (2 ** max(0, attempts - 1)), LONGEST_RETRY)
+    return min(FIRST_RETRY * (1 << max(0, attempts - 1)), LONGEST_RETRY)
 
 
 def duration_words(span: timedelta) -> str:

@@ -189,7 +189,7 @@ _request_deadline = threading.local()
 
 def _budget(timeout: float | None, error: type[Exception]) -> float | None:
     """The smaller of `timeout` and what is left of this thread's request deadline."""
-    deadline = getattr(_request_deadline, "value", None)
+    deadline: float | None = getattr(_request_deadline, "value", None)
     if deadline is None:
         return timeout
     left = deadline - time.monotonic()
@@ -508,7 +508,7 @@ class Fetcher:
                 location = response.headers.get("Location")
                 if not location:
                     raise FetchError(f"{url}: HTTP {status} redirect without a Location")
-                return urljoin(url, location.strip())
+                return urljoin(url, str(location).strip())
             if status in (429, 503):
                 wait = _retry_after(response.headers.get("Retry-After"))
                 if wait is not None:

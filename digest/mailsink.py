@@ -19,7 +19,6 @@ from pathlib import Path
 from types import FrameType
 
 from digest import config
-from digest.config import DEFAULT_LISTEN
 from digest.errors import ListenError
 from digest.smtpd import MailServer
 

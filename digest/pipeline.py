@@ -201,7 +201,7 @@ def _sections(config: Config, store: Store, digest: DigestConfig, edition: Editi
                    digest.order, digest.top)
 
 
-def _context(config: Config, store: Store, digest: DigestConfig, edition: Edition) -> dict[str, object]:
+def _context(config: Config, store: Store, digest: DigestConfig, edition: Edition) -> dict[str, Any]:
     renderer = renderer_for(digest.templates)
     sections = _sections(config, store, digest, edition)
     return renderer.context(digest.name, digest.timezone, edition, sections, problems(config, store, digest))

@@ -122,7 +122,7 @@ def next_edition(digest: DigestConfig, last_edition: datetime | None, now: datet
         missed = trigger.get_next_fire_time(None, last_edition + _TICK)
         if missed is not None and missed <= now:
             return now
-    upcoming = trigger.get_next_fire_time(None, now)
+    upcoming: datetime | None = trigger.get_next_fire_time(None, now)
     assert upcoming is not None  # cron fields are checked at config load, so a time always comes
     return upcoming.astimezone(timezone.utc)
 

@@ -57,7 +57,7 @@ _SPACE = re.compile(r"\s+")
 class Algorithm(Protocol):
     """Pick the indexes of the `count` best candidates of a prepared document."""
 
-    def __call__(self, document: Prepared, count: int) -> Sequence[int]: ...
+    def __call__(self, prepared: Prepared, count: int, /) -> Sequence[int]: ...
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def prepare(text: str, title: str, language: str, max_sentences: int = MAX_SENTE
     if truncated:
         split[-1] = split[-1][:-1]  # the last sentence may be cut in two
     complete = any(_COMPLETE.search(s) for para in split for s in para)
-    candidates = []
+    candidates: list[Any] = []  # sumy's Sentence objects
     for para in split:
         sentences = []
         for text_of in para:

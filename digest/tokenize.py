@@ -119,7 +119,8 @@ def sentence_splitter(language: str) -> SentenceSplitter:
     params.collocations = set(model.COLLOCATIONS)
     params.sent_starters = set(model.SENT_STARTERS)
     params.ortho_context = defaultdict(int, model.ORTHO_CONTEXT)
-    return PunktSentenceTokenizer(params, lang_vars=StdlibRegexVars(), token_cls=StdlibRegexToken)
+    splitter: SentenceSplitter = PunktSentenceTokenizer(params, lang_vars=StdlibRegexVars(), token_cls=StdlibRegexToken)
+    return splitter
 
 
 @lru_cache(maxsize=None)

@@ -9,7 +9,6 @@ element by element with lxml.
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import re
 import subprocess

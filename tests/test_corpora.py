@@ -11,7 +11,6 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from html.parser import HTMLParser
-from pathlib import Path
 
 from conftest import REPO, shared_path
 from digest.compose import compose
@@ -64,7 +63,7 @@ class _Inspector(HTMLParser):
 def test_a_digest_of_the_sanitize_cases_has_no_script_handler_or_javascript_link() -> None:
     root = shared_path("corpora", "feedparser", "tests", "wellformed", "sanitize")
     articles: list[StoredArticle] = []
-    for number, path in enumerate(sorted(root.glob("*"))):
+    for path in sorted(root.glob("*")):
         for entry in parse_feed(path.read_bytes(), f"http://example.org/{path.name}"):
             summary = summarise(entry.text or entry.title or "-", SummaryConfig(), title=entry.title)
             articles.append(StoredArticle(

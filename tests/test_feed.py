@@ -441,7 +441,7 @@ def test_a_host_label_over_63_characters_costs_only_its_own_link(project: Projec
     text = digest_text(project, ".html")
     assert "Harbour ferry timetable doubles" in text and "Teaser with an impossible link" in text
     assert f"{bad_host}/story" not in text  # the link that cannot be looked up is dropped, the entry kept
-    assert f"moved</strong>, failing since" in text  # the redirect's error is named in the problems box
+    assert "moved</strong>, failing since" in text  # the redirect's error is named in the problems box
 
 
 def test_entity_references_before_a_cdata_section_are_counted() -> None:

@@ -65,7 +65,7 @@ def three_sources(root: Path, extra: str = "", formats: str = '["html", "md", "t
             (folder / name).write_text(f"{title}\n\n{text}\n", encoding="utf-8")
     sources = "".join(f'\n[[sources]]\nname = "{name}"\ntype = "files"\npath = "{name}"\n' for name in STORIES)
     config = root / "digest.toml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(textwrap.dedent("""\
         [store]
         path = "state/digest.sqlite3"
 

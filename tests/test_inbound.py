@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, Project
-from tests.newsletters import ARTICLE, BOILERPLATE, SHAPES, TRACKER_HOSTS, kept_share, substack
+from tests.newsletters import ARTICLE, BOILERPLATE, SHAPES, TRACKER_HOSTS, kept_share
 from tests.smtpserver import free_port, make_certificate
 
 ADDRESS = "letters.k7q2m9x4wd3p@news.example.org"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import smtplib
 import sqlite3
-from email.message import EmailMessage
 
 import pytest
 

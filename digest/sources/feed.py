@@ -163,7 +163,7 @@ def feed_items(body: bytes, url: str, content_type: str = "") -> Iterator[FeedIt
         detail = f" ({' '.join(str(problem).split())})" if problem else ""
         raise ExtractError(f"{url}: not an RSS, Atom or JSON feed{detail}")
     feed_language = parsed.feed.get("language") or None
-    return (_item(entry.get("id"), lambda: canonical_link(entry.get("link"), url), partial(_xml_entry, entry, url, feed_language))
+    return (_item(entry.get("id"), partial(canonical_link, entry.get("link"), url), partial(_xml_entry, entry, url, feed_language))
             for entry in parsed.entries)
 
 
@@ -243,7 +243,8 @@ def _json_item(item: dict[str, Any], base: str, feed_language: str | None) -> Fe
     text = html_to_text(text_of("content_html")) if text_of("content_html") else text_of("content_text").strip()
     text = text or html_to_text(text_of("summary"))
     title = clean_title(text_of("title"))
-    authors = item.get("authors") if isinstance(item.get("authors"), list) else [item.get("author")]
+    listed = item.get("authors")
+    authors: list[Any] = listed if isinstance(listed, list) else [item.get("author")]
     names = [a["name"] for a in authors if isinstance(a, dict) and isinstance(a.get("name"), str)]
     return FeedEntry(
         identity=_identity(_json_id(item), link, title, text),
@@ -261,7 +262,8 @@ def _struct_date(parsed_time: Any) -> datetime | None:
     if not parsed_time:
         return None
     try:
-        return datetime(*parsed_time[:6], tzinfo=timezone.utc)
+        year, month, day, hour, minute, second = parsed_time[:6]
+        return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
     except ValueError:
         return None
 

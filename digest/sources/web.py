@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from digest.errors import ExtractError
 from digest.extract import Extracted, from_html
-from digest.fetch import Response
+from digest.fetch import Fetcher, Response
 from digest.sanitise import clean_url
 from digest.sources import PollContext
 
@@ -17,9 +17,16 @@ PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 _TRACKING = re.compile(r"^(utm_\w+|fbclid|gclid|dclid|msclkid|yclid|mc_cid|mc_eid|_hsenc|_hsmi|igshid|mkt_tok|oly_anon_id|oly_enc_id|vero_id|wt_mc|__s)$", re.IGNORECASE)
 
 
+def _fetcher(context: PollContext) -> Fetcher:
+    """The run's fetcher: the pipeline gives one to every source of a type in NETWORK_SOURCES."""
+    if context.fetcher is None:
+        raise RuntimeError("a network source was polled without a fetcher")
+    return context.fetcher
+
+
 def fetch_if_changed(context: PollContext, url: str, accept: str) -> Response:
     """GET `url`, sending the ETag / Last-Modified the memo holds from the last poll."""
-    return context.fetcher.fetch(url, etag=context.memo.get("etag"), last_modified=context.memo.get("last_modified"), accept=accept)
+    return _fetcher(context).fetch(url, etag=context.memo.get("etag"), last_modified=context.memo.get("last_modified"), accept=accept)
 
 
 def remember_validators(context: PollContext, response: Response) -> None:
@@ -51,9 +58,9 @@ def fetch_page(context: PollContext, url: str, *, conditional: bool = False) -> 
     """Fetch a web page and extract its main text (None on a 304); ExtractError names the URL."""
     if conditional:
         memo = context.memo
-        response = context.fetcher.fetch(url, etag=memo.get("etag"), last_modified=memo.get("last_modified"), accept=PAGE_ACCEPT, robots=True)
+        response = _fetcher(context).fetch(url, etag=memo.get("etag"), last_modified=memo.get("last_modified"), accept=PAGE_ACCEPT, robots=True)
     else:
-        response = context.fetcher.fetch(url, accept=PAGE_ACCEPT, robots=True)
+        response = _fetcher(context).fetch(url, accept=PAGE_ACCEPT, robots=True)
     if response.not_modified:
         return response, None
     try:

@@ -562,7 +562,8 @@ class SqliteStore:
 
     def article_count(self) -> int:
         """How many articles are stored."""
-        return self.db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+        count: int = self.db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+        return count
 
     def prune(self, before: datetime) -> int:
         """Drop the text of articles fetched before `before` (their identity, content hash, title and
@@ -767,7 +768,8 @@ class SqliteStore:
 
     def edition_count(self, digest: str) -> int:
         """How many editions of `digest` exist."""
-        return self.db.execute("SELECT COUNT(*) FROM editions WHERE digest = ?", (digest,)).fetchone()[0]
+        count: int = self.db.execute("SELECT COUNT(*) FROM editions WHERE digest = ?", (digest,)).fetchone()[0]
+        return count
 
     def _stored(self, row: sqlite3.Row) -> StoredArticle:
         fetched = _moment(row["fetched"])
