@@ -127,7 +127,7 @@ def titles_in_editions(project: Project) -> Counter[str]:
     """How many edition files (Markdown) show each article title."""
     seen: Counter[str] = Counter()
     for path in edition_files(project):
-        seen.update(re.findall(r"Report \d{3} on [a-z ]+", path.read_text(encoding="utf-8")))
+        seen.update(set(re.findall(r"Report \d{3} on [a-z ]+", path.read_text(encoding="utf-8"))))  # headline and entry: once
     return seen
 
 
