@@ -422,8 +422,8 @@ def eval_command(context: click.Context, file: str, stories_file: bool, algorith
     if stories_file:
         from digest import story_eval
 
-        report = guarded(lambda: story_eval.evaluate(Path(file)))
-        click.echo(json.dumps(report, indent=2) if as_json else story_eval.format_report(report))
+        grouping = guarded(lambda: story_eval.evaluate(Path(file)))
+        click.echo(json.dumps(grouping, indent=2) if as_json else story_eval.format_report(grouping))
         return
     from digest.config import ALGORITHMS, SummaryConfig
 

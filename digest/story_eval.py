@@ -16,6 +16,7 @@ import random
 import re
 import time
 from collections import Counter
+from functools import partial
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -208,6 +209,6 @@ def tune(documents: Sequence[Labelled], grid: dict[str, Sequence[Any]], min_prec
         combos = [{**c, key: v} for c in combos for v in values]
     for combo in combos:
         settings = replace(stories.DEFAULT, **combo)
-        results.append((measure(documents, lambda docs: group_stories(docs, settings)), settings))
+        results.append((measure(documents, partial(group_stories, settings=settings)), settings))
     results.sort(key=lambda r: (r[0].pairwise_precision >= min_precision, r[0].bcubed_f1), reverse=True)
     return results
