@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import smtplib
 import sqlite3
@@ -117,7 +118,11 @@ def digest_run(project: Project) -> tuple[dict, str]:
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     texts = sorted((project.out / "daily").glob("*.txt"))
-    return report, " ".join(texts[-1].read_text(encoding="utf-8").split()) if texts else ""  # unwrapped
+    if not texts:
+        return report, ""
+    # The entries, unwrapped, without the HEADLINES list that repeats each title above them.
+    entries = re.sub(r"\nHEADLINES\n(?:.+\n)+", "\n", texts[-1].read_text(encoding="utf-8"), count=1)
+    return report, " ".join(entries.split())
 
 
 def articles(project: Project) -> list[tuple[str, str]]:
