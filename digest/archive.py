@@ -26,7 +26,7 @@ import lxml.html
 
 from digest import PROJECT_URL, __version__
 from digest.lock import process_alive
-from digest.models import EditionListing
+from digest.models import EditionListing, StoryCount
 
 ATOM = "http://www.w3.org/2005/Atom"
 HISTORY = "http://purl.org/syndication/history/1.0"  # RFC 5005
@@ -44,6 +44,7 @@ PARTIAL_PREFIX = ".partial-"
 NOT_IN_FEEDS = "//style | //script | //link | //meta | //title | //noscript"
 
 PageRenderer = Callable[[EditionListing], str]  # an edition's HTML page
+StoryCounter = Callable[[EditionListing], "StoryCount | None"]  # how its page grouped it; None: not grouped
 ListRenderer = Callable[[dict[str, Any]], str]  # TEMPLATE with the given context
 
 
@@ -88,8 +89,10 @@ class Archive:
     """One digest's archive, planned from its edition listing (oldest first)."""
 
     def __init__(self, settings: ArchiveSettings, listing: Sequence[EditionListing], feed_id: str,
-                 page: PageRenderer, list_page: ListRenderer) -> None:
+                 page: PageRenderer, list_page: ListRenderer, stories: StoryCounter | None = None) -> None:
         self.settings = settings
+        self._count_stories = stories
+        self._story_counts: dict[int, StoryCount | None] = {}
         self.listing = list(listing)
         self.feed_id = feed_id
         self._render_page = page
@@ -208,11 +211,22 @@ class Archive:
             return self.base if target == INDEX else self.base + target
         return posixpath.relpath(target, posixpath.dirname(document) or ".")
 
+    def _shown(self, edition: EditionListing) -> tuple[int, str, tuple[str, ...]]:
+        """What the lists and the feed entry say of an edition: (count, "stories" or "articles" with
+        the count's number, headlines): its stories when its digest groups them, else its articles."""
+        if edition.id not in self._story_counts:
+            self._story_counts[edition.id] = self._count_stories(edition) if self._count_stories else None
+        found = self._story_counts[edition.id]
+        if found is None:
+            return edition.count, "article" if edition.count == 1 else "articles", edition.headlines
+        return found.count, "story" if found.count == 1 else "stories", found.headlines
+
     def _listed(self, edition: EditionListing, document: str) -> dict[str, Any]:
         local = edition.created.astimezone(self._zone)
+        count, unit, headlines = self._shown(edition)
         return {"href": self._href(self.page_names[edition.id], document), "date": local.strftime("%Y-%m-%d"),
-                "time": local.strftime("%H:%M"), "count": edition.count, "headlines": list(edition.headlines),
-                "more": max(0, edition.count - len(edition.headlines))}
+                "time": local.strftime("%H:%M"), "count": count, "unit": unit, "headlines": list(headlines),
+                "more": max(0, count - len(headlines))}
 
     def _month_link(self, month: str, document: str) -> dict[str, Any]:
         label = datetime.strptime(month, "%Y-%m").strftime("%B %Y")
@@ -307,8 +321,8 @@ class Archive:
         add(entry, "updated", _utc(edition.created))
         add(entry, "published", _utc(edition.created))
         add(entry, "link", rel="alternate", type="text/html", href=page_href)
-        articles = f"{edition.count} article{'' if edition.count == 1 else 's'}"
-        add(entry, "summary", "; ".join([articles, *edition.headlines]), type="text")
+        count, unit, headlines = self._shown(edition)
+        add(entry, "summary", "; ".join([f"{count} {unit}", *headlines]), type="text")
         page_url = self.base + self.page_names[edition.id] if self.base else ""
         add(entry, "content", feed_content(self.page(edition), page_url), type="html")
 

@@ -128,6 +128,14 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
+class StoryCount:
+    """How an edition's page grouped it, for the archive's lists: its stories and their first headlines."""
+
+    count: int
+    headlines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class EditionListing:
     """One edition as an archive lists it: no article bodies, only what index pages and feeds need."""
 
@@ -136,6 +144,8 @@ class EditionListing:
     created: datetime
     count: int  # articles in the edition
     headlines: tuple[str, ...]  # the titles of its first articles
+    stories: int | None = None  # stories in the edition, as its page grouped them (None: not grouped, or not yet known)
+    story_headlines: tuple[str, ...] = ()  # the headlines of its first stories, in the page's order
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import logging
 import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from digest.deliver import safe_name
 from digest.editions import make_edition
 from digest.errors import ConfigError, RenderError
 from digest.mail import MailParts, encoded_size
-from digest.models import (Delivery, DeliveryReport, Edition, EditionListing, EditionReport, RenderedEdition, RunReport,
+from digest.models import (Delivery, DeliveryReport, Edition, EditionListing, EditionReport, RenderedEdition, RunReport, StoryCount,
                            Section, SourceProblem, SourceReport, StoredArticle, Summary)
 from digest.poll import ArticleCallback, Poller, summary_workers
 from digest.render import TEMPLATE_NAMES, Renderer, renderer_for
@@ -125,7 +126,28 @@ def archive(config: Config, store: Store, digest: DigestConfig, output_dir: Path
         settings, store.edition_listing(digest.name, ARCHIVE_HEADLINES), feed_id,
         page=lambda listed: render_page(config, store, digest, store.edition(listed.id)),
         list_page=lambda context: renderer.render(ARCHIVE_TEMPLATE, context),
+        stories=partial(_listed_stories, config, store, digest),
     )
+
+
+def _listed_stories(config: Config, store: Store, digest: DigestConfig, listed: EditionListing) -> StoryCount | None:
+    """The edition's story count and first story headlines for the archive's lists: kept when its page
+    was rendered, grouped once here (and kept) for an edition older than that; None with grouping off."""
+    if not digest.group_stories:
+        return None
+    if listed.stories is None:
+        edition = store.edition(listed.id)
+        return _keep_stories(store, edition, _sections(config, store, digest, edition))
+    return StoryCount(listed.stories, listed.story_headlines)
+
+
+def _keep_stories(store: Store, edition: Edition, sections: Sequence[Section]) -> StoryCount:
+    """Store how the edition was grouped, for its archive listing."""
+    leads = [story.articles[0].title for section in sections for story in section.stories]
+    found = StoryCount(len(leads), tuple(leads[:ARCHIVE_HEADLINES]))
+    if edition.id is not None:
+        store.set_edition_stories(edition.id, found.count, found.headlines)
+    return found
 
 
 def rebuild_archives(config: Config, digest_name: str | None = None) -> list[tuple[str, WriteReport | None]]:
@@ -167,6 +189,8 @@ def render_page(config: Config, store: Store, digest: DigestConfig, edition: Edi
     a page and its feed entry stay the same until the edition or the template changes."""
     renderer = renderer_for(digest.templates)
     sections = _sections(config, store, digest, edition)
+    if digest.group_stories:
+        _keep_stories(store, edition, sections)
     context = renderer.context(digest.name, digest.timezone, edition, sections)
     context["archive"] = page_links(digest.base_url)  # only archive pages link to their index and feed
     return renderer.render(TEMPLATE_NAMES["html"], context)

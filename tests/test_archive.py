@@ -9,8 +9,11 @@ element by element with lxml.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
+import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -118,7 +121,7 @@ def test_three_runs_give_an_index_of_three_and_a_feed_readers_trust(three_editio
         href = edition.find(".//h2/a").get("href")
         assert (folder / href).is_file() and href.startswith(f"editions/{day}")
         assert f"Harbour works reach stage {day[-2:]}" in edition.text_content()
-        assert "article" in edition.find_class("meta")[0].text_content()
+        assert re.fullmatch(r"\d+ stor(y|ies)", edition.find_class("meta")[0].text_content())  # grouping is on by default
 
     feed = parsed_feed(folder / "feed.atom")
     ids = [entry.id for entry in feed.entries]
@@ -181,6 +184,57 @@ def test_ids_survive_a_rebuild_and_a_new_base_url_and_a_rebuild_changes_no_byte(
     assert {name: data for name, data in archive_files(three_editions).items() if name[0].isdigit()} == editions_own
     index = (folder / "index.html").read_text(encoding="utf-8")
     assert f'href="{BASE}editions/2026-11-29T070000Z.html"' in index
+
+
+def test_an_edition_where_two_sources_report_one_event_is_listed_by_its_story_count(tmp_path: Path) -> None:
+    """Wire and herald both report the Elazig quake (4 articles, 3 stories): the index, month page and
+    feed entry count stories and show the stories' lead headlines, and a rebuild changes no byte, even
+    for an edition whose grouping was not kept (stored before it was)."""
+    stories_data = REPO / "tests" / "data" / "stories"
+    for folder in ("wire", "herald"):
+        shutil.copytree(stories_data / folder, tmp_path / folder)
+        for offset, path in enumerate(sorted((tmp_path / folder).iterdir())):  # published within hours of each other
+            moment = datetime(2026, 11, 26, 20 + offset, tzinfo=timezone.utc).timestamp()
+            os.utime(path, (moment, moment))
+    project = Project(tmp_path)
+    project.write_config("""
+        [store]
+        path = "../state/digest.sqlite3"
+        [summary]
+        workers = 0
+        [[sources]]
+        name = "wire"
+        type = "files"
+        path = "../wire"
+        [[sources]]
+        name = "herald"
+        type = "files"
+        path = "../herald"
+        [[digests]]
+        name = "daily"
+        output_dir = "../out"
+        formats = ["json"]
+    """)
+    result = project.cli("run", now="2026-11-27T07:00:00+00:00")
+    assert result.returncode == 0, result.stdout + result.stderr
+    folder = project.out / "daily"
+    stories = json.loads((folder / "2026-11-27T070000Z.json").read_text(encoding="utf-8"))["stories"]
+    leads = {story["title"] for story in stories}
+    also = {a["title"] for story in stories for a in story["articles"]} - leads
+    assert len(stories) == 3 and len(also) == 1  # one event from two sources: one story
+    for page in ("index.html", "months/2026-11.html"):
+        edition = lxml.html.parse(str(folder / page)).getroot().find_class("edition")[0]
+        assert edition.find_class("meta")[0].text_content() == "3 stories", page
+        assert {li.text_content() for li in edition.iter("li")} == leads, page
+    summary = parsed_feed(folder / "feed.atom").entries[0].summary
+    assert summary.startswith("3 stories; ") and set(summary.split("; ")[1:]) == leads
+
+    before = archive_files(project)
+    assert "digest daily: 0 files written" in project.cli("archive", "rebuild").stdout
+    with sqlite3.connect(project.root / "state" / "digest.sqlite3") as db:
+        db.execute("UPDATE editions SET stories = NULL")  # as if made before the grouping was kept
+    assert "digest daily: 0 files written" in project.cli("archive", "rebuild").stdout
+    assert archive_files(project) == before
 
 
 def test_older_editions_live_in_rfc5005_archive_documents_and_an_edition_rewrites_few_files(project: Project) -> None:

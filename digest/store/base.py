@@ -127,6 +127,10 @@ class Store(Protocol):
         """Every edition of `digest`, oldest first, with its Atom id, article count and first `headlines` titles."""
         ...
 
+    def set_edition_stories(self, edition_id: int, count: int, headlines: Sequence[str]) -> None:
+        """Keep how the edition's page grouped it: its story count and first story headlines (edition_listing's)."""
+        ...
+
     def feed_id(self, digest: str) -> str:
         """The Atom id of `digest`'s archive feed: made the first time it is asked for, then kept."""
         ...

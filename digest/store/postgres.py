@@ -190,6 +190,11 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("0014_story_features", """
     ALTER TABLE articles ADD COLUMN story_features TEXT NOT NULL DEFAULT '';
     """),
+    # how an edition's page grouped it (JSON: story count and first headlines), kept when the page is
+    # rendered so the archive's index lists stories without grouping every edition again; NULL until then
+    ("0015_edition_stories", """
+    ALTER TABLE editions ADD COLUMN stories TEXT;
+    """),
 )
 
 # Advisory lock keys (pg_advisory_xact_lock's two-int form): one class for migrations, one for editions.
@@ -679,7 +684,7 @@ class PostgresStore:
     def edition_listing(self, digest: str, headlines: int) -> list[EditionListing]:
         """Every edition of `digest`, oldest first, with its Atom id, article count and first `headlines` titles."""
         rows = self._sql(
-            """SELECT e.id, e.created, e.atom_id,
+            """SELECT e.id, e.created, e.atom_id, e.stories,
                       (SELECT COUNT(*) FROM edition_articles c WHERE c.edition_id = e.id) AS count
                FROM editions e WHERE e.digest = %s ORDER BY e.created, e.id""",
             (digest,),
@@ -695,8 +700,16 @@ class PostgresStore:
         for row in rows:
             created = _moment(row["created"])
             assert created is not None
-            listing.append(EditionListing(row["id"], row["atom_id"], created, row["count"], tuple(titles.get(row["id"], ()))))
+            stories = json.loads(row["stories"]) if row["stories"] else {}
+            listing.append(EditionListing(row["id"], row["atom_id"], created, row["count"], tuple(titles.get(row["id"], ())),
+                                          stories.get("count"), tuple(stories.get("headlines", ()))))
         return listing
+
+    def set_edition_stories(self, edition_id: int, count: int, headlines: Sequence[str]) -> None:
+        """Keep how the edition's page grouped it: its story count and first story headlines."""
+        with self.transaction():
+            self._sql("UPDATE editions SET stories = %s WHERE id = %s",
+                            (json.dumps({"count": count, "headlines": list(headlines)}), edition_id))
 
     def feed_id(self, digest: str) -> str:
         """The Atom id of `digest`'s feed: made the first time it is asked for, then kept."""
