@@ -105,7 +105,8 @@ def test_migrations_are_named_and_recorded_and_a_store_from_before_names_gets_on
                           "DROP TABLE inbound_counts", "DROP TRIGGER article_search_insert",
                           "DROP TRIGGER article_search_update", "DROP TRIGGER article_search_delete",
                           "DROP TABLE article_search", "DROP VIEW article_search_text",
-                          "ALTER TABLE articles DROP COLUMN story_features", "PRAGMA user_version = 4"):
+                          "ALTER TABLE articles DROP COLUMN story_features", "ALTER TABLE editions DROP COLUMN stories",
+                          "PRAGMA user_version = 4"):
             db.execute(statement)
     reopened = open_store(path)
     try:
