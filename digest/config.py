@@ -13,7 +13,7 @@ import re
 import tomllib
 import types
 import typing
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -337,6 +337,7 @@ class InboundConfig:
     hostname: str = ""  # in the greeting; empty: this machine's name
     tls_cert: Path | None = None  # both set: STARTTLS offered on the SMTP port
     tls_key: Path | None = None
+    configured: bool = False  # set by load(): the file has an [inbound] section (subscribers' mailto: points here)
 
     def check(self, where: str) -> None:
         if self.listen:
@@ -526,6 +527,7 @@ def load(path: Path) -> Config:
         if key not in known:
             raise ConfigError(str(path), key, f"unknown section; known sections: {', '.join(sorted(known))}")
     sections = {name: _build(cls, raw.get(name, {}), name, path) for name, cls in simple.items()}
+    sections["inbound"] = replace(sections["inbound"], configured=isinstance(raw.get("inbound"), dict))
     sources = tuple(_source(entry, f"sources[{index}]", path) for index, entry in enumerate(_list(raw, "sources", path)))
     _unique_names(sources, "sources", path)
     digests = tuple(_build(DigestConfig, entry, f"digests[{index}]", path) for index, entry in enumerate(_list(raw, "digests", path)))

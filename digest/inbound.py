@@ -6,7 +6,9 @@ patterns too (550 5.7.1), and a message over `max_bytes` gets 552 (SIZE is
 advertised). A message is answered 250 only once it is committed to the store,
 so a crash before that makes the sender retry; if the store cannot take it the
 answer is 451 and the sender retries later. The same Message-ID twice in one
-source is stored once. The server is digest.smtpd's (aiosmtpd); `digest
+source is stored once. A subscriber's unsubscribe address
+(`unsubscribe+<token>@...`, in their mail's List-Unsubscribe) is accepted only when
+its token verifies, and a message to it unsubscribes them before the 250. The server is digest.smtpd's (aiosmtpd); `digest
 inbound` runs it alone and `digest daemon` runs it in a child process beside
 its jobs (a large message never holds the scheduler up: aiosmtpd#293).
 """
@@ -32,7 +34,9 @@ from digest import config as config_module
 from digest.config import Config, InboundConfig, MailboxSourceConfig, parse_listen
 from digest.errors import ConfigError, ListenError, StoreError
 from digest.newsletter import message_key
+from digest.models import Subscriber
 from digest.store import Store, open_store
+from digest.unsubscribe import MAIL_PREFIX, check_mail_address, unsubscribe_by_mail
 
 if TYPE_CHECKING:
     from digest.smtpd import MailServer
@@ -90,10 +94,23 @@ class InboundHandler:
             self.close()
             log.warning("could not count a %s message for %s: %s", outcome, source or "an unknown address", error)
 
+    def _reader_leaving(self, address: str) -> Subscriber | None:
+        """The subscriber whose unsubscribe address (`unsubscribe+<token>@...`) this is, when its token verifies."""
+        if not address.lower().startswith(MAIL_PREFIX):
+            return None
+        return check_mail_address(self._open(), address)
+
     def recipient(self, sender: str, address: str) -> str | None:
-        """Accept the address of a mailbox source whose senders include `sender`."""
+        """Accept the address of a mailbox source whose senders include `sender`, or a subscriber's unsubscribe address."""
         box = self.boxes.get(address.lower())
         if box is None:
+            try:
+                if self._reader_leaving(address) is not None:
+                    return None
+            except StoreError as error:
+                self.close()
+                log.error("could not check the unsubscribe address <%s> (451): %s", address, error)
+                return "451 4.3.0 Cannot check this address now; try again later"
             self._count("", "unknown recipient")
             log.info("refused mail from <%s> to <%s>: no mailbox source has this address", sender, address)
             return "550 5.1.1 No such mailbox here"
@@ -106,9 +123,17 @@ class InboundHandler:
     def message(self, sender: str, recipients: list[str], content: bytes) -> list[str]:
         """Commit the message for every recipient's source, then say 250; 451 when the store cannot take it."""
         sources = [self.boxes[r.lower()].name if r.lower() in self.boxes else "" for r in recipients]
+        leaving = {r: "" for r, source in zip(recipients, sources) if not source and r.lower().startswith(MAIL_PREFIX)}
+        if leaving:
+            try:
+                leaving = self._unsubscribe(sender, list(leaving))
+            except StoreError as error:
+                self.close()
+                log.error("unsubscribe mail from <%s> deferred (451): %s", sender, error)
+                return ["451 4.3.0 Cannot unsubscribe now; try again later"] * len(recipients)
         wanted = [s for s in dict.fromkeys(sources) if s]
-        if not wanted:  # the config was reloaded between RCPT and DATA and lost the address
-            return ["450 4.1.1 Mailbox no longer here; try again later"] * len(recipients)
+        if not wanted:  # only readers leaving, or the config was reloaded between RCPT and DATA and lost the address
+            return [leaving.get(r) or "450 4.1.1 Mailbox no longer here; try again later" for r in recipients]
         key = message_key(content)
         try:
             stored = dict(zip(wanted, self._open().add_inbound(wanted, key, sender, content, self.clock())))
@@ -127,7 +152,20 @@ class InboundHandler:
         if self.reply_delay:
             time.sleep(self.reply_delay)
         return [("250 2.0.0 Stored" if stored.get(source, False) else "250 2.0.0 Already stored") if source else
-                "450 4.1.1 Mailbox no longer here" for source in sources]
+                leaving.get(r) or "450 4.1.1 Mailbox no longer here" for r, source in zip(recipients, sources)]
+
+    def _unsubscribe(self, sender: str, addresses: list[str]) -> dict[str, str]:
+        """Unsubscribe the reader of each address whose token verifies (committed before the reply); address -> reply."""
+        replies: dict[str, str] = {}
+        for address in addresses:
+            reader = self._reader_leaving(address)
+            if reader is None:  # removed from the store between RCPT and DATA
+                replies[address] = "550 5.1.1 No such mailbox here"
+                continue
+            unsubscribe_by_mail(self._open(), reader, self.clock())
+            log.info("mail from <%s> unsubscribed %s from %s", sender, reader.address, reader.digest)
+            replies[address] = "250 2.0.0 Unsubscribed"
+        return replies
 
     def too_large(self, recipients: list[str]) -> None:
         """Count a message refused with 552 against each recipient's source."""
@@ -162,7 +200,7 @@ class Listener:
         settings = config.inbound
         if not settings.enabled:
             raise ConfigError(str(config.path), "inbound", 'nowhere to listen: set listen = "HOST:PORT" or lmtp = "PATH"')
-        if not mailboxes(config):
+        if not mailboxes(config) and not config.inbound.configured:
             raise ConfigError(str(config.path), "sources", 'no [[sources]] of type = "mailbox": nothing to receive mail for')
         from digest.smtpd import MailServer  # aiosmtpd: loaded only where mail is received, not by the daemon
 
@@ -246,8 +284,8 @@ class ListenerProcess:
 
     @staticmethod
     def wanted(config: Config) -> bool:
-        """True when the config has mailbox sources and somewhere to listen."""
-        return config.inbound.enabled and bool(mailboxes(config))
+        """True when there is somewhere to listen and mailbox sources or an [inbound] section (subscribers' mailto:)."""
+        return config.inbound.enabled and (bool(mailboxes(config)) or config.inbound.configured)
 
     def start(self) -> None:
         """Start the child (logging to the daemon's stderr)."""

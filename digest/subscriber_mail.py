@@ -2,7 +2,8 @@
 
 The edition is rendered once for every reader of its group; each message then
 gets the reader's To line, `List-Unsubscribe` (their https link under the
-digest's base_url, and the digest's `unsubscribe` mailto: when set),
+digest's base_url, and a mailto: carrying their token on the inbound listener
+when `[inbound]` is configured, else the digest's `unsubscribe` mailto: when set),
 `List-Unsubscribe-Post: List-Unsubscribe=One-Click`, and a visible link in the
 body. A reader who unsubscribed after the edition was made is sent nothing.
 """
@@ -18,7 +19,7 @@ from digest.errors import PermanentDeliveryError
 from digest.mail import MailParts, with_unsubscribe_link
 from digest.models import Delivery, RenderedEdition
 from digest.store import Store, open_store
-from digest.unsubscribe import UNSUBSCRIBE, link, link_secret, token
+from digest.unsubscribe import UNSUBSCRIBE, link, link_secret, mail_address, token
 
 
 class SubscriberDeliverer:
@@ -61,7 +62,9 @@ class SubscriberDeliverer:
             self._secret = link_secret(self._store)
         url = link(digest, UNSUBSCRIBE, token(self._secret, subscriber, UNSUBSCRIBE))
         targets = [url] if url.startswith("https://") else []  # RFC 8058: one-click only over https
-        if digest.unsubscribe.startswith("mailto:"):
+        if mailto := mail_address(self.config, self._secret, subscriber):
+            targets.append(mailto)  # the inbound listener unsubscribes whoever writes to it
+        elif digest.unsubscribe.startswith("mailto:"):
             targets.append(digest.unsubscribe)
         parts = MailParts(edition.subject, edition.bodies["txt"], edition.bodies["html"])
         if url:

@@ -17,6 +17,7 @@ import hmac
 import html
 import os
 import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -61,6 +62,45 @@ def check_token(store: Store, digest: str, text: str, purpose: str) -> Subscribe
         return None
     expected = _mac(link_secret(store), subscriber.id, subscriber.digest, subscriber.address, purpose)
     return subscriber if hmac.compare_digest(expected, mac) else None
+
+
+MAIL_PURPOSE = "unsubscribe by mail"
+MAIL_PREFIX = "unsubscribe+"
+
+
+def mail_token(secret: bytes, subscriber: Subscriber) -> str:
+    """`<id>.<mac>` in lower-case base32, so that it survives in an address's local part whatever an MTA does to case."""
+    message = "\x00".join((MAIL_PURPOSE, subscriber.digest, str(subscriber.id), subscriber.address)).encode()
+    mac = base64.b32encode(hmac.new(secret, message, hashlib.sha256).digest()[:16]).decode().rstrip("=").lower()
+    return f"{subscriber.id}.{mac}"
+
+
+def mail_address(config: Config, secret: bytes, subscriber: Subscriber) -> str:
+    """`mailto:unsubscribe+<token>@<[inbound] hostname>` when an [inbound] listener is configured, else ""."""
+    if not (config.inbound.configured and config.inbound.enabled):
+        return ""
+    host = config.inbound.hostname or socket.getfqdn()
+    return f"mailto:{MAIL_PREFIX}{mail_token(secret, subscriber)}@{host}"
+
+
+def check_mail_address(store: Store, address: str) -> Subscriber | None:
+    """The subscriber whose unsubscribe address this is (any domain), or None when its token does not verify."""
+    local = address.rpartition("@")[0].lower()
+    if not local.startswith(MAIL_PREFIX):
+        return None
+    number, dot, _ = local.removeprefix(MAIL_PREFIX).partition(".")
+    if not dot or not number.isdigit() or len(number) > 18:
+        return None
+    subscriber = store.subscriber(int(number))
+    if subscriber is None:
+        return None
+    expected = mail_token(link_secret(store), subscriber)
+    return subscriber if hmac.compare_digest(expected, local.removeprefix(MAIL_PREFIX)) else None
+
+
+def unsubscribe_by_mail(store: Store, subscriber: Subscriber, now: datetime) -> None:
+    """A message came to the subscriber's unsubscribe address: they get no more mail (committed on return)."""
+    store.set_subscriber_status(subscriber.id, "unsubscribed", now, ("active", "invited"))
 
 
 def link(digest: DigestConfig, purpose: str, made: str) -> str:
