@@ -38,11 +38,12 @@ _BLOCKS = {
 }
 _BLOCK_TAG = re.compile(r"</?(" + "|".join(sorted(_BLOCKS)) + r")\s*/?>", re.IGNORECASE)
 _ANY_TAG = re.compile(r"<[^>]*>")
-# Query parameters that only track who clicked: dropped from every link kept.
-_TRACKING = re.compile(
-    r"^(utm_\w+|fbclid|gclid|dclid|msclkid|yclid|mc_cid|mc_eid|_hsenc|_hsmi|igshid|mkt_tok|oly_anon_id|oly_enc_id|vero_id"
-    r"|wt_mc|__s|ck_subscriber_id|r|s|token|triedRedirect|publication_id|post_id|isFreemail|utm)$",
-    re.IGNORECASE,
+# Query parameters that only track who clicked: dropped from feed and page links (their identity).
+_CLICK_TRACKING = r"utm_\w+|fbclid|gclid|dclid|msclkid|yclid|mc_cid|mc_eid|_hsenc|_hsmi|igshid|mkt_tok|oly_anon_id|oly_enc_id|vero_id|wt_mc|__s"
+TRACKING = re.compile(rf"^({_CLICK_TRACKING})$", re.IGNORECASE)
+# In an email also the per-reader parameters newsletter platforms add (Substack's `r`, `token`, ...).
+_NEWSLETTER_TRACKING = re.compile(
+    rf"^({_CLICK_TRACKING}|ck_subscriber_id|r|s|token|triedRedirect|publication_id|post_id|isFreemail|utm)$", re.IGNORECASE
 )
 _EMAIL_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "center", "cite", "code", "dd", "div", "dl", "dt", "em", "figcaption", "figure",
@@ -181,15 +182,19 @@ def newsletter_link(link: str | None) -> str | None:
     """An http(s) link from an email without fragment, tracking parameters (utm_* and the like)
     and the per-reader ones newsletter platforms add (Substack's `r`, `token`, ...)."""
     url = clean_url(link)
-    if url is None:
-        return None
+    return without_parameters(url, _NEWSLETTER_TRACKING, keep_fragment=False) if url else None
+
+
+def without_parameters(url: str, tracking: re.Pattern[str], keep_fragment: bool) -> str:
+    """A clean link in canonical form: scheme and host lower-cased, default port and the query
+    parameters `tracking` matches dropped, the fragment kept only when asked."""
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)]
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not tracking.match(k)]
     netloc = parts.netloc.lower()
     for scheme, port in (("http", ":80"), ("https", ":443")):
         if parts.scheme.lower() == scheme and netloc.endswith(port):
             netloc = netloc[: -len(port)]
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", urlencode(query), ""))
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", urlencode(query), parts.fragment if keep_fragment else ""))
 
 
 def email_html(document: str) -> str:

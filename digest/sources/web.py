@@ -4,17 +4,13 @@ with page sources only never loads feedparser."""
 
 from __future__ import annotations
 
-import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
 from digest.errors import ExtractError
 from digest.extract import Extracted, from_html
 from digest.fetch import Fetcher, Response
-from digest.sanitise import clean_url
+from digest.sanitise import TRACKING, clean_url, without_parameters
 from digest.sources import PollContext
 
 PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
-_TRACKING = re.compile(r"^(utm_\w+|fbclid|gclid|dclid|msclkid|yclid|mc_cid|mc_eid|_hsenc|_hsmi|igshid|mkt_tok|oly_anon_id|oly_enc_id|vero_id|wt_mc|__s)$", re.IGNORECASE)
 
 
 def _fetcher(context: PollContext) -> Fetcher:
@@ -43,15 +39,7 @@ def canonical_link(link: str | None, base: str | None = None) -> str | None:
     """An http(s) link without tracking parameters (utm_* and the like), its `#fragment` kept:
     entries that differ only by it (a comments feed's `#comment-N`) are different entries."""
     url = clean_url(link, base)
-    if url is None:
-        return None
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)]
-    netloc = parts.netloc.lower()
-    for scheme, port in (("http", ":80"), ("https", ":443")):
-        if parts.scheme.lower() == scheme and netloc.endswith(port):
-            netloc = netloc[: -len(port)]
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", urlencode(query), parts.fragment))
+    return without_parameters(url, TRACKING, keep_fragment=True) if url else None
 
 
 def fetch_page(context: PollContext, url: str, *, conditional: bool = False) -> tuple[Response, Extracted | None]:
