@@ -881,13 +881,26 @@ def _subscriber_digest(config: Any, name: str | None) -> Any:
     return guarded(lambda: config.digest(name))
 
 
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
+def _reader_options(command: Command) -> Command:
+    """The options `subscribers add` and `invite` share: EMAIL, the digest, their time and words."""
+    options: list[Callable[[Command], Command]] = [
+        click.argument("email"),
+        click.option("--digest", "digest_name", metavar="NAME", help="The digest [default: the only one]."),
+        click.option("--timezone", metavar="TZ", help="The reader's time zone, e.g. Europe/London [default: the digest's]."),
+        click.option("--at", metavar="HH:MM", help="Local time of their daily mail [default: the digest's time, else 07:00]."),
+        click.option("--include", multiple=True, metavar="WORDS", help="Only articles mentioning one of these (comma-separated)."),
+        click.option("--exclude", multiple=True, metavar="WORDS", help="Never articles mentioning one of these (comma-separated)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @subscribers.command("add")
-@click.argument("email")
-@click.option("--digest", "digest_name", metavar="NAME", help="The digest to subscribe to [default: the only one].")
-@click.option("--timezone", metavar="TZ", help="The reader's time zone, e.g. Europe/London [default: the digest's].")
-@click.option("--at", metavar="HH:MM", help="Local time of their daily mail [default: the digest's time, else 07:00].")
-@click.option("--include", multiple=True, metavar="WORDS", help="Only articles mentioning one of these (comma-separated).")
-@click.option("--exclude", multiple=True, metavar="WORDS", help="Never articles mentioning one of these (comma-separated).")
+@_reader_options
 @click.pass_context
 def subscribers_add(context: click.Context, email: str, digest_name: str | None, timezone: str | None, at: str | None,
                     include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
@@ -902,12 +915,7 @@ def subscribers_add(context: click.Context, email: str, digest_name: str | None,
 
 
 @subscribers.command("invite")
-@click.argument("email")
-@click.option("--digest", "digest_name", metavar="NAME", help="The digest to invite to [default: the only one].")
-@click.option("--timezone", metavar="TZ", help="The reader's time zone [default: the digest's].")
-@click.option("--at", metavar="HH:MM", help="Local time of their daily mail [default: the digest's time, else 07:00].")
-@click.option("--include", multiple=True, metavar="WORDS", help="Only articles mentioning one of these (comma-separated).")
-@click.option("--exclude", multiple=True, metavar="WORDS", help="Never articles mentioning one of these (comma-separated).")
+@_reader_options
 @click.pass_context
 def subscribers_invite(context: click.Context, email: str, digest_name: str | None, timezone: str | None, at: str | None,
                        include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
