@@ -5,24 +5,27 @@ archive documents holding every edition in fixed pages, oldest first.
 Planned from the store's edition listing alone, so a rebuild gives the same bytes. Ids come from the
 store (made once per edition), never from URLs or file names. Each file is written atomically (a temp
 file, then a rename) and only when its text changed; adding an edition writes only the files that show
-it. The only module that imports lxml.
+it. The only module that imports lxml (for the feeds; an entry's content is streamed through the
+standard library's HTML parser instead, never held as a tree).
 """
 
 from __future__ import annotations
 
+import html.parser
 import os
 import posixpath
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from html import escape
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
 import lxml.etree
-import lxml.html
 
 from digest import PROJECT_URL, __version__
 from digest.lock import process_alive
@@ -40,8 +43,13 @@ TEMPLATE = "archive.html"  # index and month pages, overridable from the digest'
 HEADLINES = 3  # titles shown for each edition on the index pages
 INDEX_EDITIONS = 30  # editions on index.html; the month pages hold every one
 PARTIAL_PREFIX = ".partial-"
-# Removed from an edition's page before it goes into a feed entry: readers style entries themselves.
-NOT_IN_FEEDS = "//style | //script | //link | //meta | //title | //noscript"
+# Left out of an edition's page when it goes into a feed entry: readers style entries themselves.
+DROPPED_WITH_CONTENT = frozenset({"style", "script", "title", "noscript", "template"})
+DROPPED = frozenset({"link", "meta", "base"})
+VOID_ELEMENTS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"})
+LINK_ATTRIBUTES = frozenset({"action", "archive", "background", "cite", "classid", "codebase", "data", "href", "longdesc",
+                             "poster", "profile", "src", "usemap", "dynsrc", "lowsrc"})  # lxml.html.defs.link_attrs, and poster
+FEED_CHUNK = 1 << 16  # characters of a page fed to the transform at a time
 
 PageRenderer = Callable[[EditionListing], str]  # an edition's HTML page
 StoryCounter = Callable[[EditionListing], "StoryCount | None"]  # how its page grouped it; None: not grouped
@@ -337,15 +345,57 @@ def page_links(base_url: str) -> dict[str, str]:
 
 def feed_content(page_html: str, page_url: str) -> str:
     """An edition's page as a feed entry's HTML: the body alone, without <style> or scripts, its
-    links made absolute against `page_url` (left as they are when it is empty)."""
-    document = lxml.html.document_fromstring(page_html)
-    for element in document.xpath(NOT_IN_FEEDS):
-        element.drop_tree()
-    if page_url:
-        document.make_links_absolute(page_url, resolve_base_href=True)
-    body = document.body
-    parts = [body.text or ""] + [lxml.html.tostring(child, encoding="unicode") for child in body]
-    return "".join(parts).strip() + "\n"
+    links made absolute against `page_url` (left as they are when it is empty). Streamed through a
+    tag-by-tag transform, so no tree of a 5,000-story page is ever held (issue 19)."""
+    transform = _FeedContent(page_url)
+    for start in range(0, len(page_html), FEED_CHUNK):
+        transform.feed(page_html[start:start + FEED_CHUNK])
+    transform.close()
+    return "".join(transform.pieces).strip() + "\n"
+
+
+class _FeedContent(html.parser.HTMLParser):
+    """Copies what lies inside <body>, leaving out DROPPED elements, DROPPED_WITH_CONTENT ones with what they hold, and
+    comments, re-escaping text and attribute values, and joining link attributes to the page's URL."""
+
+    def __init__(self, page_url: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.page_url = page_url
+        self.pieces: list[str] = []
+        self._in_body = False
+        self._skipping = 0  # depth inside left-out elements
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "body":
+            self._in_body = True
+        elif self._in_body and tag in DROPPED_WITH_CONTENT:
+            self._skipping += 1
+        elif self._in_body and not self._skipping and tag not in DROPPED:
+            self.pieces.append(f"<{tag}{''.join(self._attribute(name, value) for name, value in attrs)}>")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag not in VOID_ELEMENTS:
+            self.handle_endtag(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "body":
+            self._in_body = False
+        elif self._in_body and tag in DROPPED_WITH_CONTENT:
+            self._skipping = max(0, self._skipping - 1)
+        elif self._in_body and not self._skipping and tag not in DROPPED and tag not in VOID_ELEMENTS:
+            self.pieces.append(f"</{tag}>")
+
+    def handle_data(self, data: str) -> None:
+        if self._in_body and not self._skipping:
+            self.pieces.append(escape(data, quote=False))
+
+    def _attribute(self, name: str, value: str | None) -> str:
+        if value is None:
+            return f" {name}"
+        if self.page_url and name in LINK_ATTRIBUTES:
+            value = urljoin(self.page_url, value.strip())
+        return f' {name}="{escape(value)}"'
 
 
 def _write_if_changed(path: Path, data: bytes, durable: bool) -> bool:

@@ -401,3 +401,18 @@ def test_a_broken_archive_template_is_a_config_error_before_any_edition(project:
         assert result.returncode == 2, result.stdout + result.stderr
         assert "digests[0] (daily)" in result.stderr and "archive.html" in result.stderr and "no_such_thing" in result.stderr
     assert not (project.out / "daily").exists()  # no edition was made
+
+
+def test_feed_content_keeps_the_body_escaped_drops_styles_and_scripts_and_makes_links_absolute() -> None:
+    """The streamed entry content: what a reader shows, never the page's head, scripts or comments."""
+    from digest.archive import feed_content
+
+    page = ('<!DOCTYPE html><html><head><title>T</title><style>a{}</style><link rel="stylesheet" href="a.css"></head>'
+            '<body><!-- note --><div class="page"><script>var x = "<b>";</script><h1>Tom &amp; Jerry &lt;3</h1>'
+            '<a href="../index.html" title=\'say "hi"\'>All</a><img src="x.png" alt=""><br/><noscript>no</noscript>'
+            '<p>text</p></div></body></html>')
+    content = feed_content(page, "https://e.org/d/editions/x.html")
+    assert content == ('<div class="page"><h1>Tom &amp; Jerry &lt;3</h1><a href="https://e.org/d/index.html" '
+                       'title="say &quot;hi&quot;">All</a><img src="https://e.org/d/editions/x.png" alt=""><br><p>text</p></div>\n')
+    assert lxml.html.fragment_fromstring(content).text_content() == "Tom & Jerry <3Alltext"
+    assert 'href="../index.html"' in feed_content(page, "")  # relative without base_url
