@@ -31,15 +31,19 @@ from digest.models import Article, Summary  # noqa: E402
 from digest.store import Store, open_store  # noqa: E402
 
 START = datetime(2024, 1, 1, 7, tzinfo=timezone.utc)
-SUMMARY = Summary(sentences=("The council met on Monday.", "Works start in spring.", "Residents welcomed it."),
-                  algorithm="news", language="english")
+SUMMARY = Summary(
+    sentences=("The council met on Monday.", "Works start in spring.", "Residents welcomed it."),
+    algorithm="news",
+    language="english",
+)
 
 
 def make_config(root: Path) -> config_module.Config:
     (root / "news").mkdir(parents=True, exist_ok=True)
     (root / "config").mkdir(exist_ok=True)
     path = root / "config" / "digest.toml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         [store]
         path = "../state/digest.sqlite3"
 
@@ -53,7 +57,9 @@ def make_config(root: Path) -> config_module.Config:
         output_dir = "../out"
         formats = ["html"]
         base_url = "https://news.example.org/daily/"
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     return config_module.load(path)
 
 
@@ -62,11 +68,19 @@ def add_edition(store: Store, number: int, articles: int) -> int:
     moment = START + timedelta(days=number)
     with store.transaction():
         for index in range(articles):
-            store.add_article(Article(
-                source="bench", identity=f"e{number}-a{index}", version="1", published=moment - timedelta(minutes=index),
-                title=f"Edition {number}, story {index}: the harbour works reach a new stage",
-                body=f"Story {index} of edition {number}. " * 20, url=f"https://example.org/{number}/{index}",
-            ), SUMMARY, moment)
+            store.add_article(
+                Article(
+                    source="bench",
+                    identity=f"e{number}-a{index}",
+                    version="1",
+                    published=moment - timedelta(minutes=index),
+                    title=f"Edition {number}, story {index}: the harbour works reach a new stage",
+                    body=f"Story {index} of edition {number}. " * 20,
+                    url=f"https://example.org/{number}/{index}",
+                ),
+                SUMMARY,
+                moment,
+            )
     edition = store.create_edition("daily", ["bench"], 1000, moment, [])
     assert edition is not None and edition.id is not None
     return edition.id
@@ -103,10 +117,14 @@ def main() -> None:
             again.append(seconds)
             unchanged = reports[0][1]  # type: ignore[index]
             assert not unchanged.written
-        print(f"rebuild from nothing: median {statistics.median(full):.2f} s, {written} files written "
-              f"(runs: {', '.join(f'{s:.2f}' for s in full)})")
-        print(f"rebuild, nothing changed: median {statistics.median(again):.2f} s, 0 written, "
-              f"{unchanged.unchanged} compared (runs: {', '.join(f'{s:.2f}' for s in again)})")
+        print(
+            f"rebuild from nothing: median {statistics.median(full):.2f} s, {written} files written "
+            f"(runs: {', '.join(f'{s:.2f}' for s in full)})"
+        )
+        print(
+            f"rebuild, nothing changed: median {statistics.median(again):.2f} s, 0 written, "
+            f"{unchanged.unchanged} compared (runs: {', '.join(f'{s:.2f}' for s in again)})"
+        )
 
         built, kept = root / "built", root / "kept.sqlite3"
         shutil.copytree(root / "out", built)
@@ -123,19 +141,34 @@ def main() -> None:
                 moment = START + timedelta(days=options.editions)
                 with store.transaction():
                     for index in range(options.articles):
-                        store.add_article(Article(source="bench", identity=f"new-{index}", version="1",
-                                                  title=f"New story {index}", body=f"New story {index}. " * 20,
-                                                  published=moment), SUMMARY, moment)
-                seconds, deliveries = timed(lambda: (pipeline.make_editions(config, store, config.digests, moment),
-                                                     pipeline.deliver(config, store, moment, honour_backoff=False))[1])
+                        store.add_article(
+                            Article(
+                                source="bench",
+                                identity=f"new-{index}",
+                                version="1",
+                                title=f"New story {index}",
+                                body=f"New story {index}. " * 20,
+                                published=moment,
+                            ),
+                            SUMMARY,
+                            moment,
+                        )
+                seconds, deliveries = timed(
+                    lambda: (
+                        pipeline.make_editions(config, store, config.digests, moment),
+                        pipeline.deliver(config, store, moment, honour_backoff=False),
+                    )[1]
+                )
             finally:
                 store.close()
             adds.append(seconds)
             [archived] = [d for d in deliveries if d.channel == "archive"]  # type: ignore[union-attr]
             files = int(archived.to.split("(")[1].split()[0])
         total = sum(1 for p in (root / "out").rglob("*") if p.is_file())
-        print(f"add one edition (make it, write its page, deliver to the archive): median {statistics.median(adds):.3f} s, "
-              f"{files} archive files written of {total} (runs: {', '.join(f'{s:.3f}' for s in adds)})")
+        print(
+            f"add one edition (make it, write its page, deliver to the archive): median {statistics.median(adds):.3f} s, "
+            f"{files} archive files written of {total} (runs: {', '.join(f'{s:.3f}' for s in adds)})"
+        )
 
 
 if __name__ == "__main__":

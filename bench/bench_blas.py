@@ -25,14 +25,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--articles", type=int, default=1000)
-    parser.add_argument("--corpus", type=Path, default=corpus.CNNDM, help="the CNN stories (default ../shared/data/cnndm-dev.jsonl)")
+    parser.add_argument(
+        "--corpus", type=Path, default=corpus.CNNDM, help="the CNN stories (default ../shared/data/cnndm-dev.jsonl)"
+    )
     options = parser.parse_args()
     corpus.CNNDM = options.corpus
     texts, origin = source_texts()
     with tempfile.TemporaryDirectory(prefix="bench-blas-") as work_name:
         work = Path(work_name)
         jsonl = work / "articles.jsonl"
-        jsonl.write_text("".join(json.dumps({"id": str(n), "text": text}) + "\n" for n, text in enumerate(texts[:500])), encoding="utf-8")
+        jsonl.write_text(
+            "".join(json.dumps({"id": str(n), "text": text}) + "\n" for n, text in enumerate(texts[:500])), encoding="utf-8"
+        )
         folder = work / "stories"
         write_files(folder, options.articles, texts)
         results: dict[str, dict[str, list[tuple[float, float]]]] = {}
@@ -51,7 +55,10 @@ def main() -> None:
     for label, by_command in results.items():
         cells = []
         for command in ("summarize", "run"):
-            cells += [f"{statistics.median(w for w, _ in by_command[command]):.2f}", f"{statistics.median(c for _, c in by_command[command]):.2f}"]
+            cells += [
+                f"{statistics.median(w for w, _ in by_command[command]):.2f}",
+                f"{statistics.median(c for _, c in by_command[command]):.2f}",
+            ]
         print(f"| {label} | " + " | ".join(cells) + " |")
 
 

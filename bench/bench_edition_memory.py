@@ -34,7 +34,9 @@ def write_stories(folder: Path, count: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for n in range(count):
         body = " ".join(SENTENCE.format(place=f"Town{n}", day=f"day {k}", n=n) for k in range(8))
-        (folder / f"{n:05d}.txt").write_text(f"Story {n}: the council, the harbour bridge and the trams\n\n{body}\n", encoding="utf-8")
+        (folder / f"{n:05d}.txt").write_text(
+            f"Story {n}: the council, the harbour bridge and the trams\n\n{body}\n", encoding="utf-8"
+        )
 
 
 ARCHIVE = ['base_url = "https://news.example.org/daily/"']  # emptied by --no-archive
@@ -45,9 +47,13 @@ def config_text(count: int, port: int, warm_up: bool) -> str:
     if warm_up:
         digest = 'name = "warmup"\nsources = ["bench"]\nmax_articles = 1\noutput_dir = "warm"\nformats = ["txt"]'
     else:
-        digest = (f'name = "daily"\nsources = ["bench"]\nmax_articles = {count}\noutput_dir = "out"\n'
-                  + "\n".join(ARCHIVE) + '\nemail_to = ["reader@example.org"]')
-    return textwrap.dedent(f"""
+        digest = (
+            f'name = "daily"\nsources = ["bench"]\nmax_articles = {count}\noutput_dir = "out"\n'
+            + "\n".join(ARCHIVE)
+            + '\nemail_to = ["reader@example.org"]'
+        )
+    return (
+        textwrap.dedent(f"""
         [store]
         path = "state/digest.sqlite3"
 
@@ -64,7 +70,11 @@ def config_text(count: int, port: int, warm_up: bool) -> str:
         port = {port}
         from = "Digest <bench@example.org>"
 
-        """) + "\n[[digests]]\n" + digest + "\n"
+        """)
+        + "\n[[digests]]\n"
+        + digest
+        + "\n"
+    )
 
 
 def edition_peak(work: Path, count: int, port: int) -> tuple[float, float, float]:
@@ -109,8 +119,10 @@ def main() -> None:
     print("| ---: | ---: | ---: | ---: |")
     for size in sizes:
         runs = figures[size]
-        print(f"| {size:,} | {statistics.median(r[0] for r in runs):.1f} | {statistics.median(r[1] for r in runs):.2f} |"
-              f" {statistics.median(r[2] for r in runs):.2f} |")
+        print(
+            f"| {size:,} | {statistics.median(r[0] for r in runs):.1f} | {statistics.median(r[1] for r in runs):.2f} |"
+            f" {statistics.median(r[2] for r in runs):.2f} |"
+        )
 
 
 if __name__ == "__main__":

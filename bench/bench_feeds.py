@@ -45,13 +45,17 @@ def feed_xml(feed: int, entries: int) -> bytes:
             for n in range(40)
         )
         date = format_datetime(NOW - timedelta(minutes=10 * entry + 1))
-        items.append(f"<item><title>Story {feed}-{entry}</title><guid isPermaLink='false'>f{feed}e{entry}</guid>"
-                     f"<link>http://example.org/{feed}/{entry}</link><pubDate>{date}</pubDate><description>{sentences}</description></item>")
+        items.append(
+            f"<item><title>Story {feed}-{entry}</title><guid isPermaLink='false'>f{feed}e{entry}</guid>"
+            f"<link>http://example.org/{feed}/{entry}</link><pubDate>{date}</pubDate><description>{sentences}</description></item>"
+        )
     return f"<?xml version='1.0'?><rss version='2.0'><channel><title>Feed {feed}</title>{''.join(items)}</channel></rss>".encode()
 
 
 def write_config(folder: Path, server: LocalServer, feeds: int, concurrency: int) -> Path:
-    sources = "".join(f'\n[[sources]]\nname = "feed{n}"\ntype = "feed"\nurl = "{server.url(f"/feed{n}.xml")}"\n' for n in range(feeds))
+    sources = "".join(
+        f'\n[[sources]]\nname = "feed{n}"\ntype = "feed"\nurl = "{server.url(f"/feed{n}.xml")}"\n' for n in range(feeds)
+    )
     config = folder / "digest.toml"
     config.write_text(
         f'[store]\npath = "state.sqlite3"\n\n[fetch]\nallow_private = true\nper_host_delay = "0s"\n'
@@ -69,8 +73,13 @@ def run_once(server: LocalServer, feeds: int, concurrency: int) -> dict[str, flo
         output = Path(folder) / "report.json"
         started = time.monotonic()
         with output.open("wb") as stdout:
-            process = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "run", "--json"],
-                                       cwd=folder, env=env, stdout=stdout, stderr=subprocess.DEVNULL)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "digest", "--config", str(config), "run", "--json"],
+                cwd=folder,
+                env=env,
+                stdout=stdout,
+                stderr=subprocess.DEVNULL,
+            )
             _, _status, usage = os.wait4(process.pid, 0)  # this child's own rusage, peak RSS included
             process.returncode = 0
         seconds = time.monotonic() - started
@@ -90,18 +99,34 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1, help="seconds each response waits (concurrency series)")
     parser.add_argument("--latency-feeds", type=int, default=40)
     args = parser.parse_args()
-    print(json.dumps({"machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
-                      "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}))
+    print(
+        json.dumps(
+            {
+                "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+                "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            }
+        )
+    )
     with LocalServer() as server:
         counts = [int(n) for n in args.feeds.split(",")]
         for n in range(max(counts + [args.latency_feeds])):
             server.serve(f"/feed{n}.xml", feed_xml(n, args.entries), "application/rss+xml")
         for feeds in counts:
             runs = [run_once(server, feeds, 8) for _ in range(args.runs)]
-            print(json.dumps({"series": "memory", "feeds": feeds, "entries_per_feed": args.entries, "runs": args.runs,
-                              "median_seconds": round(statistics.median(r["seconds"] for r in runs), 2),
-                              "median_peak_mb": round(statistics.median(r["peak_mb"] for r in runs), 1),
-                              "articles": runs[0]["articles"]}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "series": "memory",
+                        "feeds": feeds,
+                        "entries_per_feed": args.entries,
+                        "runs": args.runs,
+                        "median_seconds": round(statistics.median(r["seconds"] for r in runs), 2),
+                        "median_peak_mb": round(statistics.median(r["peak_mb"] for r in runs), 1),
+                        "articles": runs[0]["articles"],
+                    }
+                ),
+                flush=True,
+            )
 
         body = {n: feed_xml(n, 1) for n in range(args.latency_feeds)}
 
@@ -109,15 +134,26 @@ def main() -> None:
             def handler(request: RequestHandler) -> None:
                 time.sleep(args.latency)
                 request.respond(200, body[number], "application/rss+xml")
+
             return handler
 
         for n in range(args.latency_feeds):
             server.route(f"/feed{n}.xml", slow(n))
         for concurrency in (1, 8):
             runs = [run_once(server, args.latency_feeds, concurrency) for _ in range(args.runs)]
-            print(json.dumps({"series": "concurrency", "feeds": args.latency_feeds, "latency_s": args.latency,
-                              "concurrency": concurrency, "runs": args.runs,
-                              "median_seconds": round(statistics.median(r["seconds"] for r in runs), 2)}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "series": "concurrency",
+                        "feeds": args.latency_feeds,
+                        "latency_s": args.latency,
+                        "concurrency": concurrency,
+                        "runs": args.runs,
+                        "median_seconds": round(statistics.median(r["seconds"] for r in runs), 2),
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -58,14 +58,21 @@ def speed(count: int, runs: int) -> None:
     for title, text in corpus:
         summarise(text, settings, title=title, language="english")
     summarising = time.process_time() - started
-    print(json.dumps({
-        "articles": len(corpus), "stories_found": len(set(labels)), "runs": runs,
-        "features_seconds_median": round(statistics.median(timings["features"]), 3),
-        "group_seconds_median": round(statistics.median(timings["group"]), 3),
-        "group_seconds_all": [round(t, 3) for t in timings["group"]],
-        "summarise_seconds_one_run": round(summarising, 2),
-        "sources": f"{ECB.name if ECB.is_file() else 'no ECB'} + {source_texts()[1]}",
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "articles": len(corpus),
+                "stories_found": len(set(labels)),
+                "runs": runs,
+                "features_seconds_median": round(statistics.median(timings["features"]), 3),
+                "group_seconds_median": round(statistics.median(timings["group"]), 3),
+                "group_seconds_all": [round(t, 3) for t in timings["group"]],
+                "summarise_seconds_one_run": round(summarising, 2),
+                "sources": f"{ECB.name if ECB.is_file() else 'no ECB'} + {source_texts()[1]}",
+            },
+            indent=2,
+        )
+    )
 
 
 def tune() -> None:
@@ -75,7 +82,9 @@ def tune() -> None:
     documents = [d for d in story_eval.load(ECB) if d.fold == "tune"]
     texts, _ = source_texts()
     cnn = [stories.Item(stories.features("", text)) for text in texts]
-    print("small_threshold tight | tune fold: B3 F1, pair P | tune editions: pair P, pair R | CNN: groups of 2+, articles in them")
+    print(
+        "small_threshold tight | tune fold: B3 F1, pair P | tune editions: pair P, pair R | CNN: groups of 2+, articles in them"
+    )
     for small_threshold in (0.2, 0.25, 0.3):
         for tight in (0.0, 0.16):
             settings = replace(stories.DEFAULT, small_threshold=small_threshold, tight=tight)
@@ -83,8 +92,20 @@ def tune() -> None:
             whole = story_eval.measure(documents, method)
             small = story_eval.editions(documents, method, count=30)
             sizes = Counter(stories.group(cnn, settings)).values()
-            print(small_threshold, tight, "|", whole.bcubed_f1, whole.pairwise_precision, "|", small["pairwise_precision"],
-                  small["pairwise_recall"], "|", sum(1 for n in sizes if n > 1), sum(n for n in sizes if n > 1), flush=True)
+            print(
+                small_threshold,
+                tight,
+                "|",
+                whole.bcubed_f1,
+                whole.pairwise_precision,
+                "|",
+                small["pairwise_precision"],
+                small["pairwise_recall"],
+                "|",
+                sum(1 for n in sizes if n > 1),
+                sum(n for n in sizes if n > 1),
+                flush=True,
+            )
 
 
 def main() -> None:

@@ -45,8 +45,10 @@ def machine() -> str:
     except OSError:
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, load average {load:.1f} at start")
+    return (
+        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, load average {load:.1f} at start"
+    )
 
 
 def load_texts(limit: int | None) -> list[dict[str, str]]:
@@ -129,11 +131,9 @@ def tokenizers(rows: list[dict[str, str]], runs: int) -> None:
     print("\n| splitting, per article | ms (CPU, median) | same output as stock |\n| --- | --- | --- |")
     for label, work, agreement in [
         ("NLTK Punkt, stock patterns", lambda: [stock.tokenize(t) for t in texts], ""),
-        ("NLTK Punkt, patterns on stdlib re (ours)", lambda: [ours.tokenize(t) for t in texts],
-         f"{same}/{len(texts)} articles"),
+        ("NLTK Punkt, patterns on stdlib re (ours)", lambda: [ours.tokenize(t) for t in texts], f"{same}/{len(texts)} articles"),
         ("NLTK word tokenizer (what sumy uses)", lambda: [nltk_words.tokenize(s) for s in sentences], ""),
-        ("digest.tokenize.words (ours)", lambda: [words(s) for s in sentences],
-         f"{same_words}/{len(sentences)} sentences"),
+        ("digest.tokenize.words (ours)", lambda: [words(s) for s in sentences], f"{same_words}/{len(sentences)} sentences"),
     ]:
         per_second, _ = rate(work, len(texts), runs)
         print(f"| {label} | {1000 / per_second:.2f} | {agreement} |", flush=True)
@@ -189,9 +189,19 @@ def stock_jsonl(path: Path) -> None:
 
 # Where the search starts: hand-set weights from before any tuning (the first commit's).
 START: dict[str, float] = {
-    "position": 1.0, "decay": 0.35, "centrality": 0.5, "backward": -0.3, "threshold": 0.1, "title": 0.3,
-    "short": 8, "short_penalty": 0.5, "long": 25, "long_penalty": 0.0, "quote_penalty": 0.0,
-    "question_penalty": 0.0, "redundancy": 0.5,
+    "position": 1.0,
+    "decay": 0.35,
+    "centrality": 0.5,
+    "backward": -0.3,
+    "threshold": 0.1,
+    "title": 0.3,
+    "short": 8,
+    "short_penalty": 0.5,
+    "long": 25,
+    "long_penalty": 0.0,
+    "quote_penalty": 0.0,
+    "question_penalty": 0.0,
+    "redundancy": 0.5,
 }
 GRID: dict[str, list[float]] = {
     "decay": [0.1, 0.15, 0.2, 0.3, 0.4, 0.6],
@@ -242,8 +252,10 @@ def tune(rows: list[dict[str, str]], rounds: int) -> None:
     lead = {**START, "position": 1e6, "redundancy": 2.0}
     half = len(rows) // 2
     first, second, everything = range(half), range(half, len(rows)), range(len(rows))
-    print("mean of R-1, R-2, R-Lsum F1; Lead-3 on first half "
-          f"{quality(lead, first):.2f}, second half {quality(lead, second):.2f}, all {quality(lead, everything):.2f}")
+    print(
+        "mean of R-1, R-2, R-Lsum F1; Lead-3 on first half "
+        f"{quality(lead, first):.2f}, second half {quality(lead, second):.2f}, all {quality(lead, everything):.2f}"
+    )
     on_first, on_second = search(first), search(second)
     print(f"tuned on the first half, scored on the second: {quality(on_first, second):.2f}")
     print(f"tuned on the second half, scored on the first: {quality(on_second, first):.2f}")

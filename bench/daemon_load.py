@@ -91,12 +91,17 @@ def main() -> None:
             delay = 10**6 if number in hanging else 2.0 if number in slow else 0.0
             server = stack.enter_context(FeedServer({"/feed.xml": feed(number, entries[number])}, delay, host))
             servers[number] = server
-            sources.append(f'[[sources]]\nname = "feed{number}"\ntype = "feed"\nurl = "{server.url("/feed.xml")}"\n'
-                           f'interval = "{options.interval}"\nfull_text = "never"\n')
+            sources.append(
+                f'[[sources]]\nname = "feed{number}"\ntype = "feed"\nurl = "{server.url("/feed.xml")}"\n'
+                f'interval = "{options.interval}"\nfull_text = "never"\n'
+            )
         config = work / "digest.toml"
-        config.write_text('[store]\npath = "state/digest.sqlite3"\n\n[fetch]\nallow_private = true\n\n' + "\n".join(sources)
-                          + f'\n[[digests]]\nname = "bench"\nschedule = "every {options.every}"\noutput_dir = "out"\nformats = ["md"]\n',
-                          encoding="utf-8")
+        config.write_text(
+            '[store]\npath = "state/digest.sqlite3"\n\n[fetch]\nallow_private = true\n\n'
+            + "\n".join(sources)
+            + f'\n[[digests]]\nname = "bench"\nschedule = "every {options.every}"\noutput_dir = "out"\nformats = ["md"]\n',
+            encoding="utf-8",
+        )
         log_path = work / "daemon.log"
         stop_growing = threading.Event()
 
@@ -113,8 +118,13 @@ def main() -> None:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
         environment["PYTHONPATH"] = str(REPO)
         with open(log_path, "w", encoding="utf-8") as log:
-            process = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "--log-format", "json", "daemon"],
-                                       cwd=work, env=environment, stdout=subprocess.DEVNULL, stderr=log)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "digest", "--config", str(config), "--log-format", "json", "daemon"],
+                cwd=work,
+                env=environment,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
             samples: list[tuple[float, float, float]] = []  # (seconds since start, tree RSS MB, tree PSS MB)
             started = time.monotonic()
             try:
@@ -132,11 +142,15 @@ def main() -> None:
     entries_log = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
     moment = {id(e): datetime.fromisoformat(e["time"]).timestamp() for e in entries_log}
     [start] = [moment[id(e)] for e in entries_log if e["message"].startswith("daemon started")]
-    [first_planned] = [datetime.fromisoformat(e["at"]).timestamp() for e in entries_log
-                       if e["message"].startswith("edition of bench next")]
+    [first_planned] = [
+        datetime.fromisoformat(e["at"]).timestamp() for e in entries_log if e["message"].startswith("edition of bench next")
+    ]
     end = start + window
-    polls = Counter(e["message"].split()[1] for e in entries_log
-                    if e["message"].startswith("source ") and " polled: " in e["message"] and moment[id(e)] <= end)
+    polls = Counter(
+        e["message"].split()[1]
+        for e in entries_log
+        if e["message"].startswith("source ") and " polled: " in e["message"] and moment[id(e)] <= end
+    )
     skipped = sum(1 for e in entries_log if e.get("skipped"))
     period = seconds(options.every)
     lateness = []
@@ -146,18 +160,25 @@ def main() -> None:
             lateness.append(moment[id(e)] - slot)
     healthy = [n for n in range(options.feeds) if n not in hanging and n not in slow]
     expected = window / interval
-    per_feed = {kind: [polls.get(f"feed{n}", 0) for n in members]
-                for kind, members in (("healthy", healthy), ("slow", sorted(slow)), ("hanging", sorted(hanging)))}
+    per_feed = {
+        kind: [polls.get(f"feed{n}", 0) for n in members]
+        for kind, members in (("healthy", healthy), ("slow", sorted(slow)), ("hanging", sorted(hanging)))
+    }
     steady = [s for s in samples if s[0] > min(window / 2, 120)]
     result = {
-        "feeds": options.feeds, "interval_s": interval, "every_s": period, "window_s": window,
+        "feeds": options.feeds,
+        "interval_s": interval,
+        "every_s": period,
+        "window_s": window,
         "expected_polls_per_feed": expected,
         "polls_per_feed": {kind: {"min": min(v), "median": statistics.median(v), "max": max(v)} for kind, v in per_feed.items()},
         "skipped_polls": skipped,
         "editions": len(lateness),
-        "edition_lateness_s": {"median": statistics.median(lateness), "p90": percentile(lateness, 0.9),
-                               "max": max(lateness)} if lateness else None,
-        "cpu_seconds": cpu, "cpu_share_of_one_core": cpu / window,
+        "edition_lateness_s": {"median": statistics.median(lateness), "p90": percentile(lateness, 0.9), "max": max(lateness)}
+        if lateness
+        else None,
+        "cpu_seconds": cpu,
+        "cpu_share_of_one_core": cpu / window,
         "tree_rss_mb": {"peak": max(s[1] for s in samples), "steady_median": statistics.median(s[1] for s in steady or samples)},
         "tree_pss_mb": {"peak": max(s[2] for s in samples), "steady_median": statistics.median(s[2] for s in steady or samples)},
         "sigterm_to_exit_s": stop_seconds,

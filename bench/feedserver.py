@@ -74,7 +74,10 @@ class FeedServer:
                 extra = f"ETag: {etag}\r\n" if etag else ""
                 if etag and f"if-none-match: {etag}".encode() in head.lower():
                     status, payload = "304 Not Modified", b""
-                writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n{extra}Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+                writer.write(
+                    f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n{extra}Content-Length: {len(payload)}\r\n\r\n".encode()
+                    + payload
+                )
                 await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass

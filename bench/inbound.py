@@ -38,8 +38,10 @@ def rss_mb(pid: int) -> float:
 
 def newsletter(number: int, size: int) -> bytes:
     """A newsletter-like HTML message of about `size` bytes, with its own Message-ID."""
-    paragraph = ("<p>The council met again on the housing plan, and members asked for more detail on the schools "
-                 "and the tram stops before the final vote, which is now expected in the spring.</p>\n")
+    paragraph = (
+        "<p>The council met again on the housing plan, and members asked for more detail on the schools "
+        "and the tram stops before the final vote, which is now expected in the spring.</p>\n"
+    )
     message = EmailMessage()
     message["From"] = "City Notes <citynotes@substack.com>"
     message["To"] = ADDRESS
@@ -57,7 +59,8 @@ def one_run(count: int, size: int) -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory(prefix="digest-bench-inbound-") as folder:
         root = Path(folder)
         port = free_port()
-        (root / "digest.toml").write_text(f"""
+        (root / "digest.toml").write_text(
+            f"""
 [store]
 path = "state/digest.sqlite3"
 [[sources]]
@@ -70,10 +73,16 @@ output_dir = "out"
 [inbound]
 listen = "127.0.0.1:{port}"
 max_bytes = 10485760
-""", encoding="utf-8")
+""",
+            encoding="utf-8",
+        )
         environment = {**os.environ, "PYTHONPATH": str(REPO)}
-        listener = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(root / "digest.toml"), "inbound"],
-                                    env=environment, stderr=subprocess.PIPE, text=True)
+        listener = subprocess.Popen(
+            [sys.executable, "-m", "digest", "--config", str(root / "digest.toml"), "inbound"],
+            env=environment,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert listener.stderr is not None
         line = listener.stderr.readline()
         assert "inbound listening" in line, line + listener.stderr.read()
@@ -123,10 +132,15 @@ def main() -> None:
     for run in range(options.runs):
         rate, warm, growth = one_run(options.messages, options.size)
         results.append((rate, warm, growth))
-        print(f"run {run + 1}: {rate:.0f} messages/s, RSS {warm:.1f} MB after {WARM_UP} messages, growth {growth:+.1f} MB", flush=True)
-    print(f"median of {options.runs}: {statistics.median(r[0] for r in results):.0f} messages/s accepted, "
-          f"memory growth {statistics.median(r[2] for r in results):+.1f} MB "
-          f"({options.messages} messages of {options.size // 1024} kB, one client)")
+        print(
+            f"run {run + 1}: {rate:.0f} messages/s, RSS {warm:.1f} MB after {WARM_UP} messages, growth {growth:+.1f} MB",
+            flush=True,
+        )
+    print(
+        f"median of {options.runs}: {statistics.median(r[0] for r in results):.0f} messages/s accepted, "
+        f"memory growth {statistics.median(r[2] for r in results):+.1f} MB "
+        f"({options.messages} messages of {options.size // 1024} kB, one client)"
+    )
 
 
 if __name__ == "__main__":

@@ -95,7 +95,12 @@ def measure(command: list[str], cwd: Path, env: dict[str, str], timeout: float =
         sampler.join()
         process.returncode = os.waitstatus_to_exitcode(status)
     return Measured(
-        returncode=process.returncode, wall=wall, cpu=usage.ru_utime + usage.ru_stime,
-        max_process_mb=usage.ru_maxrss / 1024, tree_rss_mb=peak[0] / 1024, tree_pss_mb=peak[1] / 1024,
-        stdout=out_path.read_text(), stderr=err_path.read_text(),
+        returncode=process.returncode,
+        wall=wall,
+        cpu=usage.ru_utime + usage.ru_stime,
+        max_process_mb=usage.ru_maxrss / 1024,
+        tree_rss_mb=peak[0] / 1024,
+        tree_pss_mb=peak[1] / 1024,
+        stdout=out_path.read_text(),
+        stderr=err_path.read_text(),
     )

@@ -54,14 +54,25 @@ def environment() -> dict[str, str]:
 
 def machine() -> dict[str, str]:
     """What the figures were measured on."""
-    model = next((line.split(":", 1)[1].strip() for line in subprocess.run(
-        ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")), "unknown")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+            if line.startswith("Model name")
+        ),
+        "unknown",
+    )
     memory = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpus": str(os.cpu_count()), "cpu model": model, "memory": f"{int(memory) / 1024 / 1024:.1f} GiB",
-        "python": platform.python_version(), "commit": commit,
+        "cpus": str(os.cpu_count()),
+        "cpu model": model,
+        "memory": f"{int(memory) / 1024 / 1024:.1f} GiB",
+        "python": platform.python_version(),
+        "commit": commit,
         "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
@@ -70,7 +81,8 @@ def write_project(root: Path, sources: str, workers: str, fetch: str = "", max_a
     """A config with the given [[sources]] tables, an empty store and one daily digest on disk."""
     root.mkdir(parents=True, exist_ok=True)
     config = root / "digest.toml"
-    config.write_text(textwrap.dedent(f"""
+    config.write_text(
+        textwrap.dedent(f"""
         [store]
         path = "state/digest.sqlite3"
 
@@ -81,7 +93,10 @@ def write_project(root: Path, sources: str, workers: str, fetch: str = "", max_a
         name = "daily"
         output_dir = "out"
         max_articles = {max_articles}
-        """) + sources, encoding="utf-8")
+        """)
+        + sources,
+        encoding="utf-8",
+    )
     return config
 
 
@@ -96,7 +111,7 @@ def feed_sources(urls: list[str]) -> str:
     )
 
 
-FETCH_SECTION = '[fetch]\nallow_private = true\n'
+FETCH_SECTION = "[fetch]\nallow_private = true\n"
 
 
 def digest(config: Path, *args: str) -> Measured:
@@ -136,8 +151,9 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def bench_size(work: Path, size: int, texts: list[str], runs: int, workers: str, anchor: bool, with_feeds: bool,
-               with_files: bool = True) -> dict[str, object]:
+def bench_size(
+    work: Path, size: int, texts: list[str], runs: int, workers: str, anchor: bool, with_feeds: bool, with_files: bool = True
+) -> dict[str, object]:
     """Median figures for one corpus size: files source, feeds (if available), the anchor."""
     folder = work / f"corpus-{size}"
     if not folder.exists():
@@ -161,13 +177,19 @@ def bench_size(work: Path, size: int, texts: list[str], runs: int, workers: str,
             if measured.returncode != 0:
                 sys.exit(f"anchor failed:\n{measured.stderr[-3000:]}")
             anchors[kind].append(measured)
-            print(f"  N={size} run {run + 1}: LexRank ({kind}) {json.loads(measured.stdout)['summarise_seconds']:.1f} s", file=sys.stderr, flush=True)
+            print(
+                f"  N={size} run {run + 1}: LexRank ({kind}) {json.loads(measured.stdout)['summarise_seconds']:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     figures: dict[str, object] = {"size": size}
     for kind in ("files", "feeds"):
         if results[kind]:
             wall = median([m.wall for m in results[kind]])
             figures[kind] = {
-                "wall": wall, "articles_per_second": size / wall, "ms_per_article": 1000 * wall / size,
+                "wall": wall,
+                "articles_per_second": size / wall,
+                "ms_per_article": 1000 * wall / size,
                 "cpu": median([m.cpu for m in results[kind]]),
                 "max_process_mb": median([m.max_process_mb for m in results[kind]]),
                 "tree_rss_mb": median([m.tree_rss_mb for m in results[kind]]),
@@ -178,8 +200,11 @@ def bench_size(work: Path, size: int, texts: list[str], runs: int, workers: str,
         if measured:
             seconds = [json.loads(m.stdout)["summarise_seconds"] for m in measured]
             entry: dict[str, object] = {
-                "summarise_seconds": median(seconds), "cpu": median([m.cpu for m in measured]),
-                "ms_per_article": 1000 * median(seconds) / size, "runs": [round(s, 2) for s in seconds]}
+                "summarise_seconds": median(seconds),
+                "cpu": median([m.cpu for m in measured]),
+                "ms_per_article": 1000 * median(seconds) / size,
+                "runs": [round(s, 2) for s in seconds],
+            }
             if "files" in figures:
                 entry["speed_up"] = median(seconds) / figures["files"]["wall"]  # type: ignore[index]
             figures[f"lexrank {kind}"] = entry
@@ -211,10 +236,16 @@ def bench_concurrency(work: Path, texts: list[str], workers: str, runs: int) -> 
     with ExitStack() as stack:
         urls = serve_each(documents, SLOW_FEED_DELAY, stack)
         figures["single_fetch"] = median([timed_fetch(urls[0]) for _ in range(runs)])
-        setups = (("one_feed", urls[:1], ""), ("all_feeds", urls, ""), ("all_feeds_narrow", urls, f"concurrency = {NARROW_CONCURRENCY}\n"))
+        setups = (
+            ("one_feed", urls[:1], ""),
+            ("all_feeds", urls, ""),
+            ("all_feeds_narrow", urls, f"concurrency = {NARROW_CONCURRENCY}\n"),
+        )
         for label, chosen, fetch in setups:
             # Every article goes into the first run's edition, so the timed polls make none.
-            config = write_project(work / f"concurrency-{label}", feed_sources(chosen), workers, FETCH_SECTION + fetch, len(chosen))
+            config = write_project(
+                work / f"concurrency-{label}", feed_sources(chosen), workers, FETCH_SECTION + fetch, len(chosen)
+            )
             run_digest(config, len(chosen))
             figures[label] = median([run_digest(config, 0).wall for _ in range(runs)])
     for label in ("all_feeds", "all_feeds_narrow"):
@@ -244,17 +275,26 @@ def serve_each(documents: dict[str, bytes], delay: float, stack: ExitStack) -> l
 def bench_daemon(work: Path, settle: float = 15.0, window: float = 30.0) -> dict[str, float]:
     """CPU seconds and memory of `digest daemon` idling between jobs (seeds source, a daily digest)."""
     config = write_project(work / "daemon", files_source(REPO / "seeds"), "auto")
-    process = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "daemon"], cwd=config.parent,
-                               env={k: v for k, v in environment().items() if k != "DIGEST_NOW"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digest", "--config", str(config), "daemon"],
+        cwd=config.parent,
+        env={k: v for k, v in environment().items() if k != "DIGEST_NOW"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         time.sleep(settle)
         before = _tree_cpu(process.pid)
         time.sleep(window)
         after = _tree_cpu(process.pid)
         rss, pss = tree_memory(process.pid)
-        return {"cpu_seconds": after - before, "window": window, "tree_rss_mb": rss / 1024, "tree_pss_mb": pss / 1024,
-                "alive": float(process.poll() is None)}
+        return {
+            "cpu_seconds": after - before,
+            "window": window,
+            "tree_rss_mb": rss / 1024,
+            "tree_pss_mb": pss / 1024,
+            "alive": float(process.poll() is None),
+        }
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -276,45 +316,71 @@ def _tree_cpu(pid: int) -> float:
     return total / ticks
 
 
-def report(info: dict[str, str], origin: str, sizes: list[dict[str, object]], notes: list[str],
-           startup: dict[str, dict[str, float]] | None, concurrency: dict[str, float] | None, daemon: dict[str, float] | None) -> str:
+def report(
+    info: dict[str, str],
+    origin: str,
+    sizes: list[dict[str, object]],
+    notes: list[str],
+    startup: dict[str, dict[str, float]] | None,
+    concurrency: dict[str, float] | None,
+    daemon: dict[str, float] | None,
+) -> str:
     """The figures as Markdown."""
     lines = ["Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()), f"Corpus: {origin}", ""]
-    lines += ["| N | source | wall s | articles/s | ms/article | CPU s | peak tree RSS MB | peak tree PSS MB | largest process MB |",
-              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [
+        "| N | source | wall s | articles/s | ms/article | CPU s | peak tree RSS MB | peak tree PSS MB | largest process MB |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for figures in sizes:
         for kind in ("files", "feeds"):
             if kind in figures:
                 f = figures[kind]  # type: ignore[index]
                 lines.append(
                     f"| {figures['size']:,} | {kind} | {f['wall']:.1f} | {f['articles_per_second']:.0f} | {f['ms_per_article']:.1f} | "
-                    f"{f['cpu']:.1f} | {f['tree_rss_mb']:.0f} | {f['tree_pss_mb']:.0f} | {f['max_process_mb']:.0f} |")
+                    f"{f['cpu']:.1f} | {f['tree_rss_mb']:.0f} | {f['tree_pss_mb']:.0f} | {f['max_process_mb']:.0f} |"
+                )
     anchored = [figures for figures in sizes if any(f"lexrank {kind}" in figures for kind in ANCHORS)]
     if anchored:
-        lines += ["", "| N | digest run (files) s | LexRank, sumy's tokenizer: s | CPU s | speed-up | LexRank, digest's tokenizer: s | CPU s | speed-up |",
-                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "",
+            "| N | digest run (files) s | LexRank, sumy's tokenizer: s | CPU s | speed-up | LexRank, digest's tokenizer: s | CPU s | speed-up |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for figures in anchored:
             cells = [f"{figures['size']:,}", f"{figures['files']['wall']:.1f}" if "files" in figures else "–"]  # type: ignore[index]
             for kind in ANCHORS:
                 a = figures.get(f"lexrank {kind}")
-                cells += [f"{a['summarise_seconds']:.1f}", f"{a['cpu']:.1f}", f"{a['speed_up']:.2f}x" if "speed_up" in a else "–"] if a else ["–"] * 3  # type: ignore[index]
+                cells += (
+                    [f"{a['summarise_seconds']:.1f}", f"{a['cpu']:.1f}", f"{a['speed_up']:.2f}x" if "speed_up" in a else "–"]
+                    if a
+                    else ["–"] * 3
+                )  # type: ignore[index]
             lines.append("| " + " | ".join(cells) + " |")
     if len(sizes) > 1 and all("files" in figures for figures in sizes):
         first, last = sizes[0]["files"], sizes[-1]["files"]  # type: ignore[index]
-        lines += ["", f"Time per article at N={sizes[-1]['size']:,} over N={sizes[0]['size']:,}: "
-                      f"{last['ms_per_article'] / first['ms_per_article']:.2f}x"]
+        lines += [
+            "",
+            f"Time per article at N={sizes[-1]['size']:,} over N={sizes[0]['size']:,}: "
+            f"{last['ms_per_article'] / first['ms_per_article']:.2f}x",
+        ]
     if startup:
         lines += ["", "| command | median wall s | median CPU s |", "| --- | ---: | ---: |"]
         lines += [f"| `{name}` | {t['wall']:.3f} | {t['cpu']:.3f} |" for name, t in startup.items()]
     if concurrency:
-        lines += ["", f"{CONCURRENT_FEEDS} feeds on {CONCURRENT_FEEDS} loopback hosts, each answering after {SLOW_FEED_DELAY} s "
-                      f"(one feed's fetch: {concurrency['single_fetch']:.2f} s). Second poll (nothing new), whole command: "
-                      f"one feed {concurrency['one_feed']:.2f} s; all, default `[fetch] concurrency`: {concurrency['all_feeds']:.2f} s "
-                      f"(past one feed's run: {concurrency['all_feeds_ratio']:.1f}x one feed's fetch); all, concurrency = {NARROW_CONCURRENCY}: "
-                      f"{concurrency['all_feeds_narrow']:.2f} s ({concurrency['all_feeds_narrow_ratio']:.1f}x)"]
+        lines += [
+            "",
+            f"{CONCURRENT_FEEDS} feeds on {CONCURRENT_FEEDS} loopback hosts, each answering after {SLOW_FEED_DELAY} s "
+            f"(one feed's fetch: {concurrency['single_fetch']:.2f} s). Second poll (nothing new), whole command: "
+            f"one feed {concurrency['one_feed']:.2f} s; all, default `[fetch] concurrency`: {concurrency['all_feeds']:.2f} s "
+            f"(past one feed's run: {concurrency['all_feeds_ratio']:.1f}x one feed's fetch); all, concurrency = {NARROW_CONCURRENCY}: "
+            f"{concurrency['all_feeds_narrow']:.2f} s ({concurrency['all_feeds_narrow_ratio']:.1f}x)",
+        ]
     if daemon:
-        lines += ["", f"Idle daemon: {daemon['cpu_seconds']:.2f} CPU s over {daemon['window']:.0f} s; "
-                      f"tree RSS {daemon['tree_rss_mb']:.0f} MB, PSS {daemon['tree_pss_mb']:.0f} MB"]
+        lines += [
+            "",
+            f"Idle daemon: {daemon['cpu_seconds']:.2f} CPU s over {daemon['window']:.0f} s; "
+            f"tree RSS {daemon['tree_rss_mb']:.0f} MB, PSS {daemon['tree_pss_mb']:.0f} MB",
+        ]
     lines += [""] + [f"- {note}" for note in notes]
     return "\n".join(lines)
 
@@ -341,12 +407,26 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         with_feeds = "feeds" not in skip and feeds_available(work)
         if not with_feeds:
-            notes.append("feeds: skipped" if "feeds" in skip else "feeds: this checkout has no `feed` source type yet; files source only")
-        figures = [bench_size(work, size, texts, options.runs, options.workers,
-                              size in anchor_sizes and "anchor" not in skip, with_feeds, "files" not in skip)
-                   for size in sizes]
+            notes.append(
+                "feeds: skipped" if "feeds" in skip else "feeds: this checkout has no `feed` source type yet; files source only"
+            )
+        figures = [
+            bench_size(
+                work,
+                size,
+                texts,
+                options.runs,
+                options.workers,
+                size in anchor_sizes and "anchor" not in skip,
+                with_feeds,
+                "files" not in skip,
+            )
+            for size in sizes
+        ]
         startup = None if "startup" in skip else bench_startup(work / f"files-{sizes[0]}-0" / "digest.toml")
-        concurrency = bench_concurrency(work, texts, options.workers, options.runs) if with_feeds and "concurrency" not in skip else None
+        concurrency = (
+            bench_concurrency(work, texts, options.workers, options.runs) if with_feeds and "concurrency" not in skip else None
+        )
         if concurrency is None and "concurrency" not in skip:
             notes.append("500-feed concurrency: not measured (no `feed` source type yet)")
         daemon = None
@@ -358,8 +438,20 @@ def main() -> None:
     info["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(report(info, origin, figures, notes, startup, concurrency, daemon))
     if options.json:
-        options.json.write_text(json.dumps({"machine": info, "corpus": origin, "sizes": figures, "startup": startup,
-                                            "concurrency": concurrency, "daemon": daemon, "notes": notes}, indent=2))
+        options.json.write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "corpus": origin,
+                    "sizes": figures,
+                    "startup": startup,
+                    "concurrency": concurrency,
+                    "daemon": daemon,
+                    "notes": notes,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -44,18 +44,31 @@ def fill(path: Path, count: int, texts: list[str]) -> None:
                     text = texts[number % len(texts)]
                     sentences = tuple(re.split(r"(?<=[.!?])\s+", text)[:3])
                     when = START + timedelta(minutes=number)
-                    store.add_article(Article(source=f"source-{number % 20}", identity=f"story-{number}",
-                                              title=f"Edition {number}: {sentences[0][:80]}", body=f"Edition {number}: {text}",
-                                              version="1", published=when), Summary(sentences, "news", "english"), when)
+                    store.add_article(
+                        Article(
+                            source=f"source-{number % 20}",
+                            identity=f"story-{number}",
+                            title=f"Edition {number}: {sentences[0][:80]}",
+                            body=f"Edition {number}: {text}",
+                            version="1",
+                            published=when,
+                        ),
+                        Summary(sentences, "news", "english"),
+                        when,
+                    )
         db = store.db  # type: ignore[attr-defined]
         with store.transaction():
             for edition in range(count // EDITION):
                 created = START + timedelta(minutes=(edition + 1) * EDITION)
-                edition_id = db.execute("INSERT INTO editions (digest, created, atom_id) VALUES ('daily', ?, ?)",
-                                        (created.isoformat(), f"urn:uuid:bench-{edition}")).lastrowid
-                db.execute("""INSERT INTO edition_articles (edition_id, digest, article_id, position)
+                edition_id = db.execute(
+                    "INSERT INTO editions (digest, created, atom_id) VALUES ('daily', ?, ?)",
+                    (created.isoformat(), f"urn:uuid:bench-{edition}"),
+                ).lastrowid
+                db.execute(
+                    """INSERT INTO edition_articles (edition_id, digest, article_id, position)
                               SELECT ?, 'daily', id, id - ? FROM articles WHERE id > ? AND id <= ?""",
-                           (edition_id, edition * EDITION + 1, edition * EDITION, (edition + 1) * EDITION))
+                    (edition_id, edition * EDITION + 1, edition * EDITION, (edition + 1) * EDITION),
+                )
     finally:
         store.close()
 
@@ -86,8 +99,10 @@ def main() -> None:
                 sys.exit(f"{path} holds {have} articles, not {options.articles}")
             started = time.perf_counter()
             fill(path, options.articles, texts)
-            print(f"filled {path.name} with {options.articles} articles from {origin} in {time.perf_counter() - started:.0f} s "
-                  f"({path.stat().st_size / 1e6:.0f} MB)")
+            print(
+                f"filled {path.name} with {options.articles} articles from {origin} in {time.perf_counter() - started:.0f} s "
+                f"({path.stat().st_size / 1e6:.0f} MB)"
+            )
         store = open_store(path)
         try:
             asked = queries(texts, options.queries)
@@ -102,8 +117,10 @@ def main() -> None:
         finally:
             store.close()
     cuts = statistics.quantiles(timings, n=100)
-    print(f"{len(asked)} queries over {options.articles} articles ({found} with results): "
-          f"median {statistics.median(timings):.1f} ms, p90 {cuts[89]:.1f} ms, p99 {cuts[98]:.1f} ms, max {max(timings):.1f} ms")
+    print(
+        f"{len(asked)} queries over {options.articles} articles ({found} with results): "
+        f"median {statistics.median(timings):.1f} ms, p90 {cuts[89]:.1f} ms, p99 {cuts[98]:.1f} ms, max {max(timings):.1f} ms"
+    )
 
 
 if __name__ == "__main__":

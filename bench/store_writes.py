@@ -35,8 +35,13 @@ SUMMARY = Summary(sentences=("One.", "Two.", "Three."), algorithm="news", langua
 
 def articles(count: int, texts: list[str]) -> Iterator[Article]:
     for number in range(count):
-        yield Article(source="bench", identity=f"story-{number}", title=f"Bench story {number}",
-                      body=f"Edition {number}: {texts[number % len(texts)]}", version="1")
+        yield Article(
+            source="bench",
+            identity=f"story-{number}",
+            title=f"Bench story {number}",
+            body=f"Edition {number}: {texts[number % len(texts)]}",
+            version="1",
+        )
 
 
 def per_article(store: Store, stream: Iterator[Article]) -> None:
@@ -66,9 +71,11 @@ def main() -> None:
     options = parser.parse_args()
     texts, origin = source_texts()
     print(f"{options.articles} articles from {origin}; medians of {options.runs} runs")
-    ways = [(f"{name}, {index}", write, index == "with search index")
-            for index in ("with search index", "without search index")
-            for name, write in (("per article", per_article), (f"batches of up to {BATCH_WRITES}", batched))]
+    ways = [
+        (f"{name}, {index}", write, index == "with search index")
+        for index in ("with search index", "without search index")
+        for name, write in (("per article", per_article), (f"batches of up to {BATCH_WRITES}", batched))
+    ]
     timings: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name, _, _ in ways}
     with tempfile.TemporaryDirectory() as folder:
         for run in range(options.runs):
@@ -85,7 +92,9 @@ def main() -> None:
                 store.close()
     print("| transactions | CPU ms/article | wall ms/article |\n| --- | ---: | ---: |")
     for name, (cpu, wall) in timings.items():
-        print(f"| {name} | {1000 * statistics.median(cpu) / options.articles:.3f} | {1000 * statistics.median(wall) / options.articles:.3f} |")
+        print(
+            f"| {name} | {1000 * statistics.median(cpu) / options.articles:.3f} | {1000 * statistics.median(wall) / options.articles:.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -33,10 +33,28 @@ from digest.audience import latest_slot  # noqa: E402
 from digest.render import Renderer  # noqa: E402
 from digest.store import open_store  # noqa: E402
 
-ZONES = ("Pacific/Auckland", "Australia/Sydney", "Asia/Tokyo", "Asia/Shanghai", "Asia/Kolkata", "Asia/Dubai",
-         "Europe/Moscow", "Africa/Cairo", "Europe/Berlin", "Europe/London", "Atlantic/Azores", "America/Sao_Paulo",
-         "America/Halifax", "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
-         "America/Anchorage", "Pacific/Honolulu", "Asia/Jakarta")
+ZONES = (
+    "Pacific/Auckland",
+    "Australia/Sydney",
+    "Asia/Tokyo",
+    "Asia/Shanghai",
+    "Asia/Kolkata",
+    "Asia/Dubai",
+    "Europe/Moscow",
+    "Africa/Cairo",
+    "Europe/Berlin",
+    "Europe/London",
+    "Atlantic/Azores",
+    "America/Sao_Paulo",
+    "America/Halifax",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "Asia/Jakarta",
+)
 DAY = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
 
@@ -70,7 +88,9 @@ def make_project(root: Path, port: int, articles: int, dkim: bool) -> Path:
     for number in range(articles):
         (root / "news" / f"{number:03d}.txt").write_text(
             f"Story {number} about the harbour works\n\nThe council said stage {number} of the works went well. "
-            "Residents were told more news would follow. The mayor thanked everyone for their patience.\n", encoding="utf-8")
+            "Residents were told more news would follow. The mayor thanked everyone for their patience.\n",
+            encoding="utf-8",
+        )
     extra = ""
     if dkim:
         import subprocess
@@ -78,7 +98,8 @@ def make_project(root: Path, port: int, articles: int, dkim: bool) -> Path:
         subprocess.run(["openssl", "genrsa", "-out", str(root / "dkim.pem"), "2048"], check=True, capture_output=True)
         extra = 'dkim_key_file = "dkim.pem"\ndkim_selector = "bench"\n'
     config = root / "digest.toml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(
+        textwrap.dedent(f"""\
         [store]
         path = "state/digest.sqlite3"
         [summary]
@@ -95,7 +116,10 @@ def make_project(root: Path, port: int, articles: int, dkim: bool) -> Path:
         host = "127.0.0.1"
         port = {port}
         from = "Daily <digest@example.org>"
-        """) + extra, encoding="utf-8")
+        """)
+        + extra,
+        encoding="utf-8",
+    )
     return config
 
 
@@ -105,11 +129,14 @@ def one_run(options: argparse.Namespace, port: int, counter: multiprocessing.sha
         config = config_module.load(make_project(root, port, options.articles, options.dkim))
         zones = ZONES[: options.zones]
         store = open_store(config.store)
-        subscribed = DAY - timedelta(days=1) + timedelta(minutes=30)  # after New York's 07:00: the walked day brings every reader's first mail
+        subscribed = (
+            DAY - timedelta(days=1) + timedelta(minutes=30)
+        )  # after New York's 07:00: the walked day brings every reader's first mail
         with store.transaction():
             for number in range(options.subscribers):
-                store.add_subscriber("daily", f"reader{number}@example.com", "", zones[number % len(zones)], "07:00",
-                                     (), (), "active", subscribed)
+                store.add_subscriber(
+                    "daily", f"reader{number}@example.com", "", zones[number % len(zones)], "07:00", (), (), "active", subscribed
+                )
         store.close()
         pipeline.run(config, subscribed + timedelta(minutes=1))  # the articles arrive (and the digest's own edition)
         slots = sorted({latest_slot("07:00", zone, DAY + timedelta(days=1)) for zone in zones})
@@ -142,9 +169,17 @@ def one_run(options: argparse.Namespace, port: int, counter: multiprocessing.sha
         store = open_store(config.store)
         store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[attr-defined]  # SQLite's own
         store.close()
-        return {"total": total, "making": making, "handing": handing, "cpu": cpu, "renders": renders[0],
-                "sent": counter.value, "slots": len(slots), "size_before": size_before,
-                "size_after": config.store.path.stat().st_size + _wal(config.store.path)}
+        return {
+            "total": total,
+            "making": making,
+            "handing": handing,
+            "cpu": cpu,
+            "renders": renders[0],
+            "sent": counter.value,
+            "slots": len(slots),
+            "size_before": size_before,
+            "size_after": config.store.path.stat().st_size + _wal(config.store.path),
+        }
 
 
 def _wal(path: Path) -> int:
@@ -171,14 +206,20 @@ def main() -> None:
     finally:
         server.terminate()
     median = {key: statistics.median(r[key] for r in results) for key in results[0]}
-    print(f"{options.subscribers} subscribers in {options.zones} time zones, {options.articles} articles, "
-          f"DKIM {'on' if options.dkim else 'off'}; medians of {options.runs} run(s); {os.cpu_count()} CPUs")
-    print(f"one day's mail: {median['total']:.1f} s wall ({median['cpu']:.1f} s CPU in this process): "
-          f"making editions {median['making']:.2f} s, handing over {median['handing']:.1f} s "
-          f"({1000 * median['handing'] / max(1, median['sent']):.2f} ms a message)")
+    print(
+        f"{options.subscribers} subscribers in {options.zones} time zones, {options.articles} articles, "
+        f"DKIM {'on' if options.dkim else 'off'}; medians of {options.runs} run(s); {os.cpu_count()} CPUs"
+    )
+    print(
+        f"one day's mail: {median['total']:.1f} s wall ({median['cpu']:.1f} s CPU in this process): "
+        f"making editions {median['making']:.2f} s, handing over {median['handing']:.1f} s "
+        f"({1000 * median['handing'] / max(1, median['sent']):.2f} ms a message)"
+    )
     print(f"{median['slots']:.0f} moments, {median['renders']:.0f} renderings, {median['sent']:.0f} messages taken by the sink")
-    print(f"store: {median['size_before'] / 1e6:.2f} MB before the day, {median['size_after'] / 1e6:.2f} MB after "
-          f"({(median['size_after'] - median['size_before']) / max(1, median['sent']):.0f} bytes a message)")
+    print(
+        f"store: {median['size_before'] / 1e6:.2f} MB before the day, {median['size_after'] / 1e6:.2f} MB after "
+        f"({(median['size_after'] - median['size_before']) / max(1, median['sent']):.0f} bytes a message)"
+    )
 
 
 if __name__ == "__main__":

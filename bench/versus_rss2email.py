@@ -85,9 +85,11 @@ def smtp_sink(stack: ExitStack) -> tuple[int, list[int]]:
 def digest_project(folder: Path, urls: list[str], smtp_port: int) -> Path:
     folder.mkdir(parents=True)
     config = folder / "digest.toml"
-    sources = "".join(f'\n[[sources]]\nname = "feed{n:04d}"\ntype = "feed"\nurl = "{url}"\nfull_text = "never"\n'
-                      for n, url in enumerate(urls))
-    config.write_text(textwrap.dedent(f"""
+    sources = "".join(
+        f'\n[[sources]]\nname = "feed{n:04d}"\ntype = "feed"\nurl = "{url}"\nfull_text = "never"\n' for n, url in enumerate(urls)
+    )
+    config.write_text(
+        textwrap.dedent(f"""
         [store]
         path = "state/digest.sqlite3"
 
@@ -103,7 +105,10 @@ def digest_project(folder: Path, urls: list[str], smtp_port: int) -> Path:
         name = "daily"
         max_articles = 50
         email_to = ["reader@example.org"]
-        """) + sources, encoding="utf-8")
+        """)
+        + sources,
+        encoding="utf-8",
+    )
     return config
 
 
@@ -111,7 +116,8 @@ def r2e_project(folder: Path, urls: list[str], smtp_port: int) -> Path:
     folder.mkdir(parents=True)
     config = folder / "rss2email.cfg"
     feeds_text = "".join(f"\n[feed.feed{n:04d}]\nurl = {url}\n" for n, url in enumerate(urls))
-    config.write_text(textwrap.dedent(f"""
+    config.write_text(
+        textwrap.dedent(f"""
         [DEFAULT]
         from = bench@example.org
         to = reader@example.org
@@ -120,7 +126,10 @@ def r2e_project(folder: Path, urls: list[str], smtp_port: int) -> Path:
         smtp-port = {smtp_port}
         smtp-ssl = False
         smtp-auth = False
-        """) + feeds_text, encoding="utf-8")
+        """)
+        + feeds_text,
+        encoding="utf-8",
+    )
     return config
 
 
@@ -162,15 +171,29 @@ def main() -> None:
                     before = mailed[0]
                     if program == "digest":
                         config = digest_project(folder, urls, port)
-                        polls = poll_twice(shape, program, [sys.executable, "-m", "digest", "--config", str(config), "run"], folder)
+                        polls = poll_twice(
+                            shape, program, [sys.executable, "-m", "digest", "--config", str(config), "run"], folder
+                        )
                     else:
                         assert r2e is not None
                         config = r2e_project(folder, urls, port)
-                        polls = poll_twice(shape, program, [str(r2e), "-c", str(config), "-d", str(folder / "data.json"), "run"], folder)
-                    rows.append({"shape": shape, "feeds": feed_count, "hosts": hosts, "program": program, "run": run,
-                                 "mails": mailed[0] - before,
-                                 "polls": [{"wall": p.wall, "cpu": p.cpu, "max_process_mb": p.max_process_mb,
-                                            "tree_pss_mb": p.tree_pss_mb} for p in polls]})
+                        polls = poll_twice(
+                            shape, program, [str(r2e), "-c", str(config), "-d", str(folder / "data.json"), "run"], folder
+                        )
+                    rows.append(
+                        {
+                            "shape": shape,
+                            "feeds": feed_count,
+                            "hosts": hosts,
+                            "program": program,
+                            "run": run,
+                            "mails": mailed[0] - before,
+                            "polls": [
+                                {"wall": p.wall, "cpu": p.cpu, "max_process_mb": p.max_process_mb, "tree_pss_mb": p.tree_pss_mb}
+                                for p in polls
+                            ],
+                        }
+                    )
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print(report(info, origin, options, rows))
     if options.json:
@@ -178,11 +201,17 @@ def main() -> None:
 
 
 def report(info: dict[str, str], origin: str, options: argparse.Namespace, rows: list[dict[str, object]]) -> str:
-    lines = [f"machine: {json.dumps(info)}", f"corpus: {origin}; {options.per_feed} entries a feed, latency {options.latency} s,"
-             f" DIGEST_NOW {NOW}; medians of {options.runs} run(s)", "",
-             "| feeds on hosts | program | 1st poll wall s | CPU s | largest process MB | tree PSS MB | 2nd poll wall s | CPU s | mails |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    keys = sorted({(str(r["shape"]), str(r["program"])) for r in rows}, key=lambda k: (options.shapes.split(",").index(k[0]), k[1]))
+    lines = [
+        f"machine: {json.dumps(info)}",
+        f"corpus: {origin}; {options.per_feed} entries a feed, latency {options.latency} s,"
+        f" DIGEST_NOW {NOW}; medians of {options.runs} run(s)",
+        "",
+        "| feeds on hosts | program | 1st poll wall s | CPU s | largest process MB | tree PSS MB | 2nd poll wall s | CPU s | mails |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    keys = sorted(
+        {(str(r["shape"]), str(r["program"])) for r in rows}, key=lambda k: (options.shapes.split(",").index(k[0]), k[1])
+    )
     for shape, program in keys:
         mine = [r for r in rows if r["shape"] == shape and r["program"] == program]
 
@@ -190,8 +219,10 @@ def report(info: dict[str, str], origin: str, options: argparse.Namespace, rows:
             return statistics.median(float(r["polls"][poll][field]) for r in mine)  # type: ignore[index]
 
         feeds_, hosts = shape.split("x")
-        lines.append(f"| {feeds_} on {hosts} | {program} | {med(0, 'wall'):.1f} | {med(0, 'cpu'):.1f} | {med(0, 'max_process_mb'):.0f} |"
-                     f" {med(0, 'tree_pss_mb'):.0f} | {med(1, 'wall'):.1f} | {med(1, 'cpu'):.1f} | {mine[0]['mails']} |")
+        lines.append(
+            f"| {feeds_} on {hosts} | {program} | {med(0, 'wall'):.1f} | {med(0, 'cpu'):.1f} | {med(0, 'max_process_mb'):.0f} |"
+            f" {med(0, 'tree_pss_mb'):.0f} | {med(1, 'wall'):.1f} | {med(1, 'cpu'):.1f} | {mine[0]['mails']} |"
+        )
     return "\n".join(lines)
 
 

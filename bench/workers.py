@@ -53,10 +53,16 @@ def database() -> Iterator[str]:
 
 def start(config: Path, count: int, logs: Path) -> list[subprocess.Popen[bytes]]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")} | {"PYTHONPATH": str(REPO)}
-    return [subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "--log-level", "info", "worker",
-                              "--concurrency", "1"], cwd=config.parent, env=environment,
-                             stdout=subprocess.DEVNULL, stderr=open(logs / f"worker-{n}.log", "wb"))
-            for n in range(count)]
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "digest", "--config", str(config), "--log-level", "info", "worker", "--concurrency", "1"],
+            cwd=config.parent,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=open(logs / f"worker-{n}.log", "wb"),
+        )
+        for n in range(count)
+    ]
 
 
 def stop(workers: list[subprocess.Popen[bytes]]) -> None:
@@ -87,14 +93,19 @@ def summarise(articles: int, workers: int) -> float:
             (root / f"s{source}").mkdir()
             (root / f"staged{source}").mkdir()
             for n in range(source, articles, 8):
-                (root / f"staged{source}" / f"a{n:05d}.txt").write_text(f"Report {n} of the harbour\n\nItem {n} opens the day. {SEED}",
-                                                                         encoding="utf-8")
+                (root / f"staged{source}" / f"a{n:05d}.txt").write_text(
+                    f"Report {n} of the harbour\n\nItem {n} opens the day. {SEED}", encoding="utf-8"
+                )
             sources.append(f'[[sources]]\nname = "s{source}"\ntype = "files"\npath = "{root / f"s{source}"}"\ninterval = "1s"\n')
         config = root / "digest.toml"
-        config.write_text(f'[store]\nurl = "{url}"\n\n[summary]\nworkers = 0\n\n' + "\n".join(sources)
-                          + f'\n[[digests]]\nname = "daily"\nschedule = "0 7 * * *"\noutput_dir = "{root / "out"}"\n')
+        config.write_text(
+            f'[store]\nurl = "{url}"\n\n[summary]\nworkers = 0\n\n'
+            + "\n".join(sources)
+            + f'\n[[digests]]\nname = "daily"\nschedule = "0 7 * * *"\noutput_dir = "{root / "out"}"\n'
+        )
         running = start(config, workers, root)
         try:
+
             def ready() -> bool:
                 with psycopg.connect(url) as db:
                     try:
@@ -121,23 +132,32 @@ def summarise(articles: int, workers: int) -> float:
 
 def feed(number: int) -> bytes:
     now = format_datetime(datetime.now().astimezone())
-    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {number}</title><item><guid>f{number}</guid>'
-            f"<title>Feed {number} report</title><pubDate>{now}</pubDate><description>The harbour of district {number} "
-            f"reopens next spring after repairs to the quay and the north pier, the council said.</description></item>"
-            "</channel></rss>").encode()
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {number}</title><item><guid>f{number}</guid>'
+        f"<title>Feed {number} report</title><pubDate>{now}</pubDate><description>The harbour of district {number} "
+        f"reopens next spring after repairs to the quay and the north pier, the council said.</description></item>"
+        "</channel></rss>"
+    ).encode()
 
 
 def feeds(total: int, interval: float, workers: int, seconds: float) -> dict[str, object]:
     """Polls per feed and the shortest gap between two polls of one feed, over `seconds`."""
-    with tempfile.TemporaryDirectory() as folder, database() as url, \
-            FeedServer({f"/f{n}.xml": feed(n) for n in range(total)}, etags=True) as server:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        database() as url,
+        FeedServer({f"/f{n}.xml": feed(n) for n in range(total)}, etags=True) as server,
+    ):
         root = Path(folder)
-        sources = "".join(f'[[sources]]\nname = "f{n}"\ntype = "feed"\nurl = "{server.url(f"/f{n}.xml")}"\n'
-                          f'interval = "{int(interval)}s"\n' for n in range(total))
+        sources = "".join(
+            f'[[sources]]\nname = "f{n}"\ntype = "feed"\nurl = "{server.url(f"/f{n}.xml")}"\ninterval = "{int(interval)}s"\n'
+            for n in range(total)
+        )
         config = root / "digest.toml"
-        config.write_text(f'[store]\nurl = "{url}"\n\n[summary]\nworkers = 0\n\n[fetch]\nallow_private = true\n'
-                          f'per_host_delay = "0s"\n\n{sources}\n[[digests]]\nname = "daily"\nschedule = "0 7 * * *"\n'
-                          f'output_dir = "{root / "out"}"\n')
+        config.write_text(
+            f'[store]\nurl = "{url}"\n\n[summary]\nworkers = 0\n\n[fetch]\nallow_private = true\n'
+            f'per_host_delay = "0s"\n\n{sources}\n[[digests]]\nname = "daily"\nschedule = "0 7 * * *"\n'
+            f'output_dir = "{root / "out"}"\n'
+        )
         running = start(config, workers, root)
         time.sleep(seconds)
         stop(running)
@@ -150,10 +170,15 @@ def feeds(total: int, interval: float, workers: int, seconds: float) -> dict[str
                     polls[found[2]].append(datetime.strptime(found[1], "%Y-%m-%d %H:%M:%S,%f"))
                     by_worker[found[3]] += 1
         gaps = [(b - a).total_seconds() for times in polls.values() for a, b in zip(sorted(times), sorted(times)[1:])]
-        return {"feeds polled": len(polls), "polls": sum(len(t) for t in polls.values()),
-                "polls per feed": sorted({len(t) for t in polls.values()}), "polls by worker": sorted(by_worker.values()),
-                "shortest gap s": round(min(gaps), 1) if gaps else None, "median gap s": round(statistics.median(gaps), 1) if gaps else None,
-                "gaps under 0.9 interval": sum(gap < 0.9 * interval for gap in gaps)}
+        return {
+            "feeds polled": len(polls),
+            "polls": sum(len(t) for t in polls.values()),
+            "polls per feed": sorted({len(t) for t in polls.values()}),
+            "polls by worker": sorted(by_worker.values()),
+            "shortest gap s": round(min(gaps), 1) if gaps else None,
+            "median gap s": round(statistics.median(gaps), 1) if gaps else None,
+            "gaps under 0.9 interval": sum(gap < 0.9 * interval for gap in gaps),
+        }
 
 
 def main() -> None:
@@ -169,12 +194,16 @@ def main() -> None:
     if arguments.mode == "summarise":
         for workers in arguments.workers:
             times = [summarise(arguments.articles, workers) for _ in range(arguments.runs)]
-            print(f"{arguments.articles} articles, {workers} worker(s): median {statistics.median(times):.1f} s "
-                  f"({', '.join(f'{t:.1f}' for t in times)}), {arguments.articles / statistics.median(times):.1f} articles/s")
+            print(
+                f"{arguments.articles} articles, {workers} worker(s): median {statistics.median(times):.1f} s "
+                f"({', '.join(f'{t:.1f}' for t in times)}), {arguments.articles / statistics.median(times):.1f} articles/s"
+            )
     else:
         for workers in arguments.workers:
-            print(f"{arguments.feeds} feeds every {arguments.interval}, {workers} workers, {arguments.seconds:g} s:",
-                  feeds(arguments.feeds, float(arguments.interval.rstrip("s")), workers, arguments.seconds))
+            print(
+                f"{arguments.feeds} feeds every {arguments.interval}, {workers} workers, {arguments.seconds:g} s:",
+                feeds(arguments.feeds, float(arguments.interval.rstrip("s")), workers, arguments.seconds),
+            )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,25 @@ PARTIAL_PREFIX = ".partial-"
 DROPPED_WITH_CONTENT = frozenset({"style", "script", "title", "noscript", "template"})
 DROPPED = frozenset({"link", "meta", "base"})
 VOID_ELEMENTS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"})
-LINK_ATTRIBUTES = frozenset({"action", "archive", "background", "cite", "classid", "codebase", "data", "href", "longdesc",
-                             "poster", "profile", "src", "usemap", "dynsrc", "lowsrc"})  # lxml.html.defs.link_attrs, and poster
+LINK_ATTRIBUTES = frozenset(
+    {
+        "action",
+        "archive",
+        "background",
+        "cite",
+        "classid",
+        "codebase",
+        "data",
+        "href",
+        "longdesc",
+        "poster",
+        "profile",
+        "src",
+        "usemap",
+        "dynsrc",
+        "lowsrc",
+    }
+)  # lxml.html.defs.link_attrs, and poster
 FEED_CHUNK = 1 << 16  # characters of a page fed to the transform at a time
 
 PageRenderer = Callable[[EditionListing], str]  # an edition's HTML page
@@ -96,8 +113,15 @@ def page_names(listing: Sequence[EditionListing]) -> dict[int, str]:
 class Archive:
     """One digest's archive, planned from its edition listing (oldest first)."""
 
-    def __init__(self, settings: ArchiveSettings, listing: Sequence[EditionListing], feed_id: str,
-                 page: PageRenderer, list_page: ListRenderer, stories: StoryCounter | None = None) -> None:
+    def __init__(
+        self,
+        settings: ArchiveSettings,
+        listing: Sequence[EditionListing],
+        feed_id: str,
+        page: PageRenderer,
+        list_page: ListRenderer,
+        stories: StoryCounter | None = None,
+    ) -> None:
         self.settings = settings
         self._count_stories = stories
         self._story_counts: dict[int, StoryCount | None] = {}
@@ -146,7 +170,7 @@ class Archive:
         months = list(self.months)
         at = months.index(month)
         names = {self.page_names[edition_id], INDEX, FEED}
-        names.update(f"{MONTHS}/{m}.html" for m in months[max(0, at - 1):at + 2])
+        names.update(f"{MONTHS}/{m}.html" for m in months[max(0, at - 1) : at + 2])
         complete = self._archive_count()
         for number in {position // self.settings.feed_size + 1, complete}:
             if 1 <= number <= complete:
@@ -232,14 +256,24 @@ class Archive:
     def _listed(self, edition: EditionListing, document: str) -> dict[str, Any]:
         local = edition.created.astimezone(self._zone)
         count, unit, headlines = self._shown(edition)
-        return {"href": self._href(self.page_names[edition.id], document), "date": local.strftime("%Y-%m-%d"),
-                "time": local.strftime("%H:%M"), "count": count, "unit": unit, "headlines": list(headlines),
-                "more": max(0, count - len(headlines))}
+        return {
+            "href": self._href(self.page_names[edition.id], document),
+            "date": local.strftime("%Y-%m-%d"),
+            "time": local.strftime("%H:%M"),
+            "count": count,
+            "unit": unit,
+            "headlines": list(headlines),
+            "more": max(0, count - len(headlines)),
+        }
 
     def _month_link(self, month: str, document: str) -> dict[str, Any]:
         label = datetime.strptime(month, "%Y-%m").strftime("%B %Y")
-        return {"href": self._href(f"{MONTHS}/{month}.html", document), "label": label,
-                "count": len(self.months[month]), "month": month}
+        return {
+            "href": self._href(f"{MONTHS}/{month}.html", document),
+            "label": label,
+            "count": len(self.months[month]),
+            "month": month,
+        }
 
     def _list_context(self, document: str, title: str, editions: Sequence[EditionListing]) -> dict[str, Any]:
         return {
@@ -281,14 +315,14 @@ class Archive:
     # Feeds
 
     def _subscription_feed(self) -> bytes:
-        entries = self.listing[-self.settings.feed_size:]
+        entries = self.listing[-self.settings.feed_size :]
         complete = self._archive_count()
         prev = f"{ARCHIVES}/{complete}.atom" if complete else None
         return self._feed(FEED, entries, prev=prev, archive=False)
 
     def _archive_document(self, number: int) -> bytes:
         size = self.settings.feed_size
-        entries = self.listing[(number - 1) * size:number * size]
+        entries = self.listing[(number - 1) * size : number * size]
         prev = f"{ARCHIVES}/{number - 1}.atom" if number > 1 else None
         return self._feed(f"{ARCHIVES}/{number}.atom", entries, prev=prev, archive=True)
 
@@ -349,7 +383,7 @@ def feed_content(page_html: str, page_url: str) -> str:
     tag-by-tag transform, so no tree of a 5,000-story page is ever held (issue 19)."""
     transform = _FeedContent(page_url)
     for start in range(0, len(page_html), FEED_CHUNK):
-        transform.feed(page_html[start:start + FEED_CHUNK])
+        transform.feed(page_html[start : start + FEED_CHUNK])
     transform.close()
     return "".join(transform.pieces).strip() + "\n"
 
@@ -424,7 +458,6 @@ def _write_if_changed(path: Path, data: bytes, durable: bool) -> bool:
 def _remove_orphaned_partials(folder: Path) -> None:
     """Delete temp files left by a process killed while writing (its PID is gone)."""
     for leftover in folder.glob(f"{PARTIAL_PREFIX}*"):
-        pid = leftover.name[len(PARTIAL_PREFIX):].split("-", 1)[0]
+        pid = leftover.name[len(PARTIAL_PREFIX) :].split("-", 1)[0]
         if pid.isdigit() and not process_alive(int(pid)):
             leftover.unlink(missing_ok=True)
-

@@ -99,8 +99,9 @@ def _words(words: tuple[str, ...]) -> re.Pattern[str] | None:
     """One case-insensitive pattern matching any of `words` as whole words; None for no words."""
     if not words:
         return None
-    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")(?!\w)",
-                      re.IGNORECASE)
+    return re.compile(
+        r"(?<!\w)(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")(?!\w)", re.IGNORECASE
+    )
 
 
 def wanted(text: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
@@ -125,17 +126,31 @@ def make_editions(store: Store, digest: DigestConfig, sources: Sequence[str], no
     minute costs one small query.
     """
     made = []
-    owed = [subscriber for zone, at in store.subscriber_times(digest.name)
-            for subscriber in store.due_subscribers(digest.name, zone, at, latest_slot(at, zone, now))]
+    owed = [
+        subscriber
+        for zone, at in store.subscriber_times(digest.name)
+        for subscriber in store.due_subscribers(digest.name, zone, at, latest_slot(at, zone, now))
+    ]
     for group in due_groups(owed, now):
         edition, served = store.create_subscriber_edition(
-            digest.name, sources, [s.id for s in group.subscribers], group.watermark, group.slot, digest.max_articles,
-            partial(wanted, include=group.include, exclude=group.exclude), now,
+            digest.name,
+            sources,
+            [s.id for s in group.subscribers],
+            group.watermark,
+            group.slot,
+            digest.max_articles,
+            partial(wanted, include=group.include, exclude=group.exclude),
+            now,
         )
         if served:
             made.append(Made(group.slot, len(served), len(edition.articles) if edition else 0))
-            log.info("edition of %s for %d subscriber(s) due %s made: %d articles", digest.name, len(served),
-                     group.slot.isoformat(), len(edition.articles) if edition else 0)
+            log.info(
+                "edition of %s for %d subscriber(s) due %s made: %d articles",
+                digest.name,
+                len(served),
+                group.slot.isoformat(),
+                len(edition.articles) if edition else 0,
+            )
     return made
 
 

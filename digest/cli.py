@@ -86,8 +86,13 @@ def article_progress(enabled: bool) -> Iterator[Callable[[str], None] | None]:
         return
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} new articles"),
-                  TimeElapsedColumn(), transient=True) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed} new articles"),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as progress:
         task = progress.add_task("polling", total=None)
 
         def advance(source: str) -> None:
@@ -98,10 +103,18 @@ def article_progress(enabled: bool) -> Iterator[Callable[[str], None] | None]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", metavar="PATH", help="Config file [default: $DIGEST_CONFIG, else config/digest.toml].")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-              help="Log detail on stderr [default: info for daemon, else warning].")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Log lines as text, or as one JSON object each for machines.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    help="Log detail on stderr [default: info for daemon, else warning].",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines as text, or as one JSON object each for machines.",
+)
 @click.version_option(__version__, prog_name="digest")
 @click.pass_context
 def main(context: click.Context, config_path: str | None, log_level: str | None, log_format: str) -> None:
@@ -117,7 +130,9 @@ def main(context: click.Context, config_path: str | None, log_level: str | None,
     context.obj["config"] = config_path
     level = log_level or ("info" if context.invoked_subcommand == "daemon" else "warning")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLogFormatter() if log_format == "json" else logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setFormatter(
+        JsonLogFormatter() if log_format == "json" else logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    )
     logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
@@ -207,8 +222,13 @@ def preview(context: click.Context, digest_name: str | None, fmt: str) -> None:
 
 @main.command()
 @click.argument("document", required=False, default="-", metavar="[PATH|URL|-]")
-@click.option("--jsonl", "jsonl", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
-              help='Summarise lines {"id","text"[,"title"]}; print lines {"id","summary":[...]}.')
+@click.option(
+    "--jsonl",
+    "jsonl",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    metavar="FILE",
+    help='Summarise lines {"id","text"[,"title"]}; print lines {"id","summary":[...]}.',
+)
 @click.option("--sentences", type=click.IntRange(1, 50), help="Sentences per summary [default: from config, else 3].")
 @click.option("--algorithm", help="Summariser [default: from config].")
 @click.pass_context
@@ -247,8 +267,9 @@ def _checked_summary(settings: Any) -> Any:
     from digest.config import ALGORITHMS
 
     if settings.algorithm not in ALGORITHMS:
-        raise click.BadParameter(f"unknown algorithm {settings.algorithm!r}; choose one of {', '.join(ALGORITHMS)}",
-                                 param_hint="--algorithm")
+        raise click.BadParameter(
+            f"unknown algorithm {settings.algorithm!r}; choose one of {', '.join(ALGORITHMS)}", param_hint="--algorithm"
+        )
     return settings
 
 
@@ -318,8 +339,13 @@ def _summarize_jsonl(source: str, settings: Any) -> int:
 
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE.jsonl")
-@click.option("--window", default="72h", show_default=True, metavar="DURATION",
-              help='Articles published further apart are never one story ("72h", "2d").')
+@click.option(
+    "--window",
+    default="72h",
+    show_default=True,
+    metavar="DURATION",
+    help='Articles published further apart are never one story ("72h", "2d").',
+)
 def stories(file: str, window: str) -> None:
     """Group articles by story: reads lines {"id","title","text"[,"published"]}, writes lines
     {"id","story"} in input order; the same story label means the same story.
@@ -396,14 +422,16 @@ def _published(value: Any) -> datetime | None:
 
 @main.command(name="eval")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False), metavar="FILE.jsonl")
-@click.option("--stories", "stories_file", is_flag=True,
-              help='Measure story grouping instead, on lines {"id","title","text","story"}.')
+@click.option(
+    "--stories", "stories_file", is_flag=True, help='Measure story grouping instead, on lines {"id","title","text","story"}.'
+)
 @click.option("--algorithms", metavar="A,B,...", help="Summarisers to measure, comma-separated [default: all].")
 @click.option("--sentences", type=click.IntRange(1, 50), default=3, show_default=True, help="Sentences per summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_context
-def eval_command(context: click.Context, file: str, stories_file: bool, algorithms: str | None, sentences: int,
-                 as_json: bool) -> None:
+def eval_command(
+    context: click.Context, file: str, stories_file: bool, algorithms: str | None, sentences: int, as_json: bool
+) -> None:
     """ROUGE-1/2/Lsum F1 and speed of each summariser on articles with reference summaries.
 
     FILE.jsonl holds lines {"id","text","summary"[,"title"]}, reference sentences separated
@@ -432,8 +460,10 @@ def eval_command(context: click.Context, file: str, stories_file: bool, algorith
     chosen = [name.strip() for name in (algorithms or ",".join(ALGORITHMS)).split(",") if name.strip()]
     unknown = [name for name in chosen if name not in ALGORITHMS]
     if unknown or not chosen:
-        raise click.BadParameter(f"unknown algorithm {', '.join(unknown) or '(none given)'}; "
-                                 f"choose from {', '.join(ALGORITHMS)}", param_hint="--algorithms")
+        raise click.BadParameter(
+            f"unknown algorithm {', '.join(unknown) or '(none given)'}; choose from {', '.join(ALGORITHMS)}",
+            param_hint="--algorithms",
+        )
     from digest import evaluate
 
     def progress(algorithm: str, articles: int) -> None:
@@ -442,8 +472,7 @@ def eval_command(context: click.Context, file: str, stories_file: bool, algorith
 
     def measure() -> Any:
         examples = evaluate.load_examples(Path(file))
-        return evaluate.evaluate(examples, chosen, sentences=sentences, language=language, file=file,
-                                 progress=progress)
+        return evaluate.evaluate(examples, chosen, sentences=sentences, language=language, file=file, progress=progress)
 
     report = guarded(measure)
     click.echo(json.dumps(report.as_json(), indent=2) if as_json else evaluate.format_report(report))
@@ -473,18 +502,26 @@ def check(context: click.Context, smtp: bool) -> None:
         where = getattr(source, "path", None) or getattr(source, "url", None) or getattr(source, "address", "")
         click.echo(f"source {source.name}: {source.type} {where}")
         if source.type == "mailbox" and not has_random_part(source.address):
-            click.echo(f"digest: warning: source {source.name}: address {source.address} has no random part, so anyone can guess it "
-                       f"and send mail to it; `digest sources add-mailbox {source.name}` suggests one", err=True)
+            click.echo(
+                f"digest: warning: source {source.name}: address {source.address} has no random part, so anyone can guess it "
+                f"and send mail to it; `digest sources add-mailbox {source.name}` suggests one",
+                err=True,
+            )
     for source in config.sources:
         if not config.digests_of(source.name):
-            click.echo(f"digest: warning: source {source.name} is in no digest's sources, so its articles are shown "
-                       "nowhere; add it to a digest's sources, or leave a digest's sources out to take every source", err=True)
+            click.echo(
+                f"digest: warning: source {source.name} is in no digest's sources, so its articles are shown "
+                "nowhere; add it to a digest's sources, or leave a digest's sources out to take every source",
+                err=True,
+            )
     if any(source.type == "mailbox" for source in config.sources):
         inbound = config.inbound
         places = [f"SMTP on {inbound.listen}"] if inbound.listen else []
         places += [f"LMTP on {inbound.lmtp}"] if inbound.lmtp else []
         tls = ", STARTTLS" if inbound.tls_cert else ""
-        click.echo(f"inbound: {' and '.join(places) or 'nowhere (set listen or lmtp)'}{tls}, up to {inbound.max_bytes} bytes a message")
+        click.echo(
+            f"inbound: {' and '.join(places) or 'nowhere (set listen or lmtp)'}{tls}, up to {inbound.max_bytes} bytes a message"
+        )
     for digest in config.digests:
         outputs = []
         if digest.output_dir:
@@ -494,8 +531,10 @@ def check(context: click.Context, smtp: bool) -> None:
                 outputs.append(f"archive and Atom feed of the last {digest.feed_size} editions {address}")
         if digest.email_to:
             outputs.append(f"email to {len(digest.email_to)} recipient(s)")
-        click.echo(f"digest {digest.name}: schedule {digest.schedule!r} {digest.timezone}, "
-                   f"up to {digest.max_articles} articles; {'; '.join(outputs) or 'no output configured'}")
+        click.echo(
+            f"digest {digest.name}: schedule {digest.schedule!r} {digest.timezone}, "
+            f"up to {digest.max_articles} articles; {'; '.join(outputs) or 'no output configured'}"
+        )
     if smtp or any(digest.email_to for digest in config.digests):
         server = config.smtp
         login = "no login"
@@ -527,7 +566,7 @@ def _check_dkim(server: Any) -> None:
     except DeliveryError as error:
         fail(EXIT_USAGE, f"config error: smtp.dkim_key_file: {error}")
     record = signer.dns_record
-    chunks = " ".join(f'"{record[i:i + 250]}"' for i in range(0, len(record), 250))
+    chunks = " ".join(f'"{record[i : i + 250]}"' for i in range(0, len(record), 250))
     click.echo(f"dkim: signing as d={signer.domain} s={signer.selector} (relaxed/relaxed, rsa-sha256); publish this TXT record:")
     click.echo(f"{signer.dns_name}. IN TXT ( {chunks} )")
 
@@ -555,10 +594,21 @@ def daemon(context: click.Context) -> None:
 
 
 @main.command()
-@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Tasks this worker runs at once (start one worker process per core for summarising).")
-@click.option("--lease", default=600, show_default=True, type=click.IntRange(5, 86400), metavar="SECONDS",
-              help="How long a delivery stays claimed by this worker; a dead worker's claims are taken over after it.")
+@click.option(
+    "--concurrency",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Tasks this worker runs at once (start one worker process per core for summarising).",
+)
+@click.option(
+    "--lease",
+    default=600,
+    show_default=True,
+    type=click.IntRange(5, 86400),
+    metavar="SECONDS",
+    help="How long a delivery stays claimed by this worker; a dead worker's claims are taken over after it.",
+)
 @click.pass_context
 def worker(context: click.Context, concurrency: int, lease: int) -> None:
     """Do the daemon's work as one of any number of processes sharing a PostgreSQL store ([store] url):
@@ -611,36 +661,48 @@ def status(context: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2))
         return
     daemon = report["daemon"]
-    click.echo(f"daemon: running, PID {daemon['pid']}" if daemon["running"] else "daemon: not running (next times apply once it runs)")
+    click.echo(
+        f"daemon: running, PID {daemon['pid']}" if daemon["running"] else "daemon: not running (next times apply once it runs)"
+    )
     if not report["store"]["exists"]:
         click.echo(f"store: none yet at {report['store']['path']} (the first `digest run` or `digest daemon` makes it)")
     click.echo(f"articles stored: {report['articles']}")
     kept = report["store"]
     if kept["exists"]:
-        click.echo(f"store: {kept['bytes'] / 1e6:.1f} MB on disk, {kept['articles_with_text']} of {kept['articles']} articles "
-                   f"with their text (text kept {kept['keep']})")
+        click.echo(
+            f"store: {kept['bytes'] / 1e6:.1f} MB on disk, {kept['articles_with_text']} of {kept['articles']} articles "
+            f"with their text (text kept {kept['keep']})"
+        )
     for source in report["sources"]:
         health = f"failing ({source['failures']}x): {source['last_error']}" if source["failures"] else "ok"
         success = f", last success {source['last_success'] or 'never'}" if source["failures"] else ""
         waiting = f"; next poll not before {source['next_poll_not_before']}" if source["next_poll_not_before"] else ""
-        click.echo(f"source {source['name']} ({source['type']}): last poll {source['last_poll'] or 'never'}{success}, "
-                   f"next poll {when(source['next_poll'])}; {health}{waiting}")
+        click.echo(
+            f"source {source['name']} ({source['type']}): last poll {source['last_poll'] or 'never'}{success}, "
+            f"next poll {when(source['next_poll'])}; {health}{waiting}"
+        )
         if "inbound" in source:
             mail = source["inbound"]
             refused = ", ".join(f"{count} {reason}" for reason, count in mail["refused"].items()) or "none"
-            click.echo(f"  mail: {mail['accepted']} accepted ({mail['duplicates']} duplicates kept once), refused: {refused}, "
-                       f"deferred (store unavailable): {mail['deferred']}, last received {mail['last_received'] or 'never'}")
+            click.echo(
+                f"  mail: {mail['accepted']} accepted ({mail['duplicates']} duplicates kept once), refused: {refused}, "
+                f"deferred (store unavailable): {mail['deferred']}, last received {mail['last_received'] or 'never'}"
+            )
     if "inbound" in report:
         click.echo(f"inbound: {report['inbound']['unknown_recipient']} refused for an unknown address")
     for digest in report["digests"]:
-        click.echo(f"digest {digest['name']}: {digest['editions']} editions, last {digest['last_edition'] or 'never'}, "
-                   f"next {when(digest['next_edition'])} ({digest['schedule']!r} {digest['timezone']})")
+        click.echo(
+            f"digest {digest['name']}: {digest['editions']} editions, last {digest['last_edition'] or 'never'}, "
+            f"next {when(digest['next_edition'])} ({digest['schedule']!r} {digest['timezone']})"
+        )
     if "workers" in report:
         queue = report["workers"]
         for entry in queue.get("workers", []):
             state = "alive" if entry["alive"] else "gone"
-            click.echo(f"worker {entry['id']} ({entry['host']}, PID {entry['pid']}): {state}, last heartbeat "
-                       f"{entry['last_heartbeat'] or 'none'}, tasks done {entry['done']}, failed {entry['failed']}")
+            click.echo(
+                f"worker {entry['id']} ({entry['host']}, PID {entry['pid']}): {state}, last heartbeat "
+                f"{entry['last_heartbeat'] or 'none'}, tasks done {entry['done']}, failed {entry['failed']}"
+            )
         depths = ", ".join(f"{row['count']} {row['task']} {row['status']}" for row in queue.get("queue", [])) or "empty"
         click.echo(f"queue: {depths}" if queue else "queue: no worker has run yet")
         for job in queue.get("stalled", []):
@@ -649,8 +711,10 @@ def status(context: click.Context, as_json: bool) -> None:
         click.echo("outbox: nothing pending or failed")
     for row in report["outbox"]:
         retry = f", next try {row['next_attempt']}" if row["next_attempt"] else ""
-        click.echo(f"outbox {row['status']}: {row['digest']} {row['channel']} to {row['recipient']} "
-                   f"after {row['attempts']} attempt(s): {row['last_error']}{retry}")
+        click.echo(
+            f"outbox {row['status']}: {row['digest']} {row['channel']} to {row['recipient']} "
+            f"after {row['attempts']} attempt(s): {row['last_error']}{retry}"
+        )
 
 
 def _status_report(config: Any, store: Any, coming: dict[str, dict[str, datetime]]) -> dict[str, Any]:
@@ -662,45 +726,72 @@ def _status_report(config: Any, store: Any, coming: dict[str, dict[str, datetime
     sources = []
     for source in config.sources:
         state = states.get(source.name)
-        sources.append({
-            "name": source.name, "type": source.type,
-            "last_poll": state.last_poll.isoformat() if state and state.last_poll else None,
-            "last_success": state.last_success.isoformat() if state and state.last_success else None,
-            "failures": state.failures if state else 0,
-            "last_error": state.last_error if state else "",
-            "next_poll_not_before": state.not_before.isoformat() if state and state.not_before else None,
-            "next_poll": coming["sources"][source.name].isoformat(),
-        })
+        sources.append(
+            {
+                "name": source.name,
+                "type": source.type,
+                "last_poll": state.last_poll.isoformat() if state and state.last_poll else None,
+                "last_success": state.last_success.isoformat() if state and state.last_success else None,
+                "failures": state.failures if state else 0,
+                "last_error": state.last_error if state else "",
+                "next_poll_not_before": state.not_before.isoformat() if state and state.not_before else None,
+                "next_poll": coming["sources"][source.name].isoformat(),
+            }
+        )
         if source.type == "mailbox":
             sources[-1]["inbound"] = _inbound_counts(received.get(source.name, {}))
     digests = []
     for digest in config.digests:
         last = store.last_edition(digest.name) if store else None
-        digests.append({"name": digest.name, "editions": store.edition_count(digest.name) if store else 0,
-                        "last_edition": last.isoformat() if last else None, "schedule": digest.schedule,
-                        "timezone": digest.timezone,
-                        "next_edition": coming["digests"][digest.name].isoformat()})
+        digests.append(
+            {
+                "name": digest.name,
+                "editions": store.edition_count(digest.name) if store else 0,
+                "last_edition": last.isoformat() if last else None,
+                "schedule": digest.schedule,
+                "timezone": digest.timezone,
+                "next_edition": coming["digests"][digest.name].isoformat(),
+            }
+        )
     outbox = [
-        {"digest": d.digest, "channel": d.channel, "recipient": d.recipient, "status": d.status,
-         "attempts": d.attempts, "last_error": d.last_error,
-         "next_attempt": d.next_attempt.isoformat() if d.next_attempt and d.status == "pending" else None}
+        {
+            "digest": d.digest,
+            "channel": d.channel,
+            "recipient": d.recipient,
+            "status": d.status,
+            "attempts": d.attempts,
+            "last_error": d.last_error,
+            "next_attempt": d.next_attempt.isoformat() if d.next_attempt and d.status == "pending" else None,
+        }
         for d in (store.deliveries(["pending", "failed"]) if store else [])
     ]
     daemon = lock.holder(config.store.path)
     size = store.size() if store else None
-    result = {"sources": sources, "digests": digests, "outbox": outbox, "articles": size.articles if size else 0,
-              "daemon": {"running": daemon is not None, "pid": daemon},
-              "store": {"path": config.store.where, "exists": store is not None, "bytes": size.bytes if size else 0,
-                        "articles": size.articles if size else 0, "articles_with_text": size.articles_with_text if size else 0,
-                        "keep": str(config.store.keep)}}
+    result = {
+        "sources": sources,
+        "digests": digests,
+        "outbox": outbox,
+        "articles": size.articles if size else 0,
+        "daemon": {"running": daemon is not None, "pid": daemon},
+        "store": {
+            "path": config.store.where,
+            "exists": store is not None,
+            "bytes": size.bytes if size else 0,
+            "articles": size.articles if size else 0,
+            "articles_with_text": size.articles_with_text if size else 0,
+            "keep": str(config.store.keep),
+        },
+    }
     if config.store.url and store is not None:
         from digest.worker import STALLED_AFTER
 
         result["workers"] = store.worker_report(STALLED_AFTER)
     if any(source.type == "mailbox" for source in config.sources):
         unknown = received.get("", {}).get("unknown recipient")
-        result["inbound"] = {"unknown_recipient": unknown[0] if unknown else 0,
-                             "last_unknown_recipient": unknown[1].isoformat() if unknown else None}
+        result["inbound"] = {
+            "unknown_recipient": unknown[0] if unknown else 0,
+            "last_unknown_recipient": unknown[1].isoformat() if unknown else None,
+        }
     return result
 
 
@@ -710,15 +801,30 @@ def _inbound_counts(counts: dict[str, tuple[int, datetime]]) -> dict[str, Any]:
     duplicates = counts.get("duplicate", (0, None))
     last = max((moment for _, moment in (accepted, duplicates) if moment is not None), default=None)
     refused = {reason: counts[reason][0] for reason in ("sender not allowed", "too large") if reason in counts}
-    return {"accepted": accepted[0] + duplicates[0], "duplicates": duplicates[0], "refused": refused,
-            "deferred": counts.get("store unavailable", (0, None))[0], "last_received": last.isoformat() if last else None}
+    return {
+        "accepted": accepted[0] + duplicates[0],
+        "duplicates": duplicates[0],
+        "refused": refused,
+        "deferred": counts.get("store unavailable", (0, None))[0],
+        "last_received": last.isoformat() if last else None,
+    }
 
 
 @main.command()
-@click.option("--listen", default="127.0.0.1:1025", show_default=True, metavar="HOST:PORT",
-              help="Address to listen on; loopback unless you say otherwise.")
-@click.option("--maildir", default="mailsink", show_default=True, type=click.Path(file_okay=False),
-              help="Maildir folder that receives every message (made if missing).")
+@click.option(
+    "--listen",
+    default="127.0.0.1:1025",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Address to listen on; loopback unless you say otherwise.",
+)
+@click.option(
+    "--maildir",
+    default="mailsink",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Maildir folder that receives every message (made if missing).",
+)
 def mailsink(listen: str, maildir: str) -> None:
     """Run a local catch-all SMTP server that keeps every message in a Maildir.
 
@@ -766,7 +872,9 @@ def sources() -> None:
 
 @sources.command("add-mailbox")
 @click.argument("name")
-@click.option("--domain", metavar="DOMAIN", help="Domain of the address [default: that of a configured mailbox, else [inbound] hostname].")
+@click.option(
+    "--domain", metavar="DOMAIN", help="Domain of the address [default: that of a configured mailbox, else [inbound] hostname]."
+)
 @click.pass_context
 def add_mailbox(context: click.Context, name: str, domain: str | None) -> None:
     """Print a fresh hard-to-guess address for a new mailbox source, and the TOML to add.
@@ -781,13 +889,20 @@ def add_mailbox(context: click.Context, name: str, domain: str | None) -> None:
     if config is not None and any(s.name == name for s in config.sources):
         fail(EXIT_USAGE, f"a source named {name!r} exists already")
     if domain is None and config is not None:
-        domain = next((s.address.rpartition("@")[2] for s in config.sources if s.type == "mailbox"), None) or config.inbound.hostname or None
+        domain = (
+            next((s.address.rpartition("@")[2] for s in config.sources if s.type == "mailbox"), None)
+            or config.inbound.hostname
+            or None
+        )
     try:
         address = new_address(name, domain or "localhost")
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="NAME or --domain") from None
-    click.echo(f"# subscribe to newsletters with {address}\n[[sources]]\nname = {json.dumps(name)}\ntype = \"mailbox\"\n"
-               f"address = {json.dumps(address)}\n# senders = [\"*@substack.com\"]   # optional: only these senders\n", nl=False)
+    click.echo(
+        f'# subscribe to newsletters with {address}\n[[sources]]\nname = {json.dumps(name)}\ntype = "mailbox"\n'
+        f'address = {json.dumps(address)}\n# senders = ["*@substack.com"]   # optional: only these senders\n',
+        nl=False,
+    )
     click.echo(address, err=True)
 
 
@@ -822,7 +937,9 @@ def import_sources(context: click.Context, opml_file: Path, append: bool) -> Non
         return text, added, duplicates, skipped
 
     text, added, duplicates, skipped = guarded(convert)
-    summary = f"{added} feeds imported from {opml_file}; {duplicates} already configured; {skipped} without an http(s) feed URL skipped"
+    summary = (
+        f"{added} feeds imported from {opml_file}; {duplicates} already configured; {skipped} without an http(s) feed URL skipped"
+    )
     if not append:
         if text:
             click.echo(f"# {summary}\n\n{text}", nl=False)
@@ -838,7 +955,7 @@ def import_sources(context: click.Context, opml_file: Path, append: bool) -> Non
             fail(EXIT_USAGE, f"config error after import, file left unchanged: {error}")
     click.echo(f"{summary}; {'appended to ' + str(config.path) if text else 'nothing to add'}")
     if text:
-        click.echo(_where_new_feeds_go(updated, [s.name for s in updated.sources[len(config.sources):]]))
+        click.echo(_where_new_feeds_go(updated, [s.name for s in updated.sources[len(config.sources) :]]))
 
 
 def _where_new_feeds_go(config: Any, names: list[str]) -> str:
@@ -846,8 +963,10 @@ def _where_new_feeds_go(config: Any, names: list[str]) -> str:
     takers = sorted({d.name for name in names for d in config.digests_of(name)})
     if takers:
         return f"the new feeds go into digest{'s' if len(takers) > 1 else ''} {', '.join(takers)} (a digest without sources takes every source)"
-    return ("warning: no digest includes the new feeds (every digest lists its sources); add their names to a "
-            "digest's sources, or leave a digest's sources out to take every source")
+    return (
+        "warning: no digest includes the new feeds (every digest lists its sources); add their names to a "
+        "digest's sources, or leave a digest's sources out to take every source"
+    )
 
 
 @sources.command("export")
@@ -875,8 +994,11 @@ def _subscriber_digest(config: Any, name: str | None) -> Any:
     """The digest named by --digest; the only one when the config has one."""
     if name is None:
         if len(config.digests) != 1:
-            fail(EXIT_USAGE, "--digest NAME: say which digest (the config has "
-                 f"{len(config.digests)}: {', '.join(d.name for d in config.digests) or 'none'})")
+            fail(
+                EXIT_USAGE,
+                "--digest NAME: say which digest (the config has "
+                f"{len(config.digests)}: {', '.join(d.name for d in config.digests) or 'none'})",
+            )
         return config.digests[0]
     return guarded(lambda: config.digest(name))
 
@@ -891,8 +1013,12 @@ def _reader_options(command: Command) -> Command:
         click.option("--digest", "digest_name", metavar="NAME", help="The digest [default: the only one]."),
         click.option("--timezone", metavar="TZ", help="The reader's time zone, e.g. Europe/London [default: the digest's]."),
         click.option("--at", metavar="HH:MM", help="Local time of their daily mail [default: the digest's time, else 07:00]."),
-        click.option("--include", multiple=True, metavar="WORDS", help="Only articles mentioning one of these (comma-separated)."),
-        click.option("--exclude", multiple=True, metavar="WORDS", help="Never articles mentioning one of these (comma-separated)."),
+        click.option(
+            "--include", multiple=True, metavar="WORDS", help="Only articles mentioning one of these (comma-separated)."
+        ),
+        click.option(
+            "--exclude", multiple=True, metavar="WORDS", help="Never articles mentioning one of these (comma-separated)."
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -902,8 +1028,15 @@ def _reader_options(command: Command) -> Command:
 @subscribers.command("add")
 @_reader_options
 @click.pass_context
-def subscribers_add(context: click.Context, email: str, digest_name: str | None, timezone: str | None, at: str | None,
-                    include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+def subscribers_add(
+    context: click.Context,
+    email: str,
+    digest_name: str | None,
+    timezone: str | None,
+    at: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+) -> None:
     """Subscribe EMAIL (`addr` or "Name <addr>") to a digest, or change their settings.
 
     \b
@@ -917,8 +1050,15 @@ def subscribers_add(context: click.Context, email: str, digest_name: str | None,
 @subscribers.command("invite")
 @_reader_options
 @click.pass_context
-def subscribers_invite(context: click.Context, email: str, digest_name: str | None, timezone: str | None, at: str | None,
-                       include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+def subscribers_invite(
+    context: click.Context,
+    email: str,
+    digest_name: str | None,
+    timezone: str | None,
+    at: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+) -> None:
     """Double opt-in: send EMAIL a confirmation mail; nothing else is sent until they confirm.
 
     \b
@@ -928,8 +1068,16 @@ def subscribers_invite(context: click.Context, email: str, digest_name: str | No
     _subscriber_command(context, email, digest_name, timezone, at, include, exclude, confirmed=False)
 
 
-def _subscriber_command(context: click.Context, email: str, digest_name: str | None, timezone: str | None,
-                        at: str | None, include: tuple[str, ...], exclude: tuple[str, ...], confirmed: bool) -> None:
+def _subscriber_command(
+    context: click.Context,
+    email: str,
+    digest_name: str | None,
+    timezone: str | None,
+    at: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    confirmed: bool,
+) -> None:
     config = load_config(context)
     digest = _subscriber_digest(config, digest_name)
     from digest import subscribers as subscribers_module
@@ -942,8 +1090,11 @@ def _subscriber_command(context: click.Context, email: str, digest_name: str | N
     except ValueError as error:
         fail(EXIT_USAGE, str(error))
     if not confirmed and not digest.base_url:
-        fail(EXIT_USAGE, f"config error: {config.path}: digest {digest.name} has no base_url; an invitation's "
-                         "confirmation link points there (see README, Subscribers)")
+        fail(
+            EXIT_USAGE,
+            f"config error: {config.path}: digest {digest.name} has no base_url; an invitation's "
+            "confirmation link points there (see README, Subscribers)",
+        )
 
     def add() -> tuple[Any, bool, str]:
         store = open_store(config.store)
@@ -959,11 +1110,16 @@ def _subscriber_command(context: click.Context, email: str, digest_name: str | N
             store.close()
 
     subscriber, new, sent = guarded(add)
-    words = "".join(f"; {label} {', '.join(values)}" for label, values in (("include", subscriber.include),
-                                                                           ("exclude", subscriber.exclude)) if values)
+    words = "".join(
+        f"; {label} {', '.join(values)}"
+        for label, values in (("include", subscriber.include), ("exclude", subscriber.exclude))
+        if values
+    )
     state = "invited (waiting for confirmation)" if subscriber.status == "invited" else subscriber.status
-    click.echo(f"{'added' if new else 'updated'} {subscriber.address} to {digest.name}: {state}, "
-               f"daily at {subscriber.at} {subscriber.timezone}{words}")
+    click.echo(
+        f"{'added' if new else 'updated'} {subscriber.address} to {digest.name}: {state}, "
+        f"daily at {subscriber.at} {subscriber.timezone}{words}"
+    )
     if sent:
         click.echo(sent)
 
@@ -1002,11 +1158,15 @@ def subscribers_list(context: click.Context, digest_name: str | None, as_json: b
     if not found:
         click.echo("no subscribers")
     for subscriber in found:
-        words = "".join(f" {label} {','.join(values)}" for label, values in (("include", subscriber.include),
-                                                                          ("exclude", subscriber.exclude)) if values)
+        words = "".join(
+            f" {label} {','.join(values)}"
+            for label, values in (("include", subscriber.include), ("exclude", subscriber.exclude))
+            if values
+        )
         name = f" ({subscriber.name})" if subscriber.name else ""
-        click.echo(f"{subscriber.address}{name} {subscriber.digest} {subscriber.at} {subscriber.timezone} "
-                   f"{subscriber.status}{words}")
+        click.echo(
+            f"{subscriber.address}{name} {subscriber.digest} {subscriber.at} {subscriber.timezone} {subscriber.status}{words}"
+        )
 
 
 @subscribers.command("remove")
@@ -1087,8 +1247,17 @@ def search(context: click.Context, query: str, digest_name: str | None, since: s
 
     hits, pages = guarded(find)
     if as_json:
-        click.echo(json.dumps({"query": query, "words": list(searching.query_words(query)),
-                               "results": [searching.hit_document(hit, pages) for hit in hits]}, indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {
+                    "query": query,
+                    "words": list(searching.query_words(query)),
+                    "results": [searching.hit_document(hit, pages) for hit in hits],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return
     if not hits:
         click.echo("no article found")
@@ -1122,8 +1291,13 @@ def store() -> None:
 
 
 @store.command("copy")
-@click.option("--to", "to", required=True, metavar="URL|FILE",
-              help="postgresql://user@host/database (password from [store] password_env), or a new SQLite file.")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    metavar="URL|FILE",
+    help="postgresql://user@host/database (password from [store] password_env), or a new SQLite file.",
+)
 @click.pass_context
 def store_copy(context: click.Context, to: str) -> None:
     """Copy everything in the store [store] names into a new, empty store: articles, editions, the outbox
@@ -1140,7 +1314,7 @@ def store_copy(context: click.Context, to: str) -> None:
         fail(EXIT_USAGE, "store copy: --to names the store the config already uses")
     copied = guarded(lambda: copy_store_to(config.store, to))
     click.echo(f"copied {config.store.where} to {to.split('?')[0]}: " + ", ".join(f"{n} {table}" for table, n in copied.items()))
-    click.echo(f"now set [store] url = \"{to}\" in {config.path}" if "://" in to else f"now set [store] path = \"{to}\"")
+    click.echo(f'now set [store] url = "{to}" in {config.path}' if "://" in to else f'now set [store] path = "{to}"')
 
 
 @main.group()
@@ -1172,8 +1346,13 @@ def rebuild_archive(context: click.Context, digest_name: str | None) -> None:
 
 
 @main.command()
-@click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT",
-              help="Address to listen on; loopback unless you say otherwise.")
+@click.option(
+    "--listen",
+    default="127.0.0.1:8080",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Address to listen on; loopback unless you say otherwise.",
+)
 @click.pass_context
 def serve(context: click.Context, listen: str) -> None:
     """Serve each digest's archive (/DIGEST/, /DIGEST/feed.atom) and /healthz over HTTP.

@@ -36,22 +36,22 @@ def _lead_first(articles: Sequence[StoredArticle], words: dict[int, int]) -> lis
     return [lead, *sorted((a for a in articles if a is not lead), key=lambda a: (_when(a), a.id))]
 
 
-def group_stories(articles: Sequence[StoredArticle], shown: Sequence[tuple[StoredArticle, datetime]] = (),
-                  window: timedelta = WINDOW) -> list[Story]:
+def group_stories(
+    articles: Sequence[StoredArticle], shown: Sequence[tuple[StoredArticle, datetime]] = (), window: timedelta = WINDOW
+) -> list[Story]:
     """The edition's articles as stories; `shown` are earlier editions' articles with their edition's
     time: a story that includes one of them is a follow-up of the earliest such edition."""
     from digest import stories
 
     everything = [*articles, *(article for article, _ in shown)]
     found = [features_of(article) for article in everything]
-    labels = stories.group([stories.Item(f, _when(a)) for f, a in zip(found, everything)],
-                           stories.Settings(window=window))
+    labels = stories.group([stories.Item(f, _when(a)) for f, a in zip(found, everything)], stories.Settings(window=window))
     words = {article.id: f.words for article, f in zip(everything, found)}
     members: dict[int, list[StoredArticle]] = {}
     for article, label in zip(articles, labels):
         members.setdefault(label, []).append(article)
     earlier: dict[int, datetime] = {}
-    for (_, created), label in zip(shown, labels[len(articles):]):
+    for (_, created), label in zip(shown, labels[len(articles) :]):
         earlier[label] = min(created, earlier.get(label, created))
     grouped = []
     for label, story_articles in members.items():
@@ -60,17 +60,25 @@ def group_stories(articles: Sequence[StoredArticle], shown: Sequence[tuple[Store
     return grouped
 
 
-def compose(edition: Edition, source_order: Sequence[str], group: bool = False,
-            shown: Sequence[tuple[StoredArticle, datetime]] = (), window: timedelta = WINDOW,
-            order: str = "source", top: int = 0) -> list[Section]:
+def compose(
+    edition: Edition,
+    source_order: Sequence[str],
+    group: bool = False,
+    shown: Sequence[tuple[StoredArticle, datetime]] = (),
+    window: timedelta = WINDOW,
+    order: str = "source",
+    top: int = 0,
+) -> list[Section]:
     """The edition's sections: the `top` most important stories, then the rest by importance, newest
     first, or by source in config order (a story under its lead's source; newest first in each)."""
     if group:
         grouped = group_stories(edition.articles, shown, window)
     else:
         grouped = [Story(article) for article in edition.articles]
-    return [Section(block.source, tuple(block.stories), block.heading)
-            for block in arrange(grouped, _articles, order, top, source_order)]
+    return [
+        Section(block.source, tuple(block.stories), block.heading)
+        for block in arrange(grouped, _articles, order, top, source_order)
+    ]
 
 
 def _articles(story: Story) -> tuple[StoredArticle, ...]:

@@ -177,7 +177,7 @@ class MailboxSourceConfig:
             raise ValueError(f"address: not an email address: {self.address!r}")
         for pattern in self.senders:
             if not pattern.strip() or any(c in pattern for c in "\r\n <>"):
-                raise ValueError(f"senders: not an address or pattern such as \"*@substack.com\": {pattern!r}")
+                raise ValueError(f'senders: not an address or pattern such as "*@substack.com": {pattern!r}')
 
 
 SourceConfig = FilesSourceConfig | FeedSourceConfig | PageSourceConfig | MailboxSourceConfig
@@ -233,8 +233,10 @@ class DigestConfig:
             if fmt not in FORMATS:
                 raise ValueError(f"formats: unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
         if self.output_dir is None and not self.email_to:
-            raise ValueError(f"output_dir: digest {self.name!r} has neither output_dir nor email_to, so its editions "
-                             "would go nowhere and use up its articles; set one of them")
+            raise ValueError(
+                f"output_dir: digest {self.name!r} has neither output_dir nor email_to, so its editions "
+                "would go nowhere and use up its articles; set one of them"
+            )
         if self.templates is not None and not self.templates.is_dir():
             raise ValueError(f"templates: folder not found: {self.templates}")
         for address in self.email_to:
@@ -286,9 +288,9 @@ class SmtpConfig:
             if not self.dkim_key_file.is_file():
                 raise ValueError(f"dkim_key_file: file not found: {self.dkim_key_file}")
             if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?", self.dkim_selector):
-                raise ValueError(f"dkim_selector: expected a DNS label such as \"mail2026\", got {self.dkim_selector!r}")
+                raise ValueError(f'dkim_selector: expected a DNS label such as "mail2026", got {self.dkim_selector!r}')
         if self.dkim_domain and not re.fullmatch(r"[^\s@/:]+\.[^\s@/:]+", self.dkim_domain):
-            raise ValueError(f"dkim_domain: expected a domain such as \"example.org\", got {self.dkim_domain!r}")
+            raise ValueError(f'dkim_domain: expected a domain such as "example.org", got {self.dkim_domain!r}')
 
     @property
     def signing_domain(self) -> str:
@@ -363,7 +365,7 @@ _MAIL_ADDRESS = re.compile(r"^[^@\s<>,;:\"()\[\]]+@[A-Za-z0-9.-]+$")
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """"HOST:PORT" (IPv6 as "[::1]:1025") -> (host, port); ValueError naming what is wrong."""
+    """ "HOST:PORT" (IPv6 as "[::1]:1025") -> (host, port); ValueError naming what is wrong."""
     host, colon, port_text = text.strip().rpartition(":")
     host = host.strip("[]")
     if not colon or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
@@ -446,7 +448,7 @@ def _convert(value: Any, kind: Any, key: str, base: Path) -> Any:
             except ValueError as error:
                 raise ValueError(f"{key}: {error}") from None
         if not isinstance(value, str):
-            raise ValueError(f"{key}: expected a duration such as \"30m\"")
+            raise ValueError(f'{key}: expected a duration such as "30m"')
         try:
             return Duration(seconds=parse_duration(value).total_seconds())
         except ValueError as error:
@@ -530,14 +532,18 @@ def load(path: Path) -> Config:
     sections["inbound"] = replace(sections["inbound"], configured=isinstance(raw.get("inbound"), dict))
     sources = tuple(_source(entry, f"sources[{index}]", path) for index, entry in enumerate(_list(raw, "sources", path)))
     _unique_names(sources, "sources", path)
-    digests = tuple(_build(DigestConfig, entry, f"digests[{index}]", path) for index, entry in enumerate(_list(raw, "digests", path)))
+    digests = tuple(
+        _build(DigestConfig, entry, f"digests[{index}]", path) for index, entry in enumerate(_list(raw, "digests", path))
+    )
     _unique_names(digests, "digests", path)
     addresses: dict[str, str] = {}
     for index, source in enumerate(sources):
         if isinstance(source, MailboxSourceConfig):
             other = addresses.setdefault(source.address.lower(), source.name)
             if other != source.name:
-                raise ConfigError(str(path), f"sources[{index}].address", f"{source.address} is the address of source {other!r} too")
+                raise ConfigError(
+                    str(path), f"sources[{index}].address", f"{source.address} is the address of source {other!r} too"
+                )
     names = {s.name for s in sources}
     for index, digest in enumerate(digests):
         for name in digest.sources:
@@ -563,7 +569,9 @@ def _source(entry: Any, section: str, path: Path) -> SourceConfig:
     if source.interval < timedelta(seconds=1):
         raise ConfigError(str(path), f"{section}.interval", f"must be at least 1s, got {entry.get('interval')!r}")
     if source.interval > LONGEST_INTERVAL:
-        raise ConfigError(str(path), f"{section}.interval", f"must be at most {LONGEST_INTERVAL.days}d, got {entry.get('interval')!r}")
+        raise ConfigError(
+            str(path), f"{section}.interval", f"must be at most {LONGEST_INTERVAL.days}d, got {entry.get('interval')!r}"
+        )
     return source
 
 

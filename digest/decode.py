@@ -36,7 +36,7 @@ def decode_document(raw: bytes, cut: bool = False) -> str:
     for bom, encoding in _BOMS:
         if raw.startswith(bom):
             try:
-                return _text_only(_decode(raw[len(bom):], encoding, cut))
+                return _text_only(_decode(raw[len(bom) :], encoding, cut))
             except UnicodeDecodeError:
                 raise BinaryDocumentError(f"not valid {encoding.upper()} after its byte order mark") from None
     if b"\0" in raw[:_SAMPLE]:

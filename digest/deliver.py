@@ -79,8 +79,9 @@ class OutboxTools:
     open_archive: Callable[[str, Path], Archive]  # (digest name, output_dir) -> its archive
 
 
-def process_outbox(config: Config, store: Store, tools: OutboxTools, now: datetime, honour_backoff: bool,
-                   lease: timedelta = DELIVERY_LEASE) -> list[DeliveryReport]:
+def process_outbox(
+    config: Config, store: Store, tools: OutboxTools, now: datetime, honour_backoff: bool, lease: timedelta = DELIVERY_LEASE
+) -> list[DeliveryReport]:
     """Try every pending delivery (only those due when honouring backoff) that this store's owner
     can lease for `lease`, each recorded as delivered, pending with backoff, or failed."""
     deliverers: dict[str, Deliverer] = {}
@@ -233,7 +234,7 @@ PARTIAL_PREFIX = ".partial-"
 def _remove_orphaned_partials(folder: Path) -> None:
     """Delete temp files left by a process that was killed while writing (its PID is gone)."""
     for partial in folder.glob(f"{PARTIAL_PREFIX}*"):
-        pid = partial.name[len(PARTIAL_PREFIX):].split("-", 1)[0]
+        pid = partial.name[len(PARTIAL_PREFIX) :].split("-", 1)[0]
         if pid.isdigit() and not process_alive(int(pid)):
             partial.unlink(missing_ok=True)
 
@@ -265,7 +266,9 @@ class ArchiveDeliverer:
         try:
             report = archive.add_edition(delivery.edition_id, edition.bodies.get("html"))
         except OSError as error:
-            raise TemporaryDeliveryError(f"cannot write the archive in {archive.settings.folder}: {error.strerror or error}") from None
+            raise TemporaryDeliveryError(
+                f"cannot write the archive in {archive.settings.folder}: {error.strerror or error}"
+            ) from None
         return f"archive {archive.settings.folder} ({len(report.written)} files written)"
 
 
@@ -295,12 +298,28 @@ class EmailDeliverer:
         """A fresh Message-ID in the From address's domain."""
         return new_message_id(self.smtp.from_)
 
-    def send(self, parts: MailParts, recipient: str, message_id: str, date: datetime, digest_name: str,
-             unsubscribe: str | Sequence[str] = "", one_click: bool = False) -> None:
+    def send(
+        self,
+        parts: MailParts,
+        recipient: str,
+        message_id: str,
+        date: datetime,
+        digest_name: str,
+        unsubscribe: str | Sequence[str] = "",
+        one_click: bool = False,
+    ) -> None:
         """Build, sign when [smtp] says so, and send one message; returns after the server's 250."""
         try:
-            message = build_message(parts, sender=self.smtp.from_, recipient=recipient, message_id=message_id,
-                                    date=date, digest_name=digest_name, unsubscribe=unsubscribe, one_click=one_click)
+            message = build_message(
+                parts,
+                sender=self.smtp.from_,
+                recipient=recipient,
+                message_id=message_id,
+                date=date,
+                digest_name=digest_name,
+                unsubscribe=unsubscribe,
+                one_click=one_click,
+            )
         except ValueError as error:  # an address the config check let through but email cannot use
             raise PermanentDeliveryError(f"cannot build the email to {recipient}: {error}") from None
         if self.smtp.dkim_key_file is None:
@@ -332,7 +351,7 @@ class EmailDeliverer:
         if not delivery.message_id:
             raise ValueError(f"delivery {delivery.id} has no Message-ID; the outbox makes one before the first try")
         parts = MailParts(edition.subject, edition.bodies["txt"], edition.bodies["html"])
-        self.send(parts, delivery.recipient, delivery.message_id, created, delivery.digest,
-                  self.unsubscribe.get(delivery.digest, ""))
+        self.send(
+            parts, delivery.recipient, delivery.message_id, created, delivery.digest, self.unsubscribe.get(delivery.digest, "")
+        )
         return f"{delivery.recipient} via {self.smtp.host}:{self.smtp.port}"
-

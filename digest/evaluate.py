@@ -145,15 +145,15 @@ def evaluate(
                 m: bootstrap_difference(
                     [row[m] for row in per_article[algorithm]],
                     [row[m] for row in per_article[BASELINE]],
-                    resamples, seed,
+                    resamples,
+                    seed,
                 )
                 for m in METRICS
             }
     return EvalReport(file, len(examples), sentences, [results[a] for a in run_order], resamples)
 
 
-def bootstrap_difference(system: Sequence[float], baseline: Sequence[float], resamples: int = 1000,
-                         seed: int = 0) -> Interval:
+def bootstrap_difference(system: Sequence[float], baseline: Sequence[float], resamples: int = 1000, seed: int = 0) -> Interval:
     """Mean of the paired per-article differences and its 95% percentile bootstrap interval."""
     differences = [a - b for a, b in zip(system, baseline, strict=True)]
     count = len(differences)
@@ -166,8 +166,12 @@ def bootstrap_difference(system: Sequence[float], baseline: Sequence[float], res
 
 def format_report(report: EvalReport) -> str:
     """The report as a Markdown table, one row per algorithm."""
-    header = ["algorithm", *(METRIC_LABELS[m] for m in METRICS),
-              *(f"{METRIC_LABELS[m]} vs Lead-3 [95% CI]" for m in METRICS), "articles/s"]
+    header = [
+        "algorithm",
+        *(METRIC_LABELS[m] for m in METRICS),
+        *(f"{METRIC_LABELS[m]} vs Lead-3 [95% CI]" for m in METRICS),
+        "articles/s",
+    ]
     lines = [
         f"{report.articles} articles from {report.file or 'input'}, {report.sentences} sentences a summary, "
         f"ROUGE F1 x 100 (rouge-score, Porter stemmer), {report.resamples} paired bootstrap resamples",
@@ -177,8 +181,7 @@ def format_report(report: EvalReport) -> str:
     ]
     for result in report.results:
         versus = [_interval(result.versus_lead[m]) if result.versus_lead else "baseline" for m in METRICS]
-        cells = [result.algorithm, *(f"{result.scores[m]:.2f}" for m in METRICS), *versus,
-                 f"{result.articles_per_second:.0f}"]
+        cells = [result.algorithm, *(f"{result.scores[m]:.2f}" for m in METRICS), *versus, f"{result.articles_per_second:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

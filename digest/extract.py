@@ -97,7 +97,7 @@ def from_text(text: str, fallback_title: str) -> Extracted:
     title = ""
     front = _FRONT_MATTER.match(text)
     if front:
-        text = text[front.end():]
+        text = text[front.end() :]
         for line in front.group(1).splitlines():
             key, _, value = line.partition(":")
             value = value.strip().strip("\"'")
@@ -112,7 +112,7 @@ def from_text(text: str, fallback_title: str) -> Extracted:
     marker = _DATE_MARKER.match(first)
     if marker:
         published = published or _parse_date(marker.group(1))
-        headline, lede = split_headline(first[marker.end():])
+        headline, lede = split_headline(first[marker.end() :])
         title = title or headline
         body = f"{lede}\n\n{rest}"
     elif heading := _MARKDOWN_HEADING.match(first):
@@ -153,7 +153,13 @@ def from_html(html: str | bytes, url: str | None, fallback_title: str) -> Extrac
     lines = [line for line in body.splitlines() if line.strip()]
     if len(lines) > 1 and clean_line(lines[0]) == title:
         lines = lines[1:]
-    return Extracted(title=title, body=normalise_body("\n\n".join(lines))[:MAX_TEXT_CHARS], published=published, author=author, language=language)
+    return Extracted(
+        title=title,
+        body=normalise_body("\n\n".join(lines))[:MAX_TEXT_CHARS],
+        published=published,
+        author=author,
+        language=language,
+    )
 
 
 def _declared_language(html: str | bytes) -> str | None:

@@ -117,7 +117,11 @@ class AddressGuard:
                 if reason is not None:
                     return f"{address} is a {kind} address for {ipv4}; {reason}"
         if address.is_link_local:
-            return None if self.allow_link_local else f"{address} is a link-local address (set [fetch] allow_link_local = true to allow)"
+            return (
+                None
+                if self.allow_link_local
+                else f"{address} is a link-local address (set [fetch] allow_link_local = true to allow)"
+            )
         if self.allow_private:
             return None
         hint = " (set [fetch] allow_private = true to allow)"
@@ -213,7 +217,9 @@ class _DeadlineStream(httpcore.NetworkStream):
     def close(self) -> None:
         self._inner.close()
 
-    def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None) -> httpcore.NetworkStream:
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
         tls = self._inner.start_tls(ssl_context, server_hostname, _budget(timeout, httpcore.ConnectTimeout))
         return _DeadlineStream(tls)
 
@@ -247,7 +253,9 @@ class _GuardedBackend(httpcore.SyncBackend):
         assert last_error is not None
         raise last_error
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
         raise _Refused("unix sockets are never used")
 
 
@@ -368,8 +376,13 @@ def usable_concurrency(config: FetchConfig) -> int:
         pass
     usable = max(1, min(config.concurrency, soft - idle_sockets - FILES_RESERVED))
     if usable < config.concurrency:
-        log.warning("[fetch] concurrency = %d needs %d open files, and this process may open %d: %d requests at once instead",
-                    config.concurrency, needed, soft, usable)
+        log.warning(
+            "[fetch] concurrency = %d needs %d open files, and this process may open %d: %d requests at once instead",
+            config.concurrency,
+            needed,
+            soft,
+            usable,
+        )
     return usable
 
 
@@ -409,7 +422,9 @@ class Fetcher:
     `clock` (monotonic seconds) is injectable for tests of the pace.
     """
 
-    def __init__(self, config: FetchConfig, guard: AddressGuard | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, config: FetchConfig, guard: AddressGuard | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.config = config
         self.guard = guard or AddressGuard(allow_private=config.allow_private, allow_link_local=config.allow_link_local)
         self._clock = clock
@@ -444,7 +459,9 @@ class Fetcher:
         `robots`: the URL is a page (not a feed), fetched only where its host's robots.txt allows."""
         return self._fetch(url, etag=etag, last_modified=last_modified, accept=accept, robots=robots, statuses=False)
 
-    def _fetch(self, url: str, *, etag: str | None, last_modified: str | None, accept: str, robots: bool, statuses: bool) -> Response:
+    def _fetch(
+        self, url: str, *, etag: str | None, last_modified: str | None, accept: str, robots: bool, statuses: bool
+    ) -> Response:
         """`fetch`; with `statuses`, an HTTP error status comes back as a Response instead of a FetchError."""
         headers = {"Accept": accept}
         if etag:
@@ -474,8 +491,10 @@ class Fetcher:
                     return result
                 if isinstance(result, _Busy):
                     if waited or result.wait > self._timeout:
-                        raise FetchError(f"{current}: HTTP {result.status}, server asks to retry after {result.wait:.0f}s",
-                                         retry_after=result.wait)
+                        raise FetchError(
+                            f"{current}: HTTP {result.status}, server asks to retry after {result.wait:.0f}s",
+                            retry_after=result.wait,
+                        )
                     waited, deadline = True, None  # the host's turn waits out the Retry-After; then one more try
                     continue
                 current = result

@@ -148,11 +148,22 @@ class InboundHandler:
             for _ in range(times):
                 self._count(source, "store unavailable")
         for source, new in stored.items():
-            log.info("message %s from <%s> for %s: %s (%d bytes)", key, sender, source, "stored" if new else "duplicate, kept once", len(content))
+            log.info(
+                "message %s from <%s> for %s: %s (%d bytes)",
+                key,
+                sender,
+                source,
+                "stored" if new else "duplicate, kept once",
+                len(content),
+            )
         if self.reply_delay:
             time.sleep(self.reply_delay)
-        return [("250 2.0.0 Stored" if stored.get(source, False) else "250 2.0.0 Already stored") if source else
-                leaving.get(r) or "450 4.1.1 Mailbox no longer here" for r, source in zip(recipients, sources)]
+        return [
+            ("250 2.0.0 Stored" if stored.get(source, False) else "250 2.0.0 Already stored")
+            if source
+            else leaving.get(r) or "450 4.1.1 Mailbox no longer here"
+            for r, source in zip(recipients, sources)
+        ]
 
     def _unsubscribe(self, sender: str, addresses: list[str]) -> dict[str, str]:
         """Unsubscribe the reader of each address whose token verifies (committed before the reply); address -> reply."""
@@ -206,8 +217,12 @@ class Listener:
 
         self.handler = InboundHandler(config, clock)
         self.server: MailServer = MailServer(
-            self.handler, listen=parse_listen(settings.listen) if settings.listen else None, lmtp=settings.lmtp,
-            hostname=settings.hostname, max_bytes=settings.max_bytes, tls=tls_context(settings),
+            self.handler,
+            listen=parse_listen(settings.listen) if settings.listen else None,
+            lmtp=settings.lmtp,
+            hostname=settings.hostname,
+            max_bytes=settings.max_bytes,
+            tls=tls_context(settings),
         )
 
     def start(self) -> str:
@@ -300,8 +315,11 @@ class ListenerProcess:
             return
         if time.monotonic() - self._started < self.RESTART_EVERY:
             return
-        log.error("inbound listener ended with exit code %s; starting it again", self.process.returncode,
-                  extra={"job": "inbound", "exit_code": self.process.returncode})
+        log.error(
+            "inbound listener ended with exit code %s; starting it again",
+            self.process.returncode,
+            extra={"job": "inbound", "exit_code": self.process.returncode},
+        )
         self.start()
 
     def reload(self, config: Config) -> None:

@@ -45,13 +45,21 @@ class History:
         A clock that was once ahead (a run with $DIGEST_NOW in the future, a host clock set back)
         leaves times the daemon would otherwise wait for; a server's Retry-After is meant to be ahead.
         """
+
         def past(kind: str, moments: dict[str, datetime | None]) -> dict[str, datetime | None]:
             kept: dict[str, datetime | None] = {}
             for name, moment in moments.items():
                 if moment is not None and moment > now:
-                    log.warning("%s %s: its last %s is recorded at %s, after now (%s): ignored, as if none had been "
-                                "(was the clock ahead?)", kind, name, "poll" if kind == "source" else "edition",
-                                moment.isoformat(), now.isoformat(), extra={"job": "plan", "target": name})
+                    log.warning(
+                        "%s %s: its last %s is recorded at %s, after now (%s): ignored, as if none had been "
+                        "(was the clock ahead?)",
+                        kind,
+                        name,
+                        "poll" if kind == "source" else "edition",
+                        moment.isoformat(),
+                        now.isoformat(),
+                        extra={"job": "plan", "target": name},
+                    )
                     moment = None
                 kept[name] = moment
             return kept
@@ -271,7 +279,9 @@ class PipelineWork:
         source at a time. The pipeline logs "source X polled: n new"."""
         done = self._begin(source)
         if done is None:
-            log.info("poll %s skipped: the previous one still runs", source, extra={"job": "poll", "target": source, "skipped": True})
+            log.info(
+                "poll %s skipped: the previous one still runs", source, extra={"job": "poll", "target": source, "skipped": True}
+            )
             return
         try:
             self._poll(config, source, now)
@@ -298,8 +308,15 @@ class PipelineWork:
         if source_config is None:  # removed by a reload while this job waited
             return
         with opened_store(config) as store:
-            pipeline.poll(config, store, [source_config], now, on_article=self._check_stop,
-                          fetcher=self._shared_fetcher(config, [source_config]), workers=self._summary_workers(config))
+            pipeline.poll(
+                config,
+                store,
+                [source_config],
+                now,
+                on_article=self._check_stop,
+                fetcher=self._shared_fetcher(config, [source_config]),
+                workers=self._summary_workers(config),
+            )
 
     def edition(self, config: Config, digest: str, now: datetime) -> None:
         """Poll the digest's sources not polled in the last minute, make one edition and deliver it

@@ -82,8 +82,10 @@ def unsubscribe_header(unsubscribe: str | Sequence[str]) -> str:
 def with_unsubscribe_link(parts: MailParts, url: str) -> MailParts:
     """The message with a visible unsubscribe link at the end of both its text and its HTML."""
     link = html.escape(url, quote=True)
-    footer = ('<p style="margin:24px 0 0;font-size:13px;color:#555">You get this because you subscribed. '
-              f'<a href="{link}" style="color:#555">Unsubscribe</a></p>')
+    footer = (
+        '<p style="margin:24px 0 0;font-size:13px;color:#555">You get this because you subscribed. '
+        f'<a href="{link}" style="color:#555">Unsubscribe</a></p>'
+    )
     body_end = parts.html.lower().rfind("</body>")
     page = parts.html[:body_end] + footer + parts.html[body_end:] if body_end >= 0 else parts.html + footer
     return replace(parts, text=f"{parts.text.rstrip()}\n\n--\nUnsubscribe: {url}\n", html=page)
@@ -130,8 +132,15 @@ HEADROOM = 1024
 
 def encoded_size(parts: MailParts, sender: str, digest_name: str, unsubscribe: str = "") -> int:
     """Bytes of the message as it goes over SMTP (quoted-printable, CRLF), plus HEADROOM."""
-    message = build_message(parts, sender=sender, recipient="reader@example.org", message_id=new_message_id(sender),
-                            date=datetime(2000, 1, 1, tzinfo=timezone.utc), digest_name=digest_name, unsubscribe=unsubscribe)
+    message = build_message(
+        parts,
+        sender=sender,
+        recipient="reader@example.org",
+        message_id=new_message_id(sender),
+        date=datetime(2000, 1, 1, tzinfo=timezone.utc),
+        digest_name=digest_name,
+        unsubscribe=unsubscribe,
+    )
     return len(message.as_bytes(policy=SMTP)) + HEADROOM
 
 

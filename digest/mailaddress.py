@@ -17,7 +17,7 @@ _DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0
 
 
 def new_address(name: str, domain: str) -> str:
-    """"NAME.<16 random characters>@DOMAIN"; ValueError when name or domain cannot be in an address."""
+    """ "NAME.<16 random characters>@DOMAIN"; ValueError when name or domain cannot be in an address."""
     local = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "letters"
     domain = domain.lower().strip()
     if not _LOCAL.match(local) or not _DOMAIN.match(domain):

@@ -22,8 +22,9 @@ from digest import config
 from digest.errors import ListenError
 from digest.smtpd import MailServer
 
+
 def parse_listen(text: str) -> tuple[str, int]:
-    """"HOST:PORT" -> (host, port); ValueError naming what is wrong."""
+    """ "HOST:PORT" -> (host, port); ValueError naming what is wrong."""
     return config.parse_listen(text)
 
 

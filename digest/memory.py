@@ -31,8 +31,14 @@ def fewer_malloc_arenas() -> None:
 
 # The thread-count variables of the BLAS builds numpy may load (OpenBLAS, MKL, BLIS, Apple's
 # Accelerate) and of OpenMP; each is read once, when its library loads.
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-                         "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+BLAS_THREAD_VARIABLES = (
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 
 
 def one_blas_thread() -> None:

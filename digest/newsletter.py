@@ -49,17 +49,58 @@ _WEAK_FOOTER = re.compile(
 )
 _BUTTONS = re.compile(r"^(share|like|comment|restack|reply|tweet|forward|read in app|subscribe|donate|\W|\d)+$", re.IGNORECASE)
 _SOCIAL_HOSTS = (
-    "twitter.com", "x.com", "facebook.com", "fb.com", "linkedin.com", "instagram.com", "youtube.com", "tiktok.com",
-    "mastodon.social", "threads.net", "bsky.app", "t.me", "reddit.com", "pinterest.com", "whatsapp.com", "wa.me",
+    "twitter.com",
+    "x.com",
+    "facebook.com",
+    "fb.com",
+    "linkedin.com",
+    "instagram.com",
+    "youtube.com",
+    "tiktok.com",
+    "mastodon.social",
+    "threads.net",
+    "bsky.app",
+    "t.me",
+    "reddit.com",
+    "pinterest.com",
+    "whatsapp.com",
+    "wa.me",
 )
 _TRACKER_HOSTS = (
-    "list-manage.com", "mcusercontent.com/track", "mandrillapp.com", "sendgrid.net", "mailgun.org", "mailgun.net",
-    "convertkit-mail.com", "convertkit-mail2.com", "substackcdn.com/open", "eotrx.substackcdn.com", "substack.com/o/",
-    "buttondown.email/emails", "mailtrack.io", "pstmrk.it", "exct.net", "exacttarget.com", "cmail19.com", "cmail20.com",
-    "createsend", "hubspotlinks.com", "hubspotemail.net", "google-analytics.com", "doubleclick.net", "pixel.wp.com",
-    "beehiiv.com/ss/o", "mail.beehiiv.com", "emltrk.com", "sparkpostmail.com", "klaviyo.com/open", "mlsend.com",
+    "list-manage.com",
+    "mcusercontent.com/track",
+    "mandrillapp.com",
+    "sendgrid.net",
+    "mailgun.org",
+    "mailgun.net",
+    "convertkit-mail.com",
+    "convertkit-mail2.com",
+    "substackcdn.com/open",
+    "eotrx.substackcdn.com",
+    "substack.com/o/",
+    "buttondown.email/emails",
+    "mailtrack.io",
+    "pstmrk.it",
+    "exct.net",
+    "exacttarget.com",
+    "cmail19.com",
+    "cmail20.com",
+    "createsend",
+    "hubspotlinks.com",
+    "hubspotemail.net",
+    "google-analytics.com",
+    "doubleclick.net",
+    "pixel.wp.com",
+    "beehiiv.com/ss/o",
+    "mail.beehiiv.com",
+    "emltrk.com",
+    "sparkpostmail.com",
+    "klaviyo.com/open",
+    "mlsend.com",
 )
-_TRACKER_PATHS = re.compile(r"(/open(\.php|\.gif)?(\b|/|\?)|/track/open|/wf/open|/o/[A-Za-z0-9_-]{12,}|pixel|beacon|/e/o/)", re.IGNORECASE)
+_TRACKER_PATHS = re.compile(
+    r"(/open(\.php|\.gif)?(\b|/|\?)|/track/open|/wf/open|/o/[A-Za-z0-9_-]{12,}|pixel|beacon|/e/o/)", re.IGNORECASE
+)
 _HIDDEN_STYLE = re.compile(
     r"display\s*:\s*none|visibility\s*:\s*hidden|mso-hide\s*:\s*all|opacity\s*:\s*0(\.0+)?\s*(;|$)|max-height\s*:\s*0(px)?\s*(;|$)"
     r"|font-size\s*:\s*[01](px)?\s*(;|$)|line-height\s*:\s*0(px)?\s*(;|$)|(^|;)\s*(width|height)\s*:\s*0(px)?\s*(;|$)",
@@ -67,8 +108,37 @@ _HIDDEN_STYLE = re.compile(
 )
 _HIDDEN_CLASS = re.compile(r"preheader|preview-?text|mcnPreviewText", re.IGNORECASE)
 _BLOCK_TAGS = {
-    "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "tr", "td", "th", "table",
-    "section", "article", "header", "footer", "main", "aside", "nav", "center", "dd", "dt", "figure", "figcaption", "hr",
+    "p",
+    "div",
+    "br",
+    "li",
+    "ul",
+    "ol",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "pre",
+    "tr",
+    "td",
+    "th",
+    "table",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "main",
+    "aside",
+    "nav",
+    "center",
+    "dd",
+    "dt",
+    "figure",
+    "figcaption",
+    "hr",
 }
 _VOID = {"br", "hr", "img"}
 _URL_IN_TEXT = re.compile(r"https?://[^\s<>\"')\]]+")
@@ -287,8 +357,10 @@ class _Reader(HTMLParser):
 
 
 def _is_hidden(attributes: dict[str, str]) -> bool:
-    return "hidden" in attributes or bool(_HIDDEN_STYLE.search(attributes.get("style", ""))) or bool(
-        _HIDDEN_CLASS.search(attributes.get("class", "") + " " + attributes.get("id", ""))
+    return (
+        "hidden" in attributes
+        or bool(_HIDDEN_STYLE.search(attributes.get("style", "")))
+        or bool(_HIDDEN_CLASS.search(attributes.get("class", "") + " " + attributes.get("id", "")))
     )
 
 

@@ -82,7 +82,9 @@ def sources_toml(feeds: Iterable[OpmlFeed], taken_names: set[str], known_urls: s
         name = source_name(feed.title, feed.url, taken_names)
         comment = f"# {feed.title}\n" if feed.title and feed.title != name else ""
         # JSON strings are valid TOML basic strings (the same escapes).
-        blocks.append(f'{comment}[[sources]]\nname = {json.dumps(name)}\ntype = "feed"\nurl = {json.dumps(feed.url, ensure_ascii=False)}\n')
+        blocks.append(
+            f'{comment}[[sources]]\nname = {json.dumps(name)}\ntype = "feed"\nurl = {json.dumps(feed.url, ensure_ascii=False)}\n'
+        )
     return "\n".join(blocks), len(blocks), duplicates
 
 

@@ -48,8 +48,13 @@ def newness(articles: Sequence[StoredArticle]) -> tuple[datetime, int]:
     return max((when(article), article.id) for article in articles)
 
 
-def arrange(stories: Sequence[Story], articles_of: Callable[[Story], Sequence[StoredArticle]], order: str, top: int,
-            source_order: Sequence[str]) -> list[Block[Story]]:
+def arrange(
+    stories: Sequence[Story],
+    articles_of: Callable[[Story], Sequence[StoredArticle]],
+    order: str,
+    top: int,
+    source_order: Sequence[str],
+) -> list[Block[Story]]:
     """The edition's sections: the `top` most important stories under TOP_HEADING (when top > 0), then
     the rest in one section by importance or newest first, or in one section per source (config
     order, sources the config does not know last, by name), newest first in each."""

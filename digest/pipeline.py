@@ -17,15 +17,35 @@ from typing import TYPE_CHECKING, Any
 
 from digest import audience
 from digest import deliver as outbox
-from digest.archive import HEADLINES as ARCHIVE_HEADLINES, TEMPLATE as ARCHIVE_TEMPLATE, Archive, ArchiveSettings, WriteReport, page_links
+from digest.archive import (
+    HEADLINES as ARCHIVE_HEADLINES,
+    TEMPLATE as ARCHIVE_TEMPLATE,
+    Archive,
+    ArchiveSettings,
+    WriteReport,
+    page_links,
+)
 from digest.compose import compose
 from digest.config import Config, DigestConfig, SourceConfig, SummaryConfig
 from digest.deliver import safe_name
 from digest.editions import make_edition
 from digest.errors import ConfigError, RenderError
 from digest.mail import MailParts, encoded_size
-from digest.models import (Delivery, DeliveryReport, Edition, EditionListing, EditionReport, RenderedEdition, RunReport, StoryCount,
-                           Section, SourceProblem, SourceReport, StoredArticle, Summary)
+from digest.models import (
+    Delivery,
+    DeliveryReport,
+    Edition,
+    EditionListing,
+    EditionReport,
+    RenderedEdition,
+    RunReport,
+    StoryCount,
+    Section,
+    SourceProblem,
+    SourceReport,
+    StoredArticle,
+    Summary,
+)
 from digest.poll import ArticleCallback, Poller, summary_workers
 from digest.render import TEMPLATE_NAMES, Renderer, renderer_for
 from digest.store import Store, open_store
@@ -45,13 +65,30 @@ def summarise_and_describe(text: str, settings: SummaryConfig, title: str, langu
     return summarise(text, settings, title=title, language=language), stories.dumps(stories.features(title, text))
 
 
-def poll(config: Config, store: Store, sources: Sequence[SourceConfig], now: datetime, *,
-         on_article: ArticleCallback | None = None, fetcher: Fetcher | None = None,
-         workers: Workers[Any, tuple[Summary, str]] | None = None, one_shot: bool = False) -> list[SourceReport]:
+def poll(
+    config: Config,
+    store: Store,
+    sources: Sequence[SourceConfig],
+    now: datetime,
+    *,
+    on_article: ArticleCallback | None = None,
+    fetcher: Fetcher | None = None,
+    workers: Workers[Any, tuple[Summary, str]] | None = None,
+    one_shot: bool = False,
+) -> list[SourceReport]:
     """Poll `sources` concurrently, summarising and storing each new article; failures are recorded, never raised.
     A long-lived caller (the daemon) shares one `fetcher` and one set of summary `workers` across its polls."""
-    poller = Poller(store, config.fetch, config.summary, summarise_and_describe, resolve_language,
-                    on_article=on_article, fetcher=fetcher, one_shot=one_shot, workers=workers)
+    poller = Poller(
+        store,
+        config.fetch,
+        config.summary,
+        summarise_and_describe,
+        resolve_language,
+        on_article=on_article,
+        fetcher=fetcher,
+        one_shot=one_shot,
+        workers=workers,
+    )
     return poller.poll_all(sources, now)
 
 
@@ -65,16 +102,21 @@ def make_editions(config: Config, store: Store, digests: Iterable[DigestConfig],
     reports = []
     for digest in digests:
         edition = make_edition(store, digest, [s.name for s in config.sources_of(digest)], now)
-        reports.append(EditionReport(digest.name, edition is not None, len(edition.articles) if edition else 0,
-                                     edition.waiting if edition else 0))
+        reports.append(
+            EditionReport(
+                digest.name, edition is not None, len(edition.articles) if edition else 0, edition.waiting if edition else 0
+            )
+        )
     return reports
 
 
 def make_subscriber_editions(config: Config, store: Store, digest: DigestConfig, now: datetime) -> list[EditionReport]:
     """Make the editions owed to the digest's subscribers at `now` (their own times), one per group of readers."""
     made = audience.make_editions(store, digest, [s.name for s in config.sources_of(digest)], now)
-    return [EditionReport(digest.name, group.articles > 0, group.articles, subscribers=group.subscribers,
-                          due=group.slot.isoformat()) for group in made]
+    return [
+        EditionReport(digest.name, group.articles > 0, group.articles, subscribers=group.subscribers, due=group.slot.isoformat())
+        for group in made
+    ]
 
 
 def subscriber_editions_and_delivery(config: Config, store: Store, digest: DigestConfig, now: datetime) -> list[EditionReport]:
@@ -85,8 +127,9 @@ def subscriber_editions_and_delivery(config: Config, store: Store, digest: Diges
     return made
 
 
-def deliver(config: Config, store: Store, now: datetime, honour_backoff: bool,
-            lease: timedelta = outbox.DELIVERY_LEASE) -> list[DeliveryReport]:
+def deliver(
+    config: Config, store: Store, now: datetime, honour_backoff: bool, lease: timedelta = outbox.DELIVERY_LEASE
+) -> list[DeliveryReport]:
     """Try the outbox: every pending delivery, or only those whose backoff has passed; each claimed for `lease`."""
     rendered: dict[tuple[int, str], tuple[RenderedEdition, datetime]] = {}
 
@@ -120,10 +163,13 @@ def archive(config: Config, store: Store, digest: DigestConfig, output_dir: Path
     renderer = renderer_for(digest.templates)
     with store.transaction():
         feed_id = store.feed_id(digest.name)
-    settings = ArchiveSettings(digest.name, output_dir / safe_name(digest.name), digest.base_url, digest.feed_size,
-                               digest.timezone)
+    settings = ArchiveSettings(
+        digest.name, output_dir / safe_name(digest.name), digest.base_url, digest.feed_size, digest.timezone
+    )
     return Archive(
-        settings, store.edition_listing(digest.name, ARCHIVE_HEADLINES), feed_id,
+        settings,
+        store.edition_listing(digest.name, ARCHIVE_HEADLINES),
+        feed_id,
         page=lambda listed: render_page(config, store, digest, store.edition(listed.id)),
         list_page=lambda context: renderer.render(ARCHIVE_TEMPLATE, context),
         stories=partial(_listed_stories, config, store, digest),
@@ -176,8 +222,9 @@ def prune(config: Config, store: Store, now: datetime) -> int:
     return pruned
 
 
-def render(config: Config, store: Store, digest: DigestConfig, edition: Edition, formats: tuple[str, ...],
-           lazy: bool = False) -> RenderedEdition:
+def render(
+    config: Config, store: Store, digest: DigestConfig, edition: Edition, formats: tuple[str, ...], lazy: bool = False
+) -> RenderedEdition:
     """Compose and render an edition in the given formats, with the digest's failing sources."""
     renderer = renderer_for(digest.templates)
     return renderer.render_edition(formats, digest.subject, _context(config, store, digest, edition), lazy)
@@ -221,8 +268,15 @@ def _sections(config: Config, store: Store, digest: DigestConfig, edition: Editi
     shown: list[tuple[StoredArticle, datetime]] = []
     if digest.group_stories:
         shown = store.shown_before(digest.name, edition.created, edition.created - digest.story_window)
-    return compose(edition, [s.name for s in config.sources_of(digest)], digest.group_stories, shown, digest.story_window,
-                   digest.order, digest.top)
+    return compose(
+        edition,
+        [s.name for s in config.sources_of(digest)],
+        digest.group_stories,
+        shown,
+        digest.story_window,
+        digest.order,
+        digest.top,
+    )
 
 
 def _context(config: Config, store: Store, digest: DigestConfig, edition: Edition) -> dict[str, Any]:
@@ -257,9 +311,17 @@ def sample_edition(config: Config, digest: DigestConfig) -> tuple[Edition, list[
     what check_templates renders each template with, so every variable a template uses is tried."""
     moment = datetime(2026, 1, 2, 7, 0, tzinfo=timezone.utc)
     source = next((s.name for s in config.sources_of(digest)), "example")
-    article = StoredArticle(id=1, source=source, title="A sample article", url="https://example.org/sample",
-                            published=moment, author="A. Writer", language="english",
-                            summary=("The first sentence of a sample summary.", "Its second sentence."), fetched=moment)
+    article = StoredArticle(
+        id=1,
+        source=source,
+        title="A sample article",
+        url="https://example.org/sample",
+        published=moment,
+        author="A. Writer",
+        language="english",
+        summary=("The first sentence of a sample summary.", "Its second sentence."),
+        fetched=moment,
+    )
     edition = Edition(digest=digest.name, created=moment, articles=(article,), id=None, waiting=1)
     return edition, [SourceProblem(source, moment, "http://example.org/feed: HTTP 500")]
 
@@ -273,8 +335,9 @@ def check_templates(config: Config, digests: Sequence[DigestConfig] | None = Non
         try:
             renderer = renderer_for(digest.templates)
             edition, problems = sample_edition(config, digest)
-            sections = compose(edition, [s.name for s in config.sources_of(digest)], digest.group_stories,
-                               order=digest.order, top=digest.top)
+            sections = compose(
+                edition, [s.name for s in config.sources_of(digest)], digest.group_stories, order=digest.order, top=digest.top
+            )
             renderer.check(digest.subject, renderer.context(digest.name, digest.timezone, edition, sections, problems))
             if digest.output_dir is not None and digest.archive:
                 _check_archive_template(renderer, digest, digest.output_dir, edition)
@@ -284,12 +347,25 @@ def check_templates(config: Config, digests: Sequence[DigestConfig] | None = Non
 
 def _check_archive_template(renderer: Renderer, digest: DigestConfig, output_dir: Path, edition: Edition) -> None:
     """Render the archive's index and month pages of a one-edition sample archive (nothing written)."""
-    listing = [EditionListing(0, "urn:uuid:00000000-0000-4000-8000-000000000000", edition.created, len(edition.articles),
-                              tuple(a.title for a in edition.articles[:ARCHIVE_HEADLINES]))]
-    settings = ArchiveSettings(digest.name, output_dir / safe_name(digest.name), digest.base_url, digest.feed_size,
-                               digest.timezone)
-    Archive(settings, listing, "urn:uuid:00000000-0000-4000-8000-000000000001", page=lambda listed: "",
-            list_page=lambda context: renderer.render(ARCHIVE_TEMPLATE, context)).render_lists()
+    listing = [
+        EditionListing(
+            0,
+            "urn:uuid:00000000-0000-4000-8000-000000000000",
+            edition.created,
+            len(edition.articles),
+            tuple(a.title for a in edition.articles[:ARCHIVE_HEADLINES]),
+        )
+    ]
+    settings = ArchiveSettings(
+        digest.name, output_dir / safe_name(digest.name), digest.base_url, digest.feed_size, digest.timezone
+    )
+    Archive(
+        settings,
+        listing,
+        "urn:uuid:00000000-0000-4000-8000-000000000001",
+        page=lambda listed: "",
+        list_page=lambda context: renderer.render(ARCHIVE_TEMPLATE, context),
+    ).render_lists()
 
 
 def run(config: Config, now: datetime, digest_name: str | None = None, on_article: ArticleCallback | None = None) -> RunReport:

@@ -142,8 +142,10 @@ class Poller:
     def poll_all(self, source_configs: Sequence[SourceConfig], now: datetime) -> list[SourceReport]:
         """Poll sources concurrently and store their articles as they come; a source's failure is
         recorded on it, never raised. A source a server asked to wait (Retry-After) is skipped until then."""
-        reports = {s.name: SourceReport(name=s.name, backfill=duration_text(getattr(s, "backfill", timedelta(0))))
-                   for s in source_configs}
+        reports = {
+            s.name: SourceReport(name=s.name, backfill=duration_text(getattr(s, "backfill", timedelta(0))))
+            for s in source_configs
+        }
         contexts: dict[str, PollContext] = {}
         for source_config in source_configs:
             state = self.store.source_state(source_config.name)
@@ -165,8 +167,9 @@ class Poller:
             log.info("source %s polled: %s%s", report.name, report.outcome(), f"; error: {report.error}" if report.error else "")
         return [reports[s.name] for s in source_configs]
 
-    def _poll_due(self, due: list[SourceConfig], contexts: dict[str, PollContext],
-                  reports: dict[str, SourceReport], now: datetime) -> None:
+    def _poll_due(
+        self, due: list[SourceConfig], contexts: dict[str, PollContext], reports: dict[str, SourceReport], now: datetime
+    ) -> None:
         """Run one worker per due source (bounded pool) and consume their articles here."""
         if not due:
             return
@@ -184,8 +187,15 @@ class Poller:
                 cancelled.set()  # a worker still producing (after a store error) stops
                 writes.commit()  # what was stored stays stored, even when stopped midway
 
-    def _consume(self, events: queue.Queue[_Event], sources: int, reports: dict[str, SourceReport],
-                 contexts: dict[str, PollContext], now: datetime, writes: WriteBatch) -> None:
+    def _consume(
+        self,
+        events: queue.Queue[_Event],
+        sources: int,
+        reports: dict[str, SourceReport],
+        contexts: dict[str, PollContext],
+        now: datetime,
+        writes: WriteBatch,
+    ) -> None:
         """Summarise new articles on the worker processes and store them in the order they came;
         record each source's poll when it ends, after its articles."""
         arrivals = self._arrivals(events, sources, reports, writes)
@@ -205,8 +215,9 @@ class Poller:
             if not_before:
                 report.waiting_until = not_before.isoformat()
 
-    def _arrivals(self, events: queue.Queue[_Event], sources: int, reports: dict[str, SourceReport],
-                  writes: WriteBatch) -> Iterator[_Event]:
+    def _arrivals(
+        self, events: queue.Queue[_Event], sources: int, reports: dict[str, SourceReport], writes: WriteBatch
+    ) -> Iterator[_Event]:
         """The polling threads' events until every source ended, less the articles already stored."""
         while sources:
             if events.empty():
@@ -232,8 +243,7 @@ class Poller:
             language = self.resolve_language(article.body, self.summary.language, article.language)
         return (article.body, self.summary, article.title, language)
 
-    def _store_article(self, article: Article, summary: Outcome, report: SourceReport, now: datetime,
-                       writes: WriteBatch) -> None:
+    def _store_article(self, article: Article, summary: Outcome, report: SourceReport, now: datetime, writes: WriteBatch) -> None:
         if isinstance(summary, DigestError):
             report.error = str(summary)
             return

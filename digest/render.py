@@ -94,15 +94,24 @@ class Renderer:
         self.environment.filters["markdown_text"] = _markdown_text
         self.environment.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": False}
 
-    def context(self, digest_name: str, timezone_name: str, edition: Edition, sections: list[Section],
-                problems: Sequence[SourceProblem] = ()) -> dict[str, Any]:
+    def context(
+        self,
+        digest_name: str,
+        timezone_name: str,
+        edition: Edition,
+        sections: list[Section],
+        problems: Sequence[SourceProblem] = (),
+    ) -> dict[str, Any]:
         """The variables every template sees."""
         zone = ZoneInfo(timezone_name)
         local: datetime = edition.created.astimezone(zone)
         return {
             "problems": [
-                {"source": p.source, "since": p.since.astimezone(zone).strftime("%Y-%m-%d %H:%M") if p.since else "",
-                 "error": p.error}
+                {
+                    "source": p.source,
+                    "since": p.since.astimezone(zone).strftime("%Y-%m-%d %H:%M") if p.since else "",
+                    "error": p.error,
+                }
                 for p in problems
             ],
             "digest": {"name": digest_name, "timezone": timezone_name},
@@ -174,7 +183,9 @@ class Renderer:
             bodies = {fmt: self.render(TEMPLATE_NAMES[fmt], context) for fmt in formats}
         return RenderedEdition(subject=self.render_string(subject, context), bodies=bodies)
 
-    def render_email(self, subject: str, context: dict[str, Any], fits: Callable[[RenderedEdition], bool] | None = None) -> RenderedEdition:
+    def render_email(
+        self, subject: str, context: dict[str, Any], fits: Callable[[RenderedEdition], bool] | None = None
+    ) -> RenderedEdition:
         """The edition as an email: subject, plain text ("txt") and HTML with inlined CSS ("html").
 
         With `fits` (is this message small enough?), an edition too big for it keeps every
@@ -237,19 +248,28 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def json_document(digest_name: str, edition: Edition, sections: Sequence[Section],
-                  problems: Sequence[SourceProblem]) -> dict[str, Any]:
+def json_document(
+    digest_name: str, edition: Edition, sections: Sequence[Section], problems: Sequence[SourceProblem]
+) -> dict[str, Any]:
     """The edition as the stable JSON format for programs (README, "An edition as JSON")."""
     return {
         "digest": digest_name,
         "edition": edition.id,
         "created": edition.created.isoformat(),
         "stories": [
-            {"title": story.lead.title, "section": section.heading, "sources": len({a.source for a in story.articles}),
-             "summary": list(story.lead.summary), "follow_up_of": _iso(story.follows_up),
-             "articles": [{"source": a.source, "title": a.title, "link": http_url(a.url) or None, "published": _iso(a.published)}
-                          for a in story.articles]}
-            for section in sections for story in section.stories
+            {
+                "title": story.lead.title,
+                "section": section.heading,
+                "sources": len({a.source for a in story.articles}),
+                "summary": list(story.lead.summary),
+                "follow_up_of": _iso(story.follows_up),
+                "articles": [
+                    {"source": a.source, "title": a.title, "link": http_url(a.url) or None, "published": _iso(a.published)}
+                    for a in story.articles
+                ],
+            }
+            for section in sections
+            for story in section.stories
         ],
         "sources_with_problems": [{"source": p.source, "since": _iso(p.since), "error": p.error} for p in problems],
     }
@@ -297,7 +317,15 @@ def headlines_of(sections: Sequence[Section]) -> dict[str, Any]:
     """What opens every edition: `headlines`, one per story in edition order (its number, its lead's title,
     source and article id: the entry's anchor is `story-<id>`; how many sources report it; whether it
     follows up an earlier edition's story), and `numbers`, each story's number by that id."""
-    headlines = [{"number": number, "title": story.lead.title, "source": story.lead.source, "id": story.lead.id,
-                  "sources": len({a.source for a in story.articles}), "follow_up": story.follows_up is not None}
-                 for number, story in enumerate((story for section in sections for story in section.stories), 1)]
+    headlines = [
+        {
+            "number": number,
+            "title": story.lead.title,
+            "source": story.lead.source,
+            "id": story.lead.id,
+            "sources": len({a.source for a in story.articles}),
+            "follow_up": story.follows_up is not None,
+        }
+        for number, story in enumerate((story for section in sections for story in section.stories), 1)
+    ]
     return {"headlines": headlines, "numbers": {headline["id"]: headline["number"] for headline in headlines}}

@@ -33,30 +33,123 @@ _VOID = frozenset("area base br col embed hr img input link meta param source tr
 # Everything else (< > " ' ` \ { } | ^ space, non-ASCII) is percent-encoded as UTF-8.
 _URL_KEEP = "!#$%&()*+,-./:;=?@[]_~"
 _BLOCKS = {
-    "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
-    "pre", "tr", "table", "section", "article", "header", "footer", "dd", "dt", "figure", "figcaption", "hr",
+    "p",
+    "div",
+    "br",
+    "li",
+    "ul",
+    "ol",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "pre",
+    "tr",
+    "table",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "dd",
+    "dt",
+    "figure",
+    "figcaption",
+    "hr",
 }
 _BLOCK_TAG = re.compile(r"</?(" + "|".join(sorted(_BLOCKS)) + r")\s*/?>", re.IGNORECASE)
 _ANY_TAG = re.compile(r"<[^>]*>")
 # Query parameters that only track who clicked: dropped from feed and page links (their identity).
-_CLICK_TRACKING = r"utm_\w+|fbclid|gclid|dclid|msclkid|yclid|mc_cid|mc_eid|_hsenc|_hsmi|igshid|mkt_tok|oly_anon_id|oly_enc_id|vero_id|wt_mc|__s"
+_CLICK_TRACKING = (
+    r"utm_\w+|fbclid|gclid|dclid|msclkid|yclid|mc_cid|mc_eid|_hsenc|_hsmi|igshid|mkt_tok|oly_anon_id|oly_enc_id|vero_id|wt_mc|__s"
+)
 TRACKING = re.compile(rf"^({_CLICK_TRACKING})$", re.IGNORECASE)
 # In an email also the per-reader parameters newsletter platforms add (Substack's `r`, `token`, ...).
 _NEWSLETTER_TRACKING = re.compile(
     rf"^({_CLICK_TRACKING}|ck_subscriber_id|r|s|token|triedRedirect|publication_id|post_id|isFreemail|utm)$", re.IGNORECASE
 )
 _EMAIL_TAGS = {
-    "a", "abbr", "b", "blockquote", "br", "center", "cite", "code", "dd", "div", "dl", "dt", "em", "figcaption", "figure",
-    "font", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "ol", "p", "pre", "q", "s", "section", "small",
-    "span", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul", "article", "header",
-    "footer", "main", "aside", "nav",
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "center",
+    "cite",
+    "code",
+    "dd",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "figcaption",
+    "figure",
+    "font",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "img",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "q",
+    "s",
+    "section",
+    "small",
+    "span",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "tr",
+    "u",
+    "ul",
+    "article",
+    "header",
+    "footer",
+    "main",
+    "aside",
+    "nav",
 }
 _EMAIL_ATTRIBUTES = {
     "*": {"style", "class", "id", "hidden", "width", "height"},
     "a": {"href"},
     "img": {"src", "alt"},
 }
-_TEXT_TAGS = _BLOCKS | {"span", "a", "em", "strong", "b", "i", "u", "code", "td", "th", "small", "sub", "sup", "abbr", "q", "cite", "dl", "tbody", "thead"}
+_TEXT_TAGS = _BLOCKS | {
+    "span",
+    "a",
+    "em",
+    "strong",
+    "b",
+    "i",
+    "u",
+    "code",
+    "td",
+    "th",
+    "small",
+    "sub",
+    "sup",
+    "abbr",
+    "q",
+    "cite",
+    "dl",
+    "tbody",
+    "thead",
+}
 
 
 def clean_url(url: str | None, base: str | None = None) -> str | None:
@@ -157,7 +250,7 @@ def _flatten_deep(fragment: str) -> str:
             open_count[name] = open_count.get(name, 0) + 1
             deep = len(stack) > MAX_DEPTH
         if deep:
-            pieces.append(fragment[kept:match.start()])
+            pieces.append(fragment[kept : match.start()])
             kept = match.end()
     pieces.append(fragment[kept:])
     return "".join(pieces)
@@ -194,14 +287,20 @@ def without_parameters(url: str, tracking: re.Pattern[str], keep_fragment: bool)
     for scheme, port in (("http", ":80"), ("https", ":443")):
         if parts.scheme.lower() == scheme and netloc.endswith(port):
             netloc = netloc[: -len(port)]
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", urlencode(query), parts.fragment if keep_fragment else ""))
+    return urlunsplit(
+        (parts.scheme.lower(), netloc, parts.path or "/", urlencode(query), parts.fragment if keep_fragment else "")
+    )
 
 
 def email_html(document: str) -> str:
     """A newsletter's HTML, well-formed, without scripts, styles, heads or comments, keeping
     the attributes that tell hidden text and tracking pixels apart (style, class, sizes)."""
     return nh3.clean(
-        document, tags=_EMAIL_TAGS, attributes=_EMAIL_ATTRIBUTES, strip_comments=True, link_rel=None,
+        document,
+        tags=_EMAIL_TAGS,
+        attributes=_EMAIL_ATTRIBUTES,
+        strip_comments=True,
+        link_rel=None,
         clean_content_tags={"script", "style", "title", "noscript", "template", "head", "xml"},
         url_schemes={"http", "https", "mailto"},
     )

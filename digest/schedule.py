@@ -77,8 +77,10 @@ def parse_schedule(text: str) -> Schedule:
     normalised = tuple(_cron_field(part, *spec) for part, spec in zip(parts, _FIELDS))
     schedule = Schedule(text=cleaned, cron=normalised)  # type: ignore[arg-type]
     if not schedule.day_or_weekday and not _some_day_matches(*normalised[2:]):
-        raise ValueError(f"{text!r} never fires: no date has that day of month in that month"
-                         f"{'' if normalised[4] == '*' else ' on that day of week'}")
+        raise ValueError(
+            f"{text!r} never fires: no date has that day of month in that month"
+            f"{'' if normalised[4] == '*' else ' on that day of week'}"
+        )
     return schedule
 
 
@@ -86,6 +88,7 @@ def _some_day_matches(days: str, months: str, weekdays: str) -> bool:
     """True when some date has a day, month and weekday (0 = Sunday) from these cron fields.
 
     28 years from a leap year hold every date of the year on every weekday (Feb 29 included)."""
+
     def values(field: str, everything: range) -> set[int]:
         return set(everything) if field == "*" else {int(v) for v in field.split(",")}
 

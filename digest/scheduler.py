@@ -161,7 +161,9 @@ def plan(config: Config, history: History, now: datetime) -> list[PlannedJob]:
     for source in config.sources:
         first = next_poll(source, history.last_polls.get(source.name), now, history.polls_not_before.get(source.name))
         trigger = IntervalTrigger(
-            seconds=source.interval.total_seconds(), start_date=first, timezone=timezone.utc,
+            seconds=source.interval.total_seconds(),
+            start_date=first,
+            timezone=timezone.utc,
             jitter=poll_jitter(source).total_seconds(),
         )
         jobs.append(PlannedJob(f"poll:{source.name}", "poll", source.name, first, trigger))
@@ -172,14 +174,35 @@ def plan(config: Config, history: History, now: datetime) -> list[PlannedJob]:
         jobs.append(PlannedJob(f"edition:{digest.name}", "edition", digest.name, first, edition_trigger(digest, first)))
     for digest in config.digests:  # each subscriber's own time: due readers are looked for every minute
         first = now + timedelta(milliseconds=3)
-        jobs.append(PlannedJob(f"subscribers:{digest.name}", "subscribers", digest.name, first,
-                               IntervalTrigger(seconds=SUBSCRIBERS_EVERY.total_seconds(), start_date=first, timezone=timezone.utc)))
+        jobs.append(
+            PlannedJob(
+                f"subscribers:{digest.name}",
+                "subscribers",
+                digest.name,
+                first,
+                IntervalTrigger(seconds=SUBSCRIBERS_EVERY.total_seconds(), start_date=first, timezone=timezone.utc),
+            )
+        )
     outbox_first = now + timedelta(milliseconds=2)
-    jobs.append(PlannedJob("outbox", "outbox", "", outbox_first,
-                           IntervalTrigger(seconds=OUTBOX_EVERY.total_seconds(), start_date=outbox_first, timezone=timezone.utc)))
+    jobs.append(
+        PlannedJob(
+            "outbox",
+            "outbox",
+            "",
+            outbox_first,
+            IntervalTrigger(seconds=OUTBOX_EVERY.total_seconds(), start_date=outbox_first, timezone=timezone.utc),
+        )
+    )
     prune_first = now + timedelta(minutes=1)  # after start-up's polls and catch-up editions
-    jobs.append(PlannedJob("prune", "prune", "", prune_first,
-                           IntervalTrigger(seconds=PRUNE_EVERY.total_seconds(), start_date=prune_first, timezone=timezone.utc)))
+    jobs.append(
+        PlannedJob(
+            "prune",
+            "prune",
+            "",
+            prune_first,
+            IntervalTrigger(seconds=PRUNE_EVERY.total_seconds(), start_date=prune_first, timezone=timezone.utc),
+        )
+    )
     return jobs
 
 
@@ -202,8 +225,10 @@ class Daemon:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=EDITION_THREADS),
-                       "polls": ThreadPoolExecutor(max_workers=config.fetch.concurrency)},
+            executors={
+                "default": ThreadPoolExecutor(max_workers=EDITION_THREADS),
+                "polls": ThreadPoolExecutor(max_workers=config.fetch.concurrency),
+            },
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=timezone.utc,
         )
@@ -213,8 +238,12 @@ class Daemon:
 
     def _on_skipped(self, event: JobSubmissionEvent) -> None:
         kind, _, name = event.job_id.partition(":")
-        log.info("%s %s skipped: the previous one is still queued or running", kind, name,
-                 extra={"job": kind, "target": name, "skipped": True})
+        log.info(
+            "%s %s skipped: the previous one is still queued or running",
+            kind,
+            name,
+            extra={"job": kind, "target": name, "skipped": True},
+        )
 
     def schedule(self, now: datetime) -> list[PlannedJob]:
         """Replace every job with those planned from the config and the store's history."""
@@ -222,8 +251,13 @@ class Daemon:
         self.scheduler.remove_all_jobs()
         for job in jobs:
             self.scheduler.add_job(
-                self._run, job.trigger, args=(job.kind, job.name), id=job.id, name=job.id,
-                next_run_time=job.first_run, executor="polls" if job.kind == "poll" else "default",
+                self._run,
+                job.trigger,
+                args=(job.kind, job.name),
+                id=job.id,
+                name=job.id,
+                next_run_time=job.first_run,
+                executor="polls" if job.kind == "poll" else "default",
             )
         return jobs
 
@@ -256,7 +290,12 @@ class Daemon:
             else:
                 self.work.prune(config, now)
         except StopRequested:
-            log.info("%s %s stopped early: what it stored is kept, the rest comes next time", kind, name, extra={"job": kind, "target": name})
+            log.info(
+                "%s %s stopped early: what it stored is kept, the rest comes next time",
+                kind,
+                name,
+                extra={"job": kind, "target": name},
+            )
         except DigestError as error:
             log.error("%s %s failed: %s", kind, name or "", error, extra={"job": kind, "target": name, "error": str(error)})
         except Exception as error:  # a bug in one job must not kill the daemon
@@ -273,14 +312,18 @@ class Daemon:
             log.error("config not reloaded, keeping the running one: %s", error, extra={"job": "reload"})
             return False
         if new.store.path != self.config.store.path:
-            log.error("config not reloaded: store.path changed (%s); restart the daemon to move stores",
-                      new.store.path, extra={"job": "reload"})
+            log.error(
+                "config not reloaded: store.path changed (%s); restart the daemon to move stores",
+                new.store.path,
+                extra={"job": "reload"},
+            )
             return False
         self.config = new
         self.schedule(self.clock())
         self._run_listener()
-        log.info("config reloaded from %s: %d sources, %d digests", path, len(new.sources), len(new.digests),
-                 extra={"job": "reload"})
+        log.info(
+            "config reloaded from %s: %d sources, %d digests", path, len(new.sources), len(new.digests), extra={"job": "reload"}
+        )
         return True
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
@@ -298,9 +341,14 @@ class Daemon:
         signal.signal(signal.SIGHUP, self._on_reload)
         now = self.clock()
         jobs = self.schedule(now)
-        log.info("daemon started, PID %d: %d sources, %d digests, store %s", os.getpid(),
-                 len(self.config.sources), len(self.config.digests), self.config.store.path,
-                 extra={"job": "start", "jobs": len(jobs)})
+        log.info(
+            "daemon started, PID %d: %d sources, %d digests, store %s",
+            os.getpid(),
+            len(self.config.sources),
+            len(self.config.digests),
+            self.config.store.path,
+            extra={"job": "start", "jobs": len(jobs)},
+        )
         for job in jobs:
             if job.kind == "edition":
                 catching_up = job.first_run - now < timedelta(seconds=1)
@@ -353,8 +401,12 @@ class Daemon:
             self.work.hand_back(self.config)
         except DigestError as error:
             log.error("could not hand back the delivery leases: %s", error, extra={"job": "stop"})
-        log.warning("a job still ran after %.0f s; exiting anyway: its open transaction rolls back "
-                    "and an unconfirmed delivery is retried at the next start", STOP_GRACE_SECONDS, extra={"job": "stop"})
+        log.warning(
+            "a job still ran after %.0f s; exiting anyway: its open transaction rolls back "
+            "and an unconfirmed delivery is retried at the next start",
+            STOP_GRACE_SECONDS,
+            extra={"job": "stop"},
+        )
         logging.shutdown()
         sys.stderr.flush()
         os._exit(0)
@@ -382,4 +434,3 @@ def upcoming(config: Config, history: History, now: datetime) -> dict[str, dict[
             for s in config.sources
         },
     }
-

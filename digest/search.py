@@ -51,8 +51,9 @@ def parse_since(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def search(store: Store, query: str, digest: str | None = None, since: datetime | None = None,
-           limit: int = DEFAULT_LIMIT) -> list[SearchHit]:
+def search(
+    store: Store, query: str, digest: str | None = None, since: datetime | None = None, limit: int = DEFAULT_LIMIT
+) -> list[SearchHit]:
     """The best `limit` articles holding every word of `query`, best first, with their editions."""
     return store.search(query_words(query), digest, since, limit)
 
@@ -70,8 +71,10 @@ class Pages:
         paths: dict[int, tuple[str, str]] = {}
         for digest in config.digests:
             if digest.name in wanted and digest.output_dir is not None and digest.archive:
-                paths.update((edition_id, (digest.name, page))
-                             for edition_id, page in page_names(store.edition_listing(digest.name, 0)).items())
+                paths.update(
+                    (edition_id, (digest.name, page))
+                    for edition_id, page in page_names(store.edition_listing(digest.name, 0)).items()
+                )
         return cls(paths)
 
     def page(self, edition_id: int) -> str | None:
@@ -84,11 +87,16 @@ def hit_document(hit: SearchHit, pages: Pages) -> dict[str, Any]:
     """One result as `digest search --json` prints it (README, "Search")."""
     article = hit.article
     return {
-        "title": article.title, "source": article.source, "link": http_url(article.url) or None,
+        "title": article.title,
+        "source": article.source,
+        "link": http_url(article.url) or None,
         "published": article.published.isoformat() if article.published else None,
-        "excerpt": hit.excerpt, "rank": hit.rank,
-        "editions": [{"digest": ref.digest, "edition": ref.id, "created": ref.created.isoformat(), "page": pages.page(ref.id)}
-                     for ref in hit.editions],
+        "excerpt": hit.excerpt,
+        "rank": hit.rank,
+        "editions": [
+            {"digest": ref.digest, "edition": ref.id, "created": ref.created.isoformat(), "page": pages.page(ref.id)}
+            for ref in hit.editions
+        ],
     }
 
 
@@ -108,8 +116,14 @@ def endpoints(config: Config) -> list[Endpoint]:
 def results_page(config: Config, digest: DigestConfig, query: str, since_text: str) -> WebReply:
     """The search page of one digest's archive: the form, then the results or one line saying what is wrong."""
     zone = ZoneInfo(digest.timezone)
-    context: dict[str, Any] = {"digest": {"name": digest.name, "timezone": digest.timezone}, "query": query,
-                               "since": since_text, "error": "", "results": [], "searched": bool(query.strip())}
+    context: dict[str, Any] = {
+        "digest": {"name": digest.name, "timezone": digest.timezone},
+        "query": query,
+        "since": since_text,
+        "error": "",
+        "results": [],
+        "searched": bool(query.strip()),
+    }
     status = 200
     if context["searched"]:
         try:
@@ -137,8 +151,14 @@ def _web_result(hit: SearchHit, pages: Pages, digest: str, zone: ZoneInfo) -> di
     article = hit.article
     when = article.published or article.fetched
     return {
-        "title": article.title, "link": http_url(article.url), "source": article.source,
-        "date": when.astimezone(zone).strftime("%Y-%m-%d"), "excerpt": hit.excerpt,
-        "editions": [{"label": ref.created.astimezone(zone).strftime("%Y-%m-%d %H:%M"), "href": pages.page(ref.id) or ""}
-                     for ref in hit.editions if ref.digest == digest],
+        "title": article.title,
+        "link": http_url(article.url),
+        "source": article.source,
+        "date": when.astimezone(zone).strftime("%Y-%m-%d"),
+        "excerpt": hit.excerpt,
+        "editions": [
+            {"label": ref.created.astimezone(zone).strftime("%Y-%m-%d %H:%M"), "href": pages.page(ref.id) or ""}
+            for ref in hit.editions
+            if ref.digest == digest
+        ],
     }

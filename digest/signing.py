@@ -17,8 +17,19 @@ from dkim.crypto import UnparsableKeyError, parse_pem_private_key
 from digest.errors import TemporaryDeliveryError
 
 SIGNED_HEADERS = (
-    "From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post", "List-Id",
-    "Auto-Submitted", "MIME-Version", "Content-Type", "Reply-To", "Cc",
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "List-Id",
+    "Auto-Submitted",
+    "MIME-Version",
+    "Content-Type",
+    "Reply-To",
+    "Cc",
 )
 _RSA_ENCRYPTION = bytes.fromhex("06092a864886f70d010101")  # the OID 1.2.840.113549.1.1.1
 
@@ -48,8 +59,12 @@ class Signer:
         """The message with a DKIM-Signature header on top."""
         try:
             signature = dkim.sign(
-                message, self.selector.encode(), self.domain.encode("idna"), self.key,
-                canonicalize=(b"relaxed", b"relaxed"), include_headers=[h.encode() for h in SIGNED_HEADERS],
+                message,
+                self.selector.encode(),
+                self.domain.encode("idna"),
+                self.key,
+                canonicalize=(b"relaxed", b"relaxed"),
+                include_headers=[h.encode() for h in SIGNED_HEADERS],
             )
         except dkim.DKIMException as error:
             raise TemporaryDeliveryError(f"DKIM signing failed: {error}") from None

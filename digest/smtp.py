@@ -64,7 +64,7 @@ def _start(client: smtplib.SMTP, config: SmtpConfig, steps: list[str]) -> None:
     _expect(client.ehlo())
     if config.security == "starttls":
         if not client.has_extn("starttls"):
-            raise TemporaryDeliveryError(f"{where} does not offer STARTTLS (security = \"starttls\"); nothing sent in clear")
+            raise TemporaryDeliveryError(f'{where} does not offer STARTTLS (security = "starttls"); nothing sent in clear')
         client.starttls(context=tls_context(config))
         _expect(client.ehlo())
         steps.append("started TLS")
@@ -73,7 +73,7 @@ def _start(client: smtplib.SMTP, config: SmtpConfig, steps: list[str]) -> None:
         if not password:
             raise TemporaryDeliveryError(f"no SMTP password: environment variable {config.password_env} is not set")
         if not client.has_extn("auth"):
-            raise TemporaryDeliveryError(f"{where} offers no AUTH on this connection (try security = \"starttls\" or \"tls\")")
+            raise TemporaryDeliveryError(f'{where} offers no AUTH on this connection (try security = "starttls" or "tls")')
         client.login(config.username, password)
         steps.append(f"logged in as {config.username}")
 
@@ -160,7 +160,9 @@ class SmtpSession:
             raise reply_error(error.smtp_code, error.smtp_error, "DATA") from None
         except smtplib.SMTPServerDisconnected as error:
             self._client = None
-            raise TemporaryDeliveryError(f"server closed the connection before confirming delivery ({_describe(error)})") from None
+            raise TemporaryDeliveryError(
+                f"server closed the connection before confirming delivery ({_describe(error)})"
+            ) from None
         except (OSError, smtplib.SMTPException) as error:
             self.close()
             raise TemporaryDeliveryError(f"sending failed: {_describe(error)}") from None

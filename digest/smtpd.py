@@ -59,8 +59,7 @@ class _Hooks:
         self.run = run
         self.lmtp = lmtp
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]) -> str:
         refusal = await self.run(self.handler.recipient, str(envelope.mail_from or ""), address)
         if refusal:
             return str(refusal)
@@ -109,8 +108,16 @@ class _Lmtp(_SizeAware, LMTP):
 class MailServer:
     """SMTP on a TCP address and/or LMTP on a Unix socket, served from a thread of its own."""
 
-    def __init__(self, handler: MailHandler, *, listen: tuple[str, int] | None = None, lmtp: Path | None = None,
-                 hostname: str = "", max_bytes: int | None = None, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        handler: MailHandler,
+        *,
+        listen: tuple[str, int] | None = None,
+        lmtp: Path | None = None,
+        hostname: str = "",
+        max_bytes: int | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.handler = handler
         self.listen = listen
         self.lmtp = lmtp
@@ -126,8 +133,15 @@ class MailServer:
     def _protocol(self, lmtp: bool) -> SMTP:
         kind = _Lmtp if lmtp else _Smtp
         hooks = _Hooks(self.handler, self._call, lmtp)
-        server = kind(hooks, data_size_limit=self.max_bytes, hostname=self.hostname, tls_context=None if lmtp else self.tls,
-                      enable_SMTPUTF8=True, timeout=SESSION_TIMEOUT, auth_exclude_mechanism=["LOGIN", "PLAIN"])  # no AUTH offered
+        server = kind(
+            hooks,
+            data_size_limit=self.max_bytes,
+            hostname=self.hostname,
+            tls_context=None if lmtp else self.tls,
+            enable_SMTPUTF8=True,
+            timeout=SESSION_TIMEOUT,
+            auth_exclude_mechanism=["LOGIN", "PLAIN"],
+        )  # no AUTH offered
         server.on_too_large = lambda recipients: self._calls.submit(self._too_large, recipients)
         return server
 
@@ -234,6 +248,6 @@ class MailServer:
 
 
 def _reason(error: OSError) -> str:
-    """"address already in use" rather than asyncio's sentence around it."""
+    """ "address already in use" rather than asyncio's sentence around it."""
     text = str(error)
     return text.rpartition("): ")[2] if "): " in text else (error.strerror or text)

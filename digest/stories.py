@@ -122,14 +122,21 @@ def features(title: str, body: str) -> StoryFeatures:
                 names[term] = names.get(term, 0) + repeat
         if limit is not None:
             body_words = seen if seen < limit else len(_TOKEN.findall(part))
-    return StoryFeatures(terms=_sublinear(terms), names=_sublinear(names), words=body_words,
-                         text_hash=text_hash(f"{title}\n{body}" if not body.strip() else body))
+    return StoryFeatures(
+        terms=_sublinear(terms),
+        names=_sublinear(names),
+        words=body_words,
+        text_hash=text_hash(f"{title}\n{body}" if not body.strip() else body),
+    )
 
 
 def dumps(found: StoryFeatures) -> str:
     """Features as stored: compact JSON."""
-    return json.dumps({"v": FEATURES_VERSION, "t": found.terms, "n": found.names, "w": found.words, "h": found.text_hash},
-                      separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(
+        {"v": FEATURES_VERSION, "t": found.terms, "n": found.names, "w": found.words, "h": found.text_hash},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
 
 
 def loads(text: str) -> StoryFeatures | None:
@@ -236,8 +243,11 @@ class _Vectors:
 
 def _vectors(counts: _Counts, members: Sequence[int], *idfs: tuple[np.ndarray, np.ndarray]) -> _Vectors:
     """Vectors of `members`, weighted by each (terms, names) idf pair given."""
-    return _Vectors(_unit(counts.terms, members, *(idf[0] for idf in idfs)),
-                    _unit(counts.names, members, *(idf[1] for idf in idfs)), counts.size)
+    return _Vectors(
+        _unit(counts.terms, members, *(idf[0] for idf in idfs)),
+        _unit(counts.names, members, *(idf[1] for idf in idfs)),
+        counts.size,
+    )
 
 
 def _own_idf(counts: _Counts, members: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -258,7 +268,7 @@ def _candidate_pairs(items: Sequence[Item], vectors: _Vectors) -> set[tuple[int,
     pairs: set[tuple[int, int]] = set()
     for members in (*postings.values(), *copies.values()):
         if 1 < len(members) <= RARE:
-            pairs.update((a, b) for position, a in enumerate(members) for b in members[position + 1:])
+            pairs.update((a, b) for position, a in enumerate(members) for b in members[position + 1 :])
     return pairs
 
 
@@ -292,8 +302,9 @@ def _dots(vectors: dict[int, Sparse], size: int, pairs: Sequence[tuple[int, int]
     return result
 
 
-def _scored(items: Sequence[Item], pairs: Iterable[tuple[int, int]], vectors: _Vectors, threshold: float,
-            settings: Settings) -> dict[tuple[int, int], float]:
+def _scored(
+    items: Sequence[Item], pairs: Iterable[tuple[int, int]], vectors: _Vectors, threshold: float, settings: Settings
+) -> dict[tuple[int, int], float]:
     """Likeness of the pairs within the window that reach `threshold`; exact copies score 1.0."""
     near = [(a, b) for a, b in pairs if _close_in_time(items[a].published, items[b].published, settings.window)]
     likeness = _dots(vectors.terms, vectors.size, near)
@@ -333,8 +344,7 @@ def _components(count: int, pairs: Iterable[tuple[int, int]]) -> list[list[int]]
     return list(members.values())
 
 
-def _agglomerate(members: list[int], scored: dict[tuple[int, int], float], threshold: float,
-                 linkage: str) -> list[list[int]]:
+def _agglomerate(members: list[int], scored: dict[tuple[int, int], float], threshold: float, linkage: str) -> list[list[int]]:
     """Average- or complete-link clustering of `members` down to `threshold`, over the scored pairs
     only (a pair not scored counts as 0): a heap of cluster pairs, so sparse likeness stays cheap."""
     size = {member: 1 for member in members}
@@ -375,8 +385,12 @@ def _agglomerate(members: list[int], scored: dict[tuple[int, int], float], thres
         clusters[a].extend(clusters.pop(b))
         version[a] += 1
         for c, link in links[a].items():
-            heapq.heappush(heap, (-linked(a, c, link), a, c, version[a], version[c]) if a < c
-                           else (-linked(a, c, link), c, a, version[c], version[a]))
+            heapq.heappush(
+                heap,
+                (-linked(a, c, link), a, c, version[a], version[c])
+                if a < c
+                else (-linked(a, c, link), c, a, version[c], version[a]),
+            )
     return [sorted(cluster) for cluster in clusters.values()]
 
 
@@ -388,8 +402,11 @@ def _clusters(members: list[int], scored: dict[tuple[int, int], float], threshol
     scored_in: list[dict[tuple[int, int], float]] = [{} for _ in parts]
     for pair, value in scored.items():
         scored_in[part_of[pair[0]]][pair] = value
-    return [cluster for number, part in enumerate(parts)
-            for cluster in _agglomerate([members[i] for i in part], scored_in[number], threshold, linkage)]
+    return [
+        cluster
+        for number, part in enumerate(parts)
+        for cluster in _agglomerate([members[i] for i in part], scored_in[number], threshold, linkage)
+    ]
 
 
 def group(items: Sequence[Item], settings: Settings = DEFAULT) -> list[int]:
@@ -418,9 +435,15 @@ def group(items: Sequence[Item], settings: Settings = DEFAULT) -> list[int]:
     while any(len(topic) > MAX_TOPIC for topic in topics):  # not one topic but a chain of them: split it
         threshold *= 1.5
         scored = {pair: value for pair, value in scored.items() if value >= threshold}
-        topics = [part for topic in topics
-                  for part in ([topic] if len(topic) <= MAX_TOPIC else _clusters(topic, {
-                      (a, b): v for (a, b), v in scored.items() if a in set(topic)}, threshold, "average"))]
+        topics = [
+            part
+            for topic in topics
+            for part in (
+                [topic]
+                if len(topic) <= MAX_TOPIC
+                else _clusters(topic, {(a, b): v for (a, b), v in scored.items() if a in set(topic)}, threshold, "average")
+            )
+        ]
     stories: list[list[int]] = []
     for topic in topics:
         if len(topic) == 1:
@@ -428,7 +451,7 @@ def group(items: Sequence[Item], settings: Settings = DEFAULT) -> list[int]:
             continue
         large = len(topic) >= settings.small_topic and _mean_likeness(overall, topic) >= settings.tight
         threshold = settings.threshold if large else settings.small_threshold
-        topic_pairs = [(a, b) for position, a in enumerate(topic) for b in topic[position + 1:]]
+        topic_pairs = [(a, b) for position, a in enumerate(topic) for b in topic[position + 1 :]]
         scored = _scored(items, topic_pairs, _vectors(counts, topic, _own_idf(counts, topic), global_idf), threshold, settings)
         stories.extend(_clusters(topic, scored, threshold, "complete"))
     members: dict[int, list[int]] = {}

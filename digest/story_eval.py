@@ -44,7 +44,7 @@ class Labelled:
 
     @property
     def fold(self) -> str:
-        """"tune" for odd topic numbers, "test" for even ones (and ids without a number)."""
+        """ "tune" for odd topic numbers, "test" for even ones (and ids without a number)."""
         topic = self.id.split("_", 1)[0]
         return "tune" if topic.isdigit() and int(topic) % 2 == 1 else "test"
 
@@ -76,8 +76,9 @@ def load(path: Path) -> list[Labelled]:
             continue
         try:
             record = json.loads(line)
-            documents.append(Labelled(str(record["id"]), str(record.get("title") or ""), str(record["text"]),
-                                      str(record["story"])))
+            documents.append(
+                Labelled(str(record["id"]), str(record.get("title") or ""), str(record["text"]), str(record["story"]))
+            )
         except (ValueError, KeyError, TypeError, AttributeError):
             raise StoryEvalError(f'{path}:{number}: expected a JSON object with "id", "text" and "story"') from None
     if not documents:
@@ -98,9 +99,17 @@ def score(gold: Sequence[str], found: Sequence[int], seconds: float = 0.0) -> Sc
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     right = _pairs(both.values())
     found_pairs, gold_pairs = _pairs(found_sizes.values()), _pairs(gold_sizes.values())
-    return Scores(len(gold), len(gold_sizes), len(found_sizes), round(precision, 4), round(recall, 4), round(f1, 4),
-                  round(right / found_pairs, 4) if found_pairs else 1.0, round(right / gold_pairs, 4) if gold_pairs else 1.0,
-                  round(seconds, 3))
+    return Scores(
+        len(gold),
+        len(gold_sizes),
+        len(found_sizes),
+        round(precision, 4),
+        round(recall, 4),
+        round(f1, 4),
+        round(right / found_pairs, 4) if found_pairs else 1.0,
+        round(right / gold_pairs, 4) if gold_pairs else 1.0,
+        round(seconds, 3),
+    )
 
 
 def group_stories(documents: Sequence[Labelled], settings: stories.Settings = stories.DEFAULT) -> list[int]:
@@ -126,7 +135,9 @@ def group_baseline(documents: Sequence[Labelled], threshold: float = BASELINE_TH
             if value >= threshold:
                 scored[a, b] = value
     label = [0] * len(documents)
-    for number, cluster in enumerate(sorted(stories._clusters(list(range(len(documents))), scored, threshold, "complete"), key=min)):
+    for number, cluster in enumerate(
+        sorted(stories._clusters(list(range(len(documents))), scored, threshold, "complete"), key=min)
+    ):
         for index in cluster:
             label[index] = number
     return label
@@ -139,8 +150,13 @@ def measure(documents: Sequence[Labelled], method: Callable[[Sequence[Labelled]]
     return score([d.story for d in documents], found, time.perf_counter() - started)
 
 
-def editions(documents: Sequence[Labelled], method: Callable[[Sequence[Labelled]], list[int]], count: int = 60,
-             topics: int = 10, seed: int = 1) -> dict[str, float]:
+def editions(
+    documents: Sequence[Labelled],
+    method: Callable[[Sequence[Labelled]], list[int]],
+    count: int = 60,
+    topics: int = 10,
+    seed: int = 1,
+) -> dict[str, float]:
     """Digest-sized editions drawn from the file: each takes `topics` topics and one to three documents of
     each of their two events, so every story has a look-alike beside it (the hard case for precision).
     Pairwise precision and recall over all editions' pairs, and the mean B-cubed F1."""
@@ -151,8 +167,12 @@ def editions(documents: Sequence[Labelled], method: Callable[[Sequence[Labelled]
     right = joined = same = 0
     f1 = 0.0
     for _ in range(count):
-        chosen = [d for topic in rng.sample(sorted(by_topic), min(topics, len(by_topic)))
-                  for event in by_topic[topic].values() for d in rng.sample(event, min(len(event), rng.randint(1, 3)))]
+        chosen = [
+            d
+            for topic in rng.sample(sorted(by_topic), min(topics, len(by_topic)))
+            for event in by_topic[topic].values()
+            for d in rng.sample(event, min(len(event), rng.randint(1, 3)))
+        ]
         found = method(chosen)
         f1 += score([d.story for d in chosen], found).bcubed_f1
         for a, b in itertools.combinations(range(len(chosen)), 2):
@@ -160,17 +180,29 @@ def editions(documents: Sequence[Labelled], method: Callable[[Sequence[Labelled]
             right += gold and got
             joined += got
             same += gold
-    return {"editions": count, "pairwise_precision": round(right / joined, 4) if joined else 1.0,
-            "pairwise_recall": round(right / same, 4) if same else 1.0, "bcubed_f1": round(f1 / count, 4)}
+    return {
+        "editions": count,
+        "pairwise_precision": round(right / joined, 4) if joined else 1.0,
+        "pairwise_recall": round(right / same, 4) if same else 1.0,
+        "bcubed_f1": round(f1 / count, 4),
+    }
 
 
 def evaluate(path: Path, settings: stories.Settings = stories.DEFAULT) -> dict[str, Any]:
     """Both methods on the tuning fold, the unseen fold and the whole file; and on digest-sized editions."""
     documents = load(path)
-    parts = {"test (unseen)": [d for d in documents if d.fold == "test"],
-             "tune": [d for d in documents if d.fold == "tune"], "all": list(documents)}
-    report: dict[str, Any] = {"file": str(path), "settings": {**asdict(settings), "window": str(settings.window)},
-                              "baseline_threshold": BASELINE_THRESHOLD, "folds": {}, "editions": {}}
+    parts = {
+        "test (unseen)": [d for d in documents if d.fold == "test"],
+        "tune": [d for d in documents if d.fold == "tune"],
+        "all": list(documents),
+    }
+    report: dict[str, Any] = {
+        "file": str(path),
+        "settings": {**asdict(settings), "window": str(settings.window)},
+        "baseline_threshold": BASELINE_THRESHOLD,
+        "folds": {},
+        "editions": {},
+    }
     ours = lambda docs: group_stories(docs, settings)  # noqa: E731
     for name, part in parts.items():
         if not part:
@@ -183,25 +215,33 @@ def evaluate(path: Path, settings: stories.Settings = stories.DEFAULT) -> dict[s
 
 def format_report(report: dict[str, Any]) -> str:
     """A plain table of the report."""
-    lines = [f"{report['file']}: story grouping (B-cubed and pairwise, over documents)",
-             f"{'fold':<15} {'method':<9} {'docs':>5} {'gold':>5} {'found':>5} {'B3 P':>6} {'B3 R':>6} {'B3 F1':>6} "
-             f"{'pair P':>6} {'pair R':>6} {'secs':>6}"]
+    lines = [
+        f"{report['file']}: story grouping (B-cubed and pairwise, over documents)",
+        f"{'fold':<15} {'method':<9} {'docs':>5} {'gold':>5} {'found':>5} {'B3 P':>6} {'B3 R':>6} {'B3 F1':>6} "
+        f"{'pair P':>6} {'pair R':>6} {'secs':>6}",
+    ]
     for fold, methods in report["folds"].items():
         for method, s in methods.items():
-            lines.append(f"{fold:<15} {method:<9} {s['documents']:>5} {s['stories']:>5} {s['groups']:>5} "
-                         f"{s['bcubed_precision']:>6.3f} {s['bcubed_recall']:>6.3f} {s['bcubed_f1']:>6.3f} "
-                         f"{s['pairwise_precision']:>6.3f} {s['pairwise_recall']:>6.3f} {s['seconds']:>6.2f}")
+            lines.append(
+                f"{fold:<15} {method:<9} {s['documents']:>5} {s['stories']:>5} {s['groups']:>5} "
+                f"{s['bcubed_precision']:>6.3f} {s['bcubed_recall']:>6.3f} {s['bcubed_f1']:>6.3f} "
+                f"{s['pairwise_precision']:>6.3f} {s['pairwise_recall']:>6.3f} {s['seconds']:>6.2f}"
+            )
     lines.append("")
     lines.append("Digest-sized editions (10 topics, 1-3 documents of each of a topic's two events; 60 per fold):")
     lines.append(f"{'fold':<15} {'method':<9} {'pair P':>6} {'pair R':>6} {'B3 F1':>6}")
     for fold, methods in report["editions"].items():
         for method, e in methods.items():
-            lines.append(f"{fold:<15} {method:<9} {e['pairwise_precision']:>6.3f} {e['pairwise_recall']:>6.3f} {e['bcubed_f1']:>6.3f}")
+            lines.append(
+                f"{fold:<15} {method:<9} {e['pairwise_precision']:>6.3f} {e['pairwise_recall']:>6.3f} {e['bcubed_f1']:>6.3f}"
+            )
     lines.append("Settings were tuned on the tune fold (odd topics) only; the test fold is unseen.")
     return "\n".join(lines)
 
 
-def tune(documents: Sequence[Labelled], grid: dict[str, Sequence[Any]], min_precision: float = 0.9) -> list[tuple[Scores, stories.Settings]]:
+def tune(
+    documents: Sequence[Labelled], grid: dict[str, Sequence[Any]], min_precision: float = 0.9
+) -> list[tuple[Scores, stories.Settings]]:
     """Every combination of `grid` on `documents`, best B-cubed F1 first among those keeping pairwise precision."""
     results = []
     combos: list[dict[str, Any]] = [{}]

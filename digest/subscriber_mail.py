@@ -70,6 +70,5 @@ class SubscriberDeliverer:
         if url:
             parts = with_unsubscribe_link(parts, url)
         to = str(Mailbox(subscriber.address, subscriber.name))
-        self.email.send(parts, to, delivery.message_id, created, delivery.digest, targets,
-                        one_click=url.startswith("https://"))
+        self.email.send(parts, to, delivery.message_id, created, delivery.digest, targets, one_click=url.startswith("https://"))
         return f"{subscriber.address} via {self.config.smtp.host}:{self.config.smtp.port}"

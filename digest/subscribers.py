@@ -35,7 +35,7 @@ class Wishes:
 
 
 def check_time(text: str) -> str:
-    """"7:05" -> "07:05"; ValueError unless it is a time of day HH:MM."""
+    """ "7:05" -> "07:05"; ValueError unless it is a time of day HH:MM."""
     match = _TIME.match(text.strip())
     if not match:
         raise ValueError(f"--at: expected a time of day HH:MM (24-hour), got {text!r}")
@@ -72,8 +72,7 @@ def digest_time(digest: DigestConfig) -> str:
     return DEFAULT_AT
 
 
-def wishes(digest: DigestConfig, timezone: str | None, at: str | None, include: Iterable[str],
-           exclude: Iterable[str]) -> Wishes:
+def wishes(digest: DigestConfig, timezone: str | None, at: str | None, include: Iterable[str], exclude: Iterable[str]) -> Wishes:
     """Check a reader's options; defaults are the digest's time zone and time. ValueError names the option."""
     return Wishes(
         timezone=check_timezone(timezone or digest.timezone),
@@ -83,8 +82,9 @@ def wishes(digest: DigestConfig, timezone: str | None, at: str | None, include: 
     )
 
 
-def subscribe(store: Store, digest: DigestConfig, address: str, chosen: Wishes, now: datetime,
-              confirmed: bool = True) -> tuple[Subscriber, bool]:
+def subscribe(
+    store: Store, digest: DigestConfig, address: str, chosen: Wishes, now: datetime, confirmed: bool = True
+) -> tuple[Subscriber, bool]:
     """Add or update a reader; (subscriber, True when new). `confirmed=False` makes them wait for confirmation.
 
     Re-adding a reader who unsubscribed is the operator's deliberate act and makes them active again;
@@ -95,8 +95,9 @@ def subscribe(store: Store, digest: DigestConfig, address: str, chosen: Wishes, 
     known = [s for s in store.subscribers(digest.name, ("active",)) if s.address == mailbox.address]
     if known and not confirmed:
         status = "active"
-    return store.add_subscriber(digest.name, mailbox.address, mailbox.name, chosen.timezone, chosen.at,
-                                chosen.include, chosen.exclude, status, now)
+    return store.add_subscriber(
+        digest.name, mailbox.address, mailbox.name, chosen.timezone, chosen.at, chosen.include, chosen.exclude, status, now
+    )
 
 
 def mailbox_of(subscriber: Subscriber) -> Mailbox:
@@ -107,8 +108,14 @@ def mailbox_of(subscriber: Subscriber) -> Mailbox:
 def as_json(subscriber: Subscriber) -> dict[str, object]:
     """One subscriber for `digest subscribers list --json`."""
     return {
-        "digest": subscriber.digest, "address": subscriber.address, "name": subscriber.name,
-        "timezone": subscriber.timezone, "at": subscriber.at, "include": list(subscriber.include),
-        "exclude": list(subscriber.exclude), "status": subscriber.status, "since": subscriber.created.isoformat(),
+        "digest": subscriber.digest,
+        "address": subscriber.address,
+        "name": subscriber.name,
+        "timezone": subscriber.timezone,
+        "at": subscriber.at,
+        "include": list(subscriber.include),
+        "exclude": list(subscriber.exclude),
+        "status": subscriber.status,
+        "since": subscriber.created.isoformat(),
         "last_sent": subscriber.last_slot.isoformat() if subscriber.last_slot else None,
     }

@@ -30,22 +30,73 @@ DETECT_CHARS = 400
 
 # ISO 639-1 codes (from <html lang> or the detector) -> sumy's language names.
 LANGUAGE_NAMES: dict[str, str] = {
-    "ar": "arabic", "cs": "czech", "da": "danish", "de": "german", "el": "greek", "en": "english",
-    "es": "spanish", "et": "estonian", "fi": "finnish", "fr": "french", "he": "hebrew", "iw": "hebrew",
-    "hi": "hindi", "hu": "hungarian", "it": "italian", "ja": "japanese", "ko": "korean",
-    "ml": "malayalam", "nb": "norwegian", "nl": "dutch", "nn": "norwegian", "no": "norwegian",
-    "pl": "polish", "pt": "portuguese", "ro": "romanian", "ru": "russian", "sk": "slovak",
-    "sl": "slovene", "sv": "swedish", "th": "thai", "tr": "turkish", "uk": "ukrainian",
-    "zh": "chinese", "bn": "bengali", "fa": "persian", "id": "indonesian", "vi": "vietnamese",
-    "ta": "tamil", "ur": "urdu",
+    "ar": "arabic",
+    "cs": "czech",
+    "da": "danish",
+    "de": "german",
+    "el": "greek",
+    "en": "english",
+    "es": "spanish",
+    "et": "estonian",
+    "fi": "finnish",
+    "fr": "french",
+    "he": "hebrew",
+    "iw": "hebrew",
+    "hi": "hindi",
+    "hu": "hungarian",
+    "it": "italian",
+    "ja": "japanese",
+    "ko": "korean",
+    "ml": "malayalam",
+    "nb": "norwegian",
+    "nl": "dutch",
+    "nn": "norwegian",
+    "no": "norwegian",
+    "pl": "polish",
+    "pt": "portuguese",
+    "ro": "romanian",
+    "ru": "russian",
+    "sk": "slovak",
+    "sl": "slovene",
+    "sv": "swedish",
+    "th": "thai",
+    "tr": "turkish",
+    "uk": "ukrainian",
+    "zh": "chinese",
+    "bn": "bengali",
+    "fa": "persian",
+    "id": "indonesian",
+    "vi": "vietnamese",
+    "ta": "tamil",
+    "ur": "urdu",
 }
 # Languages whose words sumy can stem (NLTK Snowball plus sumy's own stemmers). Chinese,
 # Japanese and Korean are left out: sumy splits their words only with extra packages.
-STEMMED_LANGUAGES = frozenset({
-    "arabic", "danish", "dutch", "english", "finnish", "french", "german", "hungarian", "italian",
-    "norwegian", "portuguese", "romanian", "russian", "spanish", "swedish",
-    "czech", "slovak", "ukrainian", "greek", "polish", "hebrew",
-})
+STEMMED_LANGUAGES = frozenset(
+    {
+        "arabic",
+        "danish",
+        "dutch",
+        "english",
+        "finnish",
+        "french",
+        "german",
+        "hungarian",
+        "italian",
+        "norwegian",
+        "portuguese",
+        "romanian",
+        "russian",
+        "spanish",
+        "swedish",
+        "czech",
+        "slovak",
+        "ukrainian",
+        "greek",
+        "polish",
+        "hebrew",
+    }
+)
 
 # Sentence-final punctuation, optionally followed by closing quotes or brackets.
 _COMPLETE = re.compile(r"[.!?…。！？।॥؟۔][\"'”’»)\]]*$")
@@ -125,7 +176,7 @@ def detect_language(text: str) -> str:
 
 
 def _language_name(value: str) -> str:
-    """"de-DE", "de", "German" -> "german"; unknown codes pass through lower-cased."""
+    """ "de-DE", "de", "German" -> "german"; unknown codes pass through lower-cased."""
     value = value.strip().lower().replace("_", "-")
     if value in LANGUAGE_NAMES.values() or value in STEMMED_LANGUAGES:
         return value
@@ -267,8 +318,7 @@ def _edmundson(prepared: Prepared, count: int) -> Sequence[int]:
     """sumy's Edmundson with the title and location methods only (no cue word lists needed)."""
     from sumy.summarizers.edmundson import EdmundsonSummarizer
 
-    summarizer = EdmundsonSummarizer(prepared.stemmer, cue_weight=0.0, key_weight=0.0,
-                                     title_weight=1.0, location_weight=1.0)
+    summarizer = EdmundsonSummarizer(prepared.stemmer, cue_weight=0.0, key_weight=0.0, title_weight=1.0, location_weight=1.0)
     summarizer.null_words = prepared.stop_words
     return _indexes(prepared, summarizer(prepared.document, count))
 
@@ -291,19 +341,19 @@ def _news(prepared: Prepared, count: int) -> Sequence[int]:
 # Tuned by coordinate search on ../shared/data/cnndm-dev.jsonl only (bench/bench_summarise.py
 # --tune; BENCHMARKS.md, "Summariser"). The dev file has no titles: "title" is set by hand.
 NEWS_WEIGHTS: dict[str, float] = {
-    "position": 1.0,      # weight of the position prior exp(-decay * index)
+    "position": 1.0,  # weight of the position prior exp(-decay * index)
     "decay": 0.15,
-    "centrality": 2.0,    # weight of directed (PacSum) centrality, scaled to 0..1
-    "backward": -0.3,     # PacSum's lambda for edges to earlier sentences (later ones weigh 1)
-    "threshold": 0.0,     # similarity under min + threshold * (max - min) is no edge
-    "title": 0.3,         # weight of tf-idf cosine with the title
-    "short": 4,           # sentences with fewer content words than this are penalised...
+    "centrality": 2.0,  # weight of directed (PacSum) centrality, scaled to 0..1
+    "backward": -0.3,  # PacSum's lambda for edges to earlier sentences (later ones weigh 1)
+    "threshold": 0.0,  # similarity under min + threshold * (max - min) is no edge
+    "title": 0.3,  # weight of tf-idf cosine with the title
+    "short": 4,  # sentences with fewer content words than this are penalised...
     "short_penalty": 0.5,  # ...by up to this much
-    "long": 15,           # sentences with more content words than this are penalised...
+    "long": 15,  # sentences with more content words than this are penalised...
     "long_penalty": 1.0,  # ...by up to this much at twice that length
     "quote_penalty": 0.2,  # for a sentence that opens with a quotation mark
     "question_penalty": 0.8,  # for a question
-    "redundancy": 0.5,    # a candidate this similar to a picked sentence is skipped
+    "redundancy": 0.5,  # a candidate this similar to a picked sentence is skipped
 }
 
 
@@ -325,12 +375,12 @@ def news_features(prepared: Prepared) -> NewsFeatures:
     terms_of = prepared.stemmer.terms
     vocabulary: dict[str, int] = {}
     sentence_columns = [
-        [vocabulary.setdefault(term, len(vocabulary)) for term in terms_of(sentence.words)]
-        for sentence in prepared.candidates
+        [vocabulary.setdefault(term, len(vocabulary)) for term in terms_of(sentence.words)] for sentence in prepared.candidates
     ]
     n, size = len(sentence_columns), max(1, len(vocabulary))
-    cells = numpy.fromiter((row * size + column for row, columns in enumerate(sentence_columns) for column in columns),
-                           dtype=numpy.intp)
+    cells = numpy.fromiter(
+        (row * size + column for row, columns in enumerate(sentence_columns) for column in columns), dtype=numpy.intp
+    )
     counts = numpy.bincount(cells, minlength=n * size).reshape(n, size)
     idf = numpy.log((n + 1) / (numpy.count_nonzero(counts, axis=0) + 1.0)) + 1.0
     vectors = counts * idf
@@ -368,9 +418,15 @@ def news_scores(features: NewsFeatures, w: dict[str, float]) -> Any:
     position = numpy.exp(-w["decay"] * numpy.arange(n))
     shortness = numpy.clip((w["short"] - features.lengths) / w["short"], 0.0, 1.0)
     longness = numpy.clip((features.lengths - w["long"]) / w["long"], 0.0, 1.0)
-    return (w["position"] * position + w["centrality"] * centrality + w["title"] * features.title_similarity
-            - w["short_penalty"] * shortness - w["long_penalty"] * longness
-            - w["quote_penalty"] * features.quoted - w["question_penalty"] * features.questions)
+    return (
+        w["position"] * position
+        + w["centrality"] * centrality
+        + w["title"] * features.title_similarity
+        - w["short_penalty"] * shortness
+        - w["long_penalty"] * longness
+        - w["quote_penalty"] * features.quoted
+        - w["question_penalty"] * features.questions
+    )
 
 
 def pick_news(features: NewsFeatures, count: int, w: dict[str, float]) -> list[int]:

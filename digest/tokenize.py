@@ -18,8 +18,30 @@ from typing import Any, Protocol
 EXTRA_ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "english": ("e.g", "al", "i.e"),
     "german": ("al", "z.B", "Inc", "engl", "z. B", "vgl", "lat", "bzw", "S"),
-    "greek": ("π.χ", "κ.α", "Α.Ε", "Ο.Ε", "κ.λπ", "κ.τ.λ", "λ.χ", "χμ", "χλμ", "Υ.Γ", "τηλ", "π.Χ",
-              "μ.Χ", "π.μ", "μ.μ", "δηλ", "βλ", "κ.ο.κ", "σελ", "κεφ", "χιλ", "αρ"),
+    "greek": (
+        "π.χ",
+        "κ.α",
+        "Α.Ε",
+        "Ο.Ε",
+        "κ.λπ",
+        "κ.τ.λ",
+        "λ.χ",
+        "χμ",
+        "χλμ",
+        "Υ.Γ",
+        "τηλ",
+        "π.Χ",
+        "μ.Χ",
+        "π.μ",
+        "μ.μ",
+        "δηλ",
+        "βλ",
+        "κ.ο.κ",
+        "σελ",
+        "κεφ",
+        "χιλ",
+        "αρ",
+    ),
 }
 
 # A word as sumy counts one: letters, then letters, apostrophes or hyphens.

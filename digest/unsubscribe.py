@@ -118,8 +118,9 @@ def endpoints(config: Config) -> list[Endpoint]:
 
     def handler(purpose: str) -> Callable[[WebRequest], WebReply]:
         def handle(request: WebRequest) -> WebReply:
-            page = answer(config, purpose, request.path_params["digest"], request.path_params["token"],
-                          request.method, request.form)
+            page = answer(
+                config, purpose, request.path_params["digest"], request.path_params["token"], request.method, request.form
+            )
             return WebReply(page.status, page.body, headers=dict(page.headers))
 
         return handle
@@ -134,13 +135,16 @@ class Page:
     status: int
     body: str
     headers: tuple[tuple[str, str], ...] = (
-        ("Cache-Control", "no-store"), ("Referrer-Policy", "no-referrer"), ("X-Robots-Tag", "noindex"),
+        ("Cache-Control", "no-store"),
+        ("Referrer-Policy", "no-referrer"),
+        ("X-Robots-Tag", "noindex"),
         ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"),
     )
 
 
-def answer(config: Config, purpose: str, digest_slug: str, made: str, method: str, form: dict[str, str],
-           now: datetime | None = None) -> Page:
+def answer(
+    config: Config, purpose: str, digest_slug: str, made: str, method: str, form: dict[str, str], now: datetime | None = None
+) -> Page:
     """Answer GET (a page with one button, changing nothing) or POST (unsubscribe, or confirm) on a link."""
     digest = next((d for d in config.digests if safe_name(d.name) == digest_slug), None)
     if digest is None:
@@ -160,22 +164,24 @@ def answer(config: Config, purpose: str, digest_slug: str, made: str, method: st
         store.close()
 
 
-def _unsubscribe(store: Store, subscriber: Subscriber, method: str, form: dict[str, str], who: str, name: str,
-                 now: datetime) -> Page:
+def _unsubscribe(
+    store: Store, subscriber: Subscriber, method: str, form: dict[str, str], who: str, name: str, now: datetime
+) -> Page:
     if method == "POST":
         if form.get(ONE_CLICK[0]) != ONE_CLICK[1]:
-            return _page(400, "Not unsubscribed", "<p>Nothing changed: the request did not say "
-                         "<code>List-Unsubscribe=One-Click</code>.</p>")
+            return _page(
+                400,
+                "Not unsubscribed",
+                "<p>Nothing changed: the request did not say <code>List-Unsubscribe=One-Click</code>.</p>",
+            )
         store.set_subscriber_status(subscriber.id, "unsubscribed", now, ("active", "invited"))
         return _page(200, "Unsubscribed", f"<p>{who} will get no more mail from {name}.</p>")
     if subscriber.status == "unsubscribed":
         return _page(200, "Unsubscribed", f"<p>{who} is not subscribed to {name}.</p>")
-    return _page(200, "Unsubscribe?", f"<p>Stop sending {name} to {who}?</p>",
-                 button=("Unsubscribe", ONE_CLICK))
+    return _page(200, "Unsubscribe?", f"<p>Stop sending {name} to {who}?</p>", button=("Unsubscribe", ONE_CLICK))
 
 
-def _confirm(store: Store, subscriber: Subscriber, method: str, form: dict[str, str], who: str, name: str,
-             now: datetime) -> Page:
+def _confirm(store: Store, subscriber: Subscriber, method: str, form: dict[str, str], who: str, name: str, now: datetime) -> Page:
     if method == "POST":
         if form.get("confirm") != "yes":
             return _page(400, "Not confirmed", "<p>Nothing changed: the request did not say <code>confirm=yes</code>.</p>")
@@ -193,28 +199,40 @@ def _page(status: int, title: str, content: str, button: tuple[str, tuple[str, s
     form = ""
     if button is not None:
         label, (field_name, value) = button
-        form = (f'<form method="post"><input type="hidden" name="{html.escape(field_name)}" value="{html.escape(value)}">'
-                f'<button type="submit" style="font-size:1.1em;padding:.5em 1.2em">{html.escape(label)}</button></form>')
-    return Page(status, '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-                        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-                        f'<title>{html.escape(title)}</title></head><body style="font-family:sans-serif;max-width:36em;'
-                        f'margin:3em auto;padding:0 1em"><h1>{html.escape(title)}</h1>{content}{form}</body></html>')
+        form = (
+            f'<form method="post"><input type="hidden" name="{html.escape(field_name)}" value="{html.escape(value)}">'
+            f'<button type="submit" style="font-size:1.1em;padding:.5em 1.2em">{html.escape(label)}</button></form>'
+        )
+    return Page(
+        status,
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<title>{html.escape(title)}</title></head><body style="font-family:sans-serif;max-width:36em;'
+        f'margin:3em auto;padding:0 1em"><h1>{html.escape(title)}</h1>{content}{form}</body></html>',
+    )
 
 
 def send_invitation(config: Config, store: Store, subscriber: Subscriber, now: datetime) -> str:
     """Mail an invited subscriber the link to confirm; what was done, in words. DeliveryError when it was not sent."""
     digest = config.digest(subscriber.digest)
     if not digest.base_url:
-        raise ConfigError(str(config.path), f"digests ({digest.name}).base_url",
-                          "an invitation needs base_url: its confirmation link points there")
+        raise ConfigError(
+            str(config.path),
+            f"digests ({digest.name}).base_url",
+            "an invitation needs base_url: its confirmation link points there",
+        )
     url = link(digest, CONFIRM, token(link_secret(store), subscriber, CONFIRM))
-    text = (f"Someone asked to send the digest \"{digest.name}\" to this address.\n\n"
-            f"To confirm, open this link and press the button:\n{url}\n\n"
-            "If it was not you, ignore this mail: nothing will be sent.\n")
-    page = (f'<!DOCTYPE html><html><body><p>Someone asked to send the digest <strong>{html.escape(digest.name)}'
-            '</strong> to this address.</p><p><a href="' + html.escape(url, quote=True) + '">Confirm the subscription'
-            "</a> (opens a page with one button).</p><p>If it was not you, ignore this mail: nothing will be sent.</p>"
-            "</body></html>")
+    text = (
+        f'Someone asked to send the digest "{digest.name}" to this address.\n\n'
+        f"To confirm, open this link and press the button:\n{url}\n\n"
+        "If it was not you, ignore this mail: nothing will be sent.\n"
+    )
+    page = (
+        f"<!DOCTYPE html><html><body><p>Someone asked to send the digest <strong>{html.escape(digest.name)}"
+        '</strong> to this address.</p><p><a href="' + html.escape(url, quote=True) + '">Confirm the subscription'
+        "</a> (opens a page with one button).</p><p>If it was not you, ignore this mail: nothing will be sent.</p>"
+        "</body></html>"
+    )
     parts = MailParts(f"Confirm your subscription to {digest.name}", text, page)
     with EmailDeliverer(config) as email:
         recipient = f"{subscriber.name} <{subscriber.address}>" if subscriber.name else subscriber.address

@@ -61,7 +61,7 @@ Clock = Callable[[], datetime]
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """"HOST:PORT" (IPv6 as "[::1]:8080") -> (host, port); ValueError naming what is wrong."""
+    """ "HOST:PORT" (IPv6 as "[::1]:8080") -> (host, port); ValueError naming what is wrong."""
     host, colon, port_text = text.strip().rpartition(":")
     host = host.strip("[]")
     if not colon or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
@@ -113,8 +113,10 @@ def health(config: Config, now: datetime) -> dict[str, Any]:
     for digest in config.digests:
         last = history.last_editions.get(digest.name)
         if next_edition(digest, last, cutoff) <= cutoff:
-            late.append(f"digest {digest.name}: a scheduled edition ({digest.schedule!r}) did not run; last "
-                        f"{last.isoformat() if last else 'never'}")
+            late.append(
+                f"digest {digest.name}: a scheduled edition ({digest.schedule!r}) did not run; last "
+                f"{last.isoformat() if last else 'never'}"
+            )
     daemon = holder(config.store.path)
     report: dict[str, Any] = {"ok": not late, "daemon": {"running": daemon is not None, "pid": daemon}}
     if late:
@@ -151,8 +153,11 @@ def _wrap(endpoint: Endpoint) -> Route:
             else:
                 form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         web_request = WebRequest(
-            method=request.method, path_params={k: str(v) for k, v in request.path_params.items()},
-            query=dict(request.query_params), form=form, headers={k.lower(): v for k, v in request.headers.items()},
+            method=request.method,
+            path_params={k: str(v) for k, v in request.path_params.items()},
+            query=dict(request.query_params),
+            form=form,
+            headers={k.lower(): v for k, v in request.headers.items()},
         )
         reply: WebReply = await run_in_threadpool(endpoint.handle, web_request)  # off the event loop: it may read the store
         return Response(reply.body, status_code=reply.status, media_type=reply.content_type, headers=reply.headers)
@@ -162,8 +167,9 @@ def _wrap(endpoint: Endpoint) -> Route:
 
 def create_app(config: Config, clock: Clock) -> Starlette:
     """The web application: others' endpoints, /healthz, / (the digests), then each digest's archive."""
-    archives = {safe_name(d.name): d.output_dir / safe_name(d.name)
-                for d in config.digests if d.output_dir is not None and d.archive}
+    archives = {
+        safe_name(d.name): d.output_dir / safe_name(d.name) for d in config.digests if d.output_dir is not None and d.archive
+    }
 
     def healthz(request: Request) -> Response:  # sync: Starlette runs it on a thread, off the event loop
         report = health(config, clock())
@@ -171,14 +177,18 @@ def create_app(config: Config, clock: Clock) -> Starlette:
 
     def home(request: Request) -> Response:
         items = "".join(f'<li><a href="{html.escape(name)}/">{html.escape(name)}</a></li>' for name in archives)
-        return HTMLResponse('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-                            '<meta name="viewport" content="width=device-width, initial-scale=1"><title>digests</title>'
-                            f"</head><body><h1>Digests</h1><ul>{items}</ul></body></html>")
+        return HTMLResponse(
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1"><title>digests</title>'
+            f"</head><body><h1>Digests</h1><ul>{items}</ul></body></html>"
+        )
 
     routes: list[BaseRoute] = [_wrap(endpoint) for make in ENDPOINTS.values() for endpoint in make(config)]
     routes += [Route("/healthz", healthz), Route("/", home)]
-    routes += [Mount(f"/{name}", app=ArchiveFiles(directory=folder, html=True, check_dir=False), name=name)
-               for name, folder in archives.items()]
+    routes += [
+        Mount(f"/{name}", app=ArchiveFiles(directory=folder, html=True, check_dir=False), name=name)
+        for name, folder in archives.items()
+    ]
     return Starlette(routes=routes)
 
 
@@ -195,8 +205,9 @@ def serve(config: Config, listen: str, clock: Clock, report: Callable[[str], Non
         listener.close()
         raise ListenError(f"serve: cannot listen on {host}:{port}: {error.strerror or error}") from None
     app = create_app(config, clock)
-    settings = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False, lifespan="off",
-                              proxy_headers=False)
+    settings = uvicorn.Config(
+        app, log_level="warning", access_log=False, server_header=False, lifespan="off", proxy_headers=False
+    )
     where = f"http://{'[' + host + ']' if family == socket.AF_INET6 else host}:{port}/"
     report(f"serving {len(config.digests)} digest archive(s) and /healthz on {where}")
     _Server(settings).run(sockets=[listener])

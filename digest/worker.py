@@ -55,8 +55,9 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
     if not config.store.url:
         raise ConfigError(str(config.path), "store.url", "digest worker needs a PostgreSQL store: set [store] url")
     connection: dict[str, Any] = {"password": config.store.password} if config.store.password else {}
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=config.store.url, kwargs=connection,
-                                                                      min_size=1, max_size=8))
+    app = procrastinate.App(
+        connector=procrastinate.PsycopgConnector(conninfo=config.store.url, kwargs=connection, min_size=1, max_size=8)
+    )
 
     @app.task(name="digest.poll", pass_context=False)
     def poll(source: str) -> None:
@@ -86,7 +87,9 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
             with store.transaction():
                 if not store.claim_slot(digest, moment, datetime.now(timezone.utc)):
                     return
-                made = make_edition(store, digest_config, [s.name for s in config.sources_of(digest_config)], datetime.now(timezone.utc))
+                made = make_edition(
+                    store, digest_config, [s.name for s in config.sources_of(digest_config)], datetime.now(timezone.utc)
+                )
                 store.record_digest_run(digest, moment)
             if made is None:
                 log.info("edition of %s: nothing new, none made", digest, extra={"job": "edition", "target": digest})
@@ -119,10 +122,13 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
             outbox_due = bool(store.due_deliveries(now))
         finally:
             store.close()
-        polls = [s.name for s in config.sources if f"poll:{s.name}" not in busy
-                 and next_poll(s, history.last_polls.get(s.name), now, history.polls_not_before.get(s.name)) <= now]
-        editions = [(name, slot) for name, last in slots
-                    if (slot := slot_of(config.digest(name), last, now)) is not None]
+        polls = [
+            s.name
+            for s in config.sources
+            if f"poll:{s.name}" not in busy
+            and next_poll(s, history.last_polls.get(s.name), now, history.polls_not_before.get(s.name)) <= now
+        ]
+        editions = [(name, slot) for name, last in slots if (slot := slot_of(config.digest(name), last, now)) is not None]
         return polls, editions, outbox_due
 
     async def defer(task: Any, queueing_lock: str, lock: str | None = None, **arguments: Any) -> None:
@@ -138,12 +144,18 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER):
             try:
                 await app.job_manager.retry_job(job)
-                log.warning("job %s (%s %s) of a worker that stopped: put back in the queue", job.id, job.task_name, job.task_kwargs)
+                log.warning(
+                    "job %s (%s %s) of a worker that stopped: put back in the queue", job.id, job.task_name, job.task_kwargs
+                )
             except procrastinate_errors.UniqueViolation:
                 # the same work (same lock) is queued or running again already: this copy is dropped
                 await app.job_manager.finish_job(job, procrastinate.jobs.Status.ABORTED, delete_job=True)
-                log.warning("job %s (%s %s) of a worker that stopped: dropped, the same work is queued again", job.id, job.task_name,
-                            job.task_kwargs)
+                log.warning(
+                    "job %s (%s %s) of a worker that stopped: dropped, the same work is queued again",
+                    job.id,
+                    job.task_name,
+                    job.task_kwargs,
+                )
         await app.job_manager.prune_stalled_workers(seconds_since_heartbeat=STALLED_AFTER)
         polls, editions, outbox_due = await asyncio.to_thread(due)
         for source in polls:
@@ -206,7 +218,13 @@ def run(config: Config, concurrency: int, lease: timedelta) -> None:
     app = make_app(config, lease)
     try:
         migrate(config, app)
-        app.run_worker(concurrency=concurrency, update_heartbeat_interval=HEARTBEAT, stalled_worker_timeout=STALLED_AFTER,
-                       delete_jobs="successful", install_signal_handlers=True, worker_middleware=[counting(config)])
+        app.run_worker(
+            concurrency=concurrency,
+            update_heartbeat_interval=HEARTBEAT,
+            stalled_worker_timeout=STALLED_AFTER,
+            delete_jobs="successful",
+            install_signal_handlers=True,
+            worker_middleware=[counting(config)],
+        )
     except procrastinate_errors.ConnectorException as error:
         raise StoreError(f"store {config.store.where}: the task queue failed: {error}") from None

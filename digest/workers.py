@@ -116,8 +116,9 @@ class Workers(Generic[Item, Result]):
         """True once the pool was made (its processes start with the first chunk)."""
         return self._pool is not None
 
-    def map(self, items: Iterable[Item], arguments: Callable[[Item], Arguments],
-            before_wait: Callable[[], None] | None = None) -> Iterator[tuple[Item, Outcome]]:
+    def map(
+        self, items: Iterable[Item], arguments: Callable[[Item], Arguments], before_wait: Callable[[], None] | None = None
+    ) -> Iterator[tuple[Item, Outcome]]:
         """Yield (item, outcome of function(*arguments(item))) for each item, in input order.
 
         A call's exception is yielded as its outcome; an item whose arguments are
@@ -151,8 +152,12 @@ class Workers(Generic[Item, Result]):
         for item in items:
             yield item, arguments(item)
 
-    def _parallel(self, looked_at: list[tuple[Item, Arguments]], stream: Iterator[tuple[Item, Arguments]],
-                  before_wait: Callable[[], None] | None) -> Iterator[tuple[Item, Outcome]]:
+    def _parallel(
+        self,
+        looked_at: list[tuple[Item, Arguments]],
+        stream: Iterator[tuple[Item, Arguments]],
+        before_wait: Callable[[], None] | None,
+    ) -> Iterator[tuple[Item, Outcome]]:
         pending: deque[tuple[list[tuple[Item, Arguments]], Future[list[Outcome]] | None]] = deque()
         chunk: list[tuple[Item, Arguments]] = []
         failure: Exception | None = None
@@ -187,8 +192,9 @@ class Workers(Generic[Item, Result]):
         calls = [arguments for _, arguments in chunk if arguments is not None]
         return chunk, self._start().submit(call_each, self.function, calls) if calls else None
 
-    def _outcomes(self, entry: tuple[list[tuple[Item, Arguments]], Future[list[Outcome]] | None],
-                  before_wait: Callable[[], None] | None) -> Iterator[tuple[Item, Outcome]]:
+    def _outcomes(
+        self, entry: tuple[list[tuple[Item, Arguments]], Future[list[Outcome]] | None], before_wait: Callable[[], None] | None
+    ) -> Iterator[tuple[Item, Outcome]]:
         chunk, future = entry
         if future is not None and not future.done() and before_wait is not None:
             before_wait()
@@ -204,8 +210,12 @@ class Workers(Generic[Item, Result]):
         with self._lock:
             if self._pool is None:
                 log.info("starting up to %d worker processes", self.count)
-                self._pool = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_worker_start, initargs=(os.getpid(),))
+                self._pool = ProcessPoolExecutor(
+                    self.count,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_worker_start,
+                    initargs=(os.getpid(),),
+                )
             return self._pool
 
     def close(self) -> None:

@@ -46,22 +46,41 @@ class Project:
         self.config.write_text(textwrap.dedent(text), encoding="utf-8")
         return self.config
 
-    def cli(self, *args: str, now: str | None = "2026-11-27T07:00:00+00:00", stdin: str | None = None,
-            env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self,
+        *args: str,
+        now: str | None = "2026-11-27T07:00:00+00:00",
+        stdin: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
         """Run `python -m digest --config <project config> ARGS` in the project folder."""
         return run_cli("--config", str(self.config), *args, cwd=self.root, now=now, stdin=stdin, env=env, timeout=timeout)
 
 
-def run_cli(*args: str, cwd: Path, now: str | None = None, stdin: str | None = None,
-            env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    cwd: Path,
+    now: str | None = None,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
     """The real CLI in a subprocess, importing this checkout."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     environment["PYTHONPATH"] = str(REPO)
     if now:
         environment["DIGEST_NOW"] = now
     environment.update(env or {})
-    return subprocess.run([sys.executable, "-m", "digest", *args], cwd=cwd, env=environment, input=stdin,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "digest", *args],
+        cwd=cwd,
+        env=environment,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

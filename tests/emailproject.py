@@ -23,11 +23,17 @@ def write_articles(folder: Path) -> None:
         (folder / f"{number}.txt").write_text(f"{title}\n\n{body} Story {number}.\n", encoding="utf-8")
 
 
-def make_config(root: Path, port: int, recipients: tuple[str, ...] = ("ann@example.com", "bob@example.net"),
-                smtp_extra: str = "", subject: str = "{{ digest.name }}: {{ edition.date }}") -> Config:
+def make_config(
+    root: Path,
+    port: int,
+    recipients: tuple[str, ...] = ("ann@example.com", "bob@example.net"),
+    smtp_extra: str = "",
+    subject: str = "{{ digest.name }}: {{ edition.date }}",
+) -> Config:
     write_articles(root / "articles")
     emails = ", ".join(f'"{r}"' for r in recipients)
-    (root / "digest.toml").write_text(textwrap.dedent(f"""\
+    (root / "digest.toml").write_text(
+        textwrap.dedent(f"""\
         [store]
         path = "state/digest.sqlite3"
 
@@ -47,5 +53,8 @@ def make_config(root: Path, port: int, recipients: tuple[str, ...] = ("ann@examp
         port = {port}
         from = "Daily Digest <digest@example.org>"
         timeout = "5s"
-        """) + smtp_extra, encoding="utf-8")
+        """)
+        + smtp_extra,
+        encoding="utf-8",
+    )
     return config_module.load(root / "digest.toml")

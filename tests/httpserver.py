@@ -124,7 +124,9 @@ class LocalServer:
         self.routes[path] = handler
         return self.url(path)
 
-    def serve(self, path: str, body: bytes | str, content_type: str = "text/html; charset=utf-8", headers: dict[str, str] | None = None) -> str:
+    def serve(
+        self, path: str, body: bytes | str, content_type: str = "text/html; charset=utf-8", headers: dict[str, str] | None = None
+    ) -> str:
         """Serve a fixed body with ETag and Last-Modified, honouring conditional GETs."""
         data = body.encode("utf-8") if isinstance(body, str) else body
         etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'

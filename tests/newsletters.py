@@ -25,8 +25,15 @@ ARTICLE = (
 )
 # Text that must never reach a summary.
 BOILERPLATE = (
-    "unsubscribe", "manage your preferences", "update your preferences", "view this email in your browser",
-    "forwarded this email", "preheader", "you are receiving this", "our mailing address", "follow us",
+    "unsubscribe",
+    "manage your preferences",
+    "update your preferences",
+    "view this email in your browser",
+    "forwarded this email",
+    "preheader",
+    "you are receiving this",
+    "our mailing address",
+    "follow us",
 )
 TRACKER_HOSTS = ("eotrx.substackcdn.com", "list-manage.com", "buttondown.email", "mandrillapp.com")
 
@@ -75,13 +82,21 @@ def substack(to: str, subject: str = "City approves housing plan", message_id: s
 <p><a href="https://substack.com/signup?utm_source=substack&amp;utm_medium=email&amp;utm_content=footer">Start writing</a></p></td></tr>
 </table><img src="https://eotrx.substackcdn.com/open?token=eyJtIjoiMTIz&amp;utm_source=substack" width="1" height="1" alt="" style="height:1px!important;width:1px!important;border-width:0!important;">
 </body></html>"""
-    text = "View this post on the web at https://citynotes.substack.com/p/housing-plan?utm_source=email\n\n" + "\n\n".join(ARTICLE) + \
-        "\n\nUnsubscribe https://citynotes.substack.com/action/disable_email?token=x\n"
-    return Fixture("substack", _message("Ada Writer from City Notes <citynotes@substack.com>", to, subject,
-                                        message_id, html, text), "https://citynotes.substack.com/p/housing-plan")
+    text = (
+        "View this post on the web at https://citynotes.substack.com/p/housing-plan?utm_source=email\n\n"
+        + "\n\n".join(ARTICLE)
+        + "\n\nUnsubscribe https://citynotes.substack.com/action/disable_email?token=x\n"
+    )
+    return Fixture(
+        "substack",
+        _message("Ada Writer from City Notes <citynotes@substack.com>", to, subject, message_id, html, text),
+        "https://citynotes.substack.com/p/housing-plan",
+    )
 
 
-def mailchimp(to: str, subject: str = "City approves housing plan", message_id: str = "<0.1.2.3A.1D9C.mc123@mail210.atl221.mcdlv.net>") -> Fixture:
+def mailchimp(
+    to: str, subject: str = "City approves housing plan", message_id: str = "<0.1.2.3A.1D9C.mc123@mail210.atl221.mcdlv.net>"
+) -> Fixture:
     paragraphs = "".join(
         f'<p style="margin:10px 0;padding:0;color:#202020;font-family:Helvetica;font-size:16px;line-height:150%;text-align:left;">{s}</p>'
         for s in ARTICLE
@@ -111,13 +126,21 @@ Want to change how you receive these emails?<br>You can <a href="https://citynot
 </td></tr></table></center>
 <img src="https://citynotes.us21.list-manage.com/track/open.php?u=5b9f&amp;id=77aa&amp;e=abc123" height="1" width="1" alt="">
 </body></html>"""
-    text = "** City approves housing plan\n\n" + "\n\n".join(ARTICLE) + \
-        "\n\nunsubscribe from this list https://citynotes.us21.list-manage.com/unsubscribe?u=5b9f\n"
-    return Fixture("mailchimp", _message("City Notes <news@citynotes.example>", to, subject, message_id,
-                                         html, text), "https://us21.campaign-archive.com/?e=abc123&u=5b9f&id=77aa")
+    text = (
+        "** City approves housing plan\n\n"
+        + "\n\n".join(ARTICLE)
+        + "\n\nunsubscribe from this list https://citynotes.us21.list-manage.com/unsubscribe?u=5b9f\n"
+    )
+    return Fixture(
+        "mailchimp",
+        _message("City Notes <news@citynotes.example>", to, subject, message_id, html, text),
+        "https://us21.campaign-archive.com/?e=abc123&u=5b9f&id=77aa",
+    )
 
 
-def buttondown(to: str, subject: str = "City approves housing plan", message_id: str = "<buttondown-5f1e@buttondown.email>") -> Fixture:
+def buttondown(
+    to: str, subject: str = "City approves housing plan", message_id: str = "<buttondown-5f1e@buttondown.email>"
+) -> Fixture:
     paragraphs = "".join(f"<p>{s}</p>" for s in ARTICLE)
     html = f"""<html><head><style>body {{ font-family: sans-serif; }}</style></head><body>
 <div style="display: none; max-height: 0px; overflow: hidden;">A short preview line for the inbox list</div>
@@ -129,11 +152,16 @@ def buttondown(to: str, subject: str = "City approves housing plan", message_id:
 <img src="https://buttondown.email/emails/5f1e/open?subscriber=abcd" width="1" height="1" alt="">
 </body></html>"""
     text = "\n\n".join(ARTICLE) + "\n\nUnsubscribe: https://buttondown.com/unsubscribe/abcd\n"
-    return Fixture("buttondown", _message("City Notes <citynotes@buttondown.email>", to, subject,
-                                          message_id, html, text), "https://buttondown.com/citynotes/archive/city-approves-housing-plan/")
+    return Fixture(
+        "buttondown",
+        _message("City Notes <citynotes@buttondown.email>", to, subject, message_id, html, text),
+        "https://buttondown.com/citynotes/archive/city-approves-housing-plan/",
+    )
 
 
-def plain_list(to: str, subject: str = "City approves housing plan", message_id: str = "<20261126083000.GA1234@lists.example.org>") -> Fixture:
+def plain_list(
+    to: str, subject: str = "City approves housing plan", message_id: str = "<20261126083000.GA1234@lists.example.org>"
+) -> Fixture:
     body = "\n\n".join(ARTICLE)
     text = f"""Hello all,
 

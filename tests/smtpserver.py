@@ -167,7 +167,9 @@ class Server:
 
 def _authenticator(login: str, password: str) -> Any:
     def check(server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any) -> AuthResult:
-        good = isinstance(auth_data, LoginPassword) and auth_data.login == login.encode() and auth_data.password == password.encode()
+        good = (
+            isinstance(auth_data, LoginPassword) and auth_data.login == login.encode() and auth_data.password == password.encode()
+        )
         return AuthResult(success=good, handled=False)
 
     return check

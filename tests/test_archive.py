@@ -149,8 +149,11 @@ def test_ids_survive_a_rebuild_and_a_new_base_url_and_a_rebuild_changes_no_byte(
 
     # A source failing since shows in new editions' "sources with problems" box, not in archived pages.
     text = three_editions.config.read_text(encoding="utf-8").replace('sources = ["seeds"]', 'sources = ["seeds", "down"]')
-    three_editions.config.write_text(text + '\n[fetch]\nallow_private = true\n\n[[sources]]\nname = "down"\n'
-                                     'type = "feed"\nurl = "http://127.0.0.1:9/feed.xml"\n', encoding="utf-8")
+    three_editions.config.write_text(
+        text + '\n[fetch]\nallow_private = true\n\n[[sources]]\nname = "down"\n'
+        'type = "feed"\nurl = "http://127.0.0.1:9/feed.xml"\n',
+        encoding="utf-8",
+    )
     failing = three_editions.cli("run", now="2026-11-29T08:00:00+00:00")
     assert failing.returncode == 1 and "source down: 0 new; failed" in failing.stdout
     assert "digest daily: 0 files written" in three_editions.cli("archive", "rebuild").stdout
@@ -178,7 +181,9 @@ def test_ids_survive_a_rebuild_and_a_new_base_url_and_a_rebuild_changes_no_byte(
     content = root.find(f"{ATOM}entry/{ATOM}content").text
     assert f'<a href="{BASE}index.html">All</a>' in content
     assert re.search(f'<a href="{re.escape(BASE)}"[^>]*>All editions</a>', content)
-    assert re.findall(r'href="([^"]*)"', content) and all(h.startswith("https://") for h in re.findall(r'href="([^"]*)"', content))
+    assert re.findall(r'href="([^"]*)"', content) and all(
+        h.startswith("https://") for h in re.findall(r'href="([^"]*)"', content)
+    )
     editions_own = {name: data for name, data in before.items() if name[0].isdigit()}
     assert len(editions_own) == 9  # three editions' html, md, txt: the files channel's, never rewritten
     assert {name: data for name, data in archive_files(three_editions).items() if name[0].isdigit()} == editions_own
@@ -268,12 +273,19 @@ def test_older_editions_live_in_rfc5005_archive_documents_and_an_edition_rewrite
     stats = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
     add_seed(project, "2026-12-02")
     pipeline.run(config, start + timedelta(days=5))
-    changed = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
-                     if p.is_file() and stats.get(p) != (p.stat().st_ino, p.stat().st_mtime_ns))
+    changed = sorted(
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.is_file() and stats.get(p) != (p.stat().st_ino, p.stat().st_mtime_ns)
+    )
     new = [name for name in changed if name.startswith(("2026-12-02", "editions/2026-12-02"))]
     assert sorted(set(changed) - set(new)) == ["archive/3.atom", "feed.atom", "index.html", "months/2026-12.html"]
-    assert sorted(new) == ["2026-12-02T070000Z.html", "2026-12-02T070000Z.md", "2026-12-02T070000Z.txt",
-                           "editions/2026-12-02T070000Z.html"]
+    assert sorted(new) == [
+        "2026-12-02T070000Z.html",
+        "2026-12-02T070000Z.md",
+        "2026-12-02T070000Z.txt",
+        "editions/2026-12-02T070000Z.html",
+    ]
     assert not [p for p in folder.rglob(".partial-*")]
 
 
@@ -296,7 +308,12 @@ def serve(project: Project, now: str) -> Iterator[str]:
     environment.update(PYTHONPATH=str(REPO), DIGEST_NOW=now)
     server = subprocess.Popen(
         [sys.executable, "-m", "digest", "--config", str(project.config), "serve", "--listen", f"127.0.0.1:{port}"],
-        cwd=project.root, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=project.root,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(f"http://127.0.0.1:{port}/healthz", server)
         yield f"127.0.0.1:{port}"
@@ -331,8 +348,13 @@ def test_serve_answers_the_feed_then_304_refuses_traversal_and_reports_health(th
         index = httpx.get(f"{base}/daily/")
         assert index.status_code == 200 and "2026-11-29 07:00" in index.text
         assert httpx.get(f"{base}/daily/editions/2026-11-27T070000Z.html").status_code == 200
-        for path in ("/../", "/daily/../../config/digest.toml", "/daily/%2e%2e/%2e%2e/config/digest.toml",
-                     "/daily/..%2f..%2fconfig/digest.toml", "/daily/../../../../etc/passwd"):
+        for path in (
+            "/../",
+            "/daily/../../config/digest.toml",
+            "/daily/%2e%2e/%2e%2e/config/digest.toml",
+            "/daily/..%2f..%2fconfig/digest.toml",
+            "/daily/../../../../etc/passwd",
+        ):
             status, body = raw_get(address, path)
             assert status == 404, path
             assert b"[store]" not in body and b"root:" not in body
@@ -407,12 +429,16 @@ def test_feed_content_keeps_the_body_escaped_drops_styles_and_scripts_and_makes_
     """The streamed entry content: what a reader shows, never the page's head, scripts or comments."""
     from digest.archive import feed_content
 
-    page = ('<!DOCTYPE html><html><head><title>T</title><style>a{}</style><link rel="stylesheet" href="a.css"></head>'
-            '<body><!-- note --><div class="page"><script>var x = "<b>";</script><h1>Tom &amp; Jerry &lt;3</h1>'
-            '<a href="../index.html" title=\'say "hi"\'>All</a><img src="x.png" alt=""><br/><noscript>no</noscript>'
-            '<p>text</p></div></body></html>')
+    page = (
+        '<!DOCTYPE html><html><head><title>T</title><style>a{}</style><link rel="stylesheet" href="a.css"></head>'
+        '<body><!-- note --><div class="page"><script>var x = "<b>";</script><h1>Tom &amp; Jerry &lt;3</h1>'
+        '<a href="../index.html" title=\'say "hi"\'>All</a><img src="x.png" alt=""><br/><noscript>no</noscript>'
+        "<p>text</p></div></body></html>"
+    )
     content = feed_content(page, "https://e.org/d/editions/x.html")
-    assert content == ('<div class="page"><h1>Tom &amp; Jerry &lt;3</h1><a href="https://e.org/d/index.html" '
-                       'title="say &quot;hi&quot;">All</a><img src="https://e.org/d/editions/x.png" alt=""><br><p>text</p></div>\n')
+    assert content == (
+        '<div class="page"><h1>Tom &amp; Jerry &lt;3</h1><a href="https://e.org/d/index.html" '
+        'title="say &quot;hi&quot;">All</a><img src="https://e.org/d/editions/x.png" alt=""><br><p>text</p></div>\n'
+    )
     assert lxml.html.fragment_fromstring(content).text_content() == "Tom & Jerry <3Alltext"
     assert 'href="../index.html"' in feed_content(page, "")  # relative without base_url

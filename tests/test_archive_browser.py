@@ -17,8 +17,10 @@ from tests.test_email_browser import chromium, run_chromium
 
 ARTIFACTS = REPO / "tests" / "artifacts"
 WIDTHS = (375, 1200)
-LONG_TITLE = ("Pneumonoultramicroscopicsilicovolcanoconiosis-cases-reported-by-the-regional-health-authority-"
-              "this-week-after-the-long-and-unusually-dusty-autumn")
+LONG_TITLE = (
+    "Pneumonoultramicroscopicsilicovolcanoconiosis-cases-reported-by-the-regional-health-authority-"
+    "this-week-after-the-long-and-unusually-dusty-autumn"
+)
 PAGES = {"index": "index.html", "month": "months/2026-11.html", "edition": "editions/2026-11-29T070000Z.html"}
 # Loads a page in an iframe exactly `width` px wide, then writes what it measured into the harness.
 HARNESS = """<!DOCTYPE html><html><body style="margin:0">
@@ -51,7 +53,9 @@ def archive_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         title = LONG_TITLE if day == "29" else f"Harbour works reach stage {day}"
         (root / "seeds" / f"stage-{day}.txt").write_text(
             f"{title}\n\nCrews finished stage {day} of the harbour works. The council said the quay reopens in "
-            "spring. Residents welcomed the quieter nights.\n", encoding="utf-8")
+            "spring. Residents welcomed the quieter nights.\n",
+            encoding="utf-8",
+        )
         result = project.cli("run", now=f"2026-11-{day}T07:00:00+00:00")
         assert result.returncode == 0, result.stdout + result.stderr
     return project.out / "daily"
@@ -59,8 +63,9 @@ def archive_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("kind", sorted(PAGES))
-def test_archive_pages_fit_phone_and_desktop_without_console_errors(kind: str, width: int, archive_folder: Path,
-                                                                    tmp_path: Path) -> None:
+def test_archive_pages_fit_phone_and_desktop_without_console_errors(
+    kind: str, width: int, archive_folder: Path, tmp_path: Path
+) -> None:
     binary = chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     page = archive_folder / PAGES[kind]
@@ -91,9 +96,18 @@ def run_chromium_logged(binary: str, profile: Path, url: str) -> tuple[str, str]
 
     from tests.test_email_browser import CHROMIUM_FLAGS
 
-    command = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--allow-file-access-from-files",
-               "--enable-logging=stderr", "--v=0", "--window-size=1400,2600", "--virtual-time-budget=5000",
-               "--dump-dom", url]
+    command = [
+        binary,
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={profile}",
+        "--allow-file-access-from-files",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--window-size=1400,2600",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        url,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=90)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout, result.stderr

@@ -43,17 +43,23 @@ def one_line_error(project: Project) -> str:
         (GOOD.replace('type = "files"', 'type = "carrier-pigeon"'), ["sources[0].type", "carrier-pigeon"]),
         (GOOD.replace('type = "files"', 'type = ["files"]'), ["sources[0].type", "unknown source type"]),
         (GOOD.replace('path = "../seeds"', 'path = "../no-such-folder"'), ["sources[0].path", "not found"]),
-        (GOOD + "\n[summary]\nsentences = \"three\"\n", ["summary.sentences", "whole number"]),
-        (GOOD + "\n[summary]\nalgorithm = \"magic\"\n", ["summary.algorithm", "magic"]),
+        (GOOD + '\n[summary]\nsentences = "three"\n', ["summary.sentences", "whole number"]),
+        (GOOD + '\n[summary]\nalgorithm = "magic"\n', ["summary.algorithm", "magic"]),
         (GOOD.replace('name = "daily"', 'name = "daily"\ntimezone = "Mars/Olympus"'), ["digests[0].timezone"]),
         (GOOD.replace('name = "daily"', 'name = "daily"\nsources = ["nope"]'), ["digests[0].sources", "nope"]),
-        (GOOD + "\n[fetch]\ntimeout = \"soon\"\n", ["fetch.timeout", "duration"]),
-        (GOOD + "\n[fetch]\ntimeout = \"99999999999d\"\n", ["fetch.timeout", "out of range"]),
+        (GOOD + '\n[fetch]\ntimeout = "soon"\n', ["fetch.timeout", "duration"]),
+        (GOOD + '\n[fetch]\ntimeout = "99999999999d"\n', ["fetch.timeout", "out of range"]),
         (GOOD + "\n[fetch]\ntimeout = 1e400\n", ["fetch.timeout", "out of range"]),
-        (GOOD.replace('name = "daily"', 'name = "daily"\nschedule = "every 99999999999d"'), ["digests[0].schedule", "at most 36500d"]),
-        (GOOD.replace('path = "../seeds"', 'path = "../seeds"\ninterval = "9999999d"'), ["sources[0].interval", "at most 36500d"]),
+        (
+            GOOD.replace('name = "daily"', 'name = "daily"\nschedule = "every 99999999999d"'),
+            ["digests[0].schedule", "at most 36500d"],
+        ),
+        (
+            GOOD.replace('path = "../seeds"', 'path = "../seeds"\ninterval = "9999999d"'),
+            ["sources[0].interval", "at most 36500d"],
+        ),
         (GOOD + "\n[summary]\nworkers = -1\n", ["summary.workers", '"auto" or a number from 0 to 256']),
-        (GOOD + "\n[summary]\nworkers = \"many\"\n", ["summary.workers", "many"]),
+        (GOOD + '\n[summary]\nworkers = "many"\n', ["summary.workers", "many"]),
     ],
 )
 def test_bad_config_exits_2_with_one_line_naming_file_and_key(project: Project, text: str, words: list[str]) -> None:
@@ -86,7 +92,9 @@ def test_durations_and_duplicate_names(project: Project) -> None:
         config.load(project.config)
 
 
-@pytest.mark.parametrize(("line", "workers"), [("", "auto"), ('workers = "auto"', "auto"), ("workers = 3", 3), ("workers = 0", 0)])
+@pytest.mark.parametrize(
+    ("line", "workers"), [("", "auto"), ('workers = "auto"', "auto"), ("workers = 3", 3), ("workers = 0", 0)]
+)
 def test_summary_workers_is_auto_or_a_count(project: Project, line: str, workers: object) -> None:
     loaded = config.load(project.write_config(GOOD + f"\n[summary]\n{line}\n"))
     assert loaded.summary.workers == workers
@@ -100,7 +108,8 @@ def test_a_cron_that_never_fires_is_a_config_error_at_load(project: Project, com
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip().splitlines() == [
         f"digest: config error: {project.config}: digests[0].schedule: '0 0 31 2 *' never fires: "
-        "no date has that day of month in that month"]
+        "no date has that day of month in that month"
+    ]
 
 
 def test_a_cron_that_never_fires_is_refused_by_the_daemon_before_it_starts(project: Project) -> None:
@@ -126,7 +135,8 @@ def test_overlong_path_component_deep_toml_and_year_one_are_usage_errors(project
         result = project.cli(command, now="0001-01-01T00:00:00+01:00")
         assert result.returncode == 2, (command, result.stderr)
         assert result.stderr.strip().splitlines() == [
-            "digest: DIGEST_NOW: '0001-01-01T00:00:00+01:00' is out of range: the year must be from 1970 to 9000"]
+            "digest: DIGEST_NOW: '0001-01-01T00:00:00+01:00' is out of range: the year must be from 1970 to 9000"
+        ]
 
 
 def test_a_digest_that_goes_nowhere_is_a_config_error_naming_it(project: Project) -> None:

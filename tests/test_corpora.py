@@ -66,10 +66,19 @@ def test_a_digest_of_the_sanitize_cases_has_no_script_handler_or_javascript_link
     for path in sorted(root.glob("*")):
         for entry in parse_feed(path.read_bytes(), f"http://example.org/{path.name}"):
             summary = summarise(entry.text or entry.title or "-", SummaryConfig(), title=entry.title)
-            articles.append(StoredArticle(
-                id=len(articles) + 1, source="sanitize", title=entry.title or path.name, url=entry.link, published=entry.published,
-                author=entry.author, language=entry.language, summary=summary.sentences or (entry.text,), fetched=NOW,
-            ))
+            articles.append(
+                StoredArticle(
+                    id=len(articles) + 1,
+                    source="sanitize",
+                    title=entry.title or path.name,
+                    url=entry.link,
+                    published=entry.published,
+                    author=entry.author,
+                    language=entry.language,
+                    summary=summary.sentences or (entry.text,),
+                    fetched=NOW,
+                )
+            )
     assert len(articles) > 500
     edition = Edition(digest="daily", created=NOW, articles=tuple(articles))
     renderer = Renderer()
@@ -112,8 +121,14 @@ print(json.dumps(results))
 def test_every_defusedxml_test_file_ends_quickly_in_little_memory() -> None:
     root = shared_path("corpora", "defusedxml", "xmltestdata")
     files = sorted(str(p) for p in root.iterdir() if p.is_file())
-    probe = subprocess.run([sys.executable, "-c", PROBE, *files], cwd=REPO, capture_output=True, text=True, timeout=120,
-                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE, *files],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
     assert probe.returncode == 0, probe.stderr
     results = json.loads(probe.stdout)
     assert results.pop("peak_rss_mb") < 200
@@ -121,7 +136,9 @@ def test_every_defusedxml_test_file_ends_quickly_in_little_memory() -> None:
     for name, result in results.items():
         assert result["seconds"] < 2, (name, result)
     assert "possible XML bomb" in results["quadratic.xml"]["outcome"][0]
-    assert all("refused" in results[name]["outcome"][1] for name in ("xmlbomb.xml", "quadratic.xml", "external.xml", "cyclic.xml"))
+    assert all(
+        "refused" in results[name]["outcome"][1] for name in ("xmlbomb.xml", "quadratic.xml", "external.xml", "cyclic.xml")
+    )
 
 
 def test_the_sanitize_cases_stay_inert_in_the_markdown_digest_as_a_viewer_shows_it() -> None:
@@ -136,13 +153,33 @@ def test_the_sanitize_cases_stay_inert_in_the_markdown_digest_as_a_viewer_shows_
         for entry in parse_feed(path.read_bytes(), f"http://example.org/{path.name}"):
             # The payload as title, as summary, and inside the link, each where a template writes it.
             payload = entry.text or entry.title or path.name
-            articles.append(StoredArticle(
-                id=len(articles) + 1, source="sanitize", title=payload[:300], url=f"http://example.org/{path.stem}>){payload[:200]}",
-                published=NOW, author=entry.author, language=entry.language, summary=(payload,), fetched=NOW,
-            ))
+            articles.append(
+                StoredArticle(
+                    id=len(articles) + 1,
+                    source="sanitize",
+                    title=payload[:300],
+                    url=f"http://example.org/{path.stem}>){payload[:200]}",
+                    published=NOW,
+                    author=entry.author,
+                    language=entry.language,
+                    summary=(payload,),
+                    fetched=NOW,
+                )
+            )
     handmade = "http://a.example/x>)<img src=http://evil.example/t.gif>"
-    articles.append(StoredArticle(id=len(articles) + 1, source="sanitize", title="handmade", url=handmade, published=NOW,
-                                  author=None, language="en", summary=("A link that closes the Markdown link.",), fetched=NOW))
+    articles.append(
+        StoredArticle(
+            id=len(articles) + 1,
+            source="sanitize",
+            title="handmade",
+            url=handmade,
+            published=NOW,
+            author=None,
+            language="en",
+            summary=("A link that closes the Markdown link.",),
+            fetched=NOW,
+        )
+    )
     assert len(articles) > 500
     edition = Edition(digest="daily", created=NOW, articles=tuple(articles))
     renderer = Renderer()
@@ -155,4 +192,4 @@ def test_the_sanitize_cases_stay_inert_in_the_markdown_digest_as_a_viewer_shows_
         assert "<img" not in html.lower() and "evil.example/t.gif>" not in html, fmt
     links = [line for line in rendered["txt"].splitlines() if line.startswith("http")]
     assert len(links) > 500  # a payload with a line break makes no link at all
-    assert all(not any(c in link for c in ' <>"\'`\\') for link in links)
+    assert all(not any(c in link for c in " <>\"'`\\") for link in links)

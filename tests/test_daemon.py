@@ -57,7 +57,10 @@ class Daemon:
         with open(self.log_path, "w", encoding="utf-8") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "digest", "--config", str(project.config), "--log-format", "json", "daemon"],
-                cwd=project.root, env=environment, stdout=subprocess.DEVNULL, stderr=log,
+                cwd=project.root,
+                env=environment,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
             )
 
     def lines(self) -> list[dict[str, object]]:
@@ -74,8 +77,12 @@ class Daemon:
         return [str(entry["message"]) for entry in self.lines()]
 
     def wait_for_log(self, pattern: str, count: int = 1, timeout: float = 60) -> None:
-        wait_until(lambda: sum(bool(re.search(pattern, m)) for m in self.messages()) >= count, timeout,
-                   f"{count} log line(s) matching {pattern!r}", self)
+        wait_until(
+            lambda: sum(bool(re.search(pattern, m)) for m in self.messages()) >= count,
+            timeout,
+            f"{count} log line(s) matching {pattern!r}",
+            self,
+        )
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 10) -> tuple[int, float]:
         """Send `signum`; return the exit code and the seconds it took to exit."""
@@ -272,8 +279,9 @@ def test_sighup_reloads_the_config_and_keeps_the_old_one_when_the_new_is_bad(new
         daemon.process.send_signal(signal.SIGHUP)
         daemon.wait_for_log(r"^config reloaded from ")
         third = write_article(news_project.root / "news", 3, topic="school meals")
-        wait_until(lambda: any(third in p.read_text() for p in edition_files(news_project, "evening")), 30,
-                   "the renamed digest", daemon)
+        wait_until(
+            lambda: any(third in p.read_text() for p in edition_files(news_project, "evening")), 30, "the renamed digest", daemon
+        )
         assert daemon.stop()[0] == 0
     finally:
         daemon.kill()
@@ -282,14 +290,17 @@ def test_sighup_reloads_the_config_and_keeps_the_old_one_when_the_new_is_bad(new
 def test_sigterm_during_a_stalled_email_exits_in_time_and_the_unconfirmed_email_goes_after_restart(tmp_path: Path) -> None:
     port = free_port()
     project = Project(tmp_path)
-    project.write_config(CONFIG.format(interval="2s", schedule="every 2s", max_articles=50) + f"""
+    project.write_config(
+        CONFIG.format(interval="2s", schedule="every 2s", max_articles=50)
+        + f"""
 email_to = ["ann@example.com"]
 
 [smtp]
 host = "127.0.0.1"
 port = {port}
 timeout = "60s"
-""")
+"""
+    )
     write_article(tmp_path / "news", 1)
     with smtp_server(["stall"], port=port) as stalling:
         daemon = Daemon(project)

@@ -94,7 +94,9 @@ def messages(entries: Entries, prefix: str) -> list[dict[str, object]]:
 
 def editions(entries: Entries) -> list[dict[str, object]]:
     """One line per edition job: an edition made, or nothing new to make one of."""
-    return [e for e in messages(entries, "edition of often") if " made" in str(e["message"]) or "nothing new" in str(e["message"])]
+    return [
+        e for e in messages(entries, "edition of often") if " made" in str(e["message"]) or "nothing new" in str(e["message"])
+    ]
 
 
 def run_daemon(folder: Path, done: Callable[[Entries], bool], timeout: float = 90) -> Entries:
@@ -106,7 +108,11 @@ def run_daemon(folder: Path, done: Callable[[Entries], bool], timeout: float = 9
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "digest", "--config", str(folder / "digest.toml"), "--log-format", "json", "daemon"],
-            cwd=folder, env=environment, stdout=subprocess.DEVNULL, stderr=log)
+            cwd=folder,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
         try:
             deadline = time.monotonic() + timeout
             while not done(read_log(log_path)):
@@ -144,7 +150,11 @@ def check_rhythm(entries: Entries, healthy: list[LocalServer]) -> None:
     asked = {f"feed{n}": min((r.at for r in server.requests), default=float("inf")) - start for n, server in enumerate(healthy)}
     late = {name: round(after, 1) for name, after in asked.items() if after > 5}
     assert not late, f"healthy feeds first asked more than 5 s after start: {late}"
-    ended = {str(e["message"]).split()[1] for e in entries if str(e["message"]).startswith("source ") and " polled: 2 new" in str(e["message"])}
+    ended = {
+        str(e["message"]).split()[1]
+        for e in entries
+        if str(e["message"]).startswith("source ") and " polled: 2 new" in str(e["message"])
+    }
     assert ended >= set(asked), sorted(set(asked) - ended)
     times = [moment(e) - start for e in editions(entries)]
     assert len(times) >= 3, times

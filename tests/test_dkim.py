@@ -25,8 +25,11 @@ def write_key(folder: Path) -> tuple[Path, bytes]:
     """A fresh 2048-bit RSA key as PEM, and its public half as DKIM's p= carries it (DER, base64 in DNS)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path = folder / "dkim.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
     public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return path, public
 
@@ -40,8 +43,9 @@ def published_record(stdout: str) -> tuple[str, bytes]:
 
 def dkim_config(tmp_path: Path, port: int, recipients: tuple[str, ...]) -> Path:
     key_file, _ = write_key(tmp_path)
-    make_config(tmp_path, port, recipients=recipients, smtp_extra=(
-        f'dkim_key_file = "{key_file.name}"\ndkim_selector = "mail2026"\n'))
+    make_config(
+        tmp_path, port, recipients=recipients, smtp_extra=(f'dkim_key_file = "{key_file.name}"\ndkim_selector = "mail2026"\n')
+    )
     return tmp_path / "digest.toml"
 
 

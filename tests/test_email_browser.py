@@ -29,8 +29,14 @@ LONG_TITLES = (
     "Pneumonoultramicroscopicsilicovolcanoconiosis-cases-reported-by-the-regional-health-authority-this-week",
 )
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 )
 # Loads the email in an iframe exactly `width` px wide, then writes what it measured into the page.
 HARNESS = """<!DOCTYPE html><html><body style="margin:0">
@@ -87,18 +93,29 @@ def test_email_html_has_no_horizontal_scroll_and_shows_every_title(width: int, e
     ARTIFACTS.mkdir(exist_ok=True)
     page = tmp_path / "email.html"
     page.write_text(email_html, encoding="utf-8")
-    run_chromium(binary, tmp_path / "profile", f"--window-size={width},2000", f"--screenshot={ARTIFACTS / f'email-{width}.png'}", page.as_uri())
+    run_chromium(
+        binary,
+        tmp_path / "profile",
+        f"--window-size={width},2000",
+        f"--screenshot={ARTIFACTS / f'email-{width}.png'}",
+        page.as_uri(),
+    )
     harness = tmp_path / "harness.html"
     harness.write_text(HARNESS.format(width=width, document=html.escape(email_html, quote=True)), encoding="utf-8")
-    dom = run_chromium(binary, tmp_path / "profile", "--window-size=1100,2000", "--virtual-time-budget=5000", "--dump-dom", harness.as_uri())
+    dom = run_chromium(
+        binary, tmp_path / "profile", "--window-size=1100,2000", "--virtual-time-budget=5000", "--dump-dom", harness.as_uri()
+    )
     found = re.search(r'data-result="([^"]*)"', dom)
     assert found, "the measuring script did not run"
     result = json.loads(html.unescape(found.group(1)))
     assert result["innerWidth"] == width
     assert result["scrollWidth"] <= width, f"horizontal scroll at {width}px: content is {result['scrollWidth']}px wide"
     shown = {title["text"]: title for title in result["titles"]}
-    expected = [t for t in LONG_TITLES] + [t for t in shown if "Markets calm" in t] + [
-        "Harbour bridge reopens after storm repairs", "Zürich council approves night trams"]
+    expected = (
+        [t for t in LONG_TITLES]
+        + [t for t in shown if "Markets calm" in t]
+        + ["Harbour bridge reopens after storm repairs", "Zürich council approves night trams"]
+    )
     assert len(shown) == 5
     for text in expected:
         title = shown[text]

@@ -12,7 +12,9 @@ from tests.conftest import run_cli
 from tests.smtpserver import Received, smtp_server
 
 T0 = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)
-SENTENCE = "The regional council of {place} met on Tuesday to discuss story {n} and its long list of budget items, bridges and schools."
+SENTENCE = (
+    "The regional council of {place} met on Tuesday to discuss story {n} and its long list of budget items, bridges and schools."
+)
 
 
 def write_stories(folder: Path, count: int, sentences: int = 30) -> list[str]:
@@ -30,7 +32,8 @@ def write_stories(folder: Path, count: int, sentences: int = 30) -> list[str]:
 def project(root: Path, port: int, count: int, extra: str = "") -> tuple[Path, list[str]]:
     titles = write_stories(root / "articles", count)
     config = root / "digest.toml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(
+        textwrap.dedent(f"""\
         [store]
         path = "state/digest.sqlite3"
 
@@ -53,7 +56,9 @@ def project(root: Path, port: int, count: int, extra: str = "") -> tuple[Path, l
         host = "127.0.0.1"
         port = {port}
         from = "Daily Digest <digest@example.org>"
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     return config, titles
 
 
@@ -77,7 +82,10 @@ def test_300_long_stories_make_an_email_under_100_kb_that_names_the_stories_left
     shown = [title for title in titles if title in text]
     assert 20 < len(shown) < 300 and all(title in html for title in shown)
     left_out = 300 - len(shown)
-    assert f"This email has room for {len(shown)} of the edition's 300 stories, by headline only: {left_out} more stories are only in the full edition." in text
+    assert (
+        f"This email has room for {len(shown)} of the edition's 300 stories, by headline only: {left_out} more stories are only in the full edition."
+        in text
+    )
     assert "only in the full edition" in " ".join(re.sub(r"<[^>]+>", " ", html).split())
     assert "Made by digest" in html  # the end of the message is there: nothing clipped
     link = re.search(r"The full edition: (https://news\.example\.org/daily/(\S+\.html))", text)
@@ -122,20 +130,38 @@ def test_a_huge_edition_is_never_rendered_whole_for_its_email() -> None:
     from digest.render import Renderer
 
     summary = (SENTENCE.format(place="Harbourtown", n=1),) * 3
-    articles = tuple(StoredArticle(id=n, source="news", title=f"Story {n:04d} about the harbour bridge", url=f"https://example.org/{n}",
-                                   published=T0, author=None, language="en", summary=summary, fetched=T0) for n in range(3000))
+    articles = tuple(
+        StoredArticle(
+            id=n,
+            source="news",
+            title=f"Story {n:04d} about the harbour bridge",
+            url=f"https://example.org/{n}",
+            published=T0,
+            author=None,
+            language="en",
+            summary=summary,
+            fetched=T0,
+        )
+        for n in range(3000)
+    )
     edition = Edition(digest="daily", created=T0, articles=articles, id=1)
     renderer = Renderer()
     context = renderer.context("daily", "UTC", edition, [Section("news", tuple(Story(article) for article in articles))])
     tried: list[int] = []
 
     def fits(document: object) -> bool:
-        size = encoded_size(MailParts(document.subject, document.bodies["txt"], document.bodies["html"]),  # type: ignore[attr-defined]
-                            "Digest <digest@example.org>", "daily")
+        size = encoded_size(
+            MailParts(document.subject, document.bodies["txt"], document.bodies["html"]),  # type: ignore[attr-defined]
+            "Digest <digest@example.org>",
+            "daily",
+        )
         tried.append(size)
         return size <= 100_000
 
     email = renderer.render_email("daily", context, fits)
-    note = re.search(r"room for (\d+) of the edition's 3000 stories, by headline only: (\d+) more stories are not in it", " ".join(email.bodies["txt"].split()))
+    note = re.search(
+        r"room for (\d+) of the edition's 3000 stories, by headline only: (\d+) more stories are not in it",
+        " ".join(email.bodies["txt"].split()),
+    )
     assert fits(email) and note and int(note.group(1)) + int(note.group(2)) == 3000 and int(note.group(2)) > 0
     assert max(tried) < 250_000 and len(tried) < 30

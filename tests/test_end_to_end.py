@@ -38,7 +38,9 @@ def test_run_writes_html_markdown_and_text_digests_of_the_seed(project: Project)
         assert "2025-11-27" in document
         assert "date 2025" not in document
     assert "date 2025" not in markdown and "2025-11-27" in markdown
-    block = text.rsplit(HEADLINE, 1)[1].split("\n\n", 2)[1]  # the summary paragraph after the entry's date line (the first is in the headlines)
+    block = text.rsplit(HEADLINE, 1)[1].split("\n\n", 2)[
+        1
+    ]  # the summary paragraph after the entry's date line (the first is in the headlines)
     sentences = re.findall(r"[^.!?]+[.!?]", " ".join(block.split()))
     assert 2 <= len(sentences) <= 5
     assert "<script" not in html
@@ -78,7 +80,9 @@ def test_run_json_report_names_sources_editions_and_deliveries(project: Project)
     result = project.cli("run", "--json")
     report = json.loads(result.stdout)
     assert report["ok"] is True
-    assert report["sources"] == [{"name": "seeds", "new_articles": 1, "backlog": 0, "seen": 0, "error": "", "waiting_until": "", "notes": []}]
+    assert report["sources"] == [
+        {"name": "seeds", "new_articles": 1, "backlog": 0, "seen": 0, "error": "", "waiting_until": "", "notes": []}
+    ]
     assert report["editions"][0]["articles"] == 1
     assert report["deliveries"][0]["status"] == "delivered"
 
@@ -114,9 +118,11 @@ def test_summarize_of_a_missing_file_is_one_line(tmp_path: Path) -> None:
 def test_summarize_jsonl_problems_are_one_line_naming_the_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "number.jsonl").write_text('{"id": "a", "text": 5}\n')
     (tmp_path / "latin1.jsonl").write_bytes(b'{"id": "a", "text": "caf\xe9"}\n')
-    expected = {"missing.jsonl": "missing.jsonl: cannot read: No such file or directory",
-                "number.jsonl": 'number.jsonl:1: expected a JSON object with "id" and "text"',
-                "latin1.jsonl": "latin1.jsonl:1: not UTF-8 text"}
+    expected = {
+        "missing.jsonl": "missing.jsonl: cannot read: No such file or directory",
+        "number.jsonl": 'number.jsonl:1: expected a JSON object with "id" and "text"',
+        "latin1.jsonl": "latin1.jsonl:1: not UTF-8 text",
+    }
     for name, message in expected.items():
         result = run_cli("summarize", "--jsonl", name, cwd=tmp_path)
         assert result.returncode == 1
@@ -135,7 +141,9 @@ def test_check_says_what_is_enabled(project: Project) -> None:
     assert "source seeds: files" in result.stdout
     assert "digest daily" in result.stdout
     assert "not available" not in result.stdout
-    project.config.write_text(project.config.read_text() + '\n[[sources]]\nname = "letters"\ntype = "mailbox"\naddress = "news@digest.local"\n')
+    project.config.write_text(
+        project.config.read_text() + '\n[[sources]]\nname = "letters"\ntype = "mailbox"\naddress = "news@digest.local"\n'
+    )
     with_mailbox = project.cli("check")
     assert with_mailbox.returncode == 0
     assert "source letters: mailbox news@digest.local" in with_mailbox.stdout
@@ -176,8 +184,10 @@ def test_an_edition_whose_template_fails_is_delivered_once_the_template_is_fixed
     theme = project.root / "theme"
     theme.mkdir()
     # fails only on the real article, so the sample edition that check_templates renders passes it
-    (theme / "digest.txt").write_text("{% for s in sections %}{% for a in s.articles %}{% if 'Putin' in a.title %}"
-                                      "{{ no_such_variable }}{% endif %}{% endfor %}{% endfor %}\n")
+    (theme / "digest.txt").write_text(
+        "{% for s in sections %}{% for a in s.articles %}{% if 'Putin' in a.title %}"
+        "{{ no_such_variable }}{% endif %}{% endfor %}{% endfor %}\n"
+    )
     text = project.config.read_text(encoding="utf-8")
     project.config.write_text(text.replace('name = "daily"', 'name = "daily"\ntemplates = "../theme"'), encoding="utf-8")
     broken = project.cli("run", "--json")
@@ -196,11 +206,15 @@ def test_an_edition_whose_template_fails_is_delivered_once_the_template_is_fixed
 
 def test_a_subject_or_template_that_does_not_compile_is_a_config_error_before_any_edition(project: Project) -> None:
     text = project.config.read_text(encoding="utf-8")
-    project.config.write_text(text.replace('name = "daily"', 'name = "daily"\nsubject = "{{ digest.name }: {{ edition.date }}"'), encoding="utf-8")
+    project.config.write_text(
+        text.replace('name = "daily"', 'name = "daily"\nsubject = "{{ digest.name }: {{ edition.date }}"'), encoding="utf-8"
+    )
     for command in (["check"], ["run"]):
         result = project.cli(*command)
         assert result.returncode == 2, result.stdout + result.stderr
-        assert result.stderr.startswith(f"digest: config error: {project.config}: digests[0] (daily): subject template '{{{{ digest.name }}: ")
+        assert result.stderr.startswith(
+            f"digest: config error: {project.config}: digests[0] (daily): subject template '{{{{ digest.name }}: "
+        )
         assert len(result.stderr.splitlines()) == 1
     assert edition_files(project) == []
     theme = project.root / "theme"
@@ -212,7 +226,9 @@ def test_a_subject_or_template_that_does_not_compile_is_a_config_error_before_an
 
 
 @pytest.mark.parametrize("waiting", ["preview", "run"])
-def test_a_run_writes_to_the_store_while_another_command_waits_on_a_slow_feed(project: Project, http_server: LocalServer, waiting: str) -> None:
+def test_a_run_writes_to_the_store_while_another_command_waits_on_a_slow_feed(
+    project: Project, http_server: LocalServer, waiting: str
+) -> None:
     """Neither a preview nor a run holds the store's write lock while it waits on the network
     (a run commits its batch of writes first): a daemon's job (here a run) goes on meanwhile."""
     asked, answer = threading.Event(), threading.Event()
@@ -237,7 +253,7 @@ def test_a_run_writes_to_the_store_while_another_command_waits_on_a_slow_feed(pr
         [[sources]]
         name = "slow"
         type = "feed"
-        url = "{http_server.route('/slow.xml', slow_feed)}"
+        url = "{http_server.route("/slow.xml", slow_feed)}"
 
         [[digests]]
         name = "everything"
@@ -250,8 +266,14 @@ def test_a_run_writes_to_the_store_while_another_command_waits_on_a_slow_feed(pr
         """)
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     environment.update(PYTHONPATH=str(REPO), DIGEST_NOW="2026-11-27T07:00:00+00:00")
-    slow = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(project.config), waiting, "--digest", "everything"],
-                            cwd=project.root, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    slow = subprocess.Popen(
+        [sys.executable, "-m", "digest", "--config", str(project.config), waiting, "--digest", "everything"],
+        cwd=project.root,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert asked.wait(60), f"the {waiting} never polled the slow feed"
         run = project.cli("run", "--digest", "quick", timeout=60)
@@ -268,8 +290,14 @@ def test_summarize_jsonl_reports_each_bad_line_and_goes_on(tmp_path: Path) -> No
     """Issue 11 item 17: it stopped at the first bad line; now every bad line is one stderr line
     (file:line), every good line is summarised, and the exit code is 1 at the end."""
     text = SEED.read_text()
-    lines = [json.dumps({"id": "first", "text": text}).encode(), b"{not json", json.dumps({"id": "no-text"}).encode(),
-             b'{"id": "latin1", "text": "caf\xe9"}', b"", json.dumps({"id": "last", "text": text, "title": "T"}).encode()]
+    lines = [
+        json.dumps({"id": "first", "text": text}).encode(),
+        b"{not json",
+        json.dumps({"id": "no-text"}).encode(),
+        b'{"id": "latin1", "text": "caf\xe9"}',
+        b"",
+        json.dumps({"id": "last", "text": text, "title": "T"}).encode(),
+    ]
     (tmp_path / "mixed.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     result = run_cli("summarize", "--jsonl", "mixed.jsonl", cwd=tmp_path)
     assert result.returncode == 1
@@ -279,6 +307,8 @@ def test_summarize_jsonl_reports_each_bad_line_and_goes_on(tmp_path: Path) -> No
         'digest: mixed.jsonl:3: expected a JSON object with "id" and "text"',
         "digest: mixed.jsonl:4: not UTF-8 text",
     ]
-    from_stdin = run_cli("summarize", "--jsonl", "-", cwd=tmp_path, stdin="{not json\n" + json.dumps({"id": "x", "text": text}) + "\n")
+    from_stdin = run_cli(
+        "summarize", "--jsonl", "-", cwd=tmp_path, stdin="{not json\n" + json.dumps({"id": "x", "text": text}) + "\n"
+    )
     assert from_stdin.returncode == 1 and [json.loads(line)["id"] for line in from_stdin.stdout.splitlines()] == ["x"]
     assert from_stdin.stderr == 'digest: stdin:1: expected a JSON object with "id" and "text"\n'

@@ -14,15 +14,20 @@ from digest.errors import SummariseError
 from digest.evaluate import Example, bootstrap_difference, evaluate, format_report, load_examples
 
 ARTICLES = [
-    Example("a", "The mayor opened a new bridge on Monday. Thousands of people walked across it. "
-                 "The bridge cost ten million dollars. It links the old town with the harbour. "
-                 "Traffic is expected to fall by a third.",
-            "The mayor opened a new bridge on Monday.\nThousands of people walked across it.\n"
-            "The bridge cost ten million dollars."),
-    Example("b", "Heavy rain flooded the valley overnight. Rescue teams saved forty people from their roofs. "
-                 "Two bridges collapsed under the water. Schools will stay closed until Friday. "
-                 "The weather service expects more rain this weekend.",
-            "Rescue teams saved forty people.\nSchools stay closed until Friday."),
+    Example(
+        "a",
+        "The mayor opened a new bridge on Monday. Thousands of people walked across it. "
+        "The bridge cost ten million dollars. It links the old town with the harbour. "
+        "Traffic is expected to fall by a third.",
+        "The mayor opened a new bridge on Monday.\nThousands of people walked across it.\nThe bridge cost ten million dollars.",
+    ),
+    Example(
+        "b",
+        "Heavy rain flooded the valley overnight. Rescue teams saved forty people from their roofs. "
+        "Two bridges collapsed under the water. Schools will stay closed until Friday. "
+        "The weather service expects more rain this weekend.",
+        "Rescue teams saved forty people.\nSchools stay closed until Friday.",
+    ),
 ]
 
 
@@ -66,9 +71,11 @@ def test_bad_line_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_missing_rouge_score_says_how_to_install_it() -> None:
-    script = ("import sys; sys.modules['rouge_score'] = None\n"
-              "from digest.evaluate import make_scorer\n"
-              "try:\n    make_scorer()\nexcept Exception as e:\n    print(type(e).__name__, e)\n")
+    script = (
+        "import sys; sys.modules['rouge_score'] = None\n"
+        "from digest.evaluate import make_scorer\n"
+        "try:\n    make_scorer()\nexcept Exception as e:\n    print(type(e).__name__, e)\n"
+    )
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.stdout.startswith("SummariseError")
     assert 'pip install "digest[eval]"' in result.stdout
@@ -83,8 +90,9 @@ def test_news_beats_lead_three_on_a_slice_of_the_dev_file() -> None:
 
 def test_eval_command_prints_json_for_each_algorithm(tmp_path: Path) -> None:
     path = tmp_path / "articles.jsonl"
-    path.write_text("".join(json.dumps({"id": e.id, "text": e.text, "summary": e.reference}) + "\n"
-                            for e in ARTICLES), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps({"id": e.id, "text": e.text, "summary": e.reference}) + "\n" for e in ARTICLES), encoding="utf-8"
+    )
     result = run_cli("eval", str(path), "--algorithms", "news,textrank", "--sentences", "2", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -94,8 +102,7 @@ def test_eval_command_prints_json_for_each_algorithm(tmp_path: Path) -> None:
 
 def test_eval_command_rejects_an_unknown_algorithm_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "articles.jsonl"
-    path.write_text(json.dumps({"id": "a", "text": ARTICLES[0].text, "summary": ARTICLES[0].reference}) + "\n",
-                    encoding="utf-8")
+    path.write_text(json.dumps({"id": "a", "text": ARTICLES[0].text, "summary": ARTICLES[0].reference}) + "\n", encoding="utf-8")
     result = run_cli("eval", str(path), "--algorithms", "news,bogus", cwd=tmp_path)
     assert result.returncode == 2
     assert "bogus" in result.stderr and "Traceback" not in result.stderr

@@ -47,7 +47,9 @@ def fetcher() -> Fetcher:
         yield shared
 
 
-def poll(source: FeedSource, fetcher: Fetcher, memo: dict[str, str] | None = None, first: bool = False, now: datetime = NOW) -> list[Article]:
+def poll(
+    source: FeedSource, fetcher: Fetcher, memo: dict[str, str] | None = None, first: bool = False, now: datetime = NOW
+) -> list[Article]:
     context = PollContext(now=now, first_poll=first, memo=memo if memo is not None else {}, fetcher=fetcher)
     return list(source.poll(context))
 
@@ -58,7 +60,21 @@ def feed_source(url: str, **settings: object) -> FeedSource:
 
 def test_rss_entries_become_articles(http_server: LocalServer, fetcher: Fetcher) -> None:
     date = format_datetime(NOW - timedelta(hours=1))
-    url = http_server.serve("/rss", rss([{"title": "First &amp; best", "link": "http://example.org/a?utm_source=x&amp;id=3#top", "guid": "urn:1", "pubDate": date, "description": LONG}]), "application/rss+xml")
+    url = http_server.serve(
+        "/rss",
+        rss(
+            [
+                {
+                    "title": "First &amp; best",
+                    "link": "http://example.org/a?utm_source=x&amp;id=3#top",
+                    "guid": "urn:1",
+                    "pubDate": date,
+                    "description": LONG,
+                }
+            ]
+        ),
+        "application/rss+xml",
+    )
     [article] = poll(feed_source(url), fetcher)
     assert article.identity == "urn:1" and article.title == "First & best"
     assert article.url == "http://example.org/a?id=3#top" and article.language == "en"
@@ -70,13 +86,31 @@ def test_atom_and_json_feed(http_server: LocalServer, fetcher: Fetcher) -> None:
     atom = (
         '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom" xml:lang="fr"><title>A</title>'
         '<entry><id>tag:a,2026:1</id><title type="html">Un &lt;b&gt;titre&lt;/b&gt;</title><link href="/post/1"/>'
-        f"<updated>2026-11-27T08:00:00Z</updated><author><name>Ann</name></author><content type=\"html\">&lt;p&gt;{LONG}&lt;/p&gt;</content></entry></feed>"
+        f'<updated>2026-11-27T08:00:00Z</updated><author><name>Ann</name></author><content type="html">&lt;p&gt;{LONG}&lt;/p&gt;</content></entry></feed>'
     )
-    jsonfeed = {"version": "https://jsonfeed.org/version/1.1", "title": "J", "language": "de", "items": [
-        {"id": 7, "url": "https://example.org/j?utm_medium=feed", "title": "Json item", "content_html": f"<p>{LONG}</p><script>x()</script>",
-         "date_published": "2026-11-27T07:00:00Z", "authors": [{"name": "Jo"}]}]}
+    jsonfeed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "J",
+        "language": "de",
+        "items": [
+            {
+                "id": 7,
+                "url": "https://example.org/j?utm_medium=feed",
+                "title": "Json item",
+                "content_html": f"<p>{LONG}</p><script>x()</script>",
+                "date_published": "2026-11-27T07:00:00Z",
+                "authors": [{"name": "Jo"}],
+            }
+        ],
+    }
     [entry] = poll(feed_source(http_server.serve("/atom", atom, "application/atom+xml")), fetcher)
-    assert (entry.identity, entry.title, entry.url, entry.author, entry.language) == ("tag:a,2026:1", "Un titre", f"{http_server.url('/post/1')}", "Ann", "fr")
+    assert (entry.identity, entry.title, entry.url, entry.author, entry.language) == (
+        "tag:a,2026:1",
+        "Un titre",
+        f"{http_server.url('/post/1')}",
+        "Ann",
+        "fr",
+    )
     [item] = poll(feed_source(http_server.serve("/json", json.dumps(jsonfeed), "application/feed+json")), fetcher)
     assert (item.identity, item.url, item.author, item.language) == ("7", "https://example.org/j", "Jo", "de")
     assert "x()" not in item.body and item.published == datetime(2026, 11, 27, 7, tzinfo=timezone.utc)
@@ -93,9 +127,13 @@ def test_rss1_rdf() -> None:
 
 
 def test_an_entry_with_a_broken_link_keeps_the_feed_readable() -> None:
-    jsonfeed = {"version": "https://jsonfeed.org/version/1.1", "items": [
-        {"id": "bad", "url": "http://[::1", "title": "Broken link", "content_text": "Text."},
-        {"id": "good", "url": "https://example.org/g", "title": "Good", "content_text": "More text."}]}
+    jsonfeed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "items": [
+            {"id": "bad", "url": "http://[::1", "title": "Broken link", "content_text": "Text."},
+            {"id": "good", "url": "https://example.org/g", "title": "Good", "content_text": "More text."},
+        ],
+    }
     bad, good = parse_feed(json.dumps(jsonfeed).encode(), "http://example.org/feed.json", "application/feed+json")
     assert (bad.title, bad.link) == ("Broken link", None)
     assert good.link == "https://example.org/g"
@@ -104,29 +142,43 @@ def test_an_entry_with_a_broken_link_keeps_the_feed_readable() -> None:
 def test_an_entry_dated_year_0_is_undated_and_the_feed_still_reads() -> None:
     atom = (
         '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>A</title>'
-        '<entry><id>a</id><title>Year zero</title><updated>0000-01-01T00:00:00Z</updated><summary>Text.</summary></entry>'
-        '<entry><id>b</id><title>Today</title><updated>2026-11-27T08:00:00Z</updated><summary>More.</summary></entry></feed>'
+        "<entry><id>a</id><title>Year zero</title><updated>0000-01-01T00:00:00Z</updated><summary>Text.</summary></entry>"
+        "<entry><id>b</id><title>Today</title><updated>2026-11-27T08:00:00Z</updated><summary>More.</summary></entry></feed>"
     )
     zero, today = parse_feed(atom.encode(), "http://example.org/atom")
     assert zero.published is None and today.published == datetime(2026, 11, 27, 8, tzinfo=timezone.utc)
-    jsonfeed = {"version": "https://jsonfeed.org/version/1.1", "items": [
-        {"id": "late", "content_text": "Text.", "date_published": "9999-12-31T23:59:59-12:00"},
-        {"id": "cet", "content_text": "More.", "date_published": "2026-11-27T09:00:00+01:00"}]}
+    jsonfeed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "items": [
+            {"id": "late", "content_text": "Text.", "date_published": "9999-12-31T23:59:59-12:00"},
+            {"id": "cet", "content_text": "More.", "date_published": "2026-11-27T09:00:00+01:00"},
+        ],
+    }
     late, cet = parse_feed(json.dumps(jsonfeed).encode(), "http://example.org/feed.json", "application/feed+json")
     assert late.published is None  # past the year 9999 in UTC: the store could not keep it
     assert cet.published == datetime(2026, 11, 27, 8, tzinfo=timezone.utc)
 
 
 def test_identity_falls_back_to_canonical_link_then_hash() -> None:
-    body = rss([{"title": "Linked", "link": "HTTP://Example.org:80/x?b=2&amp;utm_campaign=c&amp;fbclid=z#frag"}, {"title": "Bare", "description": "No link or guid."}])
+    body = rss(
+        [
+            {"title": "Linked", "link": "HTTP://Example.org:80/x?b=2&amp;utm_campaign=c&amp;fbclid=z#frag"},
+            {"title": "Bare", "description": "No link or guid."},
+        ]
+    )
     linked, bare = parse_feed(body.encode(), "http://example.org/feed")
     assert linked.identity == "http://example.org/x?b=2#frag"  # the fragment is part of the identity
-    assert bare.identity.startswith("sha256:") and bare.identity == list(parse_feed(body.encode(), "http://example.org/feed"))[1].identity
+    assert (
+        bare.identity.startswith("sha256:")
+        and bare.identity == list(parse_feed(body.encode(), "http://example.org/feed"))[1].identity
+    )
     assert canonical_link("javascript:alert(1)") is None
 
 
 def test_second_poll_sends_validators_and_gets_nothing_new(http_server: LocalServer, fetcher: Fetcher) -> None:
-    url = http_server.serve("/rss", rss([{"title": "One", "guid": "1", "description": LONG, "pubDate": format_datetime(NOW)}]), "application/rss+xml")
+    url = http_server.serve(
+        "/rss", rss([{"title": "One", "guid": "1", "description": LONG, "pubDate": format_datetime(NOW)}]), "application/rss+xml"
+    )
     memo: dict[str, str] = {}
     assert len(poll(feed_source(url), fetcher, memo)) == 1
     assert poll(feed_source(url), fetcher, memo) == []
@@ -159,9 +211,18 @@ def test_first_poll_backfills_old_and_undated_entries(http_server: LocalServer, 
 def test_teaser_gets_the_linked_pages_full_text(http_server: LocalServer, fetcher: Fetcher) -> None:
     body = "The council voted on Tuesday to rebuild the old bridge.\n\n" + LONG
     http_server.serve("/story", page_html("Bridge to be rebuilt", body, lang="nl"))
-    url = http_server.serve("/rss", rss([{"guid": "s1", "link": http_server.url("/story"), "description": "The council voted on Tuesday to… Read more"}], language=""))
+    url = http_server.serve(
+        "/rss",
+        rss(
+            [{"guid": "s1", "link": http_server.url("/story"), "description": "The council voted on Tuesday to… Read more"}],
+            language="",
+        ),
+    )
     [article] = poll(feed_source(url), fetcher)
-    assert article.body.startswith("The council voted on Tuesday to rebuild the old bridge.") and "Sentence number 39" in article.body
+    assert (
+        article.body.startswith("The council voted on Tuesday to rebuild the old bridge.")
+        and "Sentence number 39" in article.body
+    )
     assert "Home | About" not in article.body
     # the feed gave no title, author, date or language: the page's are used
     assert (article.title, article.author, article.language) == ("Bridge to be rebuilt", "Page Author", "nl")
@@ -171,8 +232,12 @@ def test_teaser_gets_the_linked_pages_full_text(http_server: LocalServer, fetche
 def test_a_feed_extracts_its_teaser_pages_in_its_own_work_slot(http_server: LocalServer, fetcher: Fetcher) -> None:
     """A run parses only a few fetched feeds at once (flat memory); a feed holding a slot must not
     wait for a second one to extract its linked pages."""
-    http_server.serve("/story", page_html("Bridge to be rebuilt", "The council voted on Tuesday to rebuild the old bridge.\n\n" + LONG))
-    url = http_server.serve("/rss", rss([{"guid": "s1", "link": http_server.url("/story"), "description": "The council voted… Read more"}]))
+    http_server.serve(
+        "/story", page_html("Bridge to be rebuilt", "The council voted on Tuesday to rebuild the old bridge.\n\n" + LONG)
+    )
+    url = http_server.serve(
+        "/rss", rss([{"guid": "s1", "link": http_server.url("/story"), "description": "The council voted… Read more"}])
+    )
     slots = threading.BoundedSemaphore(1)
     context = PollContext(now=NOW, first_poll=False, memo={}, fetcher=fetcher, work_slots=slots)
     found: list[Article] = []
@@ -190,7 +255,19 @@ def test_full_text_never_and_always(http_server: LocalServer, fetcher: Fetcher) 
     url = http_server.serve("/rss", feed)
     [never] = poll(feed_source(url, full_text="never"), fetcher)
     assert never.body == "Short…" and http_server.requests_to("/story") == []
-    long_feed = http_server.serve("/long", rss([{"title": "Long", "guid": "l", "link": http_server.url("/story"), "description": LONG[:900] + " and more words " * 80}]))
+    long_feed = http_server.serve(
+        "/long",
+        rss(
+            [
+                {
+                    "title": "Long",
+                    "guid": "l",
+                    "link": http_server.url("/story"),
+                    "description": LONG[:900] + " and more words " * 80,
+                }
+            ]
+        ),
+    )
     poll(feed_source(long_feed, full_text="auto"), fetcher)
     assert http_server.requests_to("/story") == []
     poll(feed_source(long_feed, full_text="always"), fetcher)
@@ -199,7 +276,10 @@ def test_full_text_never_and_always(http_server: LocalServer, fetcher: Fetcher) 
 
 def test_full_text_failure_keeps_the_teaser(http_server: LocalServer, fetcher: Fetcher) -> None:
     http_server.route("/broken", status(500, b"no"))
-    url = http_server.serve("/rss", rss([{"title": f"T{i}", "guid": str(i), "link": http_server.url("/broken"), "description": "Teaser…"} for i in range(6)]))
+    url = http_server.serve(
+        "/rss",
+        rss([{"title": f"T{i}", "guid": str(i), "link": http_server.url("/broken"), "description": "Teaser…"} for i in range(6)]),
+    )
     articles = poll(feed_source(url), fetcher)
     assert [a.body for a in articles] == ["Teaser…"] * 6
     assert len(http_server.requests_to("/broken")) == 3  # gives up on a broken site after three failures
@@ -235,7 +315,10 @@ def test_not_a_feed_is_one_clear_line(http_server: LocalServer, fetcher: Fetcher
 
 
 def test_titles_and_links_are_cleaned(http_server: LocalServer, fetcher: Fetcher) -> None:
-    url = http_server.serve("/rss", rss([{"title": "Bad\x1b[31m title\u202e\x07 here", "guid": "x", "link": "javascript:alert(1)", "description": LONG}]))
+    url = http_server.serve(
+        "/rss",
+        rss([{"title": "Bad\x1b[31m title\u202e\x07 here", "guid": "x", "link": "javascript:alert(1)", "description": LONG}]),
+    )
     [article] = poll(feed_source(url), fetcher)
     assert article.title == "Bad [31m title here" and article.url is None
 
@@ -277,7 +360,8 @@ def hostile_routes(server: LocalServer, busy: LocalServer) -> dict[str, str]:
 
 def e2e_config(project: Project, sources: dict[str, str], allow_private: bool = True) -> None:
     entries = "".join(f'\n[[sources]]\nname = "{name}"\ntype = "feed"\nurl = "{url}"\n' for name, url in sources.items())
-    project.write_config(f"""
+    project.write_config(
+        f"""
         [store]
         path = "../state/digest.sqlite3"
 
@@ -293,12 +377,15 @@ def e2e_config(project: Project, sources: dict[str, str], allow_private: bool = 
         name = "seeds"
         type = "files"
         path = "../seeds"
-        """ + entries.replace("\n", "\n        ") + """
+        """
+        + entries.replace("\n", "\n        ")
+        + """
         [[digests]]
         name = "daily"
         output_dir = "../out"
         formats = ["txt", "html"]
-        """)
+        """
+    )
 
 
 def digest_text(project: Project, suffix: str = ".txt") -> str:
@@ -306,8 +393,20 @@ def digest_text(project: Project, suffix: str = ".txt") -> str:
 
 
 def test_hostile_feeds_are_reported_and_the_good_ones_reach_the_digest(project: Project, http_server: LocalServer) -> None:
-    good = http_server.serve("/good", rss([{"title": "Lisbon ferry terminal opens in spring", "guid": "g1", "link": "http://example.org/ferry",
-                                            "pubDate": format_datetime(E2E_NOW - timedelta(hours=2)), "description": " ".join(GOOD_SENTENCES * 6)}]))
+    good = http_server.serve(
+        "/good",
+        rss(
+            [
+                {
+                    "title": "Lisbon ferry terminal opens in spring",
+                    "guid": "g1",
+                    "link": "http://example.org/ferry",
+                    "pubDate": format_datetime(E2E_NOW - timedelta(hours=2)),
+                    "description": " ".join(GOOD_SENTENCES * 6),
+                }
+            ]
+        ),
+    )
     busy = LocalServer().start()
     hostile = hostile_routes(http_server, busy)
     e2e_config(project, {"good": good, **hostile})
@@ -325,9 +424,15 @@ def test_hostile_feeds_are_reported_and_the_good_ones_reach_the_digest(project: 
     assert report["good"]["error"] == "" and report["good"]["new_articles"] == 1
     assert report["seeds"]["new_articles"] == 1
     expected = {
-        "error500": "HTTP 500", "busy429": "retry after 3600s", "silent": "no complete response within 3s",
-        "trickle": "no complete response within 3s", "loop": "more than 5 redirects", "gzipbomb": "larger than max_bytes",
-        "endless": "larger than max_bytes", "short": "broken response", "xmlbomb": "possible XML bomb",
+        "error500": "HTTP 500",
+        "busy429": "retry after 3600s",
+        "silent": "no complete response within 3s",
+        "trickle": "no complete response within 3s",
+        "loop": "more than 5 redirects",
+        "gzipbomb": "larger than max_bytes",
+        "endless": "larger than max_bytes",
+        "short": "broken response",
+        "xmlbomb": "possible XML bomb",
     }
     for name, words in expected.items():
         assert words in report[name]["error"], (name, report[name])
@@ -356,12 +461,25 @@ def test_a_feed_whose_first_poll_failed_still_does_not_flood_the_digest(project:
     e2e_config(project, {"later": url})
     failed = project.cli("run", "--json")
     assert failed.returncode == 1 and "HTTP 500" in json.loads(failed.stdout)["sources"][1]["error"]
-    http_server.serve("/later", rss([
-        {"title": "Harbour crane collapses in a storm", "guid": "old", "description": "A storm toppled a crane. " + LONG,
-         "pubDate": format_datetime(E2E_NOW - timedelta(days=30))},
-        {"title": "Night trains return to the coast line", "guid": "new", "description": "Night trains are back. " + LONG,
-         "pubDate": format_datetime(E2E_NOW)},
-    ]))
+    http_server.serve(
+        "/later",
+        rss(
+            [
+                {
+                    "title": "Harbour crane collapses in a storm",
+                    "guid": "old",
+                    "description": "A storm toppled a crane. " + LONG,
+                    "pubDate": format_datetime(E2E_NOW - timedelta(days=30)),
+                },
+                {
+                    "title": "Night trains return to the coast line",
+                    "guid": "new",
+                    "description": "Night trains are back. " + LONG,
+                    "pubDate": format_datetime(E2E_NOW),
+                },
+            ]
+        ),
+    )
     result = project.cli("run", "--json", now="2026-11-27T08:00:00+00:00")
     assert result.returncode == 0, result.stderr
     text = digest_text(project)
@@ -370,12 +488,17 @@ def test_a_feed_whose_first_poll_failed_still_does_not_flood_the_digest(project:
 
 
 def test_private_address_refused_by_default_and_the_rest_still_delivered(project: Project, http_server: LocalServer) -> None:
-    url = http_server.serve("/good", rss([{"title": "Internal", "guid": "i", "description": LONG, "pubDate": format_datetime(E2E_NOW)}]))
+    url = http_server.serve(
+        "/good", rss([{"title": "Internal", "guid": "i", "description": LONG, "pubDate": format_datetime(E2E_NOW)}])
+    )
     e2e_config(project, {"internal": url}, allow_private=False)
     result = project.cli("run", "--json")
     report = {s["name"]: s for s in json.loads(result.stdout)["sources"]}
     assert result.returncode == 1
-    assert report["internal"]["error"] == f"{url}: refused: 127.0.0.1 is a loopback address (set [fetch] allow_private = true to allow)"
+    assert (
+        report["internal"]["error"]
+        == f"{url}: refused: 127.0.0.1 is a loopback address (set [fetch] allow_private = true to allow)"
+    )
     assert http_server.requests == []
     assert "Putin lays out firm conditions" in digest_text(project)
 
@@ -390,8 +513,20 @@ def test_teaser_feed_gives_summaries_of_the_linked_pages(project: Project, http_
         "The first trains are expected to enter service on the coastal line in late 2027.",
     ]
     http_server.serve("/trains", page_html("Rail operator goes electric", "\n\n".join(page_sentences)))
-    url = http_server.serve("/teasers", rss([{"title": "Rail operator goes electric", "guid": "t1", "link": http_server.url("/trains"),
-                                              "pubDate": format_datetime(E2E_NOW - timedelta(hours=1)), "description": "The regional rail operator has big plans… Read more"}]))
+    url = http_server.serve(
+        "/teasers",
+        rss(
+            [
+                {
+                    "title": "Rail operator goes electric",
+                    "guid": "t1",
+                    "link": http_server.url("/trains"),
+                    "pubDate": format_datetime(E2E_NOW - timedelta(hours=1)),
+                    "description": "The regional rail operator has big plans… Read more",
+                }
+            ]
+        ),
+    )
     e2e_config(project, {"teasers": url})
     result = project.cli("run")
     assert result.returncode == 0, result.stderr
@@ -404,15 +539,25 @@ def test_teaser_feed_gives_summaries_of_the_linked_pages(project: Project, http_
 def test_an_entry_is_known_by_the_same_identity_before_and_after_it_is_read() -> None:
     """Polls skip the entries they saw by the identity known before reading (the costly part):
     it must be the one the read entry has: GUID, else canonical link, else a hash of its text."""
-    items = [{"title": "With a GUID", "guid": "urn:1", "description": LONG},
-             {"title": "With a link", "link": "http://example.org/story?utm_source=feed", "description": LONG},
-             {"title": "With neither", "description": LONG}]
+    items = [
+        {"title": "With a GUID", "guid": "urn:1", "description": LONG},
+        {"title": "With a link", "link": "http://example.org/story?utm_source=feed", "description": LONG},
+        {"title": "With neither", "description": LONG},
+    ]
     body = rss(items).encode()
     before = [item.identity for item in feed_items(body, "http://example.org/rss")]
     after = [entry.identity for entry in parse_feed(body, "http://example.org/rss")]
     assert before == after and before[:2] == ["urn:1", "http://example.org/story"] and before[2].startswith("sha256:")
-    json_feed = json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": [
-        {"id": 7, "content_text": LONG}, {"url": "http://example.org/j?utm_medium=x", "content_text": LONG}, {"content_text": LONG}]}).encode()
+    json_feed = json.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1.1",
+            "items": [
+                {"id": 7, "content_text": LONG},
+                {"url": "http://example.org/j?utm_medium=x", "content_text": LONG},
+                {"content_text": LONG},
+            ],
+        }
+    ).encode()
     before = [item.identity for item in feed_items(json_feed, "http://example.org/feed.json")]
     assert before == [entry.identity for entry in parse_feed(json_feed, "http://example.org/feed.json")]
     assert before[:2] == ["7", "http://example.org/j"] and before[2].startswith("sha256:")
@@ -423,20 +568,36 @@ def test_a_host_label_over_63_characters_costs_only_its_own_link(project: Projec
     Location is one line each; the entries after the bad one are stored, on every poll."""
     bad_host = "a" * 70 + ".example"
     published = format_datetime(E2E_NOW - timedelta(hours=1))
-    feed = http_server.serve("/feed", rss([
-        {"title": "Teaser with an impossible link", "guid": "bad", "link": f"http://{bad_host}/story",
-         "pubDate": published, "description": "A short teaser… Read more"},
-        {"title": "Harbour ferry timetable doubles", "guid": "good", "link": "http://example.org/ferry",
-         "pubDate": published, "description": " ".join(GOOD_SENTENCES * 6)},
-    ]))
+    feed = http_server.serve(
+        "/feed",
+        rss(
+            [
+                {
+                    "title": "Teaser with an impossible link",
+                    "guid": "bad",
+                    "link": f"http://{bad_host}/story",
+                    "pubDate": published,
+                    "description": "A short teaser… Read more",
+                },
+                {
+                    "title": "Harbour ferry timetable doubles",
+                    "guid": "good",
+                    "link": "http://example.org/ferry",
+                    "pubDate": published,
+                    "description": " ".join(GOOD_SENTENCES * 6),
+                },
+            ]
+        ),
+    )
     moved = http_server.route("/moved", redirect(f"http://{bad_host}/feed"))
     e2e_config(project, {"news": feed, "moved": moved})
     result = project.cli("run", "--json")
     assert result.returncode == 1, result.stderr
     report = {s["name"]: s for s in json.loads(result.stdout)["sources"]}
     assert report["news"]["error"] == "" and report["news"]["new_articles"] == 2
-    assert report["moved"]["error"] == (f"http://{bad_host}/feed: not a valid host name "
-                                        "(a label is empty or longer than 63 characters)")
+    assert report["moved"]["error"] == (
+        f"http://{bad_host}/feed: not a valid host name (a label is empty or longer than 63 characters)"
+    )
     assert "Traceback" not in result.stderr and "IndexError" not in result.stderr
     text = digest_text(project, ".html")
     assert "Harbour ferry timetable doubles" in text and "Teaser with an impossible link" in text
@@ -449,9 +610,11 @@ def test_entity_references_before_a_cdata_section_are_counted() -> None:
     before it went uncounted; 2,000 references to a 1 kB entity (2 MB) must be refused by our guard."""
     declared = '<!DOCTYPE rss [<!ENTITY kb "' + "x" * 1000 + '">]>'
     references = "&kb;" * 2000
-    body = (f'<?xml version="1.0"?>{declared}<rss version="2.0"><channel><title>T</title>'
-            f'<item><guid>a</guid><title>{references}</title><description><![CDATA[<p>fine</p>]]></description></item>'
-            '</channel></rss>')
+    body = (
+        f'<?xml version="1.0"?>{declared}<rss version="2.0"><channel><title>T</title>'
+        f"<item><guid>a</guid><title>{references}</title><description><![CDATA[<p>fine</p>]]></description></item>"
+        "</channel></rss>"
+    )
     with pytest.raises(ExtractError, match=r"refused: XML entities would expand the document past 1048576 bytes"):
         list(parse_feed(body.encode(), "http://example.org/f"))
     small = body.replace(references, "&kb;" * 20)  # 20 kB of expansion is an ordinary feed
@@ -470,17 +633,34 @@ def test_a_feed_link_cannot_inject_markup_into_any_digest_format(project: Projec
     image into the .md digest. Links are percent-encoded for every format; Markdown is escaped in text."""
     hostile_link = "http://a.example/x>)<img src=http://evil.example/t.gif>"
     published = format_datetime(E2E_NOW - timedelta(hours=1))
-    feed = http_server.serve("/feed", rss([
-        {"title": "Tracking pixel in a link", "guid": "pixel", "link": hostile_link.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"),
-         "pubDate": published, "description": " ".join(GOOD_SENTENCES * 6)},
-        {"title": "x](javascript:alert(1)) ![t](http://evil.example/title.gif) &lt;img src=http://evil.example/u.gif&gt;",
-         "guid": "text", "link": "http://a.example/fine path\"onclick=\"x", "pubDate": published,
-         "description": "1. ![pixel](http://evil.example/s.gif) &lt;script&gt;alert(1)&lt;/script&gt; [click](javascript:alert(1)) "
-                        + " ".join(GOOD_SENTENCES * 6)},
-    ]), "application/rss+xml")
+    feed = http_server.serve(
+        "/feed",
+        rss(
+            [
+                {
+                    "title": "Tracking pixel in a link",
+                    "guid": "pixel",
+                    "link": hostile_link.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"),
+                    "pubDate": published,
+                    "description": " ".join(GOOD_SENTENCES * 6),
+                },
+                {
+                    "title": "x](javascript:alert(1)) ![t](http://evil.example/title.gif) &lt;img src=http://evil.example/u.gif&gt;",
+                    "guid": "text",
+                    "link": 'http://a.example/fine path"onclick="x',
+                    "pubDate": published,
+                    "description": "1. ![pixel](http://evil.example/s.gif) &lt;script&gt;alert(1)&lt;/script&gt; [click](javascript:alert(1)) "
+                    + " ".join(GOOD_SENTENCES * 6),
+                },
+            ]
+        ),
+        "application/rss+xml",
+    )
     e2e_config(project, {"news": feed}, allow_private=True)
     # both entries carry the same text: with stories grouped, the second would only be named under the first
-    project.write_config(project.config.read_text().replace('formats = ["txt", "html"]', 'formats = ["txt", "html", "md"]\ngroup_stories = false'))
+    project.write_config(
+        project.config.read_text().replace('formats = ["txt", "html"]', 'formats = ["txt", "html", "md"]\ngroup_stories = false')
+    )
     result = project.cli("run")
     assert result.returncode == 0, result.stderr
     markdown, html, text = (digest_text(project, suffix) for suffix in (".md", ".html", ".txt"))
@@ -496,15 +676,28 @@ def test_a_feed_link_cannot_inject_markup_into_any_digest_format(project: Projec
     assert "[pixel](http://evil.example/s.gif) [click](javascript:alert(1))" in shown
 
 
-def test_an_entry_nested_100000_levels_deep_costs_well_under_a_second_of_sanitising(project: Project, http_server: LocalServer) -> None:
+def test_an_entry_nested_100000_levels_deep_costs_well_under_a_second_of_sanitising(
+    project: Project, http_server: LocalServer
+) -> None:
     """Issue 11 item 11: nh3's cost grows with the square of the nesting depth (100,000 levels took 35 s, outside
     any deadline); elements deeper than 256 levels are flattened first, and the entries are all stored."""
     published = format_datetime(E2E_NOW - timedelta(hours=1))
     deep = "<div>" * 100_000 + "The innermost sentence survives the flattening." + "</div>" * 100_000
-    feed = http_server.serve("/deep", rss([
-        {"title": "Deeply nested entry", "guid": "deep", "pubDate": published, "description": f"<![CDATA[{deep}]]>"},
-        {"title": "Harbour ferry timetable doubles", "guid": "good", "pubDate": published, "description": " ".join(GOOD_SENTENCES * 6)},
-    ]), "application/rss+xml")
+    feed = http_server.serve(
+        "/deep",
+        rss(
+            [
+                {"title": "Deeply nested entry", "guid": "deep", "pubDate": published, "description": f"<![CDATA[{deep}]]>"},
+                {
+                    "title": "Harbour ferry timetable doubles",
+                    "guid": "good",
+                    "pubDate": published,
+                    "description": " ".join(GOOD_SENTENCES * 6),
+                },
+            ]
+        ),
+        "application/rss+xml",
+    )
     e2e_config(project, {"news": feed})
     project.write_config(project.config.read_text().replace("max_bytes = 1048576", "max_bytes = 10000000"))
     started = time.monotonic()
@@ -517,16 +710,29 @@ def test_an_entry_nested_100000_levels_deep_costs_well_under_a_second_of_sanitis
     assert "The innermost sentence survives the flattening." in digest_text(project)
 
 
-def test_parsing_time_counts_against_the_fetch_timeout_and_the_rest_waits_for_the_next_poll(project: Project, http_server: LocalServer) -> None:
+def test_parsing_time_counts_against_the_fetch_timeout_and_the_rest_waits_for_the_next_poll(
+    project: Project, http_server: LocalServer
+) -> None:
     """Issue 11 item 11: turning a feed's HTML into text is given as long as a download ([fetch] timeout, 0.5 s
     here); past it, the entries not read yet are left for the next poll (one warning line), not marked seen."""
     published = format_datetime(E2E_NOW - timedelta(hours=1))
     heavy = "<p>a</p>" * 250_000  # 2 MB of flat markup: about 1.7 s to sanitise here
-    feed = http_server.serve("/heavy", rss([
-        {"title": f"Heavy entry {n}", "guid": f"heavy-{n}", "pubDate": published, "description": f"<![CDATA[{heavy}]]>"} for n in range(3)
-    ]), "application/rss+xml")
+    feed = http_server.serve(
+        "/heavy",
+        rss(
+            [
+                {"title": f"Heavy entry {n}", "guid": f"heavy-{n}", "pubDate": published, "description": f"<![CDATA[{heavy}]]>"}
+                for n in range(3)
+            ]
+        ),
+        "application/rss+xml",
+    )
     e2e_config(project, {"news": feed})
-    project.write_config(project.config.read_text().replace('timeout = "3s"', 'timeout = "0.5s"').replace("max_bytes = 1048576", "max_bytes = 10000000"))
+    project.write_config(
+        project.config.read_text()
+        .replace('timeout = "3s"', 'timeout = "0.5s"')
+        .replace("max_bytes = 1048576", "max_bytes = 10000000")
+    )
     counts = []
     for hour in ("07:00", "07:30", "08:00"):
         result = project.cli("run", "--json", now=f"2026-11-27T{hour}:00+00:00")
@@ -542,7 +748,10 @@ def test_parsing_time_counts_against_the_fetch_timeout_and_the_rest_waits_for_th
 def test_a_huge_entry_is_cut_to_the_article_text_cap(http_server: LocalServer, fetcher: Fetcher) -> None:
     """Issue 11 item 12, for feeds: an entry's text is cut at 200,000 characters before it becomes an article."""
     huge = "The harbour council met again. " * 20_000  # 620,000 characters
-    url = http_server.serve("/huge", rss([{"title": "Long minutes", "guid": "m", "description": huge,
-                                            "pubDate": format_datetime(NOW - timedelta(hours=1))}]), "application/rss+xml")
+    url = http_server.serve(
+        "/huge",
+        rss([{"title": "Long minutes", "guid": "m", "description": huge, "pubDate": format_datetime(NOW - timedelta(hours=1))}]),
+        "application/rss+xml",
+    )
     [article] = poll(feed_source(url, full_text="never"), fetcher)
     assert len(article.body) == 200_000 and article.body.startswith("The harbour council met again.")

@@ -22,7 +22,18 @@ from digest.config import Duration, FetchConfig
 from digest.errors import FetchError
 from digest.fetch import AddressGuard, Fetcher
 from conftest import Project
-from tests.httpserver import LocalServer, RequestHandler, endless, gzip_bomb, hang, redirect, short_body, status, trickle, trickle_headers
+from tests.httpserver import (
+    LocalServer,
+    RequestHandler,
+    endless,
+    gzip_bomb,
+    hang,
+    redirect,
+    short_body,
+    status,
+    trickle,
+    trickle_headers,
+)
 
 DEADLINE = 1.0
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -140,7 +151,9 @@ def test_gzip_bomb_stops_at_the_cap(http_server: LocalServer) -> None:
 
 
 def test_gzip_body_is_inflated(http_server: LocalServer) -> None:
-    url = http_server.route("/z", lambda r: r.respond(200, zlib.compress(b"deflated text"), headers={"Content-Encoding": "deflate"}))
+    url = http_server.route(
+        "/z", lambda r: r.respond(200, zlib.compress(b"deflated text"), headers={"Content-Encoding": "deflate"})
+    )
     with make_fetcher() as fetcher:
         assert fetcher.fetch(url).body == b"deflated text"
 
@@ -169,7 +182,11 @@ def test_private_addresses_refused_without_connecting(http_server: LocalServer) 
         for target in (url, url.replace("127.0.0.1", "localhost"), f"http://[::ffff:127.0.0.1]:{http_server.port}/secret"):
             with pytest.raises(FetchError, match=r"refused: .*loopback address .*allow_private"):
                 fetcher.fetch(target)
-        for target, kind in (("http://10.1.2.3/", "private"), ("http://169.254.169.254/latest/meta-data", "link-local"), ("http://0.0.0.0/", "unspecified")):
+        for target, kind in (
+            ("http://10.1.2.3/", "private"),
+            ("http://169.254.169.254/latest/meta-data", "link-local"),
+            ("http://0.0.0.0/", "unspecified"),
+        ):
             with pytest.raises(FetchError, match=f"refused: .* {kind} address"):
                 fetcher.fetch(target)
     assert http_server.requests == []
@@ -225,7 +242,6 @@ def test_connection_refused_is_one_line() -> None:
     with make_fetcher() as fetcher:
         message = fails_within_deadline(fetcher, url)
     assert message.startswith(f"{url}: cannot connect")
-
 
 
 def test_requests_in_flight_to_one_host_are_bounded(http_server: LocalServer) -> None:
@@ -328,16 +344,22 @@ def test_ssrf_tunnelled_site_local_and_link_local_addresses_are_refused(http_ser
     169.254.0.0/16 and fe80::/10 refused: only allow_link_local opens them."""
     teredo_loopback = "2001:0:4136:e378:8000:63bf:80ff:fffe"  # client 127.0.0.1, as Teredo stores it (inverted)
     with make_fetcher(allow_private=False) as fetcher:
-        for target, words in (("http://[2002:7f00:1::1]/", "6to4 address for 127.0.0.1; 127.0.0.1 is a loopback address"),
-                              ("http://[2002:c0a8:101::1]/", "6to4 address for 192.168.1.1; 192.168.1.1 is a private address"),
-                              (f"http://[{teredo_loopback}]/", "Teredo address for 127.0.0.1; 127.0.0.1 is a loopback address"),
-                              ("http://[fec0::1]/", "fec0::1 is a site-local address")):
+        for target, words in (
+            ("http://[2002:7f00:1::1]/", "6to4 address for 127.0.0.1; 127.0.0.1 is a loopback address"),
+            ("http://[2002:c0a8:101::1]/", "6to4 address for 192.168.1.1; 192.168.1.1 is a private address"),
+            (f"http://[{teredo_loopback}]/", "Teredo address for 127.0.0.1; 127.0.0.1 is a loopback address"),
+            ("http://[fec0::1]/", "fec0::1 is a site-local address"),
+        ):
             with pytest.raises(FetchError, match=r"refused: .*" + words.replace(".", r"\.")):
                 fetcher.fetch(target)
     with make_fetcher(allow_private=True) as fetcher:
         assert fetcher.fetch(http_server.serve("/ok", "loopback is fine")).body == b"loopback is fine"
-        for target in ("http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/", "http://[::ffff:169.254.169.254]/",
-                       "http://[2002:a9fe:a9fe::1]/"):
+        for target in (
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[fe80::1]/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://[2002:a9fe:a9fe::1]/",
+        ):
             with pytest.raises(FetchError, match=r"link-local address \(set \[fetch\] allow_link_local = true to allow\)"):
                 fetcher.fetch(target)
     guard = AddressGuard(allow_link_local=True)
@@ -366,7 +388,11 @@ def test_allow_link_local_is_a_config_key_that_opens_only_link_local(project: Pr
     result = project.cli("run", "--json")
     assert result.returncode == 1, result.stderr
     error = json.loads(result.stdout)["sources"][0]["error"]
-    assert error == ("http://169.254.169.254/latest/meta-data/: refused: 169.254.169.254 is a link-local address "
-                     "(set [fetch] allow_link_local = true to allow)")
-    project.write_config(project.config.read_text().replace("allow_private = true", "allow_private = true\nallow_link_local = true"))
+    assert error == (
+        "http://169.254.169.254/latest/meta-data/: refused: 169.254.169.254 is a link-local address "
+        "(set [fetch] allow_link_local = true to allow)"
+    )
+    project.write_config(
+        project.config.read_text().replace("allow_private = true", "allow_private = true\nallow_link_local = true")
+    )
     assert project.cli("check").returncode == 0

@@ -20,12 +20,15 @@ def poll(folder: Path) -> dict[str, object]:
 
 def test_titles_dates_and_bodies_from_each_kind_of_file(tmp_path: Path) -> None:
     (tmp_path / "plain.txt").write_text("A plain headline\n\nThe body says something. It goes on.\n")
-    (tmp_path / "note.md").write_text("---\ntitle: Front matter title\ndate: 2025-03-04\n---\n# Ignored heading\n\nMarkdown body text here.\n")
+    (tmp_path / "note.md").write_text(
+        "---\ntitle: Front matter title\ndate: 2025-03-04\n---\n# Ignored heading\n\nMarkdown body text here.\n"
+    )
     (tmp_path / "heading.md").write_text("# A Markdown heading\n\nThe story under the heading.\n")
     (tmp_path / "page.html").write_text(
         "<html><head><title>An HTML page</title></head><body><article><h1>An HTML page</h1>"
         + "<p>The first paragraph of a page about local elections and what the results mean for the town.</p>" * 3
-        + "</article></body></html>")
+        + "</article></body></html>"
+    )
     (tmp_path / "ignored.pdf").write_bytes(b"%PDF")
     articles = poll(tmp_path)
     assert set(articles) == {"plain.txt", "note.md", "heading.md", "page.html"}
@@ -40,7 +43,8 @@ def test_titles_dates_and_bodies_from_each_kind_of_file(tmp_path: Path) -> None:
 
 def test_the_date_marker_gives_the_date_and_never_shows_in_the_title(tmp_path: Path) -> None:
     (tmp_path / "story.txt").write_text(
-        "date 2025-11-27 Storm cuts power to thousands The storm made landfall on Tuesday night.\n\nCrews are out.\n")
+        "date 2025-11-27 Storm cuts power to thousands The storm made landfall on Tuesday night.\n\nCrews are out.\n"
+    )
     story = poll(tmp_path)["story.txt"]
     assert story.title == "Storm cuts power to thousands"
     assert story.published == datetime(2025, 11, 27, tzinfo=timezone.utc)
@@ -84,11 +88,18 @@ def test_encodings_are_detected_binary_and_oversized_files_are_skipped_with_one_
     project = Project(tmp_path)
     news = tmp_path / "news"
     news.mkdir()
-    (news / "latin1.txt").write_bytes("Café crème brûlée returns to the menu\n\nThe café on the corner will serve crème "
-                                      "brûlée again from Monday. Customers had asked for it for years.\n".encode("latin-1"))
-    (news / "utf16.txt").write_bytes(codecs.BOM_UTF16_LE + "Über den Dächern entstehen Gärten\n\nDie Stadt plant neue "
-                                     "Gärten auf den Dächern der Altstadt. Bürger können sich bewerben.\n".encode("utf-16-le"))
-    (news / "sjis.md").write_bytes("# 東京の新しい駅が開業\n\n東京都は新しい駅が来月開業すると発表した。多くの利用者が見込まれている。\n".encode("shift_jis"))
+    (news / "latin1.txt").write_bytes(
+        "Café crème brûlée returns to the menu\n\nThe café on the corner will serve crème "
+        "brûlée again from Monday. Customers had asked for it for years.\n".encode("latin-1")
+    )
+    (news / "utf16.txt").write_bytes(
+        codecs.BOM_UTF16_LE
+        + "Über den Dächern entstehen Gärten\n\nDie Stadt plant neue "
+        "Gärten auf den Dächern der Altstadt. Bürger können sich bewerben.\n".encode("utf-16-le")
+    )
+    (news / "sjis.md").write_bytes(
+        "# 東京の新しい駅が開業\n\n東京都は新しい駅が来月開業すると発表した。多くの利用者が見込まれている。\n".encode("shift_jis")
+    )
     (news / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 20)
     (news / "noise.md").write_bytes(bytes(b for b in os.urandom(4000) if b))  # no NUL, no encoding fits
     (news / "huge.txt").write_text("A headline\n\n" + "Words in a very long file. " * 2000)  # 54 kB
@@ -115,7 +126,6 @@ def test_encodings_are_detected_binary_and_oversized_files_are_skipped_with_one_
     assert any("skipped noise.md: binary file" in line for line in warnings)
     assert any("skipped huge.txt: larger than max_bytes (20000 bytes)" in line for line in warnings)
     assert "PNG" not in result.stdout + text and "IHDR" not in result.stdout + text
-
 
 
 PEAK_PROBE = """
@@ -160,8 +170,14 @@ def test_a_50_mb_text_file_stays_under_300_mb_of_memory(tmp_path: Path) -> None:
         formats = ["txt"]
         """)
     env = {"PYTHONPATH": str(REPO), "DIGEST_NOW": "2026-11-27T07:00:00+00:00", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    result = subprocess.run([sys.executable, "-c", PEAK_PROBE, "--config", str(project.config), "run"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_PROBE, "--config", str(project.config), "run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "source news: 1 new" in result.stdout
     peak = int(result.stderr.split("peak_rss_mb ")[1].split()[0])
@@ -172,13 +188,17 @@ def test_a_50_mb_text_file_stays_under_300_mb_of_memory(tmp_path: Path) -> None:
 
 def test_an_html_file_is_dated_by_its_metadata_else_its_time_never_by_its_copyright_footer(tmp_path: Path) -> None:
     """Issue 11 item 9: a page written today with "© 2019" in its footer was dated 2019-01-01."""
-    paragraph = "<p>" + "The town council met on Tuesday to discuss the new bridge over the river and what it costs. " * 4 + "</p>"
+    paragraph = (
+        "<p>" + "The town council met on Tuesday to discuss the new bridge over the river and what it costs. " * 4 + "</p>"
+    )
     footer = "<footer>© 2019 Town Gazette. All rights reserved. Copyright 2019-2021.</footer>"
     (tmp_path / "footer.html").write_text(
-        f"<html><head><title>Bridge plans</title></head><body><article><h1>Bridge plans</h1>{paragraph}</article>{footer}</body></html>")
+        f"<html><head><title>Bridge plans</title></head><body><article><h1>Bridge plans</h1>{paragraph}</article>{footer}</body></html>"
+    )
     (tmp_path / "meta.html").write_text(
         '<html><head><title>Bridge vote</title><meta property="article:published_time" content="2026-11-20T08:00:00Z"></head>'
-        f"<body><article><h1>Bridge vote</h1>{paragraph}</article>{footer}</body></html>")
+        f"<body><article><h1>Bridge vote</h1>{paragraph}</article>{footer}</body></html>"
+    )
     written = datetime(2026, 11, 26, 18, 30, tzinfo=timezone.utc)
     for name in ("footer.html", "meta.html"):
         os.utime(tmp_path / name, (written.timestamp(), written.timestamp()))

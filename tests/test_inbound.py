@@ -53,7 +53,7 @@ def write_config(project: Project, port: int, *, senders: str = "", extra_inboun
 
         [inbound]
         listen = "127.0.0.1:{port}"
-        lmtp = "{project.root / 'run' / 'lmtp.sock'}"
+        lmtp = "{project.root / "run" / "lmtp.sock"}"
         max_bytes = 200000
         hostname = "digest.test"
         {extra_inbound}
@@ -68,10 +68,18 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 @contextmanager
-def running(project: Project, *command: str, env: dict[str, str] | None = None, ready: str = "inbound listening") -> Iterator[subprocess.Popen[str]]:
+def running(
+    project: Project, *command: str, env: dict[str, str] | None = None, ready: str = "inbound listening"
+) -> Iterator[subprocess.Popen[str]]:
     """`python -m digest --config ... COMMAND` in a subprocess, once it says `ready` on stderr; stopped after."""
-    process = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(project.config), *command], cwd=project.root,
-                               env=cli_env(env), stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digest", "--config", str(project.config), *command],
+        cwd=project.root,
+        env=cli_env(env),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert process.stderr is not None
     lines: list[str] = []
     deadline = time.monotonic() + 30
@@ -101,8 +109,12 @@ def running(project: Project, *command: str, env: dict[str, str] | None = None, 
                 process.wait()
 
 
-def newsletter(subject: str = "Weekly notes", message_id: str = "<n1@substack.com>", to: str = ADDRESS,
-               sender: str = "City Notes <citynotes@substack.com>") -> EmailMessage:
+def newsletter(
+    subject: str = "Weekly notes",
+    message_id: str = "<n1@substack.com>",
+    to: str = ADDRESS,
+    sender: str = "City Notes <citynotes@substack.com>",
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
@@ -280,10 +292,12 @@ def test_killed_between_data_and_reply_then_resent_makes_one_article(project: Pr
             with store_locked(project):
                 _send_until_killed(port, message, process, lambda: time.sleep(1.0))
         else:
+
             def committed() -> None:
                 deadline = time.monotonic() + 20
                 while stored_messages(project) == 0 and time.monotonic() < deadline:
                     time.sleep(0.05)
+
             _send_until_killed(port, message, process, committed)
     assert stored_messages(project) == (0 if moment == "before the commit" else 1)
     with running(project, "inbound"):
@@ -367,7 +381,7 @@ def test_the_removed_accept_key_and_a_shared_address_are_config_errors(project: 
     write_config(project, free_port(), extra_inbound='accept = ["a@b.c"]')
     result = project.cli("check")
     assert result.returncode == 2
-    assert "inbound.accept: removed: give each [[sources]] type = \"mailbox\" its own address" in result.stderr
+    assert 'inbound.accept: removed: give each [[sources]] type = "mailbox" its own address' in result.stderr
     write_config(project, free_port())
     project.config.write_text(project.config.read_text(encoding="utf-8").replace(OTHER, ADDRESS.upper()), encoding="utf-8")
     result = project.cli("check")

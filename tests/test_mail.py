@@ -56,7 +56,10 @@ def test_headers_name_sender_one_recipient_and_the_list() -> None:
 
 def test_no_list_unsubscribe_without_an_address_and_https_is_taken() -> None:
     assert parse(make())["List-Unsubscribe"] is None
-    assert parse(make(unsubscribe="https://example.org/leave?list=daily"))["List-Unsubscribe"] == "<https://example.org/leave?list=daily>"
+    assert (
+        parse(make(unsubscribe="https://example.org/leave?list=daily"))["List-Unsubscribe"]
+        == "<https://example.org/leave?list=daily>"
+    )
     with pytest.raises(ValueError, match="mailto: address or an https:// URL"):
         make(unsubscribe="javascript:alert(1)")
 

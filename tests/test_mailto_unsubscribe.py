@@ -16,16 +16,17 @@ INBOUND_HOST = "mail.news.example.org"
 
 def with_inbound(config: Path, port: int) -> None:
     """The project's config plus an [inbound] listener (no mailbox sources: it is there for unsubscribe mail)."""
-    config.write_text(config.read_text(encoding="utf-8") + f'\n[inbound]\nlisten = "127.0.0.1:{port}"\n'
-                      f'hostname = "{INBOUND_HOST}"\n', encoding="utf-8")
+    config.write_text(
+        config.read_text(encoding="utf-8") + f'\n[inbound]\nlisten = "127.0.0.1:{port}"\nhostname = "{INBOUND_HOST}"\n',
+        encoding="utf-8",
+    )
 
 
 def targets(received: Received) -> list[str]:
     return [t.strip(" <>") for t in str(received.message["List-Unsubscribe"]).split(",")]
 
 
-def test_mail_to_the_list_unsubscribe_mailto_unsubscribes_at_the_listener_and_a_forged_token_gets_550(
-        tmp_path: Path) -> None:
+def test_mail_to_the_list_unsubscribe_mailto_unsubscribes_at_the_listener_and_a_forged_token_gets_550(tmp_path: Path) -> None:
     inbound_port = free_port()
     root = tmp_path / "config"  # where Project(tmp_path) keeps its config
     root.mkdir()

@@ -74,7 +74,9 @@ def test_pace_recovers_additively_after_good_answers() -> None:
         pace.start(float(answers))
         pace.finish(float(answers), Answer.GOOD, answers + 0.1)
         answers += 1
-    assert answers == 7  # about one more in flight per window of good answers (1, then 2, then 3 answers, and the fractions' rounding)
+    assert (
+        answers == 7
+    )  # about one more in flight per window of good answers (1, then 2, then 3 answers, and the fractions' rounding)
     pace.finish(0.0, Answer.GOOD, 10.0)
     assert pace.allowed() == 4  # capped at per_host_concurrency
 

@@ -30,8 +30,10 @@ def test_each_shape_keeps_the_article_and_drops_the_rest(shape) -> None:  # type
 
 
 def test_subject_is_decoded_to_one_line_and_the_date_read() -> None:
-    raw = (b"From: =?utf-8?q?Caf=C3=A9?= <a@b.example>\r\nSubject: =?utf-8?q?Caf=C3=A9_news:?=\r\n\tpart two\r\n"
-           b"Date: Tue, 24 Nov 2026 10:00:00 +0100\r\nMessage-ID: <x1@b.example>\r\n\r\n" + " ".join(ARTICLE).encode())
+    raw = (
+        b"From: =?utf-8?q?Caf=C3=A9?= <a@b.example>\r\nSubject: =?utf-8?q?Caf=C3=A9_news:?=\r\n\tpart two\r\n"
+        b"Date: Tue, 24 Nov 2026 10:00:00 +0100\r\nMessage-ID: <x1@b.example>\r\n\r\n" + " ".join(ARTICLE).encode()
+    )
     letter = parse(raw)
     assert letter.title == "Café news: part two"
     assert letter.author == "Café"
@@ -43,9 +45,11 @@ BAD = {
     "unknown charset": b"Subject: odd\r\nContent-Type: text/plain; charset=x-no-such-charset\r\n\r\nSome words here that stay.\r\n",
     "8-bit headers": b"Subject: caf\xe9 \xff news\r\nFrom: J\xf6rg <j@x.example>\r\n\r\nBody text in the message.\r\n",
     "no body": b"Subject: empty\r\nMessage-ID: <e@x>\r\n\r\n",
-    "attachments only": (b"Subject: files\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
-                         b"Content-Type: application/pdf\r\nContent-Disposition: attachment; filename=a.pdf\r\n"
-                         b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQ=\r\n--b--\r\n"),
+    "attachments only": (
+        b"Subject: files\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+        b"Content-Type: application/pdf\r\nContent-Disposition: attachment; filename=a.pdf\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQ=\r\n--b--\r\n"
+    ),
     "malformed MIME": b"Subject: broken\r\nContent-Type: multipart/alternative\r\n\r\nNo boundary at all, yet text.\r\n",
     "bad base64": b"Subject: b64\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!not base64 at all===\r\n",
     "nothing": b"",

@@ -56,16 +56,26 @@ def test_import_append_then_export_round_trips(project: Project) -> None:
     assert exported.returncode == 0 and exported.stdout.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<opml version="2.0">')
     (project.root / "again.opml").write_text(exported.stdout)
     again = project.cli("sources", "import", "again.opml")
-    assert again.returncode == 0 and again.stdout == "" and "0 feeds imported" in again.stderr and "4 already configured" in again.stderr
+    assert (
+        again.returncode == 0
+        and again.stdout == ""
+        and "0 feeds imported" in again.stderr
+        and "4 already configured" in again.stderr
+    )
 
 
 def test_xml_bomb_opml_is_refused_quickly_and_changes_nothing(project: Project) -> None:
-    (project.root / "bomb.opml").write_text(f'<?xml version="1.0"?>{billion_laughs("opml")}<opml><body><outline text="&lol9;" xmlUrl="https://x.example/"/></body></opml>')
+    (project.root / "bomb.opml").write_text(
+        f'<?xml version="1.0"?>{billion_laughs("opml")}<opml><body><outline text="&lol9;" xmlUrl="https://x.example/"/></body></opml>'
+    )
     before = project.config.read_text()
     started = time.monotonic()
     result = project.cli("sources", "import", "bomb.opml", "--append")
     assert time.monotonic() - started < 10
-    assert result.returncode == 1 and result.stderr.strip() == "digest: bomb.opml: refused: DTDForbidden (DTDs and entities are not allowed in OPML)"
+    assert (
+        result.returncode == 1
+        and result.stderr.strip() == "digest: bomb.opml: refused: DTDForbidden (DTDs and entities are not allowed in OPML)"
+    )
     assert project.config.read_text() == before
 
 
@@ -94,5 +104,10 @@ def test_check_warns_once_per_source_no_digest_uses_and_import_warns_too(project
     check = project.cli("check")
     assert check.returncode == 0, check.stderr
     warnings = [line for line in check.stderr.splitlines() if "warning" in line]
-    assert [line.split()[3] for line in warnings] == ["the-daily-planet", "zurich-zeitung", "the-daily-planet-2", "already-here"], warnings
+    assert [line.split()[3] for line in warnings] == [
+        "the-daily-planet",
+        "zurich-zeitung",
+        "the-daily-planet-2",
+        "already-here",
+    ], warnings
     assert all("is in no digest's sources" in line for line in warnings)

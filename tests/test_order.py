@@ -18,8 +18,17 @@ T0 = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
 
 
 def article(number: int, source: str, hours: int) -> StoredArticle:
-    return StoredArticle(id=number, source=source, title=f"Story {number}", url=None, published=T0 + timedelta(hours=hours),
-                         author=None, language="en", summary=(), fetched=T0)
+    return StoredArticle(
+        id=number,
+        source=source,
+        title=f"Story {number}",
+        url=None,
+        published=T0 + timedelta(hours=hours),
+        author=None,
+        language="en",
+        summary=(),
+        fetched=T0,
+    )
 
 
 def test_importance_is_distinct_sources_then_recency() -> None:
@@ -70,8 +79,14 @@ def test_source_order_and_newest_with_top_stories_in_the_real_edition(tmp_path: 
     assert headings(page) == ["Headlines", "Top stories", "More stories"]
     titles = [h.text_content() for h in page.xpath("//div[@class='article']/h3")]
     assert len(titles) == 8
-    newest_first = [STORIES[p.parent.name][p.name][0] for p in sorted(
-        ((tmp_path / "b" / s / n) for s, stories in STORIES.items() for n in stories), key=lambda p: p.stat().st_mtime, reverse=True)]
+    newest_first = [
+        STORIES[p.parent.name][p.name][0]
+        for p in sorted(
+            ((tmp_path / "b" / s / n) for s, stories in STORIES.items() for n in stories),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+    ]
     assert titles[2:] == [t for t in newest_first if t not in titles[:2]]  # the rest newest first
     metas = page.xpath("//div[@class='article']/p[@class='meta']")
     assert all(m.text_content().split(" · ")[0] in STORIES for m in metas)  # mixed sections name each story's source
@@ -79,8 +94,10 @@ def test_source_order_and_newest_with_top_stories_in_the_real_edition(tmp_path: 
 
 
 def test_an_unknown_order_or_a_bad_top_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
-    for extra, message in (('order = "random"\n', "order: unknown order 'random'; choose from importance, source, newest"),
-                           ("top = -1\n", "top: must be between 0 (no top stories section) and 1000, got -1")):
+    for extra, message in (
+        ('order = "random"\n', "order: unknown order 'random'; choose from importance, source, newest"),
+        ("top = -1\n", "top: must be between 0 (no top stories section) and 1000, got -1"),
+    ):
         folder = tmp_path / str(len(message))
         config = three_sources(folder, extra)
         result = run_cli("--config", str(config), "check", cwd=folder, now=NOW)
@@ -89,8 +106,14 @@ def test_an_unknown_order_or_a_bad_top_is_a_config_error_naming_the_key(tmp_path
 
 
 AGE = {  # hours after T0: the widely reported stories are the oldest, so recency alone would put them last
-    "herald/quake.txt": 0, "wire/elazig.txt": 1, "post/turkey.txt": 2, "wire/strike.txt": 3, "post/vestby.txt": 4,
-    "herald/budget.txt": 5, "herald/choir.txt": 6, "post/bakery.txt": 7,
+    "herald/quake.txt": 0,
+    "wire/elazig.txt": 1,
+    "post/turkey.txt": 2,
+    "wire/strike.txt": 3,
+    "post/vestby.txt": 4,
+    "herald/budget.txt": 5,
+    "herald/choir.txt": 6,
+    "post/bakery.txt": 7,
 }
 
 
@@ -107,9 +130,17 @@ def test_an_edition_over_three_sources_lists_stories_by_how_widely_they_are_repo
     stories = edition["stories"]
     assert [len(story["articles"]) for story in stories] == [3, 2, 1, 1, 1]  # one event by all three, one by two
     assert [story["sources"] for story in stories] == [3, 2, 1, 1, 1]
-    assert {a["title"] for a in stories[0]["articles"]} == {titles["herald/quake.txt"], titles["wire/elazig.txt"], titles["post/turkey.txt"]}
+    assert {a["title"] for a in stories[0]["articles"]} == {
+        titles["herald/quake.txt"],
+        titles["wire/elazig.txt"],
+        titles["post/turkey.txt"],
+    }
     assert {a["title"] for a in stories[1]["articles"]} == {titles["wire/strike.txt"], titles["post/vestby.txt"]}
-    assert [story["title"] for story in stories[2:]] == [titles["post/bakery.txt"], titles["herald/choir.txt"], titles["herald/budget.txt"]]
+    assert [story["title"] for story in stories[2:]] == [
+        titles["post/bakery.txt"],
+        titles["herald/choir.txt"],
+        titles["herald/budget.txt"],
+    ]
     assert {story["section"] for story in stories} == {"Top stories"}  # top = 5 by default: all five head the edition
 
     page = lxml.html.fromstring(files[".html"])

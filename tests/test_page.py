@@ -43,7 +43,9 @@ def test_unchanged_page_yields_once_then_a_changed_text_is_a_new_version(http_se
     assert first.title == "Library notices" and first.body.startswith("Notice 0:") and first.identity == url
     assert poll(url, fetcher, memo) == []
     assert http_server.requests_to("/notices")[1].headers["if-none-match"] == memo["etag"]
-    http_server.serve("/notices", page_html("Library notices", NOTICE + "\n\nNew: the reading room closes for repairs in January."))
+    http_server.serve(
+        "/notices", page_html("Library notices", NOTICE + "\n\nNew: the reading room closes for repairs in January.")
+    )
     [second] = poll(url, fetcher, memo)
     assert second.identity == first.identity and second.version != first.version
     assert "reading room closes" in second.body
@@ -86,7 +88,9 @@ def test_a_changed_page_reaches_the_next_edition(project: Project, http_server: 
     assert project.cli("run").returncode == 0
     again = json.loads(project.cli("run", "--json", now="2026-11-27T08:00:00+00:00").stdout)
     assert again["sources"][0]["new_articles"] == 0 and again["editions"][0]["made"] is False
-    http_server.serve("/notices", page_html("Library notices", "The library reopens on Monday after the flood repairs.\n\n" + NOTICE))
+    http_server.serve(
+        "/notices", page_html("Library notices", "The library reopens on Monday after the flood repairs.\n\n" + NOTICE)
+    )
     third = json.loads(project.cli("run", "--json", now="2026-11-27T09:00:00+00:00").stdout)
     assert third["sources"][0]["new_articles"] == 1 and third["editions"][0]["articles"] == 1
     editions = sorted((project.out / "daily").glob("*.txt"))
@@ -96,7 +100,9 @@ def test_a_changed_page_reaches_the_next_edition(project: Project, http_server: 
 def test_summarize_a_url_fetches_it_through_the_guarded_fetcher(project: Project, http_server: LocalServer) -> None:
     url = http_server.serve("/notices", page_html("Library notices", NOTICE))
     refused = project.cli("summarize", url)  # the shipped config does not allow private addresses
-    assert refused.returncode == 1 and refused.stderr.strip().endswith("is a loopback address (set [fetch] allow_private = true to allow)")
+    assert refused.returncode == 1 and refused.stderr.strip().endswith(
+        "is a loopback address (set [fetch] allow_private = true to allow)"
+    )
     project.write_config(project.config.read_text() + "\n[fetch]\nallow_private = true\n")
     allowed = project.cli("summarize", url)
     assert allowed.returncode == 0, allowed.stderr
@@ -104,8 +110,10 @@ def test_summarize_a_url_fetches_it_through_the_guarded_fetcher(project: Project
 
 
 def test_a_config_of_pages_only_never_loads_the_feed_parser() -> None:
-    script = ("import sys\nfrom digest.config import PageSourceConfig\nfrom digest.sources import open_source\n"
-              "open_source(PageSourceConfig(name='p', url='http://example.org/'))\nprint('feedparser' in sys.modules)")
+    script = (
+        "import sys\nfrom digest.config import PageSourceConfig\nfrom digest.sources import open_source\n"
+        "open_source(PageSourceConfig(name='p', url='http://example.org/'))\nprint('feedparser' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"

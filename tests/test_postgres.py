@@ -59,7 +59,9 @@ def test_store_copy_moves_a_sqlite_store_over_and_nothing_is_sent_again(project:
     again = project.cli("run", now=TOMORROW)
     assert again.returncode == 0, again.stderr
     assert "nothing new" in again.stdout and len(editions(project)) == 1  # the copied article is known: no repeat
-    (project.root / "seeds" / "late.txt").write_text("Harbour reopens\n\nThe harbour reopened on Monday after repairs to the quay.\n")
+    (project.root / "seeds" / "late.txt").write_text(
+        "Harbour reopens\n\nThe harbour reopened on Monday after repairs to the quay.\n"
+    )
     later = project.cli("run", now="2026-11-29T07:00:00+00:00")
     assert later.returncode == 0, later.stderr
     assert len(editions(project)) == 2 and "Harbour reopens" in editions(project)[-1].read_text()
@@ -113,8 +115,9 @@ def test_an_edition_slot_is_claimed_once_and_freed_by_a_rollback(postgres_url: s
         second.close()
 
 
-def test_a_newsletter_taken_in_on_postgresql_reaches_the_next_run_and_no_sqlite_file_is_made(project: Project,
-                                                                                           postgres_url: str) -> None:
+def test_a_newsletter_taken_in_on_postgresql_reaches_the_next_run_and_no_sqlite_file_is_made(
+    project: Project, postgres_url: str
+) -> None:
     import smtplib
 
     from tests.smtpserver import free_port

@@ -27,7 +27,7 @@ SYSTEM_PATHS = ("/var/lib/digest", "/usr/local/bin", "/opt/digest", "/etc/system
 
 def block_after(marker: str, fence: str = "sh") -> str:
     """The first ```fence block after `marker` in the README."""
-    rest = README[README.index(marker):]
+    rest = README[README.index(marker) :]
     return rest.split(f"```{fence}\n", 1)[1].split("```", 1)[0]
 
 
@@ -46,14 +46,22 @@ def install(root: Path) -> None:
             continue
         if "python3 -m venv" in line:  # the environment and `pip install .`: a script running this checkout
             assert line.endswith("pip install .") and "/opt/digest/bin/pip" in line
-            line = (f"mkdir -p /opt/digest/bin && printf '#!/bin/sh\\nPYTHONPATH={REPO} exec {sys.executable} -m digest \"$@\"\\n'"
-                    " > /opt/digest/bin/digest && chmod +x /opt/digest/bin/digest")
+            line = (
+                f"mkdir -p /opt/digest/bin && printf '#!/bin/sh\\nPYTHONPATH={REPO} exec {sys.executable} -m digest \"$@\"\\n'"
+                " > /opt/digest/bin/digest && chmod +x /opt/digest/bin/digest"
+            )
         line = line.replace("sudo -u digest ", "").replace("sudo ", "").replace("-o digest -g digest ", "")
         commands.append(rooted(line, root))
     for path in ("/usr/local/bin", "/var/lib/digest"):  # made by the system and by useradd
         (root / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(["bash", "-euc", "\n".join(commands)], cwd=REPO, capture_output=True, text=True, timeout=120,
-                            env={**clean_env(), "DIGEST_NOW": "2026-11-27T07:00:00+00:00"})
+    result = subprocess.run(
+        ["bash", "-euc", "\n".join(commands)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**clean_env(), "DIGEST_NOW": "2026-11-27T07:00:00+00:00"},
+    )
     assert result.returncode == 0, (commands, result.stdout, result.stderr)
     assert "valid, templates compile" in result.stdout  # the recipe's last line: `digest check` as the user
 
@@ -78,8 +86,13 @@ def test_the_cron_line_works_on_a_fresh_install_without_a_state_folder(tmp_path:
 
     config = home / "config" / "digest.toml"
     config.write_text(config.read_text() + '\n[[sources]]\nname = "intranet"\ntype = "feed"\nurl = "http://10.0.0.5/feed"\n')
-    failed = subprocess.run(["/bin/sh", "-c", command], env={**env, "DIGEST_NOW": "2026-11-28T07:00:00+00:00"},
-                            capture_output=True, text=True, timeout=120)
+    failed = subprocess.run(
+        ["/bin/sh", "-c", command],
+        env={**env, "DIGEST_NOW": "2026-11-28T07:00:00+00:00"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert failed.returncode == 0  # `cat` succeeded: cron mails what it printed, the report
     assert "source intranet: 0 new; failed:" in failed.stdout and "10.0.0.5 is a private address" in failed.stdout
 
@@ -97,15 +110,23 @@ def test_the_systemd_unit_verifies_and_finds_everything_the_recipe_installed(tmp
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "digest.service" not in verified.stdout + verified.stderr, verified.stdout + verified.stderr
 
-    settings = dict(line.split("=", 1) for line in rooted(UNIT, tmp_path).splitlines() if "=" in line and not line.startswith("#"))
+    settings = dict(
+        line.split("=", 1) for line in rooted(UNIT, tmp_path).splitlines() if "=" in line and not line.startswith("#")
+    )
     working = Path(settings["WorkingDirectory"])
     executable = Path(settings["ExecStart"].split()[0])
     config = Path(settings["Environment"].split("=", 1)[1])
     assert working.is_dir() and config.is_file() and Path(settings["ReadWritePaths"]).is_dir()
     assert executable.is_file() and os.stat(executable).st_mode & stat.S_IXUSR
     # what the daemon would do first, as the unit starts it: load the config, whose folders exist
-    checked = subprocess.run([str(executable), "check"], cwd=working, capture_output=True, text=True, timeout=60,
-                             env={**clean_env(), "DIGEST_CONFIG": str(config)})
+    checked = subprocess.run(
+        [str(executable), "check"],
+        cwd=working,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean_env(), "DIGEST_CONFIG": str(config)},
+    )
     assert checked.returncode == 0, checked.stderr
     assert f"source seeds: files {working}/seeds" in checked.stdout
     assert f"store: {working}/state/digest.sqlite3" in checked.stdout

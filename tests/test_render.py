@@ -14,8 +14,17 @@ NOW = datetime(2026, 11, 27, 7, tzinfo=timezone.utc)
 
 
 def edition(title: str, url: str | None) -> Edition:
-    stored = StoredArticle(id=1, source="news", title=title, url=url, published=NOW, author=None, language="en",
-                           summary=("First <b>sentence</b>.", "Second."), fetched=NOW)
+    stored = StoredArticle(
+        id=1,
+        source="news",
+        title=title,
+        url=url,
+        published=NOW,
+        author=None,
+        language="en",
+        summary=("First <b>sentence</b>.", "Second."),
+        fetched=NOW,
+    )
     return Edition("daily", NOW, (stored,), id=1)
 
 

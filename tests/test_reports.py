@@ -16,25 +16,36 @@ NOW = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)  # conftest's DIGEST_NOW
 
 
 def rss(items: list[tuple[str, datetime]]) -> str:
-    parts = "".join(f"<item><guid>{title}</guid><title>{title}</title><pubDate>{format_datetime(when)}</pubDate>"
-                    f"<description>{title}: the council confirmed it in a statement on Tuesday.</description></item>"
-                    for title, when in items)
+    parts = "".join(
+        f"<item><guid>{title}</guid><title>{title}</title><pubDate>{format_datetime(when)}</pubDate>"
+        f"<description>{title}: the council confirmed it in a statement on Tuesday.</description></item>"
+        for title, when in items
+    )
     return f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>{parts}</channel></rss>'
 
 
 def with_feed(project: Project, name: str, url: str) -> None:
-    project.write_config(project.config.read_text(encoding="utf-8").replace('sources = ["seeds"]\n', "")
-                         + f'\n[[sources]]\nname = "{name}"\ntype = "feed"\nurl = "{url}"\nfull_text = "never"\n'
-                         + '\n[fetch]\nallow_private = true\nper_host_delay = "0s"\n')
+    project.write_config(
+        project.config.read_text(encoding="utf-8").replace('sources = ["seeds"]\n', "")
+        + f'\n[[sources]]\nname = "{name}"\ntype = "feed"\nurl = "{url}"\nfull_text = "never"\n'
+        + '\n[fetch]\nallow_private = true\nper_host_delay = "0s"\n'
+    )
 
 
-@pytest.mark.parametrize(("where", "text"), [
-    ("subject", '{{ digest.nme }}: {{ edition.date }}'),
-    ("digest.txt", "{% for section in sections %}{% for article in section.articles %}{{ article.sumary }}{% endfor %}{% endfor %}\n"),
-    ("digest.html", "{% if problems %}{% for p in problems %}{{ p.reason }}{% endfor %}{% endif %}\n"),
-])
+@pytest.mark.parametrize(
+    ("where", "text"),
+    [
+        ("subject", "{{ digest.nme }}: {{ edition.date }}"),
+        (
+            "digest.txt",
+            "{% for section in sections %}{% for article in section.articles %}{{ article.sumary }}{% endfor %}{% endfor %}\n",
+        ),
+        ("digest.html", "{% if problems %}{% for p in problems %}{{ p.reason }}{% endfor %}{% endif %}\n"),
+    ],
+)
 def test_an_undefined_variable_in_a_subject_or_template_is_a_config_error_naming_the_digest(
-        project: Project, where: str, text: str) -> None:
+    project: Project, where: str, text: str
+) -> None:
     """Issue 11 item 16: it passed `check`, then every delivery stayed pending for ever."""
     shipped = project.config.read_text(encoding="utf-8")
     if where == "subject":

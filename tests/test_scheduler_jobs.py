@@ -17,6 +17,7 @@ from digest.scheduler import Daemon
 
 T = datetime(2026, 11, 27, 10, 30, tzinfo=timezone.utc)
 
+
 def london(project: Project) -> str:
     """The shipped config (files source polled every 5m, daily at 07:00), in Europe/London."""
     return project.config.read_text(encoding="utf-8").replace('timezone = "UTC"', 'timezone = "Europe/London"')
@@ -83,7 +84,8 @@ def test_the_outbox_job_retries_a_refused_email_once_its_backoff_has_passed(tmp_
 
 
 def test_polls_share_one_http_client_so_a_feed_is_fetched_over_one_kept_alive_connection(
-        tmp_path: Path, http_server: LocalServer) -> None:
+    tmp_path: Path, http_server: LocalServer
+) -> None:
     feed = (
         '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><link>http://example.org/</link>'
         "<item><guid>a1</guid><title>Harbour bridge reopens</title><description>The city said the work finished "
@@ -96,7 +98,8 @@ def test_polls_share_one_http_client_so_a_feed_is_fetched_over_one_kept_alive_co
         request.respond(200, feed.encode(), "application/rss+xml")
 
     url = http_server.route("/feed.xml", serve)
-    (tmp_path / "digest.toml").write_text(f"""
+    (tmp_path / "digest.toml").write_text(
+        f"""
 [store]
 path = "state/digest.sqlite3"
 
@@ -109,7 +112,9 @@ name = "harbour"
 type = "feed"
 url = "{url}"
 full_text = "never"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     config = config_module.load(tmp_path / "digest.toml")
     work = PipelineWork(threading.Event())
     try:
@@ -122,27 +127,37 @@ full_text = "never"
 
 
 def feed_xml(stories: list[tuple[str, datetime]]) -> str:
-    items = "".join(f"<item><guid>{title}</guid><title>{title}</title><pubDate>{when.strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate>"
-                    f"<description>{title}. The harbour authority confirmed the news this morning.</description></item>"
-                    for title, when in stories)
+    items = "".join(
+        f"<item><guid>{title}</guid><title>{title}</title><pubDate>{when.strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate>"
+        f"<description>{title}. The harbour authority confirmed the news this morning.</description></item>"
+        for title, when in stories
+    )
     return f'<?xml version="1.0"?><rss version="2.0"><channel><title>N</title>{items}</channel></rss>'
 
 
 def test_an_edition_polls_its_sources_first_unless_they_were_polled_in_the_last_minute(
-        project: Project, http_server: LocalServer) -> None:
+    project: Project, http_server: LocalServer
+) -> None:
     """Issue 11 item 6: with a 30-minute interval, the 06:50 story reaches the 07:00 edition."""
     seven = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)
     url = http_server.serve("/feed", feed_xml([("Early ferry news", seven - timedelta(minutes=40))]), "application/rss+xml")
-    project.write_config(project.config.read_text(encoding="utf-8").replace('sources = ["seeds"]\n', "")
-                         + f'\n[[sources]]\nname = "harbour"\ntype = "feed"\nurl = "{url}"\ninterval = "30m"\nfull_text = "never"\n'
-                         + '\n[fetch]\nallow_private = true\nper_host_delay = "0s"\n')
+    project.write_config(
+        project.config.read_text(encoding="utf-8").replace('sources = ["seeds"]\n', "")
+        + f'\n[[sources]]\nname = "harbour"\ntype = "feed"\nurl = "{url}"\ninterval = "30m"\nfull_text = "never"\n'
+        + '\n[fetch]\nallow_private = true\nper_host_delay = "0s"\n'
+    )
     config = config_module.load(project.config)
     work = PipelineWork(threading.Event())
     try:
         work.poll(config, "harbour", seven - timedelta(minutes=30))  # the 06:30 poll
         work.poll(config, "seeds", seven - timedelta(minutes=30))
-        http_server.serve("/feed", feed_xml([("Early ferry news", seven - timedelta(minutes=40)),
-                                             ("Late crane collapse", seven - timedelta(minutes=10))]), "application/rss+xml")
+        http_server.serve(
+            "/feed",
+            feed_xml(
+                [("Early ferry news", seven - timedelta(minutes=40)), ("Late crane collapse", seven - timedelta(minutes=10))]
+            ),
+            "application/rss+xml",
+        )
         asked = len(http_server.requests_to("/feed"))
         work.edition(config, "daily", seven)
         assert len(http_server.requests_to("/feed")) == asked + 1

@@ -27,10 +27,14 @@ def searched(project: Project) -> Project:
         old.unlink()
     (seeds / "harbour.txt").write_text(
         "Harbour works reach the quay\n\nCrews finished the second stage of the harbour works on Thursday. "
-        "The council said the quay reopens in spring, once the cormorant colony has nested elsewhere.\n", encoding="utf-8")
+        "The council said the quay reopens in spring, once the cormorant colony has nested elsewhere.\n",
+        encoding="utf-8",
+    )
     (seeds / "tram.txt").write_text(
         "Tram line opens to the hospital\n\nThe new tram line to the hospital opened on Friday with a ceremony. "
-        "Riders praised the quieter carriages and the short wait at each stop.\n", encoding="utf-8")
+        "Riders praised the quieter carriages and the short wait at each stop.\n",
+        encoding="utf-8",
+    )
     result = project.cli("run", now=NOW)
     assert result.returncode == 0, result.stdout + result.stderr
     return project
@@ -53,14 +57,28 @@ def test_search_finds_an_article_by_a_word_of_its_text_and_names_its_edition(sea
     assert (searched.out / "daily" / hit["editions"][0]["page"]).is_file()
 
     assert searched.cli("search", "tram hospital", "--digest", "daily", "--since", "2025-01-01").stdout.startswith(
-        "1. Tram line opens to the hospital")
+        "1. Tram line opens to the hospital"
+    )
     assert searched.cli("search", "tram", "--since", "2026-12-01").stdout == "no article found\n"
 
 
 # query -> whether it finds the harbour article: every word it carries is in it, or one ("near", "drop") is not
-HOSTILE = {'"harbour': True, 'harbour"*': True, "harbour*": True, "NEAR(harbour quay": False, "(harbour, quay)": True,
-           "harbour'; DROP TABLE articles; --": False, "harbour' OR '1'='1": False, "-harbour": True, "title:harbour": False,
-           "harbour\x01quay": True, "{harbour}": True, "harbour^": True, "harbour)": True, "quay + harbour - the": True}
+HOSTILE = {
+    '"harbour': True,
+    'harbour"*': True,
+    "harbour*": True,
+    "NEAR(harbour quay": False,
+    "(harbour, quay)": True,
+    "harbour'; DROP TABLE articles; --": False,
+    "harbour' OR '1'='1": False,
+    "-harbour": True,
+    "title:harbour": False,
+    "harbour\x01quay": True,
+    "{harbour}": True,
+    "harbour^": True,
+    "harbour)": True,
+    "quay + harbour - the": True,
+}
 UNUSABLE = [
     ("*", "the query has no words to look for (letters or digits)"),
     ('"', "the query has no words to look for (letters or digits)"),
@@ -99,9 +117,14 @@ def test_a_bad_since_or_digest_is_a_usage_error(searched: Project) -> None:
 def test_a_store_made_before_search_is_indexed_when_opened(searched: Project) -> None:
     path = searched.root / "state" / "digest.sqlite3"
     with sqlite3.connect(path) as db:
-        for statement in ("DROP TRIGGER article_search_insert", "DROP TRIGGER article_search_update",
-                          "DROP TRIGGER article_search_delete", "DROP TABLE article_search", "DROP VIEW article_search_text",
-                          "DELETE FROM migrations WHERE name = '0011_article_search'"):
+        for statement in (
+            "DROP TRIGGER article_search_insert",
+            "DROP TRIGGER article_search_update",
+            "DROP TRIGGER article_search_delete",
+            "DROP TABLE article_search",
+            "DROP VIEW article_search_text",
+            "DELETE FROM migrations WHERE name = '0011_article_search'",
+        ):
             db.execute(statement)
     result = searched.cli("search", "cormorant")
     assert result.returncode == 0 and result.stdout.startswith("1. Harbour works reach the quay"), result.stderr
@@ -123,7 +146,7 @@ def test_serve_answers_search_from_the_archive_form_and_escapes_the_query(search
         [edition] = results.xpath("//div[@class='result']//a[contains(@href, 'editions/')]")
         assert httpx.get(urljoin(str(found.url), edition.get("href"))).status_code == 200  # the edition's page
 
-        hostile = '<script>alert(1)</script> harbour "NEAR(\'; DROP TABLE articles; --'
+        hostile = "<script>alert(1)</script> harbour \"NEAR('; DROP TABLE articles; --"
         answered = httpx.get(action, params={"q": hostile})
         assert answered.status_code == 200 and "<script>alert" not in answered.text
         assert lxml.html.fromstring(answered.text).xpath("//input[@name='q']")[0].get("value") == hostile

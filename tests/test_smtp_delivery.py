@@ -16,6 +16,8 @@ from tests.emailproject import TITLES, make_config
 from tests.smtpserver import Received, free_port, hang_up_server, make_certificate, smtp_server
 
 T0 = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)
+
+
 def outbox(config: Config) -> dict[str, tuple[str, int, str, datetime | None]]:
     """recipient -> (status, attempts, last error, next attempt) of every email delivery."""
     store = open_store(config.store)
@@ -59,8 +61,18 @@ def test_a_hostile_title_in_the_subject_template_cannot_add_a_header(tmp_path: P
         pipeline.run(config, T0)
     [got] = server.accepted
     names = {name.lower() for name in got.message.keys()}
-    assert names == {"from", "to", "subject", "date", "message-id", "list-id", "auto-submitted",
-                     "list-unsubscribe", "mime-version", "content-type"}
+    assert names == {
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "list-id",
+        "auto-submitted",
+        "list-unsubscribe",
+        "mime-version",
+        "content-type",
+    }
     assert b"\nBcc:" not in got.content and b"\nX-Injected:" not in got.content
     assert "Markets calm" in got.message["Subject"]
 
@@ -150,7 +162,6 @@ def test_a_broken_server_costs_one_connection_per_pass_not_one_per_recipient(tmp
     assert len(connections) == 1
 
 
-
 # The real CLI in a subprocess.
 
 
@@ -171,7 +182,9 @@ def test_cli_run_delivers_status_shows_a_failure_and_check_smtp_logs_in(tmp_path
 def test_cli_check_smtp_says_plainly_that_the_login_failed(tmp_path: Path) -> None:
     certificate = make_certificate(tmp_path / "tls")
     with smtp_server(starttls=certificate, login=("ann", "right")) as server:
-        extra = f'security = "starttls"\nusername = "ann"\npassword_env = "TEST_SMTP_PASSWORD"\nca_file = "{certificate.ca_file}"\n'
+        extra = (
+            f'security = "starttls"\nusername = "ann"\npassword_env = "TEST_SMTP_PASSWORD"\nca_file = "{certificate.ca_file}"\n'
+        )
         config = make_config(tmp_path, server.port, smtp_extra=extra)
         wrong = run_cli("--config", str(config.path), "check", "--smtp", cwd=tmp_path, env={"TEST_SMTP_PASSWORD": "wrong"})
         right = run_cli("--config", str(config.path), "check", "--smtp", cwd=tmp_path, env={"TEST_SMTP_PASSWORD": "right"})

@@ -30,8 +30,14 @@ def config(port: int, **options: object) -> SmtpConfig:
 
 def message(to: str = "ann@example.com") -> EmailMessage:
     parts = MailParts("daily", "text\n", "<p>html</p>")
-    return build_message(parts, sender=SENDER, recipient=to, message_id=new_message_id(SENDER),
-                         date=datetime(2026, 11, 27, tzinfo=timezone.utc), digest_name="daily")
+    return build_message(
+        parts,
+        sender=SENDER,
+        recipient=to,
+        message_id=new_message_id(SENDER),
+        date=datetime(2026, 11, 27, tzinfo=timezone.utc),
+        digest_name="daily",
+    )
 
 
 def test_plain_server_receives_the_message_for_that_recipient_only() -> None:
@@ -48,8 +54,12 @@ def login_server(security: str, certificate: Certificate) -> Iterator[tuple[Serv
     """A TLS server (STARTTLS or implicit) that wants login ann / "correct horse", and a config for it."""
     tls = {"starttls": certificate} if security == "starttls" else {"implicit_tls": certificate}
     with smtp_server(login=("ann", "correct horse"), **tls) as server:  # type: ignore[arg-type]
-        yield server, config(server.port, security=security, username="ann", password_env="TEST_SMTP_PASSWORD",
-                             ca_file=certificate.ca_file)
+        yield (
+            server,
+            config(
+                server.port, security=security, username="ann", password_env="TEST_SMTP_PASSWORD", ca_file=certificate.ca_file
+            ),
+        )
 
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])
@@ -65,7 +75,9 @@ def test_tls_with_the_right_password_delivers(security: str, certificate: Certif
 
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])
-def test_a_wrong_password_sends_nothing_and_says_login_was_refused(security: str, certificate: Certificate, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_password_sends_nothing_and_says_login_was_refused(
+    security: str, certificate: Certificate, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong")
     with login_server(security, certificate) as (server, settings):
         with pytest.raises(TemporaryDeliveryError, match=r"login as 'ann' refused: 535 .*check TEST_SMTP_PASSWORD"):
@@ -78,7 +90,9 @@ def test_a_wrong_password_sends_nothing_and_says_login_was_refused(security: str
 def test_an_unset_password_variable_is_named(certificate: Certificate, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TEST_SMTP_PASSWORD", raising=False)
     with smtp_server(login=("ann", "pw"), starttls=certificate) as server:
-        settings = config(server.port, security="starttls", username="ann", password_env="TEST_SMTP_PASSWORD", ca_file=certificate.ca_file)
+        settings = config(
+            server.port, security="starttls", username="ann", password_env="TEST_SMTP_PASSWORD", ca_file=certificate.ca_file
+        )
         with pytest.raises(TemporaryDeliveryError, match="environment variable TEST_SMTP_PASSWORD is not set"):
             check_server(settings)
 
@@ -129,7 +143,10 @@ def test_after_a_connection_failure_the_rest_of_the_batch_fails_at_once() -> Non
 def test_a_recipient_refused_at_rcpt_is_permanent_with_the_reply() -> None:
     with smtp_server(rcpt_replies={"gone@example.com": "550 5.1.1 <gone@example.com>: user unknown"}) as server:
         with SmtpSession(config(server.port)) as session:
-            with pytest.raises(PermanentDeliveryError, match="RCPT TO gone@example.com: server replied 550 5.1.1 <gone@example.com>: user unknown"):
+            with pytest.raises(
+                PermanentDeliveryError,
+                match="RCPT TO gone@example.com: server replied 550 5.1.1 <gone@example.com>: user unknown",
+            ):
                 session.send(message("gone@example.com"), "gone@example.com")
             session.send(message(), "ann@example.com")
     assert [r.rcpt_tos for r in server.accepted] == [("ann@example.com",)]

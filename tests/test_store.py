@@ -19,25 +19,29 @@ NOW = datetime(2026, 11, 27, 7, tzinfo=timezone.utc)
 SUMMARY = Summary(("One sentence.",), "lead", "english")
 
 
-def article(identity: str, body: str | None = None, *, source: str = "news", version: str = "1",
-            published: datetime | None = None, backfilled: bool = False) -> Article:
-    return Article(source=source, identity=identity, title=f"Title {identity}", body=body or f"Body of {identity}.",
-                   published=published or NOW, version=version, backfilled=backfilled)
+def article(
+    identity: str,
+    body: str | None = None,
+    *,
+    source: str = "news",
+    version: str = "1",
+    published: datetime | None = None,
+    backfilled: bool = False,
+) -> Article:
+    return Article(
+        source=source,
+        identity=identity,
+        title=f"Title {identity}",
+        body=body or f"Body of {identity}.",
+        published=published or NOW,
+        version=version,
+        backfilled=backfilled,
+    )
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     return open_store(tmp_path / "state" / "digest.sqlite3")
-
-
-
-
-
-
-
-
-
-
 
 
 def test_a_failed_transaction_keeps_nothing_and_reopening_keeps_everything(tmp_path: Path) -> None:
@@ -98,15 +102,27 @@ def test_migrations_are_named_and_recorded_and_a_store_from_before_names_gets_on
     with sqlite3.connect(path) as db:
         assert [row[0] for row in db.execute("SELECT name FROM migrations ORDER BY rowid")] == names
         # back to a store of numbered migrations 1-4, as digest made them before names
-        for statement in ("DROP TABLE migrations", "DROP TABLE subscribers", "DROP TABLE secrets", "DROP TABLE archive_feeds",
-                          "DROP INDEX editions_atom_id", "ALTER TABLE editions DROP COLUMN atom_id",
-                          "DROP INDEX articles_unpruned", "ALTER TABLE deliveries DROP COLUMN lease_owner",
-                          "ALTER TABLE sources DROP COLUMN failing_since", "DROP TABLE inbound_messages",
-                          "DROP TABLE inbound_counts", "DROP TRIGGER article_search_insert",
-                          "DROP TRIGGER article_search_update", "DROP TRIGGER article_search_delete",
-                          "DROP TABLE article_search", "DROP VIEW article_search_text",
-                          "ALTER TABLE articles DROP COLUMN story_features", "ALTER TABLE editions DROP COLUMN stories",
-                          "PRAGMA user_version = 4"):
+        for statement in (
+            "DROP TABLE migrations",
+            "DROP TABLE subscribers",
+            "DROP TABLE secrets",
+            "DROP TABLE archive_feeds",
+            "DROP INDEX editions_atom_id",
+            "ALTER TABLE editions DROP COLUMN atom_id",
+            "DROP INDEX articles_unpruned",
+            "ALTER TABLE deliveries DROP COLUMN lease_owner",
+            "ALTER TABLE sources DROP COLUMN failing_since",
+            "DROP TABLE inbound_messages",
+            "DROP TABLE inbound_counts",
+            "DROP TRIGGER article_search_insert",
+            "DROP TRIGGER article_search_update",
+            "DROP TRIGGER article_search_delete",
+            "DROP TABLE article_search",
+            "DROP VIEW article_search_text",
+            "ALTER TABLE articles DROP COLUMN story_features",
+            "ALTER TABLE editions DROP COLUMN stories",
+            "PRAGMA user_version = 4",
+        ):
             db.execute(statement)
     reopened = open_store(path)
     try:

@@ -56,10 +56,26 @@ def store(connect: Connect) -> Store:
     return connect()
 
 
-def article(identity: str, body: str | None = None, *, source: str = "news", version: str = "1",
-            published: datetime | None = None, backfilled: bool = False, title: str | None = None) -> Article:
-    return Article(source=source, identity=identity, title=title or f"Title {identity}", body=body or f"Body of {identity}.",
-                   published=published or NOW, version=version, backfilled=backfilled, url=f"https://example.org/{identity}")
+def article(
+    identity: str,
+    body: str | None = None,
+    *,
+    source: str = "news",
+    version: str = "1",
+    published: datetime | None = None,
+    backfilled: bool = False,
+    title: str | None = None,
+) -> Article:
+    return Article(
+        source=source,
+        identity=identity,
+        title=title or f"Title {identity}",
+        body=body or f"Body of {identity}.",
+        published=published or NOW,
+        version=version,
+        backfilled=backfilled,
+        url=f"https://example.org/{identity}",
+    )
 
 
 def add(store: Store, *articles: Article, now: datetime = NOW) -> list[int | None]:
@@ -104,7 +120,6 @@ def test_story_features_are_kept_with_the_article_and_earlier_editions_are_liste
     assert [(a.title, when) for a, when in shown] == [("Title b", NOW)]  # the newest article went first
     assert store.shown_before("daily", second.created, second.created - timedelta(hours=1)) == []
     assert store.shown_before("weekly", second.created, NOW - timedelta(days=9)) == []
-
 
 
 def test_every_article_is_in_exactly_one_edition_of_each_digest_newest_first(store: Store) -> None:
@@ -175,7 +190,9 @@ def test_an_edition_and_its_outbox_rows_are_made_together_and_tried_when_due(sto
     assert edition is not None
     pending = store.due_deliveries(NOW)
     assert [(d.channel, d.recipient, d.status, d.created) for d in pending] == [
-        ("files", "/out", "pending", NOW), ("email", "a@example.org", "pending", NOW)]
+        ("files", "/out", "pending", NOW),
+        ("email", "a@example.org", "pending", NOW),
+    ]
     with store.transaction():
         store.record_attempt(pending[0].id, NOW, "delivered")
         store.record_attempt(pending[1].id, NOW, "pending", "451 try later", NOW + timedelta(minutes=1))
@@ -185,7 +202,10 @@ def test_an_edition_and_its_outbox_rows_are_made_together_and_tried_when_due(sto
     assert [d.channel for d in store.due_deliveries(None)] == ["email"]
     with store.transaction():
         store.record_attempt(waiting.id, NOW, "failed", "550 no such user")
-    assert [(d.channel, d.status) for d in store.deliveries(["failed", "delivered"])] == [("files", "delivered"), ("email", "failed")]
+    assert [(d.channel, d.status) for d in store.deliveries(["failed", "delivered"])] == [
+        ("files", "delivered"),
+        ("email", "failed"),
+    ]
 
 
 def test_a_message_id_is_kept_once_made(store: Store) -> None:
@@ -239,7 +259,9 @@ def test_a_source_keeps_its_memo_from_the_last_good_poll_and_counts_failures(sto
     assert (state.first_poll, state.last_poll, state.failures, state.last_error, state.memo) == (None, NOW, 1, "HTTP 500", {})
     with store.transaction():
         store.record_poll("feed", NOW + timedelta(minutes=1), {"etag": "y"})
-        store.record_poll("feed", NOW + timedelta(minutes=2), {"etag": "z"}, error="HTTP 429", not_before=NOW + timedelta(hours=1))
+        store.record_poll(
+            "feed", NOW + timedelta(minutes=2), {"etag": "z"}, error="HTTP 429", not_before=NOW + timedelta(hours=1)
+        )
     state = store.source_state("feed")
     assert state.first_poll == NOW + timedelta(minutes=1) and state.last_success == NOW + timedelta(minutes=1)
     assert (state.memo, state.failures, state.not_before) == ({"etag": "y"}, 1, NOW + timedelta(hours=1))
@@ -336,14 +358,19 @@ def test_a_secret_and_a_feed_id_are_made_once_and_kept(store: Store) -> None:
 
 # Inbound mail (mailbox sources)
 
+
 def test_inbound_mail_is_kept_once_per_source_and_key_and_read_back_in_order(connect: Connect) -> None:
     store, other = connect(), connect(owner="second")
     assert store.add_inbound(["letters", "tech"], "<a@x>", "news@x", b"raw a", NOW) == [True, True]
-    assert other.add_inbound(["letters"], "<a@x>", "news@x", b"raw a again", NOW) == [False]  # committed: seen by another connection
+    assert other.add_inbound(["letters"], "<a@x>", "news@x", b"raw a again", NOW) == [
+        False
+    ]  # committed: seen by another connection
     assert store.add_inbound(["letters"], "<b@x>", "news@x", b"raw b", NOW + timedelta(minutes=1)) == [True]
     first = other.inbound_messages("letters", 0, 10)
-    assert [(m.key, m.raw, m.sender, m.received) for m in first] == [("<a@x>", b"raw a", "news@x", NOW),
-                                                                      ("<b@x>", b"raw b", "news@x", NOW + timedelta(minutes=1))]
+    assert [(m.key, m.raw, m.sender, m.received) for m in first] == [
+        ("<a@x>", b"raw a", "news@x", NOW),
+        ("<b@x>", b"raw b", "news@x", NOW + timedelta(minutes=1)),
+    ]
     assert other.inbound_messages("letters", first[0].id, 10) == first[1:]
     assert other.inbound_messages("letters", first[1].id, 10) == []
     assert [m.key for m in other.inbound_messages("tech", 0, 1)] == ["<a@x>"]
@@ -356,7 +383,11 @@ def test_inbound_outcomes_are_counted_per_source_with_the_last_time(store: Store
     store.count_inbound("", "unknown recipient", NOW)
     store.count_inbound("", "unknown recipient", NOW + timedelta(minutes=3))
     assert store.inbound_counts() == {
-        "letters": {"accepted": (1, NOW), "duplicate": (1, NOW + timedelta(minutes=2)), "too large": (1, NOW + timedelta(minutes=1))},
+        "letters": {
+            "accepted": (1, NOW),
+            "duplicate": (1, NOW + timedelta(minutes=2)),
+            "too large": (1, NOW + timedelta(minutes=1)),
+        },
         "": {"unknown recipient": (2, NOW + timedelta(minutes=3))},
     }
 
@@ -365,10 +396,13 @@ def test_inbound_outcomes_are_counted_per_source_with_the_last_time(store: Store
 
 
 def test_search_finds_every_word_in_title_summary_or_text_best_first_with_editions(store: Store) -> None:
-    add(store, article("quake", "A strong earthquake shook the harbour town of Izmir on Friday.", title="Earthquake in Turkey"),
+    add(
+        store,
+        article("quake", "A strong earthquake shook the harbour town of Izmir on Friday.", title="Earthquake in Turkey"),
         article("tram", "The new tram line opened with a ceremony near the harbour.", title="Tram line opens"),
         article("mayor", "The mayor spoke about earthquakes, briefly.", title="Council meets"),
-        article("other", "Earthquake drill at the school.", title="School news", source="elsewhere"))
+        article("other", "Earthquake drill at the school.", title="School news", source="elsewhere"),
+    )
     edition = store.create_edition("daily", ["news"], 50, NOW, [])
     assert edition is not None
     hits = store.search(["earthquake"], None, None, 10)
@@ -379,13 +413,18 @@ def test_search_finds_every_word_in_title_summary_or_text_best_first_with_editio
     assert [(ref.digest, ref.id) for ref in found["Earthquake in Turkey"].editions] == [("daily", edition.id)]
     assert found["School news"].editions == ()  # in no edition yet, still found
     assert "Izmir" in found["Earthquake in Turkey"].excerpt
-    assert [hit.article.title for hit in store.search(["earthquake"], "daily", None, 10)] == ["Earthquake in Turkey", "Council meets"]
+    assert [hit.article.title for hit in store.search(["earthquake"], "daily", None, 10)] == [
+        "Earthquake in Turkey",
+        "Council meets",
+    ]
     assert len(store.search(["earthquake"], None, None, 1)) == 1
     assert store.search(["nowhere"], None, None, 10) == []
 
 
 def test_search_since_and_summary_and_pruned_text(store: Store) -> None:
-    add(store, article("old", "Volcano erupts in the old days.", published=NOW - timedelta(days=30)), now=NOW - timedelta(days=30))
+    add(
+        store, article("old", "Volcano erupts in the old days.", published=NOW - timedelta(days=30)), now=NOW - timedelta(days=30)
+    )
     add(store, article("new", "Volcano erupts again today."))
     assert [h.article.title for h in store.search(["volcano"], None, NOW - timedelta(days=1), 10)] == ["Title new"]
     assert len(store.search(["sentence"], None, None, 10)) == 2  # the summary's words ("One sentence.")
@@ -394,8 +433,26 @@ def test_search_since_and_summary_and_pruned_text(store: Store) -> None:
     assert [h.article.title for h in store.search(["title", "old"], None, None, 10)] == ["Title old"]  # its title stays
 
 
-@pytest.mark.parametrize("word", ['"', "*", "NEAR(", "'; DROP TABLE articles; --", "a\x00b", "x" * 10_000, "OR", "-",
-                                  "title:harbour", "^", "(", ")", "AND NOT", "", " "])
+@pytest.mark.parametrize(
+    "word",
+    [
+        '"',
+        "*",
+        "NEAR(",
+        "'; DROP TABLE articles; --",
+        "a\x00b",
+        "x" * 10_000,
+        "OR",
+        "-",
+        "title:harbour",
+        "^",
+        "(",
+        ")",
+        "AND NOT",
+        "",
+        " ",
+    ],
+)
 def test_search_words_are_data_never_syntax(store: Store, word: str) -> None:
     add(store, article("a", "Harbour news: OR and NEAR are words here; a b."))
     hits = store.search([word], None, None, 10)
@@ -415,30 +472,46 @@ def test_readers_editions_hold_each_wanted_article_once_and_the_digests_own_stay
     ann, _ = store.add_subscriber("daily", "ann@example.com", "", "Europe/London", "07:00", [], [], "active", NOW)
     bob, _ = store.add_subscriber("daily", "bob@example.com", "", "Europe/London", "07:00", [], ["football"], "active", NOW)
     tokyo, _ = store.add_subscriber("daily", "tokyo@example.jp", "", "Asia/Tokyo", "07:00", [], [], "active", NOW)
-    add(store, article("a", title="Harbour reopens"), article("b", title="Football final"), article("c", title="Trams"),
-        article("x", source="elsewhere"), article("old", backfilled=True))
+    add(
+        store,
+        article("a", title="Harbour reopens"),
+        article("b", title="Football final"),
+        article("c", title="Trams"),
+        article("x", source="elsewhere"),
+        article("old", backfilled=True),
+    )
     slot = NOW + timedelta(days=1)
     assert sorted(store.subscriber_times("daily")) == [("Asia/Tokyo", "07:00"), ("Europe/London", "07:00")]
-    assert [s.address for s in store.due_subscribers("daily", "Europe/London", "07:00", slot)] == ["ann@example.com", "bob@example.com"]
+    assert [s.address for s in store.due_subscribers("daily", "Europe/London", "07:00", slot)] == [
+        "ann@example.com",
+        "bob@example.com",
+    ]
 
-    everything, served = store.create_subscriber_edition("daily", ["news"], [ann.id], ann.watermark, slot, 50, lambda t: True, slot)
+    everything, served = store.create_subscriber_edition(
+        "daily", ["news"], [ann.id], ann.watermark, slot, 50, lambda t: True, slot
+    )
     assert served == [ann.id] and everything is not None
     assert sorted(a.title for a in everything.articles) == ["Football final", "Harbour reopens", "Trams"]
-    no_football, _ = store.create_subscriber_edition("daily", ["news"], [bob.id], bob.watermark, slot, 50,
-                                                     lambda t: "Football" not in t, slot)
+    no_football, _ = store.create_subscriber_edition(
+        "daily", ["news"], [bob.id], bob.watermark, slot, 50, lambda t: "Football" not in t, slot
+    )
     assert no_football is not None and sorted(a.title for a in no_football.articles) == ["Harbour reopens", "Trams"]
     capped, _ = store.create_subscriber_edition("daily", ["news"], [tokyo.id], tokyo.watermark, slot, 2, lambda t: True, slot)
     assert capped is not None and len(capped.articles) == 2  # the oldest two; the third waits
 
     # served once for this moment: a second try (another process) serves nobody, and nothing repeats later
-    assert store.create_subscriber_edition("daily", ["news"], [ann.id], ann.watermark, slot, 50, lambda t: True, slot) == (None, [])
+    assert store.create_subscriber_edition("daily", ["news"], [ann.id], ann.watermark, slot, 50, lambda t: True, slot) == (
+        None,
+        [],
+    )
     assert store.due_subscribers("daily", "Europe/London", "07:00", slot) == []
     later = slot + timedelta(days=1)
     add(store, article("d", title="Ferries"))
     moved = {s.id: s for s in store.subscribers("daily", ["active"])}
     for reader, expected in ((ann, ["Ferries"]), (bob, ["Ferries"]), (tokyo, ["Ferries", "Trams"])):
-        edition, _ = store.create_subscriber_edition("daily", ["news"], [reader.id], moved[reader.id].watermark, later, 50,
-                                                     lambda t: True, later)
+        edition, _ = store.create_subscriber_edition(
+            "daily", ["news"], [reader.id], moved[reader.id].watermark, later, 50, lambda t: True, later
+        )
         assert edition is not None and sorted(a.title for a in edition.articles) == expected, reader.address
     assert [d.channel for d in store.deliveries(["pending"])] == ["subscriber"] * 6
     assert store.last_edition("daily") is None and store.edition_count("daily") == 0  # none counts as the digest's own

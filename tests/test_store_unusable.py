@@ -35,7 +35,7 @@ def test_a_page_of_random_bytes_is_exit_3_with_how_to_recover(project: Project, 
     data = bytearray(stored.read_bytes())
     page = 4096
     assert len(data) >= 3 * page
-    data[page: 2 * page] = random.Random(11).randbytes(page)  # the second page: a table's root
+    data[page : 2 * page] = random.Random(11).randbytes(page)  # the second page: a table's root
     stored.write_bytes(bytes(data))
     for command in (["run"], ["status"], ["preview"]):
         line = one_line_exit_3(project.cli(*command), stored)

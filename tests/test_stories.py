@@ -34,7 +34,7 @@ def _articles(folder: str) -> dict[str, tuple[str, str]]:
         if lines[0] == "---":
             end = lines.index("---", 1)
             title = next(line.split(":", 1)[1].strip() for line in lines[1:end] if line.startswith("title:"))
-            text = "\n".join(lines[end + 1:])
+            text = "\n".join(lines[end + 1 :])
         else:
             title, text = lines[0], "\n".join(lines[1:])
         found[path.stem] = (title, text.strip())
@@ -112,7 +112,9 @@ def test_a_report_that_continues_a_story_of_an_earlier_edition_is_marked_follow_
     os.utime(later, (moment, moment))
     (two_sources.root / "wire" / "budget.txt").write_text(
         "Parliament passes the 2027 budget\n\nLawmakers approved the national budget for 2027 by 180 votes to 150 on "
-        "Friday after a night of debate over pensions, defence spending and a new tax on sugary drinks.\n", encoding="utf-8")
+        "Friday after a night of debate over pensions, defence spending and a new tax on sugary drinks.\n",
+        encoding="utf-8",
+    )
     os.utime(two_sources.root / "wire" / "budget.txt", (moment, moment))
     result = two_sources.cli("run", now="2026-11-28T12:00:00+00:00")
     assert result.returncode == 0, result.stderr
@@ -140,8 +142,11 @@ def test_exact_copies_in_two_sources_fold_into_one_entry_and_both_are_kept(two_s
 
 
 def test_with_grouping_off_every_article_is_its_own_entry(two_sources: Project) -> None:
-    two_sources.config.write_text(two_sources.config.read_text().replace(
-        'formats = ["html", "md", "txt", "json"]', 'formats = ["txt", "json"]\ngroup_stories = false'))
+    two_sources.config.write_text(
+        two_sources.config.read_text().replace(
+            'formats = ["html", "md", "txt", "json"]', 'formats = ["txt", "json"]\ngroup_stories = false'
+        )
+    )
     assert two_sources.cli("run", now="2026-11-27T07:00:00+00:00").returncode == 0
     text = (two_sources.out / "daily" / "2026-11-27T070000Z.txt").read_text()
     assert "Also reported by" not in text and "\n4 articles\n" in text
@@ -149,13 +154,18 @@ def test_with_grouping_off_every_article_is_its_own_entry(two_sources: Project) 
 
 
 def test_a_failing_source_is_named_in_the_json_edition(two_sources: Project) -> None:
-    two_sources.config.write_text(two_sources.config.read_text() + '\n[[sources]]\nname = "gone"\ntype = "feed"\n'
-                                  'url = "http://127.0.0.1:9/feed.xml"\n')
+    two_sources.config.write_text(
+        two_sources.config.read_text() + '\n[[sources]]\nname = "gone"\ntype = "feed"\nurl = "http://127.0.0.1:9/feed.xml"\n'
+    )
     two_sources.config.write_text(two_sources.config.read_text().replace("[summary]", "[fetch]\nallow_private = true\n[summary]"))
     result = two_sources.cli("run", now="2026-11-27T07:00:00+00:00")
     assert result.returncode == 1
     problems = json.loads(_edition(two_sources, "2026-11-27T070000Z")["json"])["sources_with_problems"]
-    assert [p["source"] for p in problems] == ["gone"] and problems[0]["since"] == "2026-11-27T07:00:00+00:00" and problems[0]["error"]
+    assert (
+        [p["source"] for p in problems] == ["gone"]
+        and problems[0]["since"] == "2026-11-27T07:00:00+00:00"
+        and problems[0]["error"]
+    )
 
 
 def test_grouping_two_earthquakes_alone_keeps_them_apart_and_two_reports_of_one_together() -> None:
@@ -186,8 +196,12 @@ def test_stories_command_labels_each_line_in_input_order_with_no_config(tmp_path
     lines = [
         {"id": "t1", "title": wire["elazig-quake"][0], "text": wire["elazig-quake"][1], "published": "2026-11-26T20:00:00Z"},
         {"id": 7, "title": herald["chile-quake"][0], "text": herald["chile-quake"][1]},
-        {"id": "t2", "title": herald["turkey-earthquake"][0], "text": herald["turkey-earthquake"][1],
-         "published": "2026-11-27T08:00:00+00:00"},
+        {
+            "id": "t2",
+            "title": herald["turkey-earthquake"][0],
+            "text": herald["turkey-earthquake"][1],
+            "published": "2026-11-27T08:00:00+00:00",
+        },
         {"id": "tram", "title": wire["tram-line"][0], "text": wire["tram-line"][1]},
     ]
     code, out, err = _stories_cli(tmp_path, lines)
@@ -204,8 +218,9 @@ def test_stories_command_labels_each_line_in_input_order_with_no_config(tmp_path
 
 
 def test_stories_command_names_a_bad_line_and_groups_the_rest(tmp_path: Path) -> None:
-    code, out, err = _stories_cli(tmp_path, [{"id": "a", "text": "Storm hits the coast."}, "{not json",
-                                             {"id": "b", "text": "x", "published": "yesterday"}])
+    code, out, err = _stories_cli(
+        tmp_path, [{"id": "a", "text": "Storm hits the coast."}, "{not json", {"id": "b", "text": "x", "published": "yesterday"}]
+    )
     assert code == 1 and [line["id"] for line in out] == ["a"]
     assert "in.jsonl:2: expected a JSON object" in err and "in.jsonl:3: published: not an ISO 8601 time" in err
     assert "Traceback" not in err

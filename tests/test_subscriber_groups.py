@@ -18,7 +18,8 @@ NEXT_MORNING = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)
 
 
 def test_a_thousand_readers_at_the_same_time_without_words_share_one_edition_rendered_once(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     renders: list[str] = []
     original = Renderer.render_email
 
@@ -32,10 +33,12 @@ def test_a_thousand_readers_at_the_same_time_without_words_share_one_edition_ren
         store = open_store(config.store)
         with store.transaction():
             for number in range(1000):
-                store.add_subscriber("daily", f"reader{number}@example.com", "", "Europe/London", "07:00", (), (),
-                                     "active", SUBSCRIBED)
-            store.add_subscriber("daily", "nocouncil@example.com", "", "Europe/London", "07:00", (), ("council",),
-                                 "active", SUBSCRIBED)
+                store.add_subscriber(
+                    "daily", f"reader{number}@example.com", "", "Europe/London", "07:00", (), (), "active", SUBSCRIBED
+                )
+            store.add_subscriber(
+                "daily", "nocouncil@example.com", "", "Europe/London", "07:00", (), ("council",), "active", SUBSCRIBED
+            )
             store.add_subscriber("daily", "tokyo@example.jp", "", "Asia/Tokyo", "07:00", (), (), "active", SUBSCRIBED)
         store.close()
         pipeline.run(config, SUBSCRIBED + timedelta(minutes=1))  # the articles arrive, the owner gets the digest

@@ -36,7 +36,8 @@ def write_project(root: Path, port: int) -> Path:
     key_file, _ = write_key(root)
     (root / "news").mkdir()
     config = root / "digest.toml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(
+        textwrap.dedent(f"""\
         [store]
         path = "state/digest.sqlite3"
 
@@ -61,14 +62,18 @@ def write_project(root: Path, port: int) -> Path:
         timeout = "5s"
         dkim_key_file = "{key_file.name}"
         dkim_selector = "week"
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     return config
 
 
 def story(number: int, football: bool) -> str:
     topic = "Football: City beat United in the derby" if football else f"Harbour works reach stage {number}"
-    return (f"Story {number:03d} {topic}\n\nThe council said the work went well on day {number}. Residents were "
-            f"told more news would follow. The mayor thanked everyone for their patience.\n")
+    return (
+        f"Story {number:03d} {topic}\n\nThe council said the work went well on day {number}. Residents were "
+        f"told more news would follow. The mayor thanked everyone for their patience.\n"
+    )
 
 
 def stories_in(received: Received) -> list[int]:
@@ -80,8 +85,20 @@ def test_three_readers_get_one_mail_per_local_day_at_their_time_with_every_match
     with smtp_server() as server:
         config_file = write_project(tmp_path, server.port)
         for address, (zone, at, extra) in READERS.items():
-            added = run_cli("--config", str(config_file), "subscribers", "add", address, "--timezone", zone, "--at", at,
-                            *extra, cwd=tmp_path, now=(START - timedelta(hours=1)).isoformat())
+            added = run_cli(
+                "--config",
+                str(config_file),
+                "subscribers",
+                "add",
+                address,
+                "--timezone",
+                zone,
+                "--at",
+                at,
+                *extra,
+                cwd=tmp_path,
+                now=(START - timedelta(hours=1)).isoformat(),
+            )
             assert added.returncode == 0, added.stderr
         check = run_cli("--config", str(config_file), "check", "--smtp", cwd=tmp_path)
         name, record = published_record(check.stdout)

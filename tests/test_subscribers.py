@@ -25,17 +25,35 @@ def subscribers(project: Project) -> list[dict[str, object]]:
 
 
 def test_add_list_and_remove_readers_with_their_own_time_zone_time_and_words(project: Project) -> None:
-    added = project.cli("subscribers", "add", "Ann Example <ann@Example.COM>", "--digest", "daily",
-                        "--timezone", "Asia/Tokyo", "--at", "7:30", "--exclude", "Football, cricket")
+    added = project.cli(
+        "subscribers",
+        "add",
+        "Ann Example <ann@Example.COM>",
+        "--digest",
+        "daily",
+        "--timezone",
+        "Asia/Tokyo",
+        "--at",
+        "7:30",
+        "--exclude",
+        "Football, cricket",
+    )
     assert added.returncode == 0, added.stderr
     assert "added ann@example.com to daily" in added.stdout
     assert project.cli("subscribers", "add", "bob@example.net").returncode == 0  # the only digest is the default
 
     listed = {s["address"]: s for s in subscribers(project)}
     assert listed["ann@example.com"] == {
-        "digest": "daily", "address": "ann@example.com", "name": "Ann Example", "timezone": "Asia/Tokyo",
-        "at": "07:30", "include": [], "exclude": ["football", "cricket"], "status": "active",
-        "since": "2026-11-27T07:00:00+00:00", "last_sent": None,
+        "digest": "daily",
+        "address": "ann@example.com",
+        "name": "Ann Example",
+        "timezone": "Asia/Tokyo",
+        "at": "07:30",
+        "include": [],
+        "exclude": ["football", "cricket"],
+        "status": "active",
+        "since": "2026-11-27T07:00:00+00:00",
+        "last_sent": None,
     }
     # Defaults: the digest's time zone and its cron time ("0 7 * * *" in UTC).
     assert (listed["bob@example.net"]["timezone"], listed["bob@example.net"]["at"]) == ("UTC", "07:00")
@@ -88,8 +106,10 @@ def test_a_store_of_the_previous_schema_gains_the_subscribers_table_and_keeps_it
     with sqlite3.connect(store) as db:
         for _, sql in MIGRATIONS[:4]:
             db.executescript(sql)
-        db.execute("INSERT INTO articles (source, identity, version, content_hash, title, body, summary, summary_algorithm, "
-                   "fetched) VALUES ('seeds', 'a', '', 'h', 'Kept', 'Kept body.', '[]', 'lead', '2026-11-26T07:00:00+00:00')")
+        db.execute(
+            "INSERT INTO articles (source, identity, version, content_hash, title, body, summary, summary_algorithm, "
+            "fetched) VALUES ('seeds', 'a', '', 'h', 'Kept', 'Kept body.', '[]', 'lead', '2026-11-26T07:00:00+00:00')"
+        )
         db.execute("INSERT INTO editions (digest, created) VALUES ('daily', '2026-11-26T07:00:00+00:00')")
         db.execute("PRAGMA user_version = 4")
     assert project.cli("subscribers", "add", "ann@example.com").returncode == 0

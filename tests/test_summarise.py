@@ -73,8 +73,7 @@ def test_headings_and_datelines_are_not_picked_as_sentences() -> None:
 @pytest.mark.parametrize("algorithm", ["news", "kl", "lsa", "lexrank"])
 def test_very_long_input_is_capped_and_never_cut_mid_sentence(algorithm: str) -> None:
     long_text = "\n\n".join(
-        " ".join(f"Report {p} line {i} covers subject {(p * i) % 11} in detail today." for i in range(30))
-        for p in range(400)
+        " ".join(f"Report {p} line {i} covers subject {(p * i) % 11} in detail today." for i in range(30)) for p in range(400)
     )
     assert len(long_text) > MAX_CHARS
     summary = summarise(long_text, SummaryConfig(algorithm=algorithm, sentences=5))
@@ -112,9 +111,7 @@ HINDI = """भारत सरकार ने बुधवार को नई 
 कई राज्यों ने नीति का स्वागत किया है। शिक्षकों को नए पाठ्यक्रम के लिए प्रशिक्षण दिया जाएगा।"""
 
 
-@pytest.mark.parametrize(
-    ("text", "language"), [(GERMAN, "german"), (FRENCH, "french")]
-)
+@pytest.mark.parametrize(("text", "language"), [(GERMAN, "german"), (FRENCH, "french")])
 def test_german_and_french_are_detected_and_summarised_in_their_own_language(text: str, language: str) -> None:
     summary = summarise(text, SummaryConfig(algorithm="news", sentences=3))
     assert summary.language == language
@@ -130,8 +127,10 @@ def test_a_script_sumy_cannot_stem_is_summarised_by_position_with_a_note() -> No
     assert summary.language == "hindi"
     assert summary.algorithm == "lead"
     assert "position" in summary.note
-    assert summary.sentences == ("भारत सरकार ने बुधवार को नई शिक्षा नीति की घोषणा की।",
-                                 "इस नीति के तहत स्कूलों में पढ़ाई का तरीका पूरी तरह बदल जाएगा।")
+    assert summary.sentences == (
+        "भारत सरकार ने बुधवार को नई शिक्षा नीति की घोषणा की।",
+        "इस नीति के तहत स्कूलों में पढ़ाई का तरीका पूरी तरह बदल जाएगा।",
+    )
 
 
 def test_metadata_language_hint_is_used_instead_of_detection() -> None:
@@ -155,9 +154,16 @@ def test_title_raises_the_score_of_the_sentence_that_matches_it() -> None:
 
 
 ODD_INPUTS = [
-    "", "....", "!!! ??? ...", "no punctuation at all just words " * 500, "\x00\x01 binary \ufffd junk.",
-    "日本語の文章です。これは二番目の文です。三番目です。最後の文です。", "🙂🙂🙂. 🙂! 🙂? 🙂.", "word",
-    "1 2 3. 4 5 6. 7 8 9. 10 11 12.", "The the the. The the the. A a a. An an an.",
+    "",
+    "....",
+    "!!! ??? ...",
+    "no punctuation at all just words " * 500,
+    "\x00\x01 binary \ufffd junk.",
+    "日本語の文章です。これは二番目の文です。三番目です。最後の文です。",
+    "🙂🙂🙂. 🙂! 🙂? 🙂.",
+    "word",
+    "1 2 3. 4 5 6. 7 8 9. 10 11 12.",
+    "The the the. The the the. A a a. An an an.",
     "Ελλάδα είναι χώρα. Η Αθήνα είναι πρωτεύουσα. Ναι. Τέλος.",
 ]
 

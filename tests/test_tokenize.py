@@ -11,8 +11,10 @@ from digest.tokenize import Tokenizer, punkt_languages, sentence_splitter, token
 
 
 def test_english_abbreviations_times_and_decimals_do_not_split() -> None:
-    text = ("Mr. Smith flew to Washington on Saturday at 2 a.m. and met officials. "
-            "The U.S. economy grew 2.5 percent. He said it was fine, e.g. for now.")
+    text = (
+        "Mr. Smith flew to Washington on Saturday at 2 a.m. and met officials. "
+        "The U.S. economy grew 2.5 percent. He said it was fine, e.g. for now."
+    )
     assert tokenizer("english").to_sentences(text) == (
         "Mr. Smith flew to Washington on Saturday at 2 a.m. and met officials.",
         "The U.S. economy grew 2.5 percent.",
@@ -30,7 +32,10 @@ def test_german_abbreviation_from_sumy_list_keeps_the_sentence_whole() -> None:
 
 def test_words_drop_numbers_and_punctuation_like_sumy() -> None:
     assert tokenizer("english").to_words("In 2024, 3 well-known dogs barked!") == (
-        "In", "well-known", "dogs", "barked",
+        "In",
+        "well-known",
+        "dogs",
+        "barked",
     )
 
 
@@ -54,7 +59,7 @@ def test_tokenizer_survives_pickling_for_worker_processes() -> None:
 
 
 HARD_SNIPPETS = [
-    "The U.S. Senate voted 52-48 on Friday. Mr. Jones said it was \"a win.\" Others disagreed.",
+    'The U.S. Senate voted 52-48 on Friday. Mr. Jones said it was "a win." Others disagreed.',
     "Prices rose 3.5% in Jan. and Feb., the report said. Analysts at J.P. Morgan expected less.",
     "He arrived at 2 a.m. Saturday. Police said... nothing more. Was it over? Nobody knew!",
     "Sie kam am 3. Oktober an. Das war z.B. ein Montag. Danach ging sie.",

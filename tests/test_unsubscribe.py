@@ -24,8 +24,7 @@ NOW = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)
 def two_digest_config(tmp_path: Path, port: int = 2525) -> Config:
     make_config(tmp_path, port)
     path = tmp_path / "digest.toml"
-    text = path.read_text().replace('unsubscribe = "https://example.org/leave"',
-                                    'base_url = "https://news.example.org/daily"')
+    text = path.read_text().replace('unsubscribe = "https://example.org/leave"', 'base_url = "https://news.example.org/daily"')
     text += '\n[[digests]]\nname = "weekly"\noutput_dir = "out"\nbase_url = "https://news.example.org/weekly/"\n'
     path.write_text(text)
     return config_module.load(path)
@@ -78,10 +77,14 @@ def test_tokens_are_scoped_to_one_subscriber_one_digest_and_one_purpose(tmp_path
     bob, _ = add(config, "bob@example.net")
     number, mac = ann_daily.split(".")
     forged = [
-        f"{bob.split('.')[0]}.{mac}",            # Ann's MAC on Bob's id
+        f"{bob.split('.')[0]}.{mac}",  # Ann's MAC on Bob's id
         f"{number}.{mac[:-1]}{'A' if mac[-1] != 'A' else 'B'}",  # one character off
-        f"{number}.", number, "", "x.y", "9" * 30 + "." + mac,
-        ann_confirm,                              # a confirmation token is not an unsubscribe token
+        f"{number}.",
+        number,
+        "",
+        "x.y",
+        "9" * 30 + "." + mac,
+        ann_confirm,  # a confirmation token is not an unsubscribe token
     ]
     for token in forged:
         page = unsubscribe.answer(config, "unsubscribe", "daily", token, "POST", {"List-Unsubscribe": "One-Click"})
@@ -90,14 +93,18 @@ def test_tokens_are_scoped_to_one_subscriber_one_digest_and_one_purpose(tmp_path
     assert unsubscribe.answer(config, "unsubscribe", "weekly", ann_daily, "POST", {"List-Unsubscribe": "One-Click"}).status == 404
     assert unsubscribe.answer(config, "unsubscribe", "nope", ann_daily, "GET", {}).status == 404
     assert set(statuses(config).values()) == {"active"}
-    assert unsubscribe.answer(config, "unsubscribe", "weekly", ann_weekly, "POST", {"List-Unsubscribe": "One-Click"}).status == 200
+    assert (
+        unsubscribe.answer(config, "unsubscribe", "weekly", ann_weekly, "POST", {"List-Unsubscribe": "One-Click"}).status == 200
+    )
     assert statuses(config)[("weekly", "ann@example.com")] == "unsubscribed"
     assert statuses(config)[("daily", "ann@example.com")] == "active"
     # 128 bits of MAC, URL-safe
     assert re.fullmatch(r"\d+\.[A-Za-z0-9_-]{22}", ann_daily)
 
 
-def test_a_secret_from_the_environment_signs_the_links_instead_of_the_stored_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_secret_from_the_environment_signs_the_links_instead_of_the_stored_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = two_digest_config(tmp_path)
     stored, _ = add(config, "ann@example.com")
     monkeypatch.setenv(unsubscribe.SECRET_ENV, "a long secret from the environment")
@@ -110,8 +117,17 @@ def test_a_secret_from_the_environment_signs_the_links_instead_of_the_stored_one
 def test_invite_mails_a_confirmation_link_whose_page_changes_nothing_until_its_button_is_pressed(tmp_path: Path) -> None:
     with smtp_server() as server:
         config = two_digest_config(tmp_path, server.port)
-        invited = run_cli("--config", str(tmp_path / "digest.toml"), "subscribers", "invite", "Ann <ann@example.com>",
-                          "--digest", "daily", cwd=tmp_path, now=NOW.isoformat())
+        invited = run_cli(
+            "--config",
+            str(tmp_path / "digest.toml"),
+            "subscribers",
+            "invite",
+            "Ann <ann@example.com>",
+            "--digest",
+            "daily",
+            cwd=tmp_path,
+            now=NOW.isoformat(),
+        )
         assert invited.returncode == 0, invited.stderr
     assert "invited (waiting for confirmation)" in invited.stdout and "confirmation mail sent" in invited.stdout
     assert len(server.accepted) == 1 and server.accepted[0].rcpt_tos == ("ann@example.com",)
@@ -135,4 +151,6 @@ def test_invite_without_a_base_url_is_a_config_error_and_stores_nothing(tmp_path
     make_config(tmp_path, 2525)
     result = run_cli("--config", str(tmp_path / "digest.toml"), "subscribers", "invite", "ann@example.com", cwd=tmp_path)
     assert result.returncode == 2 and "has no base_url" in result.stderr and len(result.stderr.splitlines()) == 1
-    assert json.loads(run_cli("--config", str(tmp_path / "digest.toml"), "subscribers", "list", "--json", cwd=tmp_path).stdout) == []
+    assert (
+        json.loads(run_cli("--config", str(tmp_path / "digest.toml"), "subscribers", "list", "--json", cwd=tmp_path).stdout) == []
+    )

@@ -25,7 +25,8 @@ DAY_TWO = "2026-11-28T07:00:00+00:00"
 def write_project(root: Path, port: int) -> Path:
     (root / "news").mkdir()
     config = root / "digest.toml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(
+        textwrap.dedent(f"""\
         [store]
         path = "state/digest.sqlite3"
 
@@ -48,14 +49,18 @@ def write_project(root: Path, port: int) -> Path:
         port = {port}
         from = "Daily <digest@example.org>"
         timeout = "5s"
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     return config
 
 
 def add_story(root: Path, number: int) -> None:
     (root / "news" / f"{number}.txt").write_text(
         f"Story {number}: the ferry timetable changes\n\nThe operator said sailings move by ten minutes from "
-        f"Monday. Passengers were asked to check the new times. Story {number} ends here.\n", encoding="utf-8")
+        f"Monday. Passengers were asked to check the new times. Story {number} ends here.\n",
+        encoding="utf-8",
+    )
 
 
 @contextmanager
@@ -64,9 +69,14 @@ def serving(config: Path) -> Iterator[str]:
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     environment["PYTHONPATH"] = str(REPO)
-    server = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "serve", "--listen",
-                               f"127.0.0.1:{port}"], cwd=config.parent, env=environment, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "digest", "--config", str(config), "serve", "--listen", f"127.0.0.1:{port}"],
+        cwd=config.parent,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -100,8 +110,20 @@ def test_one_click_post_on_digest_serve_unsubscribes_get_does_not_and_the_next_r
     with smtp_server() as mail:
         config = write_project(tmp_path, mail.port)
         for address in ("ann@example.com", "bob@example.net"):
-            assert run_cli("--config", str(config), "subscribers", "add", address, "--at", "07:00",
-                           cwd=tmp_path, now="2026-11-26T12:00:00+00:00").returncode == 0
+            assert (
+                run_cli(
+                    "--config",
+                    str(config),
+                    "subscribers",
+                    "add",
+                    address,
+                    "--at",
+                    "07:00",
+                    cwd=tmp_path,
+                    now="2026-11-26T12:00:00+00:00",
+                ).returncode
+                == 0
+            )
         add_story(tmp_path, 1)
         first = run_cli("--config", str(config), "run", cwd=tmp_path, now=DAY_ONE)
         assert first.returncode == 0, first.stderr

@@ -25,9 +25,11 @@ from tests.smtpserver import smtp_server
 
 FEED_ITEMS = 300
 FILES = 20
-WORDS = ("The harbour committee met on {n} and agreed a plan for the quay. Repairs will start next week and take a month. "
-         "Boats will moor at the north pier meanwhile. The ferry keeps its timetable. Residents asked about noise at night. "
-         "The council promised quiet hours after eight. Funding comes from the port authority and a regional grant.")
+WORDS = (
+    "The harbour committee met on {n} and agreed a plan for the quay. Repairs will start next week and take a month. "
+    "Boats will moor at the north pier meanwhile. The ferry keeps its timetable. Residents asked about noise at night. "
+    "The council promised quiet hours after eight. Funding comes from the port authority and a regional grant."
+)
 
 
 def feed(items: int) -> bytes:
@@ -37,7 +39,8 @@ def feed(items: int) -> bytes:
     entries = "".join(
         f"<item><title>Feed story {n:03d}</title><link>http://example.org/{n}</link><guid>story-{n}</guid>"
         f"<pubDate>{now}</pubDate><description>{' '.join(WORDS.format(n=n + 1000 * part) for part in range(6))}</description></item>"
-        for n in range(items))
+        for n in range(items)
+    )
     return f'<?xml version="1.0"?><rss version="2.0"><channel><title>Loop</title><link>http://example.org/</link>{entries}</channel></rss>'.encode()
 
 
@@ -45,8 +48,26 @@ def start_worker(project: Project) -> subprocess.Popen[bytes]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     environment["PYTHONPATH"] = str(REPO)
     log = open(project.root / f"worker-{time.monotonic_ns()}.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "digest", "--config", str(project.config), "--log-level", "info", "worker",
-                             "--concurrency", "2", "--lease", "8"], cwd=project.root, env=environment, stdout=log, stderr=log)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "digest",
+            "--config",
+            str(project.config),
+            "--log-level",
+            "info",
+            "worker",
+            "--concurrency",
+            "2",
+            "--lease",
+            "8",
+        ],
+        cwd=project.root,
+        env=environment,
+        stdout=log,
+        stderr=log,
+    )
 
 
 def query(url: str, sql: str) -> list[tuple[object, ...]]:
@@ -56,9 +77,12 @@ def query(url: str, sql: str) -> list[tuple[object, ...]]:
 
 def polling_worker(project: Project, workers: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
     """The worker process that most recently started a poll of the feed (each logs its process id)."""
-    started = [(line.split(" INFO ")[0], int(line.rsplit("process ", 1)[1].rstrip(")")))
-               for path in project.root.glob("worker-*.log") for line in path.read_text(errors="replace").splitlines()
-               if "source loop: poll started" in line]
+    started = [
+        (line.split(" INFO ")[0], int(line.rsplit("process ", 1)[1].rstrip(")")))
+        for path in project.root.glob("worker-*.log")
+        for line in path.read_text(errors="replace").splitlines()
+        if "source loop: poll started" in line
+    ]
     pid = max(started)[1]
     return next(worker for worker in workers if worker.pid == pid)
 
@@ -107,7 +131,7 @@ def test_three_workers_one_killed_every_article_once_every_email_once(tmp_path: 
             [[sources]]
             name = "loop"
             type = "feed"
-            url = "{http.route('/feed.xml', serve_feed)}"
+            url = "{http.route("/feed.xml", serve_feed)}"
             interval = "1s"
 
             [[digests]]
@@ -119,8 +143,12 @@ def test_three_workers_one_killed_every_article_once_every_email_once(tmp_path: 
         workers = [start_worker(project) for _ in range(3)]
         try:
             loop_stored = "SELECT COUNT(*) FROM articles WHERE source = 'loop'"
-            wait_until(lambda: requests["feed"] >= 2 and query(postgres_url, loop_stored)[0][0] > 0, 30,
-                       "the feed's stories being stored", project)
+            wait_until(
+                lambda: requests["feed"] >= 2 and query(postgres_url, loop_stored)[0][0] > 0,
+                30,
+                "the feed's stories being stored",
+                project,
+            )
             polling = polling_worker(project, workers)  # the one storing and summarising the 300 stories now
             polling.send_signal(signal.SIGKILL)
             polling.wait()
@@ -128,11 +156,17 @@ def test_three_workers_one_killed_every_article_once_every_email_once(tmp_path: 
             workers.append(start_worker(project))
 
             def settled() -> bool:
-                [(stored, in_editions)] = query(postgres_url, "SELECT (SELECT COUNT(*) FROM articles WHERE backfilled = 0), "
-                                                              "(SELECT COUNT(DISTINCT article_id) FROM edition_articles)")
+                [(stored, in_editions)] = query(
+                    postgres_url,
+                    "SELECT (SELECT COUNT(*) FROM articles WHERE backfilled = 0), "
+                    "(SELECT COUNT(DISTINCT article_id) FROM edition_articles)",
+                )
                 [(undelivered,)] = query(postgres_url, "SELECT COUNT(*) FROM deliveries WHERE status != 'delivered'")
-                [(stuck,)] = query(postgres_url, "SELECT COUNT(*) FROM procrastinate_jobs WHERE status = 'doing' AND (worker_id IS NULL "
-                                                 "OR worker_id NOT IN (SELECT id FROM procrastinate_workers))")
+                [(stuck,)] = query(
+                    postgres_url,
+                    "SELECT COUNT(*) FROM procrastinate_jobs WHERE status = 'doing' AND (worker_id IS NULL "
+                    "OR worker_id NOT IN (SELECT id FROM procrastinate_workers))",
+                )
                 [(registered,)] = query(postgres_url, "SELECT COUNT(*) FROM procrastinate_workers")
                 # the killed worker is forgotten (its heartbeats stopped) once its jobs were put back
                 return stored == FEED_ITEMS + FILES == in_editions and undelivered == 0 and stuck == 0 and registered == 3
@@ -160,8 +194,11 @@ def test_three_workers_one_killed_every_article_once_every_email_once(tmp_path: 
     logs = "".join(p.read_text(errors="replace") for p in tmp_path.glob("worker-*.log"))
     assert "of a worker that stopped:" in logs  # its poll job was taken over (put back, or dropped for the new one)
     if "'notes'}) of a worker that stopped: put back" not in logs:  # else its cut-short poll is rightly run again
-        starts = sorted(datetime.strptime(line.split(" INFO ")[0], "%Y-%m-%d %H:%M:%S,%f") for line in logs.splitlines()
-                        if "source notes: poll started" in line)
+        starts = sorted(
+            datetime.strptime(line.split(" INFO ")[0], "%Y-%m-%d %H:%M:%S,%f")
+            for line in logs.splitlines()
+            if "source notes: poll started" in line
+        )
         assert len(starts) > 5 and min((b - a).total_seconds() for a, b in zip(starts, starts[1:])) > 0.5  # never two at once
     assert query(postgres_url, "SELECT COUNT(*) FROM edition_articles GROUP BY article_id HAVING COUNT(*) > 1") == []
     editions = query(postgres_url, "SELECT id FROM editions ORDER BY id")
@@ -169,6 +206,9 @@ def test_three_workers_one_killed_every_article_once_every_email_once(tmp_path: 
     assert len(editions) >= 1 and len(slots) >= len(editions)  # each edition from its own slot, no slot made twice
     per_recipient = Counter((r.rcpt_tos, r.message["Message-ID"]) for r in accepted)
     assert set(per_recipient.values()) == {1}  # each recipient has each edition exactly once
-    assert Counter(rcpt for rcpt, _ in per_recipient) == {("ann@example.org",): len(editions), ("bob@example.org",): len(editions)}
+    assert Counter(rcpt for rcpt, _ in per_recipient) == {
+        ("ann@example.org",): len(editions),
+        ("bob@example.org",): len(editions),
+    }
     delivered_ids = query(postgres_url, "SELECT recipient, message_id FROM deliveries ORDER BY id")
     assert {(rcpt, mid) for rcpt, mid in delivered_ids} == {(rcpts[0], mid) for rcpts, mid in per_recipient}

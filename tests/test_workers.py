@@ -155,8 +155,13 @@ def test_a_pipeline_polled_now_and_then_keeps_no_workers_and_no_summariser(tmp_p
     project = project_with_articles(tmp_path, 30, workers="2")
     script = tmp_path / "poll.py"
     script.write_text(POLL_LIKE_THE_DAEMON, encoding="utf-8")
-    result = subprocess.run([sys.executable, str(script), str(project.config)], capture_output=True, text=True,
-                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(script), str(project.config)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["30 ok 30", "0 []"]
 
@@ -170,9 +175,18 @@ def test_a_killed_run_leaves_no_worker_processes_behind(tmp_path: Path) -> None:
     from conftest import REPO
 
     project = project_with_articles(tmp_path, 1500, workers="2")
-    environment = {"PYTHONPATH": str(REPO), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DIGEST_NOW": "2026-11-27T07:00:00+00:00"}
-    run = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(project.config), "run"], cwd=tmp_path,
-                           env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    environment = {
+        "PYTHONPATH": str(REPO),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DIGEST_NOW": "2026-11-27T07:00:00+00:00",
+    }
+    run = subprocess.Popen(
+        [sys.executable, "-m", "digest", "--config", str(project.config), "run"],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         workers = wait_for(lambda: [p for p in children(run.pid) if "spawn_main" in command_line(p)], timeout=60)
         assert workers, "the run never started its workers"

@@ -115,8 +115,12 @@ class FeedSource:
             if article.title or article.body:
                 yield article
         if left:
-            log.warning("%s: parsing took more than %gs (the [fetch] timeout): %d new entries left for the next poll",
-                        self.name, context.parse_budget, left)
+            log.warning(
+                "%s: parsing took more than %gs (the [fetch] timeout): %d new entries left for the next poll",
+                self.name,
+                context.parse_budget,
+                left,
+            )
         context.memo["entries"] = " ".join(current[:_SEEN_MEMO_LIMIT])
         return left
 
@@ -163,8 +167,10 @@ def feed_items(body: bytes, url: str, content_type: str = "") -> Iterator[FeedIt
         detail = f" ({' '.join(str(problem).split())})" if problem else ""
         raise ExtractError(f"{url}: not an RSS, Atom or JSON feed{detail}")
     feed_language = parsed.feed.get("language") or None
-    return (_item(entry.get("id"), partial(canonical_link, entry.get("link"), url), partial(_xml_entry, entry, url, feed_language))
-            for entry in parsed.entries)
+    return (
+        _item(entry.get("id"), partial(canonical_link, entry.get("link"), url), partial(_xml_entry, entry, url, feed_language))
+        for entry in parsed.entries
+    )
 
 
 def _identity(given: str | None, link: str | None, title: str, text: str) -> str:
@@ -217,11 +223,18 @@ def _json_entries(body: bytes, url: str) -> Iterator[FeedItem]:
         feed = json.loads(body.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise ExtractError(f"{url}: not valid JSON ({' '.join(str(error).split())[:120]})") from None
-    if not isinstance(feed, dict) or not str(feed.get("version", "")).startswith("https://jsonfeed.org/version/") or not isinstance(feed.get("items"), list):
+    if (
+        not isinstance(feed, dict)
+        or not str(feed.get("version", "")).startswith("https://jsonfeed.org/version/")
+        or not isinstance(feed.get("items"), list)
+    ):
         raise ExtractError(f"{url}: JSON, but not a JSON Feed (no jsonfeed.org version and items)")
     language = feed.get("language") if isinstance(feed.get("language"), str) else None
-    return (_item(_json_id(item), partial(_json_link, item, url), partial(_json_item, item, url, language))
-            for item in feed["items"] if isinstance(item, dict))
+    return (
+        _item(_json_id(item), partial(_json_link, item, url), partial(_json_item, item, url, language))
+        for item in feed["items"]
+        if isinstance(item, dict)
+    )
 
 
 def _json_id(item: dict[str, Any]) -> str | None:
@@ -319,7 +332,9 @@ def _check_entities(body: bytes, url: str) -> None:
         reference = b"&" + name + b";"
         added += size(name, ()) * (body.count(reference) - declarations.count(reference))
         if added > _ENTITY_BUDGET:
-            raise ExtractError(f"{url}: refused: XML entities would expand the document past {_ENTITY_BUDGET} bytes (a possible XML bomb)")
+            raise ExtractError(
+                f"{url}: refused: XML entities would expand the document past {_ENTITY_BUDGET} bytes (a possible XML bomb)"
+            )
 
 
 def _is_backfill(entry: FeedEntry, context: PollContext, config: FeedSourceConfig) -> bool:
@@ -366,4 +381,3 @@ def _first_words(text: str, count: int = 12) -> str:
 
 def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16]
-

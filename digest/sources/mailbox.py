@@ -58,6 +58,12 @@ class MailboxSource:
         if published is None or published > message.received + FUTURE_DATE:
             published = message.received
         return Article(
-            source=self.name, identity=letter.key, title=subject, body=letter.body, published=published,
-            url=letter.link, author=letter.author, language=letter.language,
+            source=self.name,
+            identity=letter.key,
+            title=subject,
+            body=letter.body,
+            published=published,
+            url=letter.link,
+            author=letter.author,
+            language=letter.language,
         )

@@ -22,7 +22,9 @@ def _fetcher(context: PollContext) -> Fetcher:
 
 def fetch_if_changed(context: PollContext, url: str, accept: str) -> Response:
     """GET `url`, sending the ETag / Last-Modified the memo holds from the last poll."""
-    return _fetcher(context).fetch(url, etag=context.memo.get("etag"), last_modified=context.memo.get("last_modified"), accept=accept)
+    return _fetcher(context).fetch(
+        url, etag=context.memo.get("etag"), last_modified=context.memo.get("last_modified"), accept=accept
+    )
 
 
 def remember_validators(context: PollContext, response: Response) -> None:
@@ -46,7 +48,9 @@ def fetch_page(context: PollContext, url: str, *, conditional: bool = False) -> 
     """Fetch a web page and extract its main text (None on a 304); ExtractError names the URL."""
     if conditional:
         memo = context.memo
-        response = _fetcher(context).fetch(url, etag=memo.get("etag"), last_modified=memo.get("last_modified"), accept=PAGE_ACCEPT, robots=True)
+        response = _fetcher(context).fetch(
+            url, etag=memo.get("etag"), last_modified=memo.get("last_modified"), accept=PAGE_ACCEPT, robots=True
+        )
     else:
         response = _fetcher(context).fetch(url, accept=PAGE_ACCEPT, robots=True)
     if response.not_modified:

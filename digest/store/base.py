@@ -19,8 +19,19 @@ from pathlib import Path
 from typing import Protocol
 
 from digest.config import StoreConfig
-from digest.models import (Article, Delivery, Edition, EditionListing, InboundMessage, SearchHit, SourceState, StoredArticle,
-                           StoreSize, Subscriber, Summary)
+from digest.models import (
+    Article,
+    Delivery,
+    Edition,
+    EditionListing,
+    InboundMessage,
+    SearchHit,
+    SourceState,
+    StoredArticle,
+    StoreSize,
+    Subscriber,
+    Summary,
+)
 
 
 class Store(Protocol):
@@ -60,8 +71,9 @@ class Store(Protocol):
         """Every source the store has seen, by name."""
         ...
 
-    def record_poll(self, name: str, now: datetime, memo: dict[str, str] | None, error: str = "",
-                    not_before: datetime | None = None) -> None:
+    def record_poll(
+        self, name: str, now: datetime, memo: dict[str, str] | None, error: str = "", not_before: datetime | None = None
+    ) -> None:
         """Record a poll's outcome; the memo is kept only when it succeeded; `not_before` holds the next poll back."""
         ...
 
@@ -104,8 +116,9 @@ class Store(Protocol):
         """The newest `limit` articles of `sources` no edition of `digest` held, and how many more wait."""
         ...
 
-    def create_edition(self, digest: str, sources: Sequence[str], limit: int, now: datetime,
-                       outbox: Sequence[tuple[str, str]]) -> Edition | None:
+    def create_edition(
+        self, digest: str, sources: Sequence[str], limit: int, now: datetime, outbox: Sequence[tuple[str, str]]
+    ) -> Edition | None:
         """Make the next edition of `digest` and its (channel, recipient) outbox rows in one transaction;
         None when nothing waits."""
         ...
@@ -171,15 +184,26 @@ class Store(Protocol):
         returns how many."""
         ...
 
-    def record_attempt(self, delivery_id: int, now: datetime, status: str, error: str = "",
-                       next_attempt: datetime | None = None) -> None:
+    def record_attempt(
+        self, delivery_id: int, now: datetime, status: str, error: str = "", next_attempt: datetime | None = None
+    ) -> None:
         """Record one try: delivered, failed, or pending until `next_attempt`; ends the lease."""
         ...
 
     # Subscribers
 
-    def add_subscriber(self, digest: str, address: str, name: str, timezone_name: str, at: str,
-                       include: Sequence[str], exclude: Sequence[str], status: str, now: datetime) -> tuple[Subscriber, bool]:
+    def add_subscriber(
+        self,
+        digest: str,
+        address: str,
+        name: str,
+        timezone_name: str,
+        at: str,
+        include: Sequence[str],
+        exclude: Sequence[str],
+        status: str,
+        now: datetime,
+    ) -> tuple[Subscriber, bool]:
         """Add a reader of `digest`, or update the one with this address; (subscriber, True when new).
         A new reader's watermark is the newest stored article: they get what arrives from now on."""
         ...
@@ -213,8 +237,15 @@ class Store(Protocol):
         ...
 
     def create_subscriber_edition(
-        self, digest: str, sources: Sequence[str], subscriber_ids: Sequence[int], watermark: int, slot: datetime,
-        limit: int, wanted: Callable[[str], bool], now: datetime,
+        self,
+        digest: str,
+        sources: Sequence[str],
+        subscriber_ids: Sequence[int],
+        watermark: int,
+        slot: datetime,
+        limit: int,
+        wanted: Callable[[str], bool],
+        now: datetime,
     ) -> tuple[Edition | None, list[int]]:
         """One edition for readers who share a watermark, words and moment, made in one transaction with a
         `subscriber` outbox row each and their watermark and last moment moved on; (edition or None, ids served)."""

@@ -16,8 +16,19 @@ from typing import Any, Protocol
 from digest.errors import StoreError
 
 # Parents before children (edition_articles and deliveries name editions and articles).
-TABLES = ("sources", "articles", "editions", "edition_articles", "deliveries", "digest_runs", "subscribers", "secrets",
-          "archive_feeds", "inbound_messages", "inbound_counts")
+TABLES = (
+    "sources",
+    "articles",
+    "editions",
+    "edition_articles",
+    "deliveries",
+    "digest_runs",
+    "subscribers",
+    "secrets",
+    "archive_feeds",
+    "inbound_messages",
+    "inbound_counts",
+)
 
 CHUNK = 1000
 

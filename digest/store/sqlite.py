@@ -26,8 +26,20 @@ from typing import Any, TypeVar, cast
 
 from digest.config import StoreConfig
 from digest.errors import StoreError, StoreLockedError
-from digest.models import (Article, Delivery, Edition, EditionListing, EditionRef, InboundMessage, SearchHit, SourceState,
-                           StoredArticle, StoreSize, Subscriber, Summary)
+from digest.models import (
+    Article,
+    Delivery,
+    Edition,
+    EditionListing,
+    EditionRef,
+    InboundMessage,
+    SearchHit,
+    SourceState,
+    StoredArticle,
+    StoreSize,
+    Subscriber,
+    Summary,
+)
 from digest.store.base import WriteBatch
 
 # Who holds the leases this process takes: made once per process, never reused, so a lease
@@ -38,7 +50,9 @@ PROCESS_OWNER = uuid.uuid4().hex
 # renamed or changed. Numbers 0012 and 0013 are the PostgreSQL store's own (digest worker's tables, in
 # store/postgres.py): the next one here is 0014, and goes into postgres.py's list too. A store made before names (PRAGMA user_version N) has the first N recorded as applied.
 MIGRATIONS: tuple[tuple[str, str], ...] = (
-    ("0001_initial", """
+    (
+        "0001_initial",
+        """
     CREATE TABLE sources (
         name TEXT PRIMARY KEY,
         memo TEXT NOT NULL DEFAULT '{}',
@@ -99,29 +113,41 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         UNIQUE (edition_id, channel, recipient)
     );
     CREATE INDEX deliveries_status ON deliveries (status, next_attempt);
-    """),
+    """,
+    ),
     # a server's Retry-After holds a source's next poll back
-    ("0002_source_not_before", """
+    (
+        "0002_source_not_before",
+        """
     ALTER TABLE sources ADD COLUMN not_before TEXT;
-    """),
+    """,
+    ),
     # when each digest's schedule last ran, edition or not, so a restart
     # does not take a run that found nothing new for a missed one
-    ("0003_digest_runs", """
+    (
+        "0003_digest_runs",
+        """
     CREATE TABLE digest_runs (
         digest TEXT PRIMARY KEY,
         last_run TEXT NOT NULL
     );
-    """),
+    """,
+    ),
     # a delivery is claimed before it is tried, so a `digest run` and the daemon
     # never send the same pending email at once
-    ("0004_delivery_claims", """
+    (
+        "0004_delivery_claims",
+        """
     ALTER TABLE deliveries ADD COLUMN claimed_until TEXT;
     ALTER TABLE deliveries ADD COLUMN claimed_by INTEGER;
-    """),
+    """,
+    ),
     # subscribers: readers with their own time, time zone and words; `watermark` is the highest
     # article id already considered for them (sent, or filtered out), so nothing repeats or is lost;
     # `secrets` holds the random key that signs unsubscribe links when no environment variable does
-    ("0005_subscribers", """
+    (
+        "0005_subscribers",
+        """
     CREATE TABLE subscribers (
         id INTEGER PRIMARY KEY,
         digest TEXT NOT NULL,
@@ -143,11 +169,14 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         name TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
-    """),
+    """,
+    ),
     # (archive) each edition's Atom id, made once (a random urn:uuid, never derived from a
     # URL or file name, so a changed base_url or a rebuilt archive changes no id); earlier
     # editions get theirs here. And each digest's feed id, made when its archive is first written.
-    ("0006_archive_atom_ids", """
+    (
+        "0006_archive_atom_ids",
+        """
     ALTER TABLE editions ADD COLUMN atom_id TEXT;
     UPDATE editions SET atom_id = 'urn:uuid:' || lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4'
         || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + abs(random()) % 4, 1)
@@ -157,24 +186,36 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         digest TEXT PRIMARY KEY,
         atom_id TEXT NOT NULL
     );
-    """),
+    """,
+    ),
     # when a failing source's current run of failures began, for the digest's "sources with problems"
-    ("0007_source_failing_since", """
+    (
+        "0007_source_failing_since",
+        """
     ALTER TABLE sources ADD COLUMN failing_since TEXT;
     UPDATE sources SET failing_since = last_poll WHERE failures > 0;
-    """),
+    """,
+    ),
     # claims are leases held by an owner id (one per process), not by a process id:
     # claimed_until is the lease's end, lease_owner its holder; claimed_by is no longer used
-    ("0008_delivery_lease_owner", """
+    (
+        "0008_delivery_lease_owner",
+        """
     ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
-    """),
+    """,
+    ),
     # retention finds the articles that still hold text by when they were fetched
-    ("0009_articles_unpruned", """
+    (
+        "0009_articles_unpruned",
+        """
     CREATE INDEX articles_unpruned ON articles (fetched) WHERE body != '';
-    """),
+    """,
+    ),
     # newsletters: mail taken in by the inbound listener, committed before it answers 250;
     # one row per mailbox source and Message-ID (else a hash of the message), and what it refused
-    ("0010_inbound_mail", """
+    (
+        "0010_inbound_mail",
+        """
     CREATE TABLE inbound_messages (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         source TEXT NOT NULL,
@@ -191,13 +232,16 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         last TEXT NOT NULL,
         PRIMARY KEY (source, outcome)
     );
-    """),
+    """,
+    ),
     # search (digest search, serve's /DIGEST/search): an FTS5 index of each article's title, summary (its
     # sentences, out of their JSON list) and text, whose content is read through a view of `articles`
     # (nothing stored twice); triggers keep it in step with every insert, change and prune (a pruned
     # text leaves the index). Ranked by BM25 with a title word worth 10 of the text's, a summary's 4.
     # Filled by INSERT ... SELECT: FTS5's 'rebuild' cannot read a view whose column runs json_each.
-    ("0011_article_search", """
+    (
+        "0011_article_search",
+        """
     CREATE VIEW article_search_text AS
         SELECT id, title, (SELECT group_concat(value, ' ') FROM json_each(articles.summary)) AS summary, body
         FROM articles;
@@ -220,17 +264,24 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         INSERT INTO article_search (rowid, title, summary, body)
         VALUES (new.id, new.title, (SELECT group_concat(value, ' ') FROM json_each(new.summary)), new.body);
     END;
-    """),
+    """,
+    ),
     # each article's grouping features (digest.stories), made once when it is stored, beside its
     # summary; '' for articles stored before (they are grouped by their title and summary)
-    ("0014_story_features", """
+    (
+        "0014_story_features",
+        """
     ALTER TABLE articles ADD COLUMN story_features TEXT NOT NULL DEFAULT '';
-    """),
+    """,
+    ),
     # how an edition's page grouped it (JSON: story count and first headlines), kept when the page is
     # rendered so the archive's index lists stories without grouping every edition again; NULL until then
-    ("0015_edition_stories", """
+    (
+        "0015_edition_stories",
+        """
     ALTER TABLE editions ADD COLUMN stories TEXT;
-    """),
+    """,
+    ),
 )
 
 
@@ -313,8 +364,10 @@ class SqliteStore:
                 self._create(timeout)
             elif self.path.is_file() and self.path.stat().st_size == 0:
                 # SQLite would take an empty file for a new database: everything would be sent again.
-                raise StoreError(f"store {self.path} is an empty file (0 bytes), not a digest store; "
-                                 f"{RECOVER} (a new store is made only where no file is)")
+                raise StoreError(
+                    f"store {self.path} is an empty file (0 bytes), not a digest store; "
+                    f"{RECOVER} (a new store is made only where no file is)"
+                )
             self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
             self.db.row_factory = sqlite3.Row
             self._use_wal(timeout)
@@ -400,8 +453,7 @@ class SqliteStore:
                 name, sql = missing[0]
                 for statement in statements(sql):
                     self.db.execute(statement)
-                self.db.execute("INSERT INTO migrations (name, applied) VALUES (?, ?)",
-                                (name, _text(datetime.now(timezone.utc))))
+                self.db.execute("INSERT INTO migrations (name, applied) VALUES (?, ?)", (name, _text(datetime.now(timezone.utc))))
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -416,8 +468,9 @@ class SqliteStore:
                 if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'migrations'").fetchone() is None:
                     self.db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)")
                     version = self.db.execute("PRAGMA user_version").fetchone()[0]
-                    self.db.executemany("INSERT INTO migrations (name, applied) VALUES (?, '')",
-                                        [(name,) for name, _ in MIGRATIONS[:version]])
+                    self.db.executemany(
+                        "INSERT INTO migrations (name, applied) VALUES (?, '')", [(name,) for name, _ in MIGRATIONS[:version]]
+                    )
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -497,13 +550,20 @@ class SqliteStore:
         if row is None:
             return SourceState(name, {}, None, None, None, 0, "")
         return SourceState(
-            name, json.loads(row["memo"]), _moment(row["first_poll"]), _moment(row["last_poll"]),
-            _moment(row["last_success"]), row["failures"], row["last_error"], _moment(row["not_before"]),
+            name,
+            json.loads(row["memo"]),
+            _moment(row["first_poll"]),
+            _moment(row["last_poll"]),
+            _moment(row["last_success"]),
+            row["failures"],
+            row["last_error"],
+            _moment(row["not_before"]),
             _moment(row["failing_since"]),
         )
 
-    def record_poll(self, name: str, now: datetime, memo: dict[str, str] | None, error: str = "",
-                    not_before: datetime | None = None) -> None:
+    def record_poll(
+        self, name: str, now: datetime, memo: dict[str, str] | None, error: str = "", not_before: datetime | None = None
+    ) -> None:
         """Record a poll's outcome; the memo is kept only when the poll succeeded.
 
         `first_poll` is set by the first successful poll: until a feed was read once,
@@ -544,8 +604,15 @@ class SqliteStore:
         row = self.db.execute(
             "SELECT 1 FROM articles WHERE (source = ? AND identity = ? AND version = ?) "
             "OR (content_hash = ? AND source = ? AND title = ? AND url IS ?) LIMIT 1",
-            (article.source, article.identity, article.version, content_hash(article.body), article.source,
-             article.title, article.url),
+            (
+                article.source,
+                article.identity,
+                article.version,
+                content_hash(article.body),
+                article.source,
+                article.title,
+                article.url,
+            ),
         ).fetchone()
         return row is not None
 
@@ -557,10 +624,22 @@ class SqliteStore:
                story_features)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
-                article.source, article.identity, article.version, content_hash(article.body), article.title,
-                article.url, article.author, article.language or summary.language, _text(article.published),
-                _text(now), article.body, json.dumps(list(summary.sentences)), summary.algorithm, summary.note,
-                int(article.backfilled), story_features,
+                article.source,
+                article.identity,
+                article.version,
+                content_hash(article.body),
+                article.title,
+                article.url,
+                article.author,
+                article.language or summary.language,
+                _text(article.published),
+                _text(now),
+                article.body,
+                json.dumps(list(summary.sentences)),
+                summary.algorithm,
+                summary.note,
+                int(article.backfilled),
+                story_features,
             ),
         )
         return cursor.lastrowid if cursor.rowcount else None
@@ -582,8 +661,7 @@ class SqliteStore:
     def size(self) -> StoreSize:
         """Bytes on disk (the database and its write-ahead log), articles, and those still holding text."""
         on_disk = sum(p.stat().st_size for p in (self.path, self.path.with_name(self.path.name + "-wal")) if p.exists())
-        articles, with_text = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(body != ''), 0) FROM articles").fetchone()
+        articles, with_text = self.db.execute("SELECT COUNT(*), COALESCE(SUM(body != ''), 0) FROM articles").fetchone()
         return StoreSize(bytes=on_disk, articles=articles, articles_with_text=with_text)
 
     def search(self, words: Sequence[str], digest: str | None, since: datetime | None, limit: int) -> list[SearchHit]:
@@ -592,8 +670,9 @@ class SqliteStore:
         Each word goes to FTS5 as a quoted string (a `"` doubled), so nothing in it is read as
         query syntax: `*`, `NEAR(`, `OR`, `-` and column filters are only text.
         """
-        quoted = [f'"{word.replace(chr(0), " ").replace(chr(34), chr(34) * 2)}"' for word in words
-                  if word.replace(chr(0), "").strip()]
+        quoted = [
+            f'"{word.replace(chr(0), " ").replace(chr(34), chr(34) * 2)}"' for word in words if word.replace(chr(0), "").strip()
+        ]
         if not quoted or limit < 1:
             return []
         match = " ".join(quoted)
@@ -615,26 +694,41 @@ class SqliteStore:
         ranked = self.db.execute(query, [*parameters, limit]).fetchall()
         ranks = {row[0]: float(row[1]) for row in ranked}
         marks = ",".join("?" for _ in ranks)
-        found = {row["id"]: row for row in self.db.execute(
-            f"SELECT {_STORED_COLUMNS} FROM articles a WHERE a.id IN ({marks})", list(ranks))}
+        found = {
+            row["id"]: row
+            for row in self.db.execute(f"SELECT {_STORED_COLUMNS} FROM articles a WHERE a.id IN ({marks})", list(ranks))
+        }
         rows = [found[article_id] for article_id in ranks if article_id in found]
         if not rows:
             return []
         ids = [row["id"] for row in rows]
         marks = ",".join("?" for _ in ids)
-        excerpts = dict(self.db.execute(
-            f"""SELECT rowid, CASE WHEN body != '' THEN snippet(article_search, 2, '', '', '…', 24)
+        excerpts = dict(
+            self.db.execute(
+                f"""SELECT rowid, CASE WHEN body != '' THEN snippet(article_search, 2, '', '', '…', 24)
                        ELSE snippet(article_search, 1, '', '', '…', 24) END FROM article_search
-                WHERE article_search MATCH ? AND rowid IN ({marks})""", [match, *ids]).fetchall())
+                WHERE article_search MATCH ? AND rowid IN ({marks})""",
+                [match, *ids],
+            ).fetchall()
+        )
         editions: dict[int, list[EditionRef]] = {}
         for row in self.db.execute(
             f"""SELECT ea.article_id, e.digest, e.id, e.created FROM edition_articles ea JOIN editions e ON e.id = ea.edition_id
-                WHERE ea.article_id IN ({marks}) ORDER BY e.created, e.id""", ids):
+                WHERE ea.article_id IN ({marks}) ORDER BY e.created, e.id""",
+            ids,
+        ):
             created = _moment(row[3])
             assert created is not None
             editions.setdefault(row[0], []).append(EditionRef(row[1], row[2], created))
-        return [SearchHit(self._stored(row), " ".join(str(excerpts.get(row["id"], "")).split()),
-                          tuple(editions.get(row["id"], ())), ranks[row["id"]]) for row in rows]
+        return [
+            SearchHit(
+                self._stored(row),
+                " ".join(str(excerpts.get(row["id"], "")).split()),
+                tuple(editions.get(row["id"], ())),
+                ranks[row["id"]],
+            )
+            for row in rows
+        ]
 
     # Editions
 
@@ -669,8 +763,12 @@ class SqliteStore:
             where, parameters = self._unsent_query(sources)
             parameters.append(digest)
             total = self.db.execute(f"SELECT COUNT(*) {where}", parameters).fetchone()[0]
-            ids = [row[0] for row in self.db.execute(
-                f"SELECT a.id {where} ORDER BY COALESCE(a.published, a.fetched) DESC, a.id DESC LIMIT ?", [*parameters, limit])]
+            ids = [
+                row[0]
+                for row in self.db.execute(
+                    f"SELECT a.id {where} ORDER BY COALESCE(a.published, a.fetched) DESC, a.id DESC LIMIT ?", [*parameters, limit]
+                )
+            ]
             if not ids:
                 return None
             waiting = max(0, total - len(ids))
@@ -688,8 +786,14 @@ class SqliteStore:
             )
         assert edition_id is not None
         del ids
-        return Edition(digest=digest, created=now, articles=self._edition_articles(edition_id), id=edition_id, waiting=waiting,
-                       atom_id=atom_id)
+        return Edition(
+            digest=digest,
+            created=now,
+            articles=self._edition_articles(edition_id),
+            id=edition_id,
+            waiting=waiting,
+            atom_id=atom_id,
+        )
 
     def edition(self, edition_id: int) -> Edition:
         """A stored edition with its articles in edition order."""
@@ -746,15 +850,26 @@ class SqliteStore:
             created = _moment(row["created"])
             assert created is not None
             stories = json.loads(row["stories"]) if row["stories"] else {}
-            listing.append(EditionListing(row["id"], row["atom_id"], created, row["count"], tuple(titles.get(row["id"], ())),
-                                          stories.get("count"), tuple(stories.get("headlines", ()))))
+            listing.append(
+                EditionListing(
+                    row["id"],
+                    row["atom_id"],
+                    created,
+                    row["count"],
+                    tuple(titles.get(row["id"], ())),
+                    stories.get("count"),
+                    tuple(stories.get("headlines", ())),
+                )
+            )
         return listing
 
     def set_edition_stories(self, edition_id: int, count: int, headlines: Sequence[str]) -> None:
         """Keep how the edition's page grouped it: its story count and first story headlines."""
         with self.transaction():
-            self.db.execute("UPDATE editions SET stories = ? WHERE id = ?",
-                            (json.dumps({"count": count, "headlines": list(headlines)}), edition_id))
+            self.db.execute(
+                "UPDATE editions SET stories = ? WHERE id = ?",
+                (json.dumps({"count": count, "headlines": list(headlines)}), edition_id),
+            )
 
     def feed_id(self, digest: str) -> str:
         """The Atom id of `digest`'s feed: made the first time it is asked for, then kept."""
@@ -788,9 +903,16 @@ class SqliteStore:
         fetched = _moment(row["fetched"])
         assert fetched is not None
         return StoredArticle(
-            id=row["id"], source=row["source"], title=row["title"], url=row["url"],
-            published=_moment(row["published"]), author=row["author"], language=row["language"],
-            summary=tuple(json.loads(row["summary"])), fetched=fetched, story_features=row["story_features"],
+            id=row["id"],
+            source=row["source"],
+            title=row["title"],
+            url=row["url"],
+            published=_moment(row["published"]),
+            author=row["author"],
+            language=row["language"],
+            summary=tuple(json.loads(row["summary"])),
+            fetched=fetched,
+            story_features=row["story_features"],
         )
 
     # Inbound mail (mailbox sources)
@@ -841,8 +963,14 @@ class SqliteStore:
             (source, after, limit),
         ).fetchall()
         return [
-            InboundMessage(id=row["id"], source=row["source"], key=row["message_key"], received=_moment(row["received"]) or datetime.min,
-                           sender=row["sender"], raw=bytes(row["raw"]))
+            InboundMessage(
+                id=row["id"],
+                source=row["source"],
+                key=row["message_key"],
+                received=_moment(row["received"]) or datetime.min,
+                sender=row["sender"],
+                raw=bytes(row["raw"]),
+            )
             for row in rows
         ]
 
@@ -890,7 +1018,8 @@ class SqliteStore:
         """End every lease this store's owner holds, so that another may take the deliveries at once."""
         with self.transaction():
             cursor = self.db.execute(
-                "UPDATE deliveries SET claimed_until = NULL, lease_owner = NULL WHERE lease_owner = ?", (self.owner,))
+                "UPDATE deliveries SET claimed_until = NULL, lease_owner = NULL WHERE lease_owner = ?", (self.owner,)
+            )
         return cursor.rowcount
 
     def record_attempt(
@@ -905,8 +1034,18 @@ class SqliteStore:
 
     # Subscribers
 
-    def add_subscriber(self, digest: str, address: str, name: str, timezone_name: str, at: str,
-                       include: Sequence[str], exclude: Sequence[str], status: str, now: datetime) -> tuple[Subscriber, bool]:
+    def add_subscriber(
+        self,
+        digest: str,
+        address: str,
+        name: str,
+        timezone_name: str,
+        at: str,
+        include: Sequence[str],
+        exclude: Sequence[str],
+        status: str,
+        now: datetime,
+    ) -> tuple[Subscriber, bool]:
         """Add a reader of `digest`, or update the one with this address; (subscriber, True when new).
 
         A new reader's watermark is the newest stored article: they get what arrives from now on.
@@ -917,13 +1056,16 @@ class SqliteStore:
             if known:
                 self.db.execute(
                     "UPDATE subscribers SET name = ?, timezone = ?, at = ?, include = ?, exclude = ?, status = ?, changed = ? "
-                    "WHERE id = ?", (*values, known["id"]))
+                    "WHERE id = ?",
+                    (*values, known["id"]),
+                )
                 subscriber_id = known["id"]
             else:
                 newest = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM articles").fetchone()[0]
                 subscriber_id = self.db.execute(
                     "INSERT INTO subscribers (name, timezone, at, include, exclude, status, changed, digest, address, created, "
-                    "watermark) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*values, digest, address, _text(now), newest),
+                    "watermark) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*values, digest, address, _text(now), newest),
                 ).lastrowid
         subscriber = self.subscriber(subscriber_id)
         assert subscriber is not None
@@ -936,8 +1078,12 @@ class SqliteStore:
 
     def subscriber_times(self, digest: str) -> list[tuple[str, str]]:
         """The distinct (time zone, local time) pairs of the digest's active subscribers."""
-        return [(row[0], row[1]) for row in self.db.execute(
-            "SELECT DISTINCT timezone, at FROM subscribers WHERE digest = ? AND status = 'active'", (digest,))]
+        return [
+            (row[0], row[1])
+            for row in self.db.execute(
+                "SELECT DISTINCT timezone, at FROM subscribers WHERE digest = ? AND status = 'active'", (digest,)
+            )
+        ]
 
     def due_subscribers(self, digest: str, timezone_name: str, at: str, slot: datetime) -> list[Subscriber]:
         """Active subscribers at (`timezone_name`, `at`) with no mail made for `slot` yet, who subscribed by then."""
@@ -984,8 +1130,15 @@ class SqliteStore:
         return cursor.rowcount > 0
 
     def create_subscriber_edition(
-        self, digest: str, sources: Sequence[str], subscriber_ids: Sequence[int], watermark: int, slot: datetime,
-        limit: int, wanted: Callable[[str], bool], now: datetime,
+        self,
+        digest: str,
+        sources: Sequence[str],
+        subscriber_ids: Sequence[int],
+        watermark: int,
+        slot: datetime,
+        limit: int,
+        wanted: Callable[[str], bool],
+        now: datetime,
     ) -> tuple[Edition | None, list[int]]:
         """Make one edition for readers of `digest` who share a watermark, words (`wanted`) and moment, in one
         transaction: the articles above the watermark they want (oldest first, up to `limit`; the rest wait),
@@ -1020,7 +1173,8 @@ class SqliteStore:
             if chosen:
                 scope = f"{digest}/subscribers/{secrets.token_hex(8)}"  # editions of readers never count as the digest's
                 edition_id = self.db.execute(
-                    "INSERT INTO editions (digest, created) VALUES (?, ?)", (scope, _text(now))).lastrowid
+                    "INSERT INTO editions (digest, created) VALUES (?, ?)", (scope, _text(now))
+                ).lastrowid
                 self.db.executemany(
                     "INSERT INTO edition_articles (edition_id, digest, article_id, position) VALUES (?, ?, ?, ?)",
                     [(edition_id, scope, article_id, position) for position, article_id in enumerate(chosen)],
@@ -1050,15 +1204,31 @@ class SqliteStore:
         created = _moment(row["created"])
         assert created is not None
         return Subscriber(
-            id=row["id"], digest=row["digest"], address=row["address"], name=row["name"], timezone=row["timezone"],
-            at=row["at"], include=tuple(json.loads(row["include"])), exclude=tuple(json.loads(row["exclude"])),
-            status=row["status"], created=created, watermark=row["watermark"], last_slot=_moment(row["last_slot"]),
+            id=row["id"],
+            digest=row["digest"],
+            address=row["address"],
+            name=row["name"],
+            timezone=row["timezone"],
+            at=row["at"],
+            include=tuple(json.loads(row["include"])),
+            exclude=tuple(json.loads(row["exclude"])),
+            status=row["status"],
+            created=created,
+            watermark=row["watermark"],
+            last_slot=_moment(row["last_slot"]),
         )
 
     def _delivery(self, row: sqlite3.Row) -> Delivery:
         return Delivery(
-            id=row["id"], edition_id=row["edition_id"], digest=row["digest"], channel=row["channel"],
-            recipient=row["recipient"], status=row["status"], attempts=row["attempts"],
-            last_error=row["last_error"], message_id=row["message_id"], next_attempt=_moment(row["next_attempt"]),
+            id=row["id"],
+            edition_id=row["edition_id"],
+            digest=row["digest"],
+            channel=row["channel"],
+            recipient=row["recipient"],
+            status=row["status"],
+            attempts=row["attempts"],
+            last_error=row["last_error"],
+            message_id=row["message_id"],
+            next_attempt=_moment(row["next_attempt"]),
             created=_moment(row["created"]),
         )
