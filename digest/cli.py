@@ -44,6 +44,11 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _articles(count: int) -> str:
+    """A count of articles in words ("1 article", "3 articles") for one-line reports."""
+    return f"{count} article{'' if count == 1 else 's'}"
+
+
 def fail(code: int, message: str) -> NoReturn:
     """Print one line on stderr and exit."""
     click.echo(f"digest: {message}", err=True)
@@ -184,11 +189,11 @@ def run(context: click.Context, digest_name: str | None, as_json: bool) -> None:
         for edition in report.editions:
             if edition.subscribers:
                 readers = f"{edition.subscribers} subscriber(s) due {edition.due}"
-                made = f"new edition with {edition.articles} articles" if edition.made else "nothing new for them"
+                made = f"new edition with {_articles(edition.articles)}" if edition.made else "nothing new for them"
                 click.echo(f"digest {edition.digest} for {readers}: {made}")
             elif edition.made:
                 waiting = f" ({edition.waiting} wait for the next)" if edition.waiting else ""
-                click.echo(f"digest {edition.digest}: new edition with {edition.articles} articles{waiting}")
+                click.echo(f"digest {edition.digest}: new edition with {_articles(edition.articles)}{waiting}")
             else:
                 click.echo(f"digest {edition.digest}: nothing new, no edition made")
         for delivery in report.deliveries:

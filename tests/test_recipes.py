@@ -81,7 +81,7 @@ def test_the_cron_line_works_on_a_fresh_install_without_a_state_folder(tmp_path:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "SHELL": "/bin/sh", "DIGEST_NOW": "2026-11-27T07:00:00+00:00"}
     quiet = subprocess.run(["/bin/sh", "-c", command], env=env, capture_output=True, text=True, timeout=120)
     assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == "", quiet  # cron mails nothing
-    assert "digest daily: new edition with 1 articles" in (home / "state" / "last-run.txt").read_text()
+    assert "digest daily: new edition with 1 article\n" in (home / "state" / "last-run.txt").read_text()
     assert len(list((home / "out" / "daily").glob("*.txt"))) == 1
 
     config = home / "config" / "digest.toml"

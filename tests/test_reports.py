@@ -83,7 +83,7 @@ def test_the_digest_names_its_failing_sources_in_every_format(project: Project, 
     assert first.returncode == 1
     (project.root / "seeds" / "new.txt").write_text("Tram line extended\n\nThe tram line reaches the harbour from May.\n")
     second = project.cli("run", now="2026-11-27T07:00:00+00:00")
-    assert second.returncode == 1 and "digest daily: new edition with 1 articles" in second.stdout, second.stdout
+    assert second.returncode == 1 and "digest daily: new edition with 1 article\n" in second.stdout, second.stdout
     latest = {p.suffix: p.read_text() for p in (project.out / "daily").glob("2026-11-27*")}
     assert set(latest) == {".html", ".md", ".txt"}
     for suffix, text in latest.items():
