@@ -41,8 +41,11 @@ from digest.models import (
     Subscriber,
     Summary,
 )
+from digest.store import rows as from_row
 from digest.store.base import WriteBatch
-from digest.store.sqlite import PROCESS_OWNER, _moment, _text, content_hash, new_atom_id
+from digest.store.rows import moment as _moment
+from digest.store.rows import text as _text
+from digest.store.sqlite import PROCESS_OWNER, content_hash, new_atom_id
 
 # (name, SQL), applied in this order, each once; a new one goes at the END, never renamed or changed.
 # The names match the SQLite store's: a store copied from SQLite has the same history. The tables
@@ -501,19 +504,7 @@ class PostgresStore:
     def source_state(self, name: str) -> SourceState:
         """The memo and health of a source; a never-polled source has first_poll None."""
         row = self._sql("SELECT * FROM sources WHERE name = %s", (name,)).fetchone()
-        if row is None:
-            return SourceState(name, {}, None, None, None, 0, "")
-        return SourceState(
-            name,
-            json.loads(row["memo"]),
-            _moment(row["first_poll"]),
-            _moment(row["last_poll"]),
-            _moment(row["last_success"]),
-            row["failures"],
-            row["last_error"],
-            _moment(row["not_before"]),
-            _moment(row["failing_since"]),
-        )
+        return from_row.source_state(name, row)
 
     def source_states(self) -> list[SourceState]:
         """Every source the store has seen, by name."""
@@ -644,7 +635,7 @@ class PostgresStore:
             editions.setdefault(row["article_id"], []).append(EditionRef(row["digest"], row["id"], created))
         return [
             SearchHit(
-                self._stored(row),
+                from_row.stored_article(row),
                 " ".join(str(row["excerpt"] or "").split()),
                 tuple(editions.get(row["id"], ())),
                 float(row["rank"]),
@@ -663,7 +654,7 @@ class PostgresStore:
             f"SELECT {_STORED_COLUMNS} {where} ORDER BY COALESCE(a.published, a.fetched) DESC, a.id DESC LIMIT %s",
             (list(sources), digest, limit),
         ).fetchall()
-        return [self._stored(row) for row in rows], max(0, int(total) - len(rows))
+        return [from_row.stored_article(row) for row in rows], max(0, int(total) - len(rows))
 
     def create_edition(
         self, digest: str, sources: Sequence[str], limit: int, now: datetime, outbox: Sequence[tuple[str, str]]
@@ -791,7 +782,9 @@ class PostgresStore:
         ).fetchall()
         created = _moment(row["created"])
         assert created is not None
-        return Edition(row["digest"], created, tuple(self._stored(a) for a in articles), id=edition_id, atom_id=row["atom_id"])
+        return Edition(
+            row["digest"], created, tuple(from_row.stored_article(a) for a in articles), id=edition_id, atom_id=row["atom_id"]
+        )
 
     def shown_before(self, digest: str, edition_created: datetime, since: datetime) -> list[tuple[StoredArticle, datetime]]:
         """Articles that editions of `digest` made from `since` up to (not including) `edition_created`
@@ -806,7 +799,7 @@ class PostgresStore:
         for row in rows:
             created = _moment(row["edition_created"])
             assert created is not None
-            shown.append((self._stored(row), created))
+            shown.append((from_row.stored_article(row), created))
         return shown
 
     def edition_listing(self, digest: str, headlines: int) -> list[EditionListing]:
@@ -824,23 +817,7 @@ class PostgresStore:
             (digest, headlines),
         ):
             titles.setdefault(row["edition_id"], []).append(row["title"])
-        listing = []
-        for row in rows:
-            created = _moment(row["created"])
-            assert created is not None
-            stories = json.loads(row["stories"]) if row["stories"] else {}
-            listing.append(
-                EditionListing(
-                    row["id"],
-                    row["atom_id"],
-                    created,
-                    row["count"],
-                    tuple(titles.get(row["id"], ())),
-                    stories.get("count"),
-                    tuple(stories.get("headlines", ())),
-                )
-            )
-        return listing
+        return [from_row.edition_listing(row, titles.get(row["id"], ())) for row in rows]
 
     def set_edition_stories(self, edition_id: int, count: int, headlines: Sequence[str]) -> None:
         """Keep how the edition's page grouped it: its story count and first story headlines."""
@@ -875,22 +852,6 @@ class PostgresStore:
     def edition_count(self, digest: str) -> int:
         """How many editions of `digest` exist."""
         return int(self._one("SELECT COUNT(*) AS n FROM editions WHERE digest = %s", (digest,))["n"])
-
-    def _stored(self, row: dict[str, Any]) -> StoredArticle:
-        fetched = _moment(row["fetched"])
-        assert fetched is not None
-        return StoredArticle(
-            id=row["id"],
-            source=row["source"],
-            title=row["title"],
-            url=row["url"],
-            published=_moment(row["published"]),
-            author=row["author"],
-            language=row["language"],
-            summary=tuple(json.loads(row["summary"])),
-            fetched=fetched,
-            story_features=row["story_features"],
-        )
 
     # Inbound mail (mailbox sources)
 
@@ -959,12 +920,12 @@ class PostgresStore:
             rows = self._sql(
                 "SELECT * FROM deliveries WHERE status = 'pending' AND next_attempt <= %s ORDER BY id", (_text(now),)
             ).fetchall()
-        return [self._delivery(row) for row in rows]
+        return [from_row.delivery(row) for row in rows]
 
     def deliveries(self, statuses: Sequence[str]) -> list[Delivery]:
         """Deliveries in the given states, oldest first."""
         rows = self._sql("SELECT * FROM deliveries WHERE status = ANY(%s) ORDER BY id", (list(statuses),))
-        return [self._delivery(row) for row in rows]
+        return [from_row.delivery(row) for row in rows]
 
     def set_message_id(self, delivery_id: int, message_id: str) -> None:
         """Keep the Message-ID made for a delivery (only the first) so every retry reuses it."""
@@ -1028,7 +989,7 @@ class PostgresStore:
     def subscriber(self, subscriber_id: int) -> Subscriber | None:
         """One subscriber by id, whatever their status."""
         row = self._sql("SELECT * FROM subscribers WHERE id = %s", (subscriber_id,)).fetchone()
-        return self._subscriber(row) if row else None
+        return from_row.subscriber(row) if row else None
 
     def subscribers(self, digest: str | None = None, statuses: Sequence[str] = ("active", "invited")) -> list[Subscriber]:
         """Subscribers in the given states (of `digest`, or of every digest), by digest and address."""
@@ -1036,7 +997,7 @@ class PostgresStore:
             "SELECT * FROM subscribers WHERE status = ANY(%s) AND (%s::text IS NULL OR digest = %s) ORDER BY digest, address",
             (list(statuses), digest, digest),
         ).fetchall()
-        return [self._subscriber(row) for row in rows]
+        return [from_row.subscriber(row) for row in rows]
 
     def remove_subscriber(self, address: str, digest: str | None = None) -> int:
         """Delete the subscriber with this address (of one digest, or of all); how many were removed."""
@@ -1073,12 +1034,12 @@ class PostgresStore:
             "AND ((last_slot IS NOT NULL AND last_slot < %s) OR (last_slot IS NULL AND created <= %s)) ORDER BY id",
             (digest, timezone_name, at, _text(slot), _text(slot)),
         ).fetchall()
-        return [self._subscriber(row) for row in rows]
+        return [from_row.subscriber(row) for row in rows]
 
     def subscriber_by_address(self, digest: str, address: str) -> Subscriber | None:
         """The subscriber of `digest` with this (normalised) address, whatever their status."""
         row = self._sql("SELECT * FROM subscribers WHERE digest = %s AND address = %s", (digest, address)).fetchone()
-        return self._subscriber(row) if row else None
+        return from_row.subscriber(row) if row else None
 
     def create_subscriber_edition(
         self,
@@ -1138,36 +1099,3 @@ class PostgresStore:
                 "UPDATE subscribers SET watermark = %s, last_slot = %s WHERE id = ANY(%s)", (considered, _text(slot), served)
             )
         return (self.edition(edition_id) if edition_id is not None else None), served
-
-    def _subscriber(self, row: dict[str, Any]) -> Subscriber:
-        created = _moment(row["created"])
-        assert created is not None
-        return Subscriber(
-            id=row["id"],
-            digest=row["digest"],
-            address=row["address"],
-            name=row["name"],
-            timezone=row["timezone"],
-            at=row["at"],
-            include=tuple(json.loads(row["include"])),
-            exclude=tuple(json.loads(row["exclude"])),
-            status=row["status"],
-            created=created,
-            watermark=row["watermark"],
-            last_slot=_moment(row["last_slot"]),
-        )
-
-    def _delivery(self, row: dict[str, Any]) -> Delivery:
-        return Delivery(
-            id=row["id"],
-            edition_id=row["edition_id"],
-            digest=row["digest"],
-            channel=row["channel"],
-            recipient=row["recipient"],
-            status=row["status"],
-            attempts=row["attempts"],
-            last_error=row["last_error"],
-            message_id=row["message_id"],
-            next_attempt=_moment(row["next_attempt"]),
-            created=_moment(row["created"]),
-        )

@@ -40,7 +40,10 @@ from digest.models import (
     Subscriber,
     Summary,
 )
+from digest.store import rows as from_row
 from digest.store.base import WriteBatch
+from digest.store.rows import moment as _moment
+from digest.store.rows import text as _text
 
 # Who holds the leases this process takes: made once per process, never reused, so a lease
 # outlives its holder only until it expires (a second machine can take over a dead one's work).
@@ -298,14 +301,6 @@ def statements(sql: str) -> Iterator[str]:
         yield pending
 
 
-def _text(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).isoformat() if moment else None
-
-
-def _moment(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
-
-
 # How to get going again when the store cannot be read: said in every such error.
 RECOVER = "move it aside and restore it from a backup, or let the next run start a new, empty store there"
 
@@ -547,19 +542,7 @@ class SqliteStore:
     def source_state(self, name: str) -> SourceState:
         """The memo and health of a source; a never-polled source has first_poll None."""
         row = self.db.execute("SELECT * FROM sources WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            return SourceState(name, {}, None, None, None, 0, "")
-        return SourceState(
-            name,
-            json.loads(row["memo"]),
-            _moment(row["first_poll"]),
-            _moment(row["last_poll"]),
-            _moment(row["last_success"]),
-            row["failures"],
-            row["last_error"],
-            _moment(row["not_before"]),
-            _moment(row["failing_since"]),
-        )
+        return from_row.source_state(name, row)
 
     def record_poll(
         self, name: str, now: datetime, memo: dict[str, str] | None, error: str = "", not_before: datetime | None = None
@@ -722,7 +705,7 @@ class SqliteStore:
             editions.setdefault(row[0], []).append(EditionRef(row[1], row[2], created))
         return [
             SearchHit(
-                self._stored(row),
+                from_row.stored_article(row),
                 " ".join(str(excerpts.get(row["id"], "")).split()),
                 tuple(editions.get(row["id"], ())),
                 ranks[row["id"]],
@@ -747,7 +730,7 @@ class SqliteStore:
             f"SELECT {_STORED_COLUMNS} {where} ORDER BY COALESCE(a.published, a.fetched) DESC, a.id DESC LIMIT ?",
             [*parameters, limit],
         )
-        articles = [self._stored(row) for row in rows]
+        articles = [from_row.stored_article(row) for row in rows]
         return articles, max(0, total - len(articles))
 
     def create_edition(
@@ -811,7 +794,7 @@ class SqliteStore:
                WHERE e.edition_id = ? ORDER BY e.position""",
             (edition_id,),
         )
-        return tuple(self._stored(row) for row in rows)
+        return tuple(from_row.stored_article(row) for row in rows)
 
     def shown_before(self, digest: str, edition_created: datetime, since: datetime) -> list[tuple[StoredArticle, datetime]]:
         """Articles that editions of `digest` made from `since` up to (not including) `edition_created`
@@ -826,7 +809,7 @@ class SqliteStore:
         for row in rows:
             created = _moment(row["edition_created"])
             assert created is not None
-            shown.append((self._stored(row), created))
+            shown.append((from_row.stored_article(row), created))
         return shown
 
     def edition_listing(self, digest: str, headlines: int) -> list[EditionListing]:
@@ -845,23 +828,7 @@ class SqliteStore:
             (digest, headlines),
         ):
             titles.setdefault(row[0], []).append(row[1])
-        listing = []
-        for row in rows:
-            created = _moment(row["created"])
-            assert created is not None
-            stories = json.loads(row["stories"]) if row["stories"] else {}
-            listing.append(
-                EditionListing(
-                    row["id"],
-                    row["atom_id"],
-                    created,
-                    row["count"],
-                    tuple(titles.get(row["id"], ())),
-                    stories.get("count"),
-                    tuple(stories.get("headlines", ())),
-                )
-            )
-        return listing
+        return [from_row.edition_listing(row, titles.get(row["id"], ())) for row in rows]
 
     def set_edition_stories(self, edition_id: int, count: int, headlines: Sequence[str]) -> None:
         """Keep how the edition's page grouped it: its story count and first story headlines."""
@@ -898,22 +865,6 @@ class SqliteStore:
         """How many editions of `digest` exist."""
         count: int = self.db.execute("SELECT COUNT(*) FROM editions WHERE digest = ?", (digest,)).fetchone()[0]
         return count
-
-    def _stored(self, row: sqlite3.Row) -> StoredArticle:
-        fetched = _moment(row["fetched"])
-        assert fetched is not None
-        return StoredArticle(
-            id=row["id"],
-            source=row["source"],
-            title=row["title"],
-            url=row["url"],
-            published=_moment(row["published"]),
-            author=row["author"],
-            language=row["language"],
-            summary=tuple(json.loads(row["summary"])),
-            fetched=fetched,
-            story_features=row["story_features"],
-        )
 
     # Inbound mail (mailbox sources)
 
@@ -984,13 +935,13 @@ class SqliteStore:
             rows = self.db.execute(
                 "SELECT * FROM deliveries WHERE status = 'pending' AND next_attempt <= ? ORDER BY id", (_text(now),)
             ).fetchall()
-        return [self._delivery(row) for row in rows]
+        return [from_row.delivery(row) for row in rows]
 
     def deliveries(self, statuses: Sequence[str]) -> list[Delivery]:
         """Deliveries in the given states, oldest first."""
         marks = ",".join("?" for _ in statuses)
         rows = self.db.execute(f"SELECT * FROM deliveries WHERE status IN ({marks}) ORDER BY id", list(statuses))
-        return [self._delivery(row) for row in rows]
+        return [from_row.delivery(row) for row in rows]
 
     def set_message_id(self, delivery_id: int, message_id: str) -> None:
         """Keep the Message-ID made for a delivery so every retry reuses it."""
@@ -1074,7 +1025,7 @@ class SqliteStore:
     def subscriber(self, subscriber_id: int) -> Subscriber | None:
         """One subscriber by id, whatever their status."""
         row = self.db.execute("SELECT * FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
-        return self._subscriber(row) if row else None
+        return from_row.subscriber(row) if row else None
 
     def subscriber_times(self, digest: str) -> list[tuple[str, str]]:
         """The distinct (time zone, local time) pairs of the digest's active subscribers."""
@@ -1092,12 +1043,12 @@ class SqliteStore:
             "AND ((last_slot IS NOT NULL AND last_slot < ?) OR (last_slot IS NULL AND created <= ?)) ORDER BY id",
             (digest, timezone_name, at, _text(slot), _text(slot)),
         ).fetchall()
-        return [self._subscriber(row) for row in rows]
+        return [from_row.subscriber(row) for row in rows]
 
     def subscriber_by_address(self, digest: str, address: str) -> Subscriber | None:
         """The subscriber of `digest` with this (normalised) address, whatever their status."""
         row = self.db.execute("SELECT * FROM subscribers WHERE digest = ? AND address = ?", (digest, address)).fetchone()
-        return self._subscriber(row) if row else None
+        return from_row.subscriber(row) if row else None
 
     def subscribers(self, digest: str | None = None, statuses: Sequence[str] = ("active", "invited")) -> list[Subscriber]:
         """Subscribers in the given states (of `digest`, or of every digest), by digest and address."""
@@ -1108,7 +1059,7 @@ class SqliteStore:
             query += " AND digest = ?"
             parameters.append(digest)
         rows = self.db.execute(query + " ORDER BY digest, address", parameters).fetchall()
-        return [self._subscriber(row) for row in rows]
+        return [from_row.subscriber(row) for row in rows]
 
     def remove_subscriber(self, address: str, digest: str | None = None) -> int:
         """Delete the subscriber with this address (of one digest, or of all); how many were removed."""
@@ -1199,36 +1150,3 @@ class SqliteStore:
         with self.transaction():
             self.db.execute("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)", (name, make()))
             return str(self.db.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()[0])
-
-    def _subscriber(self, row: sqlite3.Row) -> Subscriber:
-        created = _moment(row["created"])
-        assert created is not None
-        return Subscriber(
-            id=row["id"],
-            digest=row["digest"],
-            address=row["address"],
-            name=row["name"],
-            timezone=row["timezone"],
-            at=row["at"],
-            include=tuple(json.loads(row["include"])),
-            exclude=tuple(json.loads(row["exclude"])),
-            status=row["status"],
-            created=created,
-            watermark=row["watermark"],
-            last_slot=_moment(row["last_slot"]),
-        )
-
-    def _delivery(self, row: sqlite3.Row) -> Delivery:
-        return Delivery(
-            id=row["id"],
-            edition_id=row["edition_id"],
-            digest=row["digest"],
-            channel=row["channel"],
-            recipient=row["recipient"],
-            status=row["status"],
-            attempts=row["attempts"],
-            last_error=row["last_error"],
-            message_id=row["message_id"],
-            next_attempt=_moment(row["next_attempt"]),
-            created=_moment(row["created"]),
-        )
