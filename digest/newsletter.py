@@ -24,7 +24,7 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 from digest.extract import clean_line, normalise_body
-from digest.sanitise import clean_title, email_html, newsletter_link
+from digest.sanitise import BLOCK_TAGS, clean_title, email_html, newsletter_link
 
 # Anchor texts of a mail's web version.
 _WEB_VERSION = re.compile(
@@ -107,39 +107,8 @@ _HIDDEN_STYLE = re.compile(
     re.IGNORECASE,
 )
 _HIDDEN_CLASS = re.compile(r"preheader|preview-?text|mcnPreviewText", re.IGNORECASE)
-_BLOCK_TAGS = {
-    "p",
-    "div",
-    "br",
-    "li",
-    "ul",
-    "ol",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "blockquote",
-    "pre",
-    "tr",
-    "td",
-    "th",
-    "table",
-    "section",
-    "article",
-    "header",
-    "footer",
-    "main",
-    "aside",
-    "nav",
-    "center",
-    "dd",
-    "dt",
-    "figure",
-    "figcaption",
-    "hr",
-}
+# A newsletter lays out its text in tables and landmark elements too.
+_BLOCK_TAGS = BLOCK_TAGS | {"td", "th", "main", "aside", "nav", "center"}
 _VOID = {"br", "hr", "img"}
 _URL_IN_TEXT = re.compile(r"https?://[^\s<>\"')\]]+")
 _SIGNATURE = re.compile(r"^-- $", re.MULTILINE)

@@ -32,7 +32,7 @@ _VOID = frozenset("area base br col embed hr img input link meta param source tr
 # RFC 3986 reserved and unreserved characters, and "%" (escapes already made): kept as they are.
 # Everything else (< > " ' ` \ { } | ^ space, non-ASCII) is percent-encoded as UTF-8.
 _URL_KEEP = "!#$%&()*+,-./:;=?@[]_~"
-_BLOCKS = {
+BLOCK_TAGS = {
     "p",
     "div",
     "br",
@@ -59,7 +59,7 @@ _BLOCKS = {
     "figcaption",
     "hr",
 }
-_BLOCK_TAG = re.compile(r"</?(" + "|".join(sorted(_BLOCKS)) + r")\s*/?>", re.IGNORECASE)
+_BLOCK_TAG = re.compile(r"</?(" + "|".join(sorted(BLOCK_TAGS)) + r")\s*/?>", re.IGNORECASE)
 _ANY_TAG = re.compile(r"<[^>]*>")
 # Query parameters that only track who clicked: dropped from feed and page links (their identity).
 _CLICK_TRACKING = (
@@ -129,7 +129,7 @@ _EMAIL_ATTRIBUTES = {
     "a": {"href"},
     "img": {"src", "alt"},
 }
-_TEXT_TAGS = _BLOCKS | {
+_TEXT_TAGS = BLOCK_TAGS | {
     "span",
     "a",
     "em",
