@@ -121,6 +121,8 @@ def test_migrations_are_named_and_recorded_and_a_store_from_before_names_gets_on
             "DROP VIEW article_search_text",
             "ALTER TABLE articles DROP COLUMN story_features",
             "ALTER TABLE editions DROP COLUMN stories",
+            "DROP INDEX articles_summary_pending",
+            "ALTER TABLE articles DROP COLUMN summary_pending",
             "PRAGMA user_version = 4",
         ):
             db.execute(statement)

@@ -145,6 +145,62 @@ def test_backfilled_articles_and_other_sources_go_into_no_edition(store: Store) 
     assert store.unsent("daily", ["news"], 50) == ([], 0)
 
 
+def test_an_article_waiting_for_its_summary_is_known_but_in_no_edition_until_summarised(connect: Connect) -> None:
+    store = connect()
+    with store.transaction():
+        waiting = [store.add_article(article(f"w{n}", published=NOW - timedelta(hours=n)), None, NOW) for n in range(3)]
+    [done] = add(store, article("done", published=NOW - timedelta(hours=5)))
+    assert None not in waiting and done is not None
+    assert store.is_known(article("w0"))  # a second poll does not store it again
+    unsent, more = store.unsent("daily", ["news"], 50)
+    assert [a.title for a in unsent] == ["Title done"] and more == 0  # the waiting ones are not counted as waiting either
+    first = store.create_edition("daily", ["news"], 50, NOW, [])
+    assert first is not None and [a.title for a in first.articles] == ["Title done"]  # only the summarised one
+    [(first_id, text)] = store.awaiting_summary([waiting[0], done])
+    assert first_id == waiting[0] and (text.identity, text.body, text.title) == ("w0", "Body of w0.", "Title w0")
+    assert sorted(store.awaiting_summary([*waiting, 999])) == sorted(store.awaiting_summary(waiting))
+    assert store.overdue_summaries(NOW + timedelta(seconds=1), 2) == waiting[:2]  # oldest first, up to the limit
+    assert store.overdue_summaries(NOW, 10) == []  # none stored before then
+    assert store.prune(NOW + timedelta(days=1)) == 1  # the summarised one; the waiting keep their text to be summarised
+    other = connect(owner="second")  # another worker's process summarises them
+    features = '{"v":1,"t":{"quay":1.0},"n":{},"w":3,"h":"q"}'
+    with other.transaction():
+        assert other.set_summary(waiting[0], SUMMARY, features)
+        assert other.set_summary(waiting[1], Summary(("Short.",), "news", "german", "a note"), "")
+    assert not other.set_summary(waiting[0], SUMMARY, "")  # summarised once: a second try (a retried task) changes nothing
+    assert [n for n, _ in store.awaiting_summary(waiting)] == [waiting[2]]
+    second = store.create_edition("daily", ["news"], 50, NOW + timedelta(hours=1), [])
+    assert second is not None and [(a.title, a.summary, a.story_features) for a in second.articles] == [
+        ("Title w0", SUMMARY.sentences, features),
+        ("Title w1", ("Short.",), ""),
+    ]
+    assert second.articles[1].language == "german"  # the summary's language, as the source gave none
+    assert store.search(["short"], None, None, 5)[0].article.title == "Title w1"  # its summary is searchable
+    with store.transaction():
+        assert store.set_summary(waiting[2], SUMMARY, "")
+    third = store.create_edition("daily", ["news"], 50, NOW + timedelta(hours=2), [])
+    assert third is not None and [a.title for a in third.articles] == ["Title w2"]  # each in exactly one edition
+
+
+def test_a_readers_watermark_stops_before_an_article_waiting_for_its_summary(store: Store) -> None:
+    ann, _ = store.add_subscriber("daily", "ann@example.com", "", "Europe/London", "07:00", [], [], "active", NOW)
+    add(store, article("a", title="Harbour reopens"))
+    with store.transaction():
+        waiting = store.add_article(article("b", title="Ferries"), None, NOW)
+    add(store, article("c", title="Trams"))
+    slot = NOW + timedelta(days=1)
+    first, _ = store.create_subscriber_edition("daily", ["news"], [ann.id], ann.watermark, slot, 50, lambda t: True, slot)
+    assert first is not None and [a.title for a in first.articles] == ["Harbour reopens"]
+    assert waiting is not None
+    with store.transaction():
+        store.set_summary(waiting, SUMMARY, "")
+    later = slot + timedelta(days=1)
+    moved = store.subscriber(ann.id)
+    assert moved is not None
+    second, _ = store.create_subscriber_edition("daily", ["news"], [ann.id], moved.watermark, later, 50, lambda t: True, later)
+    assert second is not None and sorted(a.title for a in second.articles) == ["Ferries", "Trams"]
+
+
 def test_a_missing_edition_is_a_store_error(store: Store) -> None:
     with pytest.raises(StoreError):
         store.edition(12345)

@@ -83,9 +83,24 @@ class Store(Protocol):
         """True when this version of the article (source, identity, version), or the same text, is stored."""
         ...
 
-    def add_article(self, article: Article, summary: Summary, now: datetime, story_features: str = "") -> int | None:
+    def add_article(self, article: Article, summary: Summary | None, now: datetime, story_features: str = "") -> int | None:
         """Store an article with its summary and grouping features (digest.stories, JSON); its id, or
-        None when it was a duplicate after all."""
+        None when it was a duplicate after all. With `summary` None it is stored waiting for its summary
+        (`digest worker`'s polls: a summary task sets it), and no edition takes it until set_summary."""
+        ...
+
+    def awaiting_summary(self, ids: Sequence[int]) -> list[tuple[int, Article]]:
+        """Those of the articles `ids` still waiting for their summary, by id, with what a summary is made from."""
+        ...
+
+    def overdue_summaries(self, fetched_before: datetime, limit: int) -> list[int]:
+        """The ids of up to `limit` articles stored before `fetched_before` and still waiting for their
+        summary, oldest first (their summary task was lost: deferred again)."""
+        ...
+
+    def set_summary(self, article_id: int, summary: Summary, story_features: str) -> bool:
+        """Give an article waiting for its summary the summary and grouping features; editions take it from
+        the commit on. False when it was not waiting (summarised already, by another process)."""
         ...
 
     def article_count(self) -> int:
@@ -93,7 +108,8 @@ class Store(Protocol):
         ...
 
     def prune(self, before: datetime) -> int:
-        """Drop the text of articles fetched before `before` that every edition is done with; identities
+        """Drop the text of articles fetched before `before` that every edition is done with (never of one
+        waiting for its summary); identities
         stay, so nothing comes back as new. Also the bytes of mail received before `before` (its key
         stays: a resend is still a duplicate). Returns how many articles lost their text."""
         ...
@@ -113,7 +129,8 @@ class Store(Protocol):
     # Editions
 
     def unsent(self, digest: str, sources: Sequence[str], limit: int) -> tuple[list[StoredArticle], int]:
-        """The newest `limit` articles of `sources` no edition of `digest` held, and how many more wait."""
+        """The newest `limit` articles of `sources` no edition of `digest` held, and how many more wait;
+        articles waiting for their summary are neither (the next edition after their summary takes them)."""
         ...
 
     def create_edition(
@@ -248,7 +265,8 @@ class Store(Protocol):
         now: datetime,
     ) -> tuple[Edition | None, list[int]]:
         """One edition for readers who share a watermark, words and moment, made in one transaction with a
-        `subscriber` outbox row each and their watermark and last moment moved on; (edition or None, ids served)."""
+        `subscriber` outbox row each and their watermark and last moment moved on; (edition or None, ids served).
+        The watermark stops before the first article still waiting for its summary: a later edition takes it."""
         ...
 
     def secret(self, name: str, make: Callable[[], str]) -> str:

@@ -243,6 +243,15 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ALTER TABLE editions ADD COLUMN stories TEXT;
     """,
     ),
+    # (made by `digest worker`, whose polls leave summarising to summary tasks) an article stored before
+    # its summary: 1 until the summary is set; no edition takes it meanwhile
+    (
+        "0016_summary_pending",
+        """
+    ALTER TABLE articles ADD COLUMN summary_pending INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX articles_summary_pending ON articles (fetched) WHERE summary_pending = 1;
+    """,
+    ),
 )
 
 # Advisory lock keys (pg_advisory_xact_lock's two-int form): one class for migrations, one for editions.
@@ -548,13 +557,14 @@ class PostgresStore:
         ).fetchone()
         return row is not None
 
-    def add_article(self, article: Article, summary: Summary, now: datetime, story_features: str = "") -> int | None:
-        """Store an article with its summary and grouping features; None when it was a duplicate after all."""
+    def add_article(self, article: Article, summary: Summary | None, now: datetime, story_features: str = "") -> int | None:
+        """Store an article with its summary and grouping features; None when it was a duplicate after all.
+        Without a summary it waits for one (set_summary), in no edition meanwhile."""
         row = self._sql(
             """INSERT INTO articles (source, identity, version, content_hash, title, url, author,
                language, published, fetched, body, summary, summary_algorithm, summary_note, backfilled,
-               story_features)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               story_features, summary_pending)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (source, identity, version) DO NOTHING RETURNING id""",
             (
                 article.source,
@@ -564,18 +574,41 @@ class PostgresStore:
                 article.title,
                 article.url,
                 article.author,
-                article.language or summary.language,
+                article.language or (summary.language if summary else None),
                 _text(article.published),
                 _text(now),
                 article.body.replace("\0", ""),
-                json.dumps(list(summary.sentences)),
-                summary.algorithm,
-                summary.note,
+                json.dumps(list(summary.sentences) if summary else []),
+                summary.algorithm if summary else "",
+                summary.note if summary else "",
                 int(article.backfilled),
                 story_features,
+                int(summary is None),
             ),
         ).fetchone()
         return int(row["id"]) if row else None
+
+    def awaiting_summary(self, ids: Sequence[int]) -> list[tuple[int, Article]]:
+        """Those of the articles `ids` still waiting for their summary, by id, with their text."""
+        rows = self._sql("SELECT * FROM articles WHERE id = ANY(%s) AND summary_pending = 1 ORDER BY id", (list(ids),)).fetchall()
+        return [(int(row["id"]), from_row.article(row)) for row in rows]
+
+    def overdue_summaries(self, fetched_before: datetime, limit: int) -> list[int]:
+        """Ids of up to `limit` articles stored before `fetched_before` still waiting for their summary, oldest first."""
+        rows = self._sql(
+            "SELECT id FROM articles WHERE summary_pending = 1 AND fetched < %s ORDER BY fetched, id LIMIT %s",
+            (_text(fetched_before), limit),
+        )
+        return [int(row["id"]) for row in rows]
+
+    def set_summary(self, article_id: int, summary: Summary, story_features: str) -> bool:
+        """Give a waiting article its summary and features; False when it was not waiting."""
+        cursor = self._sql(
+            "UPDATE articles SET summary = %s, summary_algorithm = %s, summary_note = %s, story_features = %s, "
+            "language = COALESCE(language, %s), summary_pending = 0 WHERE id = %s AND summary_pending = 1",
+            (json.dumps(list(summary.sentences)), summary.algorithm, summary.note, story_features, summary.language, article_id),
+        )
+        return cursor.rowcount > 0
 
     def article_count(self) -> int:
         """How many articles are stored."""
@@ -584,7 +617,9 @@ class PostgresStore:
     def prune(self, before: datetime) -> int:
         """Drop the text of articles fetched before `before`; identities, titles and summaries stay."""
         with self.transaction():
-            cursor = self._sql("UPDATE articles SET body = '' WHERE fetched < %s AND body != ''", (_text(before),))
+            cursor = self._sql(
+                "UPDATE articles SET body = '' WHERE fetched < %s AND body != '' AND summary_pending = 0", (_text(before),)
+            )
             self._sql("UPDATE inbound_messages SET raw = ''::bytea WHERE received < %s AND length(raw) > 0", (_text(before),))
         return cursor.rowcount
 
@@ -647,7 +682,7 @@ class PostgresStore:
 
     def unsent(self, digest: str, sources: Sequence[str], limit: int) -> tuple[list[StoredArticle], int]:
         """The newest `limit` articles no edition of `digest` held, and how many more wait."""
-        where = """FROM articles a WHERE a.source = ANY(%s) AND a.backfilled = 0
+        where = """FROM articles a WHERE a.source = ANY(%s) AND a.backfilled = 0 AND a.summary_pending = 0
                    AND NOT EXISTS (SELECT 1 FROM edition_articles e WHERE e.digest = %s AND e.article_id = a.id)"""
         total = self._one(f"SELECT COUNT(*) AS n {where}", (list(sources), digest))["n"]
         rows = self._sql(
@@ -1063,14 +1098,14 @@ class PostgresStore:
             if not rows:
                 return None, []
             candidates = self._sql(
-                "SELECT id, title, COALESCE(body, '') AS body FROM articles WHERE source = ANY(%s) AND backfilled = 0 "
-                "AND id > %s ORDER BY id",
+                "SELECT id, title, COALESCE(body, '') AS body, summary_pending FROM articles WHERE source = ANY(%s) "
+                "AND backfilled = 0 AND id > %s ORDER BY id",
                 (list(sources), watermark),
             ).fetchall()
             chosen: list[int] = []
             considered = watermark
             for candidate in candidates:
-                if len(chosen) >= limit:
+                if len(chosen) >= limit or candidate["summary_pending"]:  # never past an article waiting for its summary
                     break
                 considered = int(candidate["id"])
                 if wanted(f"{candidate['title']}\n{candidate['body']}"):

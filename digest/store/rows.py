@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from digest.models import Delivery, EditionListing, SourceState, StoredArticle, Subscriber
+from digest.models import Article, Delivery, EditionListing, SourceState, StoredArticle, Subscriber
 
 
 class Row(Protocol):
@@ -67,6 +67,22 @@ def stored_article(row: Row) -> StoredArticle:
         summary=tuple(json.loads(row["summary"])),
         fetched=_required(row["fetched"]),
         story_features=row["story_features"],
+    )
+
+
+def article(row: Row) -> Article:
+    """An article as its source gave it (with its body): what a summary of it is made from."""
+    return Article(
+        source=row["source"],
+        identity=row["identity"],
+        title=row["title"],
+        body=row["body"],
+        published=moment(row["published"]),
+        url=row["url"],
+        author=row["author"],
+        language=row["language"],
+        version=row["version"],
+        backfilled=bool(row["backfilled"]),
     )
 
 

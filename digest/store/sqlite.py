@@ -51,7 +51,7 @@ PROCESS_OWNER = uuid.uuid4().hex
 
 # (name, SQL), applied in this order, each once; a new one goes at the END, and a landed one is never
 # renamed or changed. Numbers 0012 and 0013 are the PostgreSQL store's own (digest worker's tables, in
-# store/postgres.py): the next one here is 0014, and goes into postgres.py's list too. A store made before names (PRAGMA user_version N) has the first N recorded as applied.
+# store/postgres.py); every other one goes into postgres.py's list too, under the same name. A store made before names (PRAGMA user_version N) has the first N recorded as applied.
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
         "0001_initial",
@@ -283,6 +283,15 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         "0015_edition_stories",
         """
     ALTER TABLE editions ADD COLUMN stories TEXT;
+    """,
+    ),
+    # (made by `digest worker`, whose polls leave summarising to summary tasks) an article stored before
+    # its summary: 1 until the summary is set; no edition takes it meanwhile
+    (
+        "0016_summary_pending",
+        """
+    ALTER TABLE articles ADD COLUMN summary_pending INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX articles_summary_pending ON articles (fetched) WHERE summary_pending = 1;
     """,
     ),
 )
@@ -599,13 +608,14 @@ class SqliteStore:
         ).fetchone()
         return row is not None
 
-    def add_article(self, article: Article, summary: Summary, now: datetime, story_features: str = "") -> int | None:
-        """Store an article with its summary and grouping features; None when it was a duplicate after all."""
+    def add_article(self, article: Article, summary: Summary | None, now: datetime, story_features: str = "") -> int | None:
+        """Store an article with its summary and grouping features; None when it was a duplicate after all.
+        Without a summary it waits for one (set_summary), in no edition meanwhile."""
         cursor = self.db.execute(
             """INSERT OR IGNORE INTO articles (source, identity, version, content_hash, title, url, author,
                language, published, fetched, body, summary, summary_algorithm, summary_note, backfilled,
-               story_features)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               story_features, summary_pending)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 article.source,
                 article.identity,
@@ -614,18 +624,44 @@ class SqliteStore:
                 article.title,
                 article.url,
                 article.author,
-                article.language or summary.language,
+                article.language or (summary.language if summary else None),
                 _text(article.published),
                 _text(now),
                 article.body,
-                json.dumps(list(summary.sentences)),
-                summary.algorithm,
-                summary.note,
+                json.dumps(list(summary.sentences) if summary else []),
+                summary.algorithm if summary else "",
+                summary.note if summary else "",
                 int(article.backfilled),
                 story_features,
+                int(summary is None),
             ),
         )
         return cursor.lastrowid if cursor.rowcount else None
+
+    def awaiting_summary(self, ids: Sequence[int]) -> list[tuple[int, Article]]:
+        """Those of the articles `ids` still waiting for their summary, by id, with their text."""
+        marks = ",".join("?" for _ in ids)
+        rows = self.db.execute(
+            f"SELECT * FROM articles WHERE id IN ({marks}) AND summary_pending = 1 ORDER BY id", list(ids)
+        ).fetchall()
+        return [(row["id"], from_row.article(row)) for row in rows]
+
+    def overdue_summaries(self, fetched_before: datetime, limit: int) -> list[int]:
+        """Ids of up to `limit` articles stored before `fetched_before` still waiting for their summary, oldest first."""
+        rows = self.db.execute(
+            "SELECT id FROM articles WHERE summary_pending = 1 AND fetched < ? ORDER BY fetched, id LIMIT ?",
+            (_text(fetched_before), limit),
+        )
+        return [row[0] for row in rows]
+
+    def set_summary(self, article_id: int, summary: Summary, story_features: str) -> bool:
+        """Give a waiting article its summary and features; False when it was not waiting."""
+        cursor = self.db.execute(
+            "UPDATE articles SET summary = ?, summary_algorithm = ?, summary_note = ?, story_features = ?, "
+            "language = COALESCE(language, ?), summary_pending = 0 WHERE id = ? AND summary_pending = 1",
+            (json.dumps(list(summary.sentences)), summary.algorithm, summary.note, story_features, summary.language, article_id),
+        )
+        return cursor.rowcount > 0
 
     def article_count(self) -> int:
         """How many articles are stored."""
@@ -637,7 +673,9 @@ class SqliteStore:
         summary stay, so nothing comes back as new and old editions still render), and the bytes of
         mail received before it (its Message-ID stays, so a resend is still a duplicate)."""
         with self.transaction():
-            cursor = self.db.execute("UPDATE articles SET body = '' WHERE fetched < ? AND body != ''", (_text(before),))
+            cursor = self.db.execute(
+                "UPDATE articles SET body = '' WHERE fetched < ? AND body != '' AND summary_pending = 0", (_text(before),)
+            )
             self.db.execute("UPDATE inbound_messages SET raw = x'' WHERE received < ? AND length(raw) > 0", (_text(before),))
         return cursor.rowcount
 
@@ -717,7 +755,7 @@ class SqliteStore:
 
     def _unsent_query(self, sources: Sequence[str]) -> tuple[str, list[object]]:
         marks = ",".join("?" for _ in sources)
-        query = f"""FROM articles a WHERE a.source IN ({marks}) AND a.backfilled = 0
+        query = f"""FROM articles a WHERE a.source IN ({marks}) AND a.backfilled = 0 AND a.summary_pending = 0
                     AND NOT EXISTS (SELECT 1 FROM edition_articles e WHERE e.digest = ? AND e.article_id = a.id)"""
         return query, list(sources)
 
@@ -1109,13 +1147,14 @@ class SqliteStore:
                 return None, []
             source_marks = ",".join("?" for _ in sources)
             candidates = self.db.execute(
-                f"SELECT id, title, body FROM articles WHERE source IN ({source_marks}) AND backfilled = 0 AND id > ? ORDER BY id",
+                f"SELECT id, title, body, summary_pending FROM articles WHERE source IN ({source_marks}) AND backfilled = 0 "
+                "AND id > ? ORDER BY id",
                 (*sources, watermark),
             )
             chosen: list[int] = []
             considered = watermark
-            for article_id, title, body in candidates:
-                if len(chosen) >= limit:
+            for article_id, title, body, pending in candidates:
+                if len(chosen) >= limit or pending:  # the watermark never passes an article waiting for its summary
                     break
                 considered = article_id
                 if wanted(f"{title}\n{body}"):
