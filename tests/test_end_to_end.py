@@ -1,4 +1,5 @@
-"""The shipped config, end to end, through the real CLI in a subprocess."""
+"""The shipped config, end to end: the main run through the real CLI in a subprocess (and a run beside
+another process), the other commands in process with CliRunner (tests/inprocess.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Project, run_cli
+from conftest import REPO, Project
 from tests.httpserver import LocalServer, RequestHandler
+from tests.inprocess import invoke, run_in_process
 
 SEED = next((REPO / "seeds").glob("*.txt"))
 HEADLINE = "Putin lays out firm conditions for truce with Ukraine, says Russia never intended to attack Europe"
@@ -47,37 +49,37 @@ def test_run_writes_html_markdown_and_text_digests_of_the_seed(project: Project)
 
 
 def test_second_run_with_nothing_new_makes_no_edition_and_says_so(project: Project) -> None:
-    assert project.cli("run").returncode == 0
+    assert invoke(project, "run").returncode == 0
     before = edition_files(project)
-    again = project.cli("run", now="2026-11-28T07:00:00+00:00")
+    again = invoke(project, "run", now="2026-11-28T07:00:00+00:00")
     assert again.returncode == 0, again.stderr
     assert "nothing new" in again.stdout
     assert edition_files(project) == before
 
 
 def test_a_changed_seed_reaches_the_next_edition_without_overwriting_the_first(project: Project) -> None:
-    assert project.cli("run").returncode == 0
+    assert invoke(project, "run").returncode == 0
     seed = next((project.root / "seeds").glob("*.txt"))
     seed.write_text(seed.read_text() + "\nA late paragraph adds that talks will resume in December in Geneva.\n")
-    assert project.cli("run", now="2026-11-28T07:00:00+00:00").returncode == 0
+    assert invoke(project, "run", now="2026-11-28T07:00:00+00:00").returncode == 0
     assert len(edition_files(project)) == 6
 
 
 def test_preview_shows_the_next_edition_and_changes_nothing(project: Project) -> None:
-    shown = project.cli("preview", "--format", "md")
+    shown = invoke(project, "preview", "--format", "md")
     assert shown.returncode == 0, shown.stderr
     assert "Putin lays out firm conditions" in shown.stdout
     assert edition_files(project) == []
-    status = json.loads(project.cli("status", "--json").stdout)
+    status = json.loads(invoke(project, "status", "--json").stdout)
     assert status["articles"] == 0 and status["digests"][0]["editions"] == 0
-    assert project.cli("run").returncode == 0  # the real run still finds the article new
+    assert invoke(project, "run").returncode == 0  # the real run still finds the article new
     assert len(edition_files(project)) == 3
-    after = project.cli("preview")
+    after = invoke(project, "preview")
     assert "nothing new" in after.stderr
 
 
 def test_run_json_report_names_sources_editions_and_deliveries(project: Project) -> None:
-    result = project.cli("run", "--json")
+    result = invoke(project, "run", "--json")
     report = json.loads(result.stdout)
     assert report["ok"] is True
     assert report["sources"] == [
@@ -88,7 +90,7 @@ def test_run_json_report_names_sources_editions_and_deliveries(project: Project)
 
 
 def test_summarize_prints_the_summary_one_sentence_a_line_without_a_config(tmp_path: Path) -> None:
-    result = run_cli("summarize", str(SEED), cwd=tmp_path)
+    result = run_in_process("summarize", str(SEED), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert 2 <= len(lines) <= 3
@@ -98,18 +100,18 @@ def test_summarize_prints_the_summary_one_sentence_a_line_without_a_config(tmp_p
 
 def test_summarize_reads_stdin_and_jsonl(tmp_path: Path) -> None:
     text = SEED.read_text()
-    from_stdin = run_cli("summarize", "-", cwd=tmp_path, stdin=text)
+    from_stdin = run_in_process("summarize", "-", cwd=tmp_path, stdin=text)
     assert from_stdin.returncode == 0 and from_stdin.stdout.strip()
     lines = tmp_path / "in.jsonl"
     lines.write_text(json.dumps({"id": "a", "text": text}) + "\n" + json.dumps({"id": "b", "text": text, "title": "T"}) + "\n")
-    result = run_cli("summarize", "--jsonl", str(lines), cwd=tmp_path)
+    result = run_in_process("summarize", "--jsonl", str(lines), cwd=tmp_path)
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["id"] for r in records] == ["a", "b"]
     assert all(1 <= len(r["summary"]) <= 3 for r in records)
 
 
 def test_summarize_of_a_missing_file_is_one_line(tmp_path: Path) -> None:
-    result = run_cli("summarize", "nope.txt", cwd=tmp_path)
+    result = run_in_process("summarize", "nope.txt", cwd=tmp_path)
     assert result.returncode != 0
     assert result.stderr.strip().count("\n") == 0 and "nope.txt" in result.stderr
     assert "Traceback" not in result.stderr
@@ -124,19 +126,19 @@ def test_summarize_jsonl_problems_are_one_line_naming_the_file_and_line(tmp_path
         "latin1.jsonl": "latin1.jsonl:1: not UTF-8 text",
     }
     for name, message in expected.items():
-        result = run_cli("summarize", "--jsonl", name, cwd=tmp_path)
+        result = run_in_process("summarize", "--jsonl", name, cwd=tmp_path)
         assert result.returncode == 1
         assert result.stderr == f"digest: {message}\n"
 
 
 def test_summarize_with_an_unknown_algorithm_is_a_usage_error(tmp_path: Path) -> None:
-    result = run_cli("summarize", "--algorithm", "bogus", str(SEED), cwd=tmp_path)
+    result = run_in_process("summarize", "--algorithm", "bogus", str(SEED), cwd=tmp_path)
     assert result.returncode == 2
     assert "unknown algorithm 'bogus'" in result.stderr and "internal error" not in result.stderr
 
 
 def test_check_says_what_is_enabled(project: Project) -> None:
-    result = project.cli("check")
+    result = invoke(project, "check")
     assert result.returncode == 0
     assert "source seeds: files" in result.stdout
     assert "digest daily" in result.stdout
@@ -144,16 +146,16 @@ def test_check_says_what_is_enabled(project: Project) -> None:
     project.config.write_text(
         project.config.read_text() + '\n[[sources]]\nname = "letters"\ntype = "mailbox"\naddress = "news@digest.local"\n'
     )
-    with_mailbox = project.cli("check")
+    with_mailbox = invoke(project, "check")
     assert with_mailbox.returncode == 0
     assert "source letters: mailbox news@digest.local" in with_mailbox.stdout
     assert "warning: source letters: address news@digest.local has no random part" in with_mailbox.stderr
 
 
 def test_config_lookup_uses_digest_config_env_then_the_default(project: Project) -> None:
-    by_env = run_cli("check", cwd=project.root.parent, env={"DIGEST_CONFIG": str(project.config)})
+    by_env = run_in_process("check", cwd=project.root.parent, env={"DIGEST_CONFIG": str(project.config)})
     assert by_env.returncode == 0 and "digest daily" in by_env.stdout
-    by_default = run_cli("check", cwd=project.root)
+    by_default = run_in_process("check", cwd=project.root)
     assert by_default.returncode == 0 and "digest daily" in by_default.stdout
 
 
@@ -161,7 +163,7 @@ def test_an_article_in_a_language_without_a_stemmer_is_summarised_and_the_report
     from test_summarise import HINDI
 
     (project.root / "seeds" / "hindi.txt").write_text("शिक्षा नीति\n\n" + HINDI, encoding="utf-8")
-    result = project.cli("run", "--json")
+    result = invoke(project, "run", "--json")
     assert result.returncode == 0, result.stderr
     (seeds,) = json.loads(result.stdout)["sources"]
     assert seeds["new_articles"] == 2
@@ -173,7 +175,7 @@ def test_an_article_in_a_language_without_a_stemmer_is_summarised_and_the_report
 def test_a_mailbox_source_with_no_mail_yet_polls_empty_beside_the_other_sources(project: Project) -> None:
     text = project.config.read_text(encoding="utf-8").replace('sources = ["seeds"]', 'sources = ["seeds", "letters"]')
     project.config.write_text(text + '\n[[sources]]\nname = "letters"\ntype = "mailbox"\naddress = "news@digest.local"\n')
-    result = project.cli("run")
+    result = invoke(project, "run")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "source letters: 0 new" in result.stdout and "failed" not in result.stdout
     assert "Traceback" not in result.stderr and "internal error" not in result.stdout
@@ -190,7 +192,7 @@ def test_an_edition_whose_template_fails_is_delivered_once_the_template_is_fixed
     )
     text = project.config.read_text(encoding="utf-8")
     project.config.write_text(text.replace('name = "daily"', 'name = "daily"\ntemplates = "../theme"'), encoding="utf-8")
-    broken = project.cli("run", "--json")
+    broken = invoke(project, "run", "--json")
     assert broken.returncode == 1
     deliveries = {d["channel"]: d for d in json.loads(broken.stdout)["deliveries"]}
     delivery = deliveries["files"]
@@ -198,7 +200,7 @@ def test_an_edition_whose_template_fails_is_delivered_once_the_template_is_fixed
     assert deliveries["archive"]["status"] == "delivered"  # the archive's own page and feed
     assert edition_files(project) == []
     (theme / "digest.txt").unlink()  # back to the packaged theme
-    fixed = project.cli("run", "--json", now="2026-11-27T08:00:00+00:00")
+    fixed = invoke(project, "run", "--json", now="2026-11-27T08:00:00+00:00")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert [(d["channel"], d["status"]) for d in json.loads(fixed.stdout)["deliveries"]] == [("files", "delivered")]
     assert HEADLINE in next(p for p in edition_files(project) if p.suffix == ".txt").read_text()
@@ -210,7 +212,7 @@ def test_a_subject_or_template_that_does_not_compile_is_a_config_error_before_an
         text.replace('name = "daily"', 'name = "daily"\nsubject = "{{ digest.name }: {{ edition.date }}"'), encoding="utf-8"
     )
     for command in (["check"], ["run"]):
-        result = project.cli(*command)
+        result = invoke(project, *command)
         assert result.returncode == 2, result.stdout + result.stderr
         assert result.stderr.startswith(
             f"digest: config error: {project.config}: digests[0] (daily): subject template '{{{{ digest.name }}: "
@@ -221,7 +223,7 @@ def test_a_subject_or_template_that_does_not_compile_is_a_config_error_before_an
     theme.mkdir()
     (theme / "digest.html").write_text("<p>{% for article in %}</p>\n")
     project.config.write_text(text.replace('name = "daily"', 'name = "daily"\ntemplates = "../theme"'), encoding="utf-8")
-    result = project.cli("check")
+    result = invoke(project, "check")
     assert result.returncode == 2 and "digests[0] (daily): template digest.html: " in result.stderr
 
 
@@ -276,7 +278,7 @@ def test_a_run_writes_to_the_store_while_another_command_waits_on_a_slow_feed(
     )
     try:
         assert asked.wait(60), f"the {waiting} never polled the slow feed"
-        run = project.cli("run", "--digest", "quick", timeout=60)
+        run = invoke(project, "run", "--digest", "quick")
         assert run.returncode == 0, run.stderr
         assert len(list((project.out / "quick").glob("[0-9]*.html"))) == 1
     finally:
@@ -299,7 +301,7 @@ def test_summarize_jsonl_reports_each_bad_line_and_goes_on(tmp_path: Path) -> No
         json.dumps({"id": "last", "text": text, "title": "T"}).encode(),
     ]
     (tmp_path / "mixed.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-    result = run_cli("summarize", "--jsonl", "mixed.jsonl", cwd=tmp_path)
+    result = run_in_process("summarize", "--jsonl", "mixed.jsonl", cwd=tmp_path)
     assert result.returncode == 1
     assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["first", "last"]
     assert result.stderr.splitlines() == [
@@ -307,7 +309,7 @@ def test_summarize_jsonl_reports_each_bad_line_and_goes_on(tmp_path: Path) -> No
         'digest: mixed.jsonl:3: expected a JSON object with "id" and "text"',
         "digest: mixed.jsonl:4: not UTF-8 text",
     ]
-    from_stdin = run_cli(
+    from_stdin = run_in_process(
         "summarize", "--jsonl", "-", cwd=tmp_path, stdin="{not json\n" + json.dumps({"id": "x", "text": text}) + "\n"
     )
     assert from_stdin.returncode == 1 and [json.loads(line)["id"] for line in from_stdin.stdout.splitlines()] == ["x"]
