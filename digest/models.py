@@ -324,7 +324,7 @@ class Subscriber:
     exclude: tuple[str, ...]  # an article that mentions one of these is skipped for this reader
     status: str  # active | invited (waiting for confirmation) | unsubscribed
     created: datetime
-    watermark: int  # articles with a higher id have not been considered for this reader yet
+    watermark: int  # articles with a higher arrival number (see the stores) have not been considered for this reader yet
     last_slot: datetime | None = None  # the last local delivery time whose mail was made
 
 

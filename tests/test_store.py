@@ -123,6 +123,9 @@ def test_migrations_are_named_and_recorded_and_a_store_from_before_names_gets_on
             "ALTER TABLE editions DROP COLUMN stories",
             "DROP INDEX articles_summary_pending",
             "ALTER TABLE articles DROP COLUMN summary_pending",
+            "DROP INDEX articles_arrival",
+            "DROP INDEX articles_unstamped",
+            "ALTER TABLE articles DROP COLUMN arrival",
             "PRAGMA user_version = 4",
         ):
             db.execute(statement)

@@ -573,3 +573,64 @@ def test_readers_editions_hold_each_wanted_article_once_and_the_digests_own_stay
     assert store.last_edition("daily") is None and store.edition_count("daily") == 0  # none counts as the digest's own
     bob_now = store.subscriber_by_address("daily", "bob@example.com")
     assert bob_now is not None and bob_now.last_slot == later and bob_now.watermark > moved[bob.id].watermark
+
+
+def test_an_article_committed_late_with_a_smaller_id_still_reaches_each_reader_once(connect: Connect) -> None:
+    """A poll's transaction can take an article id and commit after another poll's article with a higher
+    id was stored and a reader's edition was made (PostgreSQL: ids are not in commit order; SQLite makes
+    the others wait). The late article reaches every reader in a later edition, and nothing twice."""
+    first = connect()
+    readers = [
+        first.add_subscriber("daily", f"{name}@example.com", "", "UTC", "07:00", [], [], "active", NOW)[0] for name in "ab"
+    ]
+    slots = [NOW + timedelta(days=1), NOW + timedelta(days=2)]
+    holding, release, made = threading.Event(), threading.Event(), threading.Event()
+    ids: dict[str, int | None] = {}
+    sent: dict[str, list[list[str]]] = {r.address: [] for r in readers}
+
+    def readers_editions(store: Store, slot: datetime) -> None:
+        for reader in readers:
+            now = store.subscriber(reader.id)
+            assert now is not None
+            edition, served = store.create_subscriber_edition(
+                "daily", ["news"], [reader.id], now.watermark, slot, 50, lambda text: True, slot
+            )
+            assert served == [reader.id]
+            sent[reader.address].append(sorted(a.title for a in edition.articles) if edition else [])
+
+    def late_poll() -> None:
+        store = connect(owner="late")
+        try:
+            with store.transaction():
+                ids["late"] = store.add_article(article("late", title="Late"), SUMMARY, NOW)
+                holding.set()
+                release.wait(10)
+        finally:
+            store.close()
+
+    def on_time_poll_and_editions() -> None:
+        store = connect(owner="on time")
+        try:
+            ids["on time"] = add(store, article("on-time", title="On time"))[0]
+            readers_editions(store, slots[0])
+            made.set()
+        finally:
+            store.close()
+
+    late = threading.Thread(target=late_poll)
+    late.start()
+    assert holding.wait(10)
+    on_time = threading.Thread(target=on_time_poll_and_editions)
+    on_time.start()
+    overtaken = made.wait(1.0)  # PostgreSQL: done while the late transaction is open; SQLite: waits for it
+    release.set()
+    late.join(10)
+    on_time.join(10)
+    readers_editions(first, slots[1])
+
+    if overtaken:  # the case this is about: a smaller id, committed after the edition was made
+        late_id, on_time_id = ids["late"], ids["on time"]
+        assert late_id is not None and on_time_id is not None and late_id < on_time_id
+        assert all(editions[0] == ["On time"] for editions in sent.values())
+    for address, editions in sent.items():
+        assert sorted(title for edition in editions for title in edition) == ["Late", "On time"], address

@@ -222,7 +222,7 @@ class Store(Protocol):
         now: datetime,
     ) -> tuple[Subscriber, bool]:
         """Add a reader of `digest`, or update the one with this address; (subscriber, True when new).
-        A new reader's watermark is the newest stored article: they get what arrives from now on."""
+        A new reader's watermark is the newest stored article's arrival number: they get what arrives from now on."""
         ...
 
     def subscriber(self, subscriber_id: int) -> Subscriber | None:
@@ -266,7 +266,11 @@ class Store(Protocol):
     ) -> tuple[Edition | None, list[int]]:
         """One edition for readers who share a watermark, words and moment, made in one transaction with a
         `subscriber` outbox row each and their watermark and last moment moved on; (edition or None, ids served).
-        The watermark stops before the first article still waiting for its summary: a later edition takes it."""
+        The watermark stops before the first article still waiting for its summary: a later edition takes it.
+
+        Articles are taken in arrival order: each article gets its arrival number when a reader's edition (or
+        a new reader) first sees it committed, so one committed after an edition was made (even holding a
+        smaller id, as PostgreSQL ids can) comes in a later one, and the watermark never passes over it."""
         ...
 
     def secret(self, name: str, make: Callable[[], str]) -> str:

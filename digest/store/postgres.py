@@ -252,11 +252,27 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     CREATE INDEX articles_summary_pending ON articles (fetched) WHERE summary_pending = 1;
     """,
     ),
+    # each article's arrival number, the order readers' editions take articles in and their watermark's
+    # unit: ids are not in commit order here (a transaction that commits later can hold a smaller id), so
+    # the number is given when a reader's edition (or a new reader) first looks, from a sequence under an
+    # advisory lock held to that commit: later commits get higher numbers. Earlier articles keep their id
+    (
+        "0017_article_arrival",
+        """
+    ALTER TABLE articles ADD COLUMN arrival BIGINT;
+    UPDATE articles SET arrival = id;
+    CREATE INDEX articles_arrival ON articles (arrival);
+    CREATE INDEX articles_unstamped ON articles (id) WHERE arrival IS NULL;
+    CREATE SEQUENCE article_arrivals;
+    SELECT setval('article_arrivals', (SELECT COALESCE(MAX(id), 0) + 1 FROM articles), false)
+    """,
+    ),
 )
 
 # Advisory lock keys (pg_advisory_xact_lock's two-int form): one class for migrations, one for editions.
 _MIGRATION_LOCK = (0x6469_6765, 1)
 _EDITION_LOCK_CLASS = 0x6469_6766
+_ARRIVAL_LOCK = (0x6469_6765, 3)
 
 _STORED_COLUMNS = "a.id, a.source, a.title, a.url, a.published, a.author, a.language, a.summary, a.fetched, a.story_features"
 
@@ -498,6 +514,8 @@ class PostgresStore:
             )
         if "id" in columns:
             self._sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
+        if "arrival" in columns:  # new arrival numbers come after the copied ones
+            self._sql("SELECT setval('article_arrivals', (SELECT COALESCE(MAX(arrival), 0) + 1 FROM articles), false)")
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -1006,16 +1024,17 @@ class PostgresStore:
         now: datetime,
     ) -> tuple[Subscriber, bool]:
         """Add a reader of `digest`, or update the one with this address; (subscriber, True when new).
-        A new reader's watermark is the newest stored article: they get what arrives from now on."""
+        A new reader's watermark is the newest stored article's arrival: they get what arrives from now on."""
         values = (name, timezone_name, at, json.dumps(list(include)), json.dumps(list(exclude)), status, _text(now))
         with self.transaction():
+            newest = self._stamp_arrivals()
             row = self._one(
                 "INSERT INTO subscribers (name, timezone, at, include, exclude, status, changed, digest, address, created, watermark) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, (SELECT COALESCE(MAX(id), 0) FROM articles)) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (digest, address) DO UPDATE SET name = excluded.name, timezone = excluded.timezone, at = excluded.at, "
                 "include = excluded.include, exclude = excluded.exclude, status = excluded.status, changed = excluded.changed "
                 "RETURNING id, (xmax = 0) AS inserted",
-                (*values, digest, address, _text(now)),
+                (*values, digest, address, _text(now), newest),
             )
         subscriber = self.subscriber(int(row["id"]))
         assert subscriber is not None
@@ -1076,6 +1095,14 @@ class PostgresStore:
         row = self._sql("SELECT * FROM subscribers WHERE digest = %s AND address = %s", (digest, address)).fetchone()
         return from_row.subscriber(row) if row else None
 
+    def _stamp_arrivals(self) -> int:
+        """Number the committed articles that have none yet, under an advisory lock held to this transaction's
+        commit: an article committed after this look gets a higher number at the next one, so a reader's
+        watermark (the highest number considered for them) never passes over it. The highest number given."""
+        self._sql("SELECT pg_advisory_xact_lock(%s, %s)", _ARRIVAL_LOCK)
+        self._sql("UPDATE articles SET arrival = nextval('article_arrivals') WHERE arrival IS NULL")
+        return int(self._one("SELECT COALESCE(MAX(arrival), 0) AS n FROM articles")["n"])
+
     def create_subscriber_edition(
         self,
         digest: str,
@@ -1088,8 +1115,10 @@ class PostgresStore:
         now: datetime,
     ) -> tuple[Edition | None, list[int]]:
         """One edition for readers who share a watermark, words and moment (see the SQLite store), in one
-        transaction; the readers' rows are locked, so two processes never serve them both."""
+        transaction; the readers' rows are locked, so two processes never serve them both. Articles are taken
+        in arrival order (_stamp_arrivals), so one whose transaction committed late still comes, once."""
         with self.transaction():
+            self._stamp_arrivals()
             rows = self._sql(
                 "SELECT id, address FROM subscribers WHERE id = ANY(%s) AND status = 'active' AND watermark = %s "
                 "AND (last_slot IS NULL OR last_slot < %s) ORDER BY id FOR UPDATE",
@@ -1098,8 +1127,8 @@ class PostgresStore:
             if not rows:
                 return None, []
             candidates = self._sql(
-                "SELECT id, title, COALESCE(body, '') AS body, summary_pending FROM articles WHERE source = ANY(%s) "
-                "AND backfilled = 0 AND id > %s ORDER BY id",
+                "SELECT id, arrival, title, COALESCE(body, '') AS body, summary_pending FROM articles WHERE source = ANY(%s) "
+                "AND backfilled = 0 AND arrival > %s ORDER BY arrival",
                 (list(sources), watermark),
             ).fetchall()
             chosen: list[int] = []
@@ -1107,9 +1136,9 @@ class PostgresStore:
             for candidate in candidates:
                 if len(chosen) >= limit or candidate["summary_pending"]:  # never past an article waiting for its summary
                     break
-                considered = int(candidate["id"])
+                considered = int(candidate["arrival"])
                 if wanted(f"{candidate['title']}\n{candidate['body']}"):
-                    chosen.append(considered)
+                    chosen.append(int(candidate["id"]))
             edition_id = None
             if chosen:
                 scope = f"{digest}/subscribers/{new_atom_id()[9:]}"  # readers' editions never count as the digest's

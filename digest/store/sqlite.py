@@ -146,7 +146,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     """,
     ),
     # subscribers: readers with their own time, time zone and words; `watermark` is the highest
-    # article id already considered for them (sent, or filtered out), so nothing repeats or is lost;
+    # article arrival (its id before 0017) already considered for them (sent, or filtered out), so nothing repeats or is lost;
     # `secrets` holds the random key that signs unsubscribe links when no environment variable does
     (
         "0005_subscribers",
@@ -292,6 +292,18 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         """
     ALTER TABLE articles ADD COLUMN summary_pending INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX articles_summary_pending ON articles (fetched) WHERE summary_pending = 1;
+    """,
+    ),
+    # each article's arrival number, the order readers' editions take articles in (and their watermark's
+    # unit): given when a reader's edition (or a new reader) first looks, under the write lock, so it
+    # follows commit order on any store (a PostgreSQL id does not). NULL until then; earlier ones keep their id
+    (
+        "0017_article_arrival",
+        """
+    ALTER TABLE articles ADD COLUMN arrival INTEGER;
+    UPDATE articles SET arrival = id;
+    CREATE INDEX articles_arrival ON articles (arrival);
+    CREATE INDEX articles_unstamped ON articles (id) WHERE arrival IS NULL;
     """,
     ),
 )
@@ -1037,7 +1049,7 @@ class SqliteStore:
     ) -> tuple[Subscriber, bool]:
         """Add a reader of `digest`, or update the one with this address; (subscriber, True when new).
 
-        A new reader's watermark is the newest stored article: they get what arrives from now on.
+        A new reader's watermark is the newest stored article's arrival: they get what arrives from now on.
         """
         with self.transaction():
             known = self.db.execute("SELECT id FROM subscribers WHERE digest = ? AND address = ?", (digest, address)).fetchone()
@@ -1050,7 +1062,7 @@ class SqliteStore:
                 )
                 subscriber_id = known["id"]
             else:
-                newest = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM articles").fetchone()[0]
+                newest = self._stamp_arrivals()
                 subscriber_id = self.db.execute(
                     "INSERT INTO subscribers (name, timezone, at, include, exclude, status, changed, digest, address, created, "
                     "watermark) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1118,6 +1130,16 @@ class SqliteStore:
             )
         return cursor.rowcount > 0
 
+    def _stamp_arrivals(self) -> int:
+        """Give each article that has no arrival number yet the next ones, in id order (here, inside a write
+        transaction, ids are in commit order already); returns the highest arrival number."""
+        self.db.execute(
+            "UPDATE articles SET arrival = stamped.n FROM (SELECT id, (SELECT COALESCE(MAX(arrival), 0) FROM articles) "
+            "+ row_number() OVER (ORDER BY id) AS n FROM articles WHERE arrival IS NULL) AS stamped WHERE articles.id = stamped.id"
+        )
+        newest: int = self.db.execute("SELECT COALESCE(MAX(arrival), 0) FROM articles").fetchone()[0]
+        return newest
+
     def create_subscriber_edition(
         self,
         digest: str,
@@ -1130,7 +1152,8 @@ class SqliteStore:
         now: datetime,
     ) -> tuple[Edition | None, list[int]]:
         """Make one edition for readers of `digest` who share a watermark, words (`wanted`) and moment, in one
-        transaction: the articles above the watermark they want (oldest first, up to `limit`; the rest wait),
+        transaction: the articles arrived after the watermark that they want (in arrival order, up to `limit`;
+        the rest wait; see _stamp_arrivals),
         a `subscriber` outbox row for each, and their watermark and last moment moved on.
 
         Readers whose watermark or last moment changed meanwhile (another process served them) are left out.
@@ -1145,18 +1168,19 @@ class SqliteStore:
             ).fetchall()
             if not rows:
                 return None, []
+            self._stamp_arrivals()
             source_marks = ",".join("?" for _ in sources)
             candidates = self.db.execute(
-                f"SELECT id, title, body, summary_pending FROM articles WHERE source IN ({source_marks}) AND backfilled = 0 "
-                "AND id > ? ORDER BY id",
+                f"SELECT id, arrival, title, body, summary_pending FROM articles WHERE source IN ({source_marks}) "
+                "AND backfilled = 0 AND arrival > ? ORDER BY arrival",
                 (*sources, watermark),
             )
             chosen: list[int] = []
             considered = watermark
-            for article_id, title, body, pending in candidates:
+            for article_id, arrival, title, body, pending in candidates:
                 if len(chosen) >= limit or pending:  # the watermark never passes an article waiting for its summary
                     break
-                considered = article_id
+                considered = arrival
                 if wanted(f"{title}\n{body}"):
                     chosen.append(article_id)
             edition_id = None
