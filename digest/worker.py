@@ -2,8 +2,10 @@
 procrastinate tasks (the queue lives in the same database as the state).
 
 A periodic `tick` (deferred once per second by the database, however many workers run) looks at
-what is due and defers it: a poll per source (a queueing lock keeps one waiting, a lock keeps one
-running: never two polls of a source at once), an edition per digest and slot (claimed in the
+what is due and defers it: a poll per due source (the store keeps when each source is next due and
+claims the due ones in one indexed query, so a tick over 5,000 sources costs no more than over 5; the
+claim, a queueing lock keeping one waiting and a lock keeping one running: never two polls of a source
+at once), an edition per digest and slot (claimed in the
 edition's own transaction on a unique (digest, slot) key: made once), and the outbox (each delivery
 claimed under a lease, so each email is sent once; a dead worker's claim is taken over when its lease
 ends). The tick also puts back jobs whose worker stopped sending heartbeats (SIGKILL, a lost machine).
@@ -31,6 +33,9 @@ log = logging.getLogger("digest.worker")
 
 HEARTBEAT = 2.0  # seconds between a worker's heartbeats
 STALLED_AFTER = 10.0  # seconds without a heartbeat after which a worker's running jobs are put back
+POLL_CLAIM = timedelta(minutes=10)  # a deferred poll is not deferred again until it is recorded or this passed
+POLLS_PER_TICK = 2000  # polls a tick defers at most; more due wait for the next tick
+DEFER_BATCH = 500  # poll jobs deferred by one INSERT
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -108,26 +113,16 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
             store.close()
 
     def due() -> tuple[list[str], list[tuple[str, datetime]], bool]:
-        """The sources due a poll, the digests due an edition (with its slot), and whether mail waits."""
-        from digest.jobs import read_history
-        from digest.scheduler import next_poll
-
+        """The sources due a poll (claimed here, so no other tick defers them again), the digests due an
+        edition (with its slot), and whether mail waits: a few queries however many sources there are."""
         now = datetime.now(timezone.utc)
         store: Any = open_store(config.store)
         try:
-            # Busy first, then what was polled: a poll that ended between the two has recorded its poll already.
-            busy = store.busy_locks()
-            history = read_history(config, store)
+            polls = store.claim_due_polls(now, POLL_CLAIM, POLLS_PER_TICK)
             slots = [(d.name, store.last_digest_run(d.name)) for d in config.digests]
             outbox_due = bool(store.due_deliveries(now))
         finally:
             store.close()
-        polls = [
-            s.name
-            for s in config.sources
-            if f"poll:{s.name}" not in busy
-            and next_poll(s, history.last_polls.get(s.name), now, history.polls_not_before.get(s.name)) <= now
-        ]
         editions = [(name, slot) for name, last in slots if (slot := slot_of(config.digest(name), last, now)) is not None]
         return polls, editions, outbox_due
 
@@ -136,6 +131,19 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
             await task.configure(queueing_lock=queueing_lock, lock=lock).defer_async(**arguments)
         except procrastinate_errors.AlreadyEnqueued:
             pass  # one is waiting already
+
+    async def defer_polls(sources: list[str]) -> None:
+        """One poll job per source, DEFER_BATCH to an INSERT (procrastinate's batch defer), so thousands due
+        at once take the tick a fraction of a second; a batch that meets a poll already queued (a claim
+        whose lease ended while its job still waited) is deferred one by one, skipping that one."""
+        for first in range(0, len(sources), DEFER_BATCH):
+            batch = sources[first : first + DEFER_BATCH]
+            jobs = [poll.configure(queueing_lock=f"poll:{s}", lock=f"poll:{s}").make_new_job(source=s) for s in batch]
+            try:
+                await app.job_manager.batch_defer_jobs_async(jobs)
+            except procrastinate_errors.AlreadyEnqueued:
+                for source in batch:
+                    await defer(poll, f"poll:{source}", f"poll:{source}", source=source)
 
     @app.periodic(cron="* * * * * *", periodic_id="tick")
     @app.task(name="digest.tick", queueing_lock="digest.tick", pass_context=False)
@@ -158,8 +166,7 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
                 )
         await app.job_manager.prune_stalled_workers(seconds_since_heartbeat=STALLED_AFTER)
         polls, editions, outbox_due = await asyncio.to_thread(due)
-        for source in polls:
-            await defer(poll, f"poll:{source}", f"poll:{source}", source=source)
+        await defer_polls(polls)
         for digest, slot in editions:
             await defer(edition, f"edition:{digest}", f"edition:{digest}", digest=digest, slot=slot.isoformat())
         if outbox_due:
@@ -169,12 +176,14 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
 
 
 def migrate(config: Config, app: procrastinate.App) -> None:
-    """Make the store's tables and procrastinate's schema, each once, however many workers start at once."""
+    """Make the store's tables and procrastinate's schema, each once, however many workers start at once,
+    and plan the config's sources' polls (their intervals: a changed interval counts from the next start)."""
     open_store(config.store).close()
     store: Any = open_store(config.store)
     try:
         if store.install_once("procrastinate_jobs", app.schema_manager.get_schema()):
             log.info("procrastinate's schema applied to %s", config.store.where)
+        store.plan_polls({source.name: source.interval for source in config.sources})
     finally:
         store.close()
 

@@ -126,6 +126,10 @@ def test_migrations_are_named_and_recorded_and_a_store_from_before_names_gets_on
             "DROP INDEX articles_arrival",
             "DROP INDEX articles_unstamped",
             "ALTER TABLE articles DROP COLUMN arrival",
+            "DROP INDEX sources_next_poll",
+            "ALTER TABLE sources DROP COLUMN poll_every",
+            "ALTER TABLE sources DROP COLUMN next_poll",
+            "ALTER TABLE sources DROP COLUMN poll_claimed_until",
             "PRAGMA user_version = 4",
         ):
             db.execute(statement)

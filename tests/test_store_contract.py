@@ -324,6 +324,64 @@ def test_a_source_keeps_its_memo_from_the_last_good_poll_and_counts_failures(sto
     assert [s.name for s in store.source_states()] == ["feed"]
 
 
+def test_planned_sources_are_claimed_when_due_once_per_interval_and_by_one_claimer(connect: Connect) -> None:
+    store, other = connect(), connect(owner="second")
+    with store.transaction():
+        store.record_poll("removed", NOW - timedelta(hours=2), {})
+        store.record_poll("hourly", NOW - timedelta(minutes=30), {})
+    store.plan_polls({"five": timedelta(minutes=5), "one": timedelta(minutes=1), "hourly": timedelta(hours=1)})
+    assert store.claim_due_polls(NOW, LEASE, 100) == ["five", "one"]  # never polled: due at once
+    assert other.claim_due_polls(NOW, LEASE, 100) == []  # claimed: no second poll deferred
+    with store.transaction():
+        store.record_poll("five", NOW, {"etag": "x"})
+        store.record_poll("one", NOW, {}, error="HTTP 429", not_before=NOW + timedelta(hours=2))
+    assert other.claim_due_polls(NOW + timedelta(minutes=4, seconds=59), LEASE, 100) == []
+    assert other.claim_due_polls(NOW + timedelta(minutes=5), LEASE, 100) == ["five"]
+    # a claim whose poll is never recorded (its job lost) ends with its lease
+    assert store.claim_due_polls(NOW + timedelta(minutes=5) + LEASE - timedelta(seconds=1), LEASE, 100) == []
+    assert store.claim_due_polls(NOW + timedelta(minutes=5) + LEASE, LEASE, 100) == ["five"]
+    with store.transaction():
+        store.record_poll("five", NOW + timedelta(minutes=15), {"etag": "x"})
+    # "hourly" was polled before it was planned: its last poll counts; the soonest due comes first
+    assert store.claim_due_polls(NOW + timedelta(minutes=30), LEASE, 100) == ["five", "hourly"]
+    # the Retry-After holds "one" back beyond its interval; "removed" is not in the config: never due
+    assert "one" not in store.claim_due_polls(NOW + timedelta(hours=2) - timedelta(seconds=1), LEASE, 100)
+    assert store.claim_due_polls(NOW + timedelta(hours=2), LEASE, 100) == ["one"]
+    assert "removed" not in store.claim_due_polls(NOW + timedelta(days=9), LEASE, 100)
+
+
+def test_a_changed_interval_counts_from_the_last_poll_and_claims_come_soonest_due_first(store: Store) -> None:
+    store.plan_polls({f"s{n}": timedelta(minutes=n + 1) for n in range(5)})
+    assert store.claim_due_polls(NOW, LEASE, 2) == ["s0", "s1"]  # at most `limit` a time
+    with store.transaction():
+        for n in range(5):
+            store.record_poll(f"s{n}", NOW, {})
+    assert store.claim_due_polls(NOW + timedelta(minutes=10), LEASE, 3) == ["s0", "s1", "s2"]
+    store.plan_polls({"s4": timedelta(seconds=30)})  # s4 every 30 s now; s0..s3 gone from the config
+    assert store.claim_due_polls(NOW + timedelta(seconds=30), LEASE, 100) == ["s4"]
+
+
+def test_two_workers_claiming_at_once_share_the_due_sources_without_overlap(connect: Connect) -> None:
+    connect().plan_polls({f"s{n}": timedelta(minutes=5) for n in range(300)})
+    claimed: list[list[str]] = []
+
+    def claim(owner: str) -> None:
+        mine = connect(owner=owner)
+        try:
+            for step in range(30):
+                claimed.append(mine.claim_due_polls(NOW + timedelta(milliseconds=step), LEASE, 10))
+        finally:
+            mine.close()
+
+    threads = [threading.Thread(target=claim, args=(f"w{n}",)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    names = [name for batch in claimed for name in batch]
+    assert sorted(names) == sorted(f"s{n}" for n in range(300))  # each once
+
+
 # Transactions and batches
 
 

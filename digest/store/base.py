@@ -12,7 +12,7 @@ per thread with digest.store.open_store.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -74,7 +74,20 @@ class Store(Protocol):
     def record_poll(
         self, name: str, now: datetime, memo: dict[str, str] | None, error: str = "", not_before: datetime | None = None
     ) -> None:
-        """Record a poll's outcome; the memo is kept only when it succeeded; `not_before` holds the next poll back."""
+        """Record a poll's outcome; the memo is kept only when it succeeded; `not_before` holds the next poll back.
+        A planned source (plan_polls) is next due one interval after `now` (not before `not_before`), unclaimed."""
+        ...
+
+    def plan_polls(self, intervals: Mapping[str, timedelta]) -> None:
+        """Keep each configured source's poll interval, so the store knows when each is next due: one interval
+        after its last poll, not before a server's Retry-After, at once when never polled. Sources not named
+        (gone from the config) are never due. `digest worker` calls it when it starts."""
+        ...
+
+    def claim_due_polls(self, now: datetime, lease: timedelta, limit: int) -> list[str]:
+        """Claim up to `limit` planned sources due a poll by `now` and not claimed already (or whose claim's
+        lease ended), soonest due first, and name them: one indexed query however many sources there are,
+        so the worker's tick is cheap. A claim lasts until the source's record_poll or `now + lease`."""
         ...
 
     # Articles

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from digest.models import Article, Delivery, EditionListing, SourceState, StoredArticle, Subscriber
@@ -28,6 +28,19 @@ def text(moment: datetime | None) -> str | None:
 def moment(stored: str | None) -> datetime | None:
     """A stored time back as a timezone-aware datetime; None or "" is None."""
     return datetime.fromisoformat(stored) if stored else None
+
+
+NEVER_POLLED = "0000"  # the next poll of a source never polled: before any stored time, so due at once
+
+
+def next_poll(last_poll: str | None, every: float | None, not_before: str | None) -> str | None:
+    """When a source is next due (stored text): one interval (`every` seconds) after its last poll, not
+    before a server's Retry-After, at once when never polled; None when it has no interval (not planned)."""
+    if every is None:
+        return None
+    due = NEVER_POLLED if last_poll is None else text(_required(last_poll) + timedelta(seconds=every))
+    assert due is not None
+    return max(due, not_before) if not_before else due
 
 
 def _required(stored: str | None) -> datetime:

@@ -18,7 +18,7 @@ import secrets
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -306,6 +306,18 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     CREATE INDEX articles_unstamped ON articles (id) WHERE arrival IS NULL;
     """,
     ),
+    # (`digest worker`) when each source is next due, kept at each poll so the tick finds the due sources
+    # with one indexed query instead of reading every source's history; a poll deferred is claimed until
+    # its poll is recorded or its lease ends, so it is not deferred twice
+    (
+        "0018_poll_plan",
+        """
+    ALTER TABLE sources ADD COLUMN poll_every REAL;
+    ALTER TABLE sources ADD COLUMN next_poll TEXT;
+    ALTER TABLE sources ADD COLUMN poll_claimed_until TEXT;
+    CREATE INDEX sources_next_poll ON sources (next_poll);
+    """,
+    ),
 )
 
 
@@ -588,6 +600,31 @@ class SqliteStore:
                 "last_error = '', memo = ?, not_before = NULL, failing_since = NULL WHERE name = ?",
                 (_text(now), _text(now), _text(now), json.dumps(memo or {}), name),
             )
+        row = self.db.execute("SELECT last_poll, poll_every, not_before FROM sources WHERE name = ?", (name,)).fetchone()
+        self.db.execute(
+            "UPDATE sources SET next_poll = ?, poll_claimed_until = NULL WHERE name = ?",
+            (from_row.next_poll(row["last_poll"], row["poll_every"], row["not_before"]), name),
+        )
+
+    def plan_polls(self, intervals: Mapping[str, timedelta]) -> None:
+        """Keep each source's poll interval and when it is next due; sources not named are never due."""
+        with self.transaction():
+            self.db.executemany("INSERT OR IGNORE INTO sources (name) VALUES (?)", [(name,) for name in intervals])
+            plans = []
+            for row in self.db.execute("SELECT name, last_poll, not_before FROM sources").fetchall():
+                every = intervals[row["name"]].total_seconds() if row["name"] in intervals else None
+                plans.append((every, from_row.next_poll(row["last_poll"], every, row["not_before"]), row["name"]))
+            self.db.executemany("UPDATE sources SET poll_every = ?, next_poll = ? WHERE name = ?", plans)
+
+    def claim_due_polls(self, now: datetime, lease: timedelta, limit: int) -> list[str]:
+        """Claim the sources due a poll by `now` and not claimed (or whose claim ended), soonest due first."""
+        with self.transaction():
+            rows = self.db.execute(
+                "UPDATE sources SET poll_claimed_until = ? WHERE name IN (SELECT name FROM sources WHERE next_poll <= ? "
+                "AND (poll_claimed_until IS NULL OR poll_claimed_until <= ?) ORDER BY next_poll LIMIT ?) RETURNING name, next_poll",
+                (_text(now + lease), _text(now), _text(now), limit),
+            ).fetchall()
+        return [row["name"] for row in sorted(rows, key=lambda row: (row["next_poll"], row["name"]))]
 
     def source_states(self) -> list[SourceState]:
         """Every source the store has seen, by name."""
