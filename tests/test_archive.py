@@ -1,7 +1,7 @@
 """The archive of editions: index pages, an Atom feed readers trust (RFC 4287), RFC 5005 archive
 documents, stable ids across rebuilds and base_url changes, and `digest serve`.
 
-Editions are made by the real CLI (`digest run`, DIGEST_NOW advanced a day at a time) or by
+Editions are made by the CLI (`digest run` in process with CliRunner, DIGEST_NOW advanced a day at a time) or by
 pipeline.run in-process where only the files matter; feeds are read by feedparser and checked
 element by element with lxml.
 """
@@ -31,6 +31,7 @@ from digest import config as config_module
 from digest import pipeline
 from tests.conftest import REPO, Project
 from tests.smtpserver import free_port
+from tests.inprocess import invoke
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 HISTORY = "{http://purl.org/syndication/history/1.0}"
@@ -59,7 +60,7 @@ def three_editions(project: Project) -> Project:
     """Three editions of `daily`, one a day, each made by `digest run`."""
     for day in DAYS:
         add_seed(project, day)
-        result = project.cli("run", now=f"{day}T07:00:00+00:00")
+        result = invoke(project, "run", now=f"{day}T07:00:00+00:00")
         assert result.returncode == 0, result.stdout + result.stderr
         assert "delivery daily (archive)" in result.stdout and "delivered" in result.stdout
     return project
@@ -142,7 +143,7 @@ def test_ids_survive_a_rebuild_and_a_new_base_url_and_a_rebuild_changes_no_byte(
     ids = [entry.id for entry in parsed_feed(folder / "feed.atom").entries]
     feed_id = parsed_feed(folder / "feed.atom").feed.id
 
-    rebuilt = three_editions.cli("archive", "rebuild")
+    rebuilt = invoke(three_editions, "archive", "rebuild")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "digest daily: 0 files written" in rebuilt.stdout
     assert archive_files(three_editions) == before
@@ -154,14 +155,14 @@ def test_ids_survive_a_rebuild_and_a_new_base_url_and_a_rebuild_changes_no_byte(
         'type = "feed"\nurl = "http://127.0.0.1:9/feed.xml"\n',
         encoding="utf-8",
     )
-    failing = three_editions.cli("run", now="2026-11-29T08:00:00+00:00")
+    failing = invoke(three_editions, "run", now="2026-11-29T08:00:00+00:00")
     assert failing.returncode == 1 and "source down: 0 new; failed" in failing.stdout
-    assert "digest daily: 0 files written" in three_editions.cli("archive", "rebuild").stdout
+    assert "digest daily: 0 files written" in invoke(three_editions, "archive", "rebuild").stdout
     assert archive_files(three_editions) == before
 
     (folder / "index.html").unlink()
     (folder / "feed.atom").write_text("half a fe")
-    again = three_editions.cli("archive", "rebuild", "--digest", "daily")
+    again = invoke(three_editions, "archive", "rebuild", "--digest", "daily")
     assert "digest daily: 2 files written" in again.stdout, again.stdout + again.stderr
     assert archive_files(three_editions) == before
 
@@ -170,7 +171,7 @@ def test_ids_survive_a_rebuild_and_a_new_base_url_and_a_rebuild_changes_no_byte(
     page = (REPO / "templates" / "digest.html").read_text(encoding="utf-8")
     (theme / "digest.html").write_text(page.replace('<div class="page">', '<div class="page"><a href="../index.html">All</a>'))
     set_digest_keys(three_editions, f'base_url = "{BASE}"\ntemplates = "../theme"')
-    moved = three_editions.cli("archive", "rebuild")
+    moved = invoke(three_editions, "archive", "rebuild")
     assert moved.returncode == 0, moved.stderr
     feed = parsed_feed(folder / "feed.atom")
     assert [entry.id for entry in feed.entries] == ids and feed.feed.id == feed_id
@@ -220,7 +221,7 @@ def test_an_edition_where_two_sources_report_one_event_is_listed_by_its_story_co
         output_dir = "../out"
         formats = ["json"]
     """)
-    result = project.cli("run", now="2026-11-27T07:00:00+00:00")
+    result = invoke(project, "run", now="2026-11-27T07:00:00+00:00")
     assert result.returncode == 0, result.stdout + result.stderr
     folder = project.out / "daily"
     stories = json.loads((folder / "2026-11-27T070000Z.json").read_text(encoding="utf-8"))["stories"]
@@ -235,10 +236,10 @@ def test_an_edition_where_two_sources_report_one_event_is_listed_by_its_story_co
     assert summary.startswith("3 stories; ") and set(summary.split("; ")[1:]) == leads
 
     before = archive_files(project)
-    assert "digest daily: 0 files written" in project.cli("archive", "rebuild").stdout
+    assert "digest daily: 0 files written" in invoke(project, "archive", "rebuild").stdout
     with sqlite3.connect(project.root / "state" / "digest.sqlite3") as db:
         db.execute("UPDATE editions SET stories = NULL")  # as if made before the grouping was kept
-    assert "digest daily: 0 files written" in project.cli("archive", "rebuild").stdout
+    assert "digest daily: 0 files written" in invoke(project, "archive", "rebuild").stdout
     assert archive_files(project) == before
 
 
@@ -388,28 +389,28 @@ def test_healthz_before_anything_ran_is_503_and_makes_no_store(project: Project)
 
 
 def test_serve_with_a_bad_address_is_a_usage_error(project: Project) -> None:
-    result = project.cli("serve", "--listen", "nowhere")
+    result = project.cli("serve", "--listen", "nowhere")  # a subprocess: a regression would serve forever
     assert result.returncode == 2 and "HOST:PORT" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_check_says_where_the_archive_goes(project: Project) -> None:
     set_digest_keys(project, f'base_url = "{BASE}"\nfeed_size = 50')
-    result = project.cli("check")
+    result = invoke(project, "check")
     assert result.returncode == 0, result.stderr
     assert f"archive and Atom feed of the last 50 editions at {BASE}" in result.stdout
 
 
 def test_bad_archive_keys_name_the_key(project: Project) -> None:
     set_digest_keys(project, 'base_url = "ftp://example.org/x"')
-    result = project.cli("check")
+    result = invoke(project, "check")
     assert result.returncode == 2 and "digests[0].base_url" in result.stderr
     set_digest_keys(project, "feed_size = 0")
-    result = project.cli("check")
+    result = invoke(project, "check")
     assert result.returncode == 2 and "digests[0].feed_size" in result.stderr
 
 
 def test_rebuild_of_an_unknown_digest_is_a_usage_error(project: Project) -> None:
-    result = project.cli("archive", "rebuild", "--digest", "weekly")
+    result = invoke(project, "archive", "rebuild", "--digest", "weekly")
     assert result.returncode == 2 and "no digest named 'weekly'" in result.stderr
 
 
@@ -419,7 +420,7 @@ def test_a_broken_archive_template_is_a_config_error_before_any_edition(project:
     (theme / "archive.html").write_text("<h1>{{ digest.name }}</h1>{{ no_such_thing.count }}\n", encoding="utf-8")
     set_digest_keys(project, 'templates = "../theme"')
     for command in (["check"], ["run"]):
-        result = project.cli(*command)
+        result = invoke(project, *command)
         assert result.returncode == 2, result.stdout + result.stderr
         assert "digests[0] (daily)" in result.stderr and "archive.html" in result.stderr and "no_such_thing" in result.stderr
     assert not (project.out / "daily").exists()  # no edition was made
