@@ -32,11 +32,13 @@ and what went wrong.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import socket
 import threading
 import time
+import uuid
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
@@ -52,7 +54,7 @@ import httpx
 
 from digest.config import FetchConfig
 from digest.errors import FetchError
-from digest.manners import Pace, RobotRules, judge
+from digest.manners import FLIGHT_SLACK, Pace, RobotRules, SharedPace, StoredManners, judge
 from digest.sanitise import host_name_problem
 
 log = logging.getLogger(__name__)
@@ -423,9 +425,14 @@ class Fetcher:
     """
 
     def __init__(
-        self, config: FetchConfig, guard: AddressGuard | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        config: FetchConfig,
+        guard: AddressGuard | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        shared: StoredManners | None = None,
     ) -> None:
         self.config = config
+        self._shared = shared  # per-host manners held with other processes (digest worker), instead of in here
         self.guard = guard or AddressGuard(allow_private=config.allow_private, allow_link_local=config.allow_link_local)
         self._clock = clock
         self._timeout = config.timeout.total_seconds()
@@ -563,6 +570,10 @@ class Fetcher:
         """Wait for the host's pace to allow one more request, hold it while the request runs,
         and teach the pace what the answer was. A hold (Retry-After) longer than the request
         timeout is not waited out: FetchError with `retry_after`."""
+        if self._shared is not None:
+            with self._shared_turn(host, url, ticket):
+                yield
+            return
         with host.turn:
             while True:
                 now = self._clock()
@@ -584,6 +595,30 @@ class Fetcher:
                 host.pace.finish(started, answer, self._clock(), ticket.retry_after)
                 host.turn.notify_all()
 
+    @contextmanager
+    def _shared_turn(self, host: _Host, url: str, ticket: _Ticket) -> Iterator[None]:
+        """`_turn` with the host's pace in the store, shared by every worker: the start and the end of the
+        request are each one short transaction on the host's row; the waits between asks are slept here."""
+        origin, flight = _check_url(url), uuid.uuid4().hex
+        shared = self._shared
+        assert shared is not None
+        while True:
+            now = time.time()
+            begin = functools.partial(SharedPace.begin, flight=flight, now=now, until=now + self._timeout + FLIGHT_SLACK)
+            wait, held = shared.change(origin, begin)
+            if not wait:
+                break
+            if held > self._timeout:
+                raise FetchError(f"{url}: host asked to retry after {held:.0f}s more", retry_after=held)
+            time.sleep(min(wait, 1.0))
+        with host.turn:
+            host.requests += 1
+        try:
+            yield
+        finally:
+            answer = judge(ticket.status, ticket.header_seconds)
+            shared.change(origin, lambda pace: pace.finish(flight, now, answer, time.time(), ticket.retry_after))
+
     def _mind_robots(self, host: _Host, url: str, page: bool) -> None:
         """Read the host's robots.txt once (again after a day): its Crawl-delay paces the host from then
         on; a page it disallows (or any page, while it cannot be read) is a FetchError."""
@@ -594,6 +629,8 @@ class Fetcher:
                 if spacing is not None:
                     with host.turn:
                         host.pace.ask_at_most_every(spacing, one_at_a_time=True)
+                    if self._shared is not None:
+                        self._shared.change(_check_url(url), lambda shared: shared.pace.ask_at_most_every(spacing, True))
             rules = host.robots
         if page and not rules.allows(url):
             where = _robots_url(url)

@@ -18,14 +18,24 @@ clock; `digest.fetch` does the waiting and the requests. The rules (README,
   connection halves the window;
 - a cut counts once per round trip: answers to requests started before the last
   cut do not cut again (as TCP does), so one burst of bad answers halves once.
+
+`digest worker` processes share these rules per host through the store
+(StoredManners): each request's start and end is one short transaction on its
+host's row, so the window, the gap and a Retry-After hold are the deployment's,
+not one process's. Times there are wall-clock seconds, the clock workers on
+several machines share.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import json
 import math
 import urllib.robotparser
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 SLOW_ANSWER = 1.0  # seconds to a response's headers past which a host counts as struggling
 MIN_GAP_AFTER_OVERLOAD = 1.0  # seconds between starts after a 429/503, at least
@@ -35,6 +45,9 @@ ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: parse at least the first 500 KiB
 ROBOTS_FRESH = 24 * 3600.0  # RFC 9309: a robots.txt is not cached for more than a day
 ROBOTS_RETRY = 600.0  # an unreadable robots.txt is asked for again after ten minutes
 _SNAP = 0.01  # a gap this close to the floor is the floor
+FLIGHT_SLACK = 5.0  # seconds past its deadline after which a shared request in flight stops counting (its worker died)
+FULL_WINDOW_RECHECK = 0.1  # seconds a request waits before asking a full shared window again
+T = TypeVar("T")
 
 
 class Answer(enum.Enum):
@@ -105,6 +118,80 @@ class Pace:
         if one_at_a_time:
             self.most = 1
             self.window = 1.0
+
+
+@dataclass
+class SharedPace:
+    """One host's pace as every worker on one store sees it, and its requests in flight: each counts until
+    it ends or its deadline passes (so a worker that died mid-request holds the window for seconds only)."""
+
+    pace: Pace
+    flights: dict[str, float]  # request id -> wall-clock time it stops counting
+
+    @classmethod
+    def load(cls, stored: str | None, most: int, floor: float) -> SharedPace:
+        """The stored state, or a new host's: `most` in flight, `floor` seconds between starts."""
+        if not stored:
+            return cls(Pace(most=most, floor=floor), {})
+        data = json.loads(stored)
+        return cls(Pace(**data["pace"]), data["flights"])
+
+    def dump(self) -> str:
+        """The state as the store keeps it."""
+        return json.dumps({"pace": dataclasses.asdict(self.pace), "flights": self.flights})
+
+    def begin(self, flight: str, now: float, until: float) -> tuple[float, float]:
+        """Start request `flight` now if the pace allows (it counts in flight until `until`). Returns the
+        seconds to wait before asking again (0.0: started) and how long a Retry-After still holds the host."""
+        self.flights = {name: end for name, end in self.flights.items() if end > now}
+        self.pace.in_flight = len(self.flights)
+        held = self.pace.not_before - now
+        ready = self.pace.ready_at(now)
+        if ready is None:
+            return max(FULL_WINDOW_RECHECK, held), held
+        if ready > now:
+            return ready - now, held
+        self.pace.start(now)
+        self.flights[flight] = until
+        return 0.0, held
+
+    def finish(self, flight: str, started: float, answer: Answer, now: float, retry_after: float | None) -> None:
+        """Request `flight`, started at `started`, ended with `answer` at `now` (Pace.finish)."""
+        self.flights.pop(flight, None)
+        self.pace.in_flight = len(self.flights) + 1
+        self.pace.finish(started, answer, now, retry_after)
+
+
+class HostStates(Protocol):
+    """A store connection as StoredManners uses it (digest.store.base.Store.change_host)."""
+
+    def change_host(self, origin: str, change: Callable[[str | None], tuple[str, T]]) -> T: ...
+
+    def close(self) -> None: ...
+
+
+class StoredManners:
+    """Per-host manners kept in the store, for every process fetching from the same hosts (`digest worker`):
+    `change` runs on a host's SharedPace in one short transaction, on a connection from `opener`."""
+
+    def __init__(self, opener: Callable[[], HostStates], most: int, floor: float) -> None:
+        self._opener = opener
+        self._most = most
+        self._floor = floor
+
+    def change(self, origin: str, change: Callable[[SharedPace], T]) -> T:
+        """Apply `change` to `origin`'s shared pace and keep it; what `change` returns."""
+
+        def apply(stored: str | None) -> tuple[str, T]:
+            shared = SharedPace.load(stored, self._most, self._floor)
+            result = change(shared)
+            return shared.dump(), result
+
+        states = self._opener()
+        try:
+            return states.change_host(origin, apply)
+        finally:
+            states.close()
 
 
 def judge(status: int | None, header_seconds: float) -> Answer:

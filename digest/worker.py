@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -26,6 +27,8 @@ from procrastinate import exceptions as procrastinate_errors
 
 from digest.config import Config, DigestConfig
 from digest.errors import ConfigError, StoreError
+from digest.fetch import Fetcher
+from digest.manners import StoredManners
 from digest.schedule import parse_schedule
 from digest.store import open_store
 
@@ -64,6 +67,22 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         connector=procrastinate.PsycopgConnector(conninfo=config.store.url, kwargs=connection, min_size=1, max_size=8)
     )
 
+    fetchers: list[Fetcher] = []
+    fetcher_lock = threading.Lock()
+
+    def fetcher() -> Fetcher:
+        """This process's fetcher, made at its first poll: its connections are reused by the next polls, and
+        its per-host manners are kept in the store, held with every other worker's."""
+        with fetcher_lock:
+            if not fetchers:
+                shared = StoredManners(
+                    lambda: open_store(config.store),
+                    config.fetch.per_host_concurrency,
+                    config.fetch.per_host_delay.total_seconds(),
+                )
+                fetchers.append(Fetcher(config.fetch, shared=shared))
+            return fetchers[0]
+
     @app.task(name="digest.poll", pass_context=False)
     def poll(source: str) -> None:
         """Poll one source and store (and summarise) what is new."""
@@ -75,7 +94,7 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         log.info("source %s: poll started (worker process %d)", source, os.getpid())
         store = open_store(config.store)
         try:
-            pipeline.poll(config, store, [source_config], datetime.now(timezone.utc))
+            pipeline.poll(config, store, [source_config], datetime.now(timezone.utc), fetcher=fetcher())
         finally:
             store.close()
 

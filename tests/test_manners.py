@@ -12,7 +12,7 @@ import pytest
 from digest.config import Duration, FetchConfig
 from digest.errors import FetchError
 from digest.fetch import Fetcher
-from digest.manners import Answer, Pace, RobotRules, judge
+from digest.manners import Answer, Pace, RobotRules, SharedPace, judge
 from tests.httpserver import LocalServer, RequestHandler
 
 
@@ -204,3 +204,24 @@ def test_crawl_delay_spaces_requests_to_that_host(http_server: LocalServer) -> N
     times = sorted(when for when, _ in gauge.arrivals)
     assert gauge.peak(after=times[1]) == 1  # from the second request on (once robots.txt is read): one at a time
     assert all(later - earlier >= 0.95 for earlier, later in zip(times[1:], times[2:]))
+
+
+def test_workers_sharing_a_hosts_stored_pace_hold_its_window_and_a_retry_after_together() -> None:
+    stored: str | None = None
+
+    def turn(change: object) -> tuple[float, float]:  # one worker loads the stored pace, changes it, stores it
+        nonlocal stored
+        shared = SharedPace.load(stored, most=2, floor=0.0)
+        result = change(shared)  # type: ignore[operator]
+        stored = shared.dump()
+        return result if result is not None else (0.0, 0.0)  # type: ignore[return-value]
+
+    assert turn(lambda s: s.begin("a", 100.0, 125.0))[0] == 0.0  # worker 1 starts a request
+    assert turn(lambda s: s.begin("b", 100.0, 125.0))[0] == 0.0  # worker 2 too
+    assert turn(lambda s: s.begin("c", 100.5, 125.5))[0] > 0  # worker 3 waits: the host's two are in flight
+    turn(lambda s: s.finish("a", 100.0, Answer.OVERLOADED, 101.0, 30.0))  # worker 1 is told 429, Retry-After: 30
+    wait, held = turn(lambda s: s.begin("c", 102.0, 127.0))
+    assert wait == pytest.approx(29.0) and held == pytest.approx(29.0)  # worker 3 is held back too
+    # worker 2 died with "b" in flight: it stops counting at its deadline (125), so the window is free again
+    assert turn(lambda s: s.begin("c", 131.0, 156.0))[0] == 0.0
+    assert turn(lambda s: s.begin("d", 132.0, 157.0))[0] > 0  # after the 429 the window is one request

@@ -382,6 +382,29 @@ def test_two_workers_claiming_at_once_share_the_due_sources_without_overlap(conn
     assert sorted(names) == sorted(f"s{n}" for n in range(300))  # each once
 
 
+def test_a_hosts_manners_change_one_connection_at_a_time(connect: Connect) -> None:
+    def bump(stored: str | None) -> tuple[str, int]:
+        count = int(stored or 0) + 1
+        return str(count), count
+
+    def worker(owner: str) -> None:
+        mine = connect(owner=owner)
+        try:
+            for _ in range(40):
+                mine.change_host("http://feeds.example:80", bump)
+        finally:
+            mine.close()
+
+    store = connect()
+    threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.change_host("http://feeds.example:80", bump) == 121  # no change lost between the workers
+    assert store.change_host("http://other.example:80", bump) == 1  # each host its own
+
+
 # Transactions and batches
 
 

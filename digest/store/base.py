@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from digest.config import StoreConfig
 from digest.models import (
@@ -32,6 +32,8 @@ from digest.models import (
     Subscriber,
     Summary,
 )
+
+T = TypeVar("T")
 
 
 class Store(Protocol):
@@ -88,6 +90,13 @@ class Store(Protocol):
         """Claim up to `limit` planned sources due a poll by `now` and not claimed already (or whose claim's
         lease ended), soonest due first, and name them: one indexed query however many sources there are,
         so the worker's tick is cheap. A claim lasts until the source's record_poll or `now + lease`."""
+        ...
+
+    def change_host(self, origin: str, change: Callable[[str | None], tuple[str, T]]) -> T:
+        """Read the stored manners of host `origin` (JSON text; None when none yet), let `change` make the
+        new state and a result, store the state and return the result, all in one short transaction that
+        every other connection's change of the same host waits for: `digest worker` processes hold one
+        host's manners together this way (digest.manners.StoredManners)."""
         ...
 
     # Articles

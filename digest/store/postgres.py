@@ -279,6 +279,14 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     CREATE INDEX sources_next_poll ON sources (next_poll);
     """,
     ),
+    # (`digest worker`) each host's manners as every worker sees them (digest.manners.SharedPace as JSON):
+    # requests in flight, the gap between starts, a Retry-After hold, changed in short transactions
+    (
+        "0019_host_manners",
+        """
+    CREATE TABLE host_manners (origin TEXT PRIMARY KEY, state TEXT NOT NULL);
+    """,
+    ),
 )
 
 # Advisory lock keys (pg_advisory_xact_lock's two-int form): one class for migrations, one for editions.
@@ -339,6 +347,7 @@ def close_pools() -> None:
 
 
 Method = TypeVar("Method", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def _translating(method: Method) -> Method:
@@ -598,6 +607,18 @@ class PostgresStore:
                 (_text(now + lease), _text(now), _text(now), limit),
             ).fetchall()
         return [row["name"] for row in sorted(rows, key=lambda row: (row["next_poll"], row["name"]))]
+
+    def change_host(self, origin: str, change: Callable[[str | None], tuple[str, T]]) -> T:
+        """Change the stored manners of host `origin` with its row locked (other workers wait on it); what
+        `change` returns."""
+        with self.transaction():
+            row = self._sql("SELECT state FROM host_manners WHERE origin = %s FOR UPDATE", (origin,)).fetchone()
+            if row is None:
+                self._sql("INSERT INTO host_manners (origin, state) VALUES (%s, '') ON CONFLICT DO NOTHING", (origin,))
+                row = self._one("SELECT state FROM host_manners WHERE origin = %s FOR UPDATE", (origin,))
+            state, result = change(row["state"] or None)
+            self._sql("UPDATE host_manners SET state = %s WHERE origin = %s", (state, origin))
+        return result
 
     # Articles
 

@@ -318,6 +318,14 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     CREATE INDEX sources_next_poll ON sources (next_poll);
     """,
     ),
+    # (`digest worker`) each host's manners as every worker sees them (digest.manners.SharedPace as JSON):
+    # requests in flight, the gap between starts, a Retry-After hold, changed in short transactions
+    (
+        "0019_host_manners",
+        """
+    CREATE TABLE host_manners (origin TEXT PRIMARY KEY, state TEXT NOT NULL);
+    """,
+    ),
 )
 
 
@@ -350,6 +358,7 @@ def content_hash(text: str) -> str:
 
 
 Method = TypeVar("Method", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def _translating(method: Method) -> Method:
@@ -625,6 +634,14 @@ class SqliteStore:
                 (_text(now + lease), _text(now), _text(now), limit),
             ).fetchall()
         return [row["name"] for row in sorted(rows, key=lambda row: (row["next_poll"], row["name"]))]
+
+    def change_host(self, origin: str, change: Callable[[str | None], tuple[str, T]]) -> T:
+        """Change the stored manners of host `origin` in one write transaction; what `change` returns."""
+        with self.transaction():
+            row = self.db.execute("SELECT state FROM host_manners WHERE origin = ?", (origin,)).fetchone()
+            state, result = change(row["state"] if row else None)
+            self.db.execute("INSERT OR REPLACE INTO host_manners (origin, state) VALUES (?, ?)", (origin, state))
+        return result
 
     def source_states(self) -> list[SourceState]:
         """Every source the store has seen, by name."""
