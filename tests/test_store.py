@@ -130,6 +130,7 @@ def test_migrations_are_named_and_recorded_and_a_store_from_before_names_gets_on
             "ALTER TABLE sources DROP COLUMN poll_every",
             "ALTER TABLE sources DROP COLUMN next_poll",
             "ALTER TABLE sources DROP COLUMN poll_claimed_until",
+            "DROP TABLE host_manners",
             "PRAGMA user_version = 4",
         ):
             db.execute(statement)
