@@ -10,7 +10,7 @@ its own story.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 
 from digest.models import Edition, Section, Story, StoredArticle, StoryFeatures
@@ -43,10 +43,16 @@ def group_stories(
     time: a story that includes one of them is a follow-up of the earliest such edition."""
     from digest import stories
 
-    everything = [*articles, *(article for article, _ in shown)]
-    found = [features_of(article) for article in everything]
-    labels = stories.group([stories.Item(f, _when(a)) for f, a in zip(found, everything)], stories.Settings(window=window))
-    words = {article.id: f.words for article, f in zip(everything, found)}
+    words: dict[int, int] = {}
+
+    def items() -> Iterator[stories.Item]:
+        # One article's features at a time: grouping keeps only their counts as arrays (issue 19).
+        for article in (*articles, *(article for article, _ in shown)):
+            found = features_of(article)
+            words[article.id] = found.words
+            yield stories.Item(found, _when(article))
+
+    labels = stories.group(items(), stories.Settings(window=window))
     members: dict[int, list[StoredArticle]] = {}
     for article, label in zip(articles, labels):
         members.setdefault(label, []).append(article)

@@ -192,25 +192,67 @@ def _close_in_time(a: datetime | None, b: datetime | None, window: timedelta) ->
 Sparse = tuple[np.ndarray, np.ndarray]  # a vector as its term ids and their values
 
 
+class _Rows:
+    """Sparse rows laid end to end (term ids int32, values float64): row i is a pair of views, made when asked for.
+    Thousands of articles cost two arrays, not two small arrays each."""
+
+    def __init__(self) -> None:
+        self._ids: list[np.ndarray] = []
+        self._values: list[np.ndarray] = []
+        self._starts = np.zeros(1, dtype=np.int64)
+
+    def append(self, ids: np.ndarray, values: np.ndarray) -> None:
+        self._ids.append(ids)
+        self._values.append(values)
+
+    def close(self) -> None:
+        """Join the appended rows into the two arrays."""
+        lengths = np.fromiter((len(ids) for ids in self._ids), dtype=np.int64, count=len(self._ids))
+        self._starts = np.concatenate(([0], np.cumsum(lengths)))
+        self.ids = np.concatenate(self._ids) if self._ids else np.zeros(0, dtype=np.int32)
+        self.values = np.concatenate(self._values) if self._values else np.zeros(0)
+        self._ids, self._values = [], []
+
+    def __len__(self) -> int:
+        return len(self._starts) - 1
+
+    def __getitem__(self, index: int) -> Sparse:
+        start, end = self._starts[index], self._starts[index + 1]
+        return self.ids[start:end], self.values[start:end]
+
+
 @dataclass
 class _Counts:
-    """The items' term and name counts as arrays over one vocabulary of `size` terms."""
+    """The items' term and name counts as rows over one vocabulary of `size` terms, and what else
+    grouping needs of each item (its text hash, when it was published): the items themselves are not kept."""
 
-    terms: list[Sparse]
-    names: list[Sparse]
+    terms: _Rows
+    names: _Rows
     size: int
+    hashes: list[str]
+    published: list[datetime | None]
 
 
-def _counts(items: Sequence[Item]) -> _Counts:
+def _counts(items: Iterable[Item]) -> _Counts:
+    """Read the items once, one at a time, keeping only their counts as arrays: the caller may make
+    each item's features as it is asked for, so no more than one article's dictionaries live at once."""
     vocabulary: dict[str, int] = {}
+    terms, names = _Rows(), _Rows()
+    hashes: list[str] = []
+    published: list[datetime | None] = []
 
-    def sparse(vector: dict[str, float]) -> Sparse:
-        ids = np.fromiter((vocabulary.setdefault(term, len(vocabulary)) for term in vector), dtype=np.int64, count=len(vector))
-        return ids, np.fromiter(vector.values(), dtype=np.float64, count=len(vector))
+    def add(rows: _Rows, vector: dict[str, float]) -> None:
+        ids = np.fromiter((vocabulary.setdefault(term, len(vocabulary)) for term in vector), dtype=np.int32, count=len(vector))
+        rows.append(ids, np.fromiter(vector.values(), dtype=np.float64, count=len(vector)))
 
-    terms = [sparse(item.features.terms) for item in items]
-    names = [sparse(item.features.names) for item in items]
-    return _Counts(terms, names, len(vocabulary))
+    for item in items:
+        add(terms, item.features.terms)
+        add(names, item.features.names)
+        hashes.append(item.features.text_hash)
+        published.append(item.published)
+    terms.close()
+    names.close()
+    return _Counts(terms, names, len(vocabulary), hashes, published)
 
 
 def _idf_of(rows: Sequence[Sparse], size: int) -> np.ndarray:
@@ -220,7 +262,7 @@ def _idf_of(rows: Sequence[Sparse], size: int) -> np.ndarray:
     return np.log((1 + len(rows)) / (1 + frequency)) + 1.0
 
 
-def _unit(rows: Sequence[Sparse], members: Sequence[int], *idfs: np.ndarray) -> dict[int, Sparse]:
+def _unit(rows: _Rows, members: Sequence[int], *idfs: np.ndarray) -> dict[int, Sparse]:
     """Unit-length vectors of `members`, their counts weighted by every idf given."""
     vectors = {}
     for member in members:
@@ -255,7 +297,7 @@ def _own_idf(counts: _Counts, members: Sequence[int]) -> tuple[np.ndarray, np.nd
     return (_idf_of([counts.terms[i] for i in members], counts.size), _idf_of([counts.names[i] for i in members], counts.size))
 
 
-def _candidate_pairs(items: Sequence[Item], vectors: _Vectors) -> set[tuple[int, int]]:
+def _candidate_pairs(counts: _Counts, vectors: _Vectors) -> set[tuple[int, int]]:
     """Pairs (i < j) sharing a rare term among each one's CANDIDATE_TERMS weightiest, or the same text.
     A term in more than RARE articles pairs none, so the pairs grow with the articles, not their square."""
     postings: dict[int, list[int]] = {}
@@ -263,8 +305,8 @@ def _candidate_pairs(items: Sequence[Item], vectors: _Vectors) -> set[tuple[int,
         for term in ids[np.argsort(-values, kind="stable")[:CANDIDATE_TERMS]].tolist():
             postings.setdefault(term, []).append(index)
     copies: dict[str, list[int]] = {}
-    for index, item in enumerate(items):
-        copies.setdefault(item.features.text_hash, []).append(index)
+    for index, text_hash in enumerate(counts.hashes):
+        copies.setdefault(text_hash, []).append(index)
     pairs: set[tuple[int, int]] = set()
     for members in (*postings.values(), *copies.values()):
         if 1 < len(members) <= RARE:
@@ -303,17 +345,18 @@ def _dots(vectors: dict[int, Sparse], size: int, pairs: Sequence[tuple[int, int]
 
 
 def _scored(
-    items: Sequence[Item], pairs: Iterable[tuple[int, int]], vectors: _Vectors, threshold: float, settings: Settings
+    counts: _Counts, pairs: Iterable[tuple[int, int]], vectors: _Vectors, threshold: float, settings: Settings
 ) -> dict[tuple[int, int], float]:
     """Likeness of the pairs within the window that reach `threshold`; exact copies score 1.0."""
-    near = [(a, b) for a, b in pairs if _close_in_time(items[a].published, items[b].published, settings.window)]
+    published = counts.published
+    near = [(a, b) for a, b in pairs if _close_in_time(published[a], published[b], settings.window)]
     likeness = _dots(vectors.terms, vectors.size, near)
     names = _dots(vectors.names, vectors.size, near)
     named = np.array([vectors.names[a][0].size > 0 and vectors.names[b][0].size > 0 for a, b in near], dtype=bool)
     likeness = np.where(named, (1 - settings.name_weight) * likeness + settings.name_weight * names, likeness)
     scored: dict[tuple[int, int], float] = {}
     for (a, b), value in zip(near, likeness.tolist()):
-        if items[a].features.text_hash == items[b].features.text_hash:
+        if counts.hashes[a] == counts.hashes[b]:
             scored[a, b] = 1.0
         elif value >= threshold:
             scored[a, b] = value
@@ -409,7 +452,7 @@ def _clusters(members: list[int], scored: dict[tuple[int, int], float], threshol
     ]
 
 
-def group(items: Sequence[Item], settings: Settings = DEFAULT) -> list[int]:
+def group(items: Iterable[Item], settings: Settings = DEFAULT) -> list[int]:
     """A story number for each item, in input order; equal numbers mean the same story.
 
     Copies first: articles with the same text, or nearly (likeness COPY), are one unit.
@@ -421,12 +464,12 @@ def group(items: Sequence[Item], settings: Settings = DEFAULT) -> list[int]:
     that way, so it needs a high likeness. Stories are numbered in order of their
     first item, so the same input gives the same labels.
     """
-    everyone = list(range(len(items)))
     counts = _counts(items)
+    everyone = list(range(len(counts.hashes)))
     global_idf = _own_idf(counts, everyone)
     overall = _vectors(counts, everyone, global_idf)
-    scored = _scored(items, _candidate_pairs(items, overall), overall, settings.topic_threshold, settings)
-    copies = _components(len(items), [pair for pair, value in scored.items() if value >= COPY])
+    scored = _scored(counts, _candidate_pairs(counts, overall), overall, settings.topic_threshold, settings)
+    copies = _components(len(everyone), [pair for pair, value in scored.items() if value >= COPY])
     unit_of = {member: min(unit) for unit in copies for member in unit}
     units = sorted(unit_of[member] for member in everyone if unit_of[member] == member)
     units_set = set(units)
@@ -452,12 +495,12 @@ def group(items: Sequence[Item], settings: Settings = DEFAULT) -> list[int]:
         large = len(topic) >= settings.small_topic and _mean_likeness(overall, topic) >= settings.tight
         threshold = settings.threshold if large else settings.small_threshold
         topic_pairs = [(a, b) for position, a in enumerate(topic) for b in topic[position + 1 :]]
-        scored = _scored(items, topic_pairs, _vectors(counts, topic, _own_idf(counts, topic), global_idf), threshold, settings)
+        scored = _scored(counts, topic_pairs, _vectors(counts, topic, _own_idf(counts, topic), global_idf), threshold, settings)
         stories.extend(_clusters(topic, scored, threshold, "complete"))
     members: dict[int, list[int]] = {}
     for member in everyone:
         members.setdefault(unit_of[member], []).append(member)
-    label = [0] * len(items)
+    label = [0] * len(everyone)
     for number, story in enumerate(sorted(([m for unit in story for m in members[unit]] for story in stories), key=min)):
         for index in story:
             label[index] = number
