@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
+import time
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
@@ -28,8 +29,16 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 class FeedServer:
     """Serves `documents` (path -> bytes) over HTTP/1.1 on `host`, a free port; use as a context manager."""
 
-    def __init__(self, documents: dict[str, bytes], delay: float = 0.0, host: str = "127.0.0.1", etags: bool = False) -> None:
+    def __init__(
+        self,
+        documents: dict[str, bytes],
+        delay: float = 0.0,
+        host: str = "127.0.0.1",
+        etags: bool = False,
+        access_log: list[tuple[float, str]] | None = None,
+    ) -> None:
         self.documents = documents
+        self.access_log = access_log  # when given, (wall-clock time, URL) of every request is appended
         self.delay = delay
         self.host = host
         # With etags, each document has an ETag and a matching If-None-Match gets a 304, as real feeds do.
@@ -65,6 +74,8 @@ class FeedServer:
                 head = await reader.readuntil(b"\r\n\r\n")
                 parts = head.split(b" ", 2)
                 path = parts[1].decode("latin-1").split("?")[0] if len(parts) > 1 else "/"
+                if self.access_log is not None:
+                    self.access_log.append((time.time(), self.url(path)))
                 if self.delay:
                     await asyncio.sleep(self.delay)
                 body = self.documents.get(path)

@@ -2,11 +2,15 @@
 
     python bench/workers.py summarise --articles 2000 --workers 1 2 --runs 2
     python bench/workers.py feeds --feeds 300 --interval 30s --workers 3 --seconds 100
+    python bench/workers.py scale --feeds 5000 --hosts 50 --interval 300s --workers 3 --concurrency 4 --seconds 420
 
 summarise: ARTICLES files in 8 files sources (one poll per source, summarised in the polling worker with
 [summary] workers = 0), timed from the workers' start until every article is stored.
 feeds: FEEDS loopback feeds polled every INTERVAL by WORKERS workers for SECONDS; each worker logs every poll it
 starts, so the gaps between two polls of one feed show whether any feed was polled twice in an interval.
+scale: FEEDS loopback feeds spread over HOSTS hosts (bench/feedserver.py, one asyncio loop), polled every INTERVAL
+by WORKERS workers of CONCURRENCY tasks for SECONDS; polls counted from the servers' access log, with the tick's
+duration, the poll queue's depth every 5 s and the workers' CPU.
 Needs PostgreSQL (DIGEST_BENCH_POSTGRES, default postgresql://postgres@127.0.0.1:5432/postgres); each run
 makes and drops a database of its own.
 """
@@ -22,9 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -51,11 +55,12 @@ def database() -> Iterator[str]:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def start(config: Path, count: int, logs: Path) -> list[subprocess.Popen[bytes]]:
+def start(config: Path, count: int, logs: Path, concurrency: int = 1) -> list[subprocess.Popen[bytes]]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")} | {"PYTHONPATH": str(REPO)}
     return [
         subprocess.Popen(
-            [sys.executable, "-m", "digest", "--config", str(config), "--log-level", "info", "worker", "--concurrency", "1"],
+            [sys.executable, "-m", "digest", "--config", str(config), "--log-level", "info", "worker"]
+            + ["--concurrency", str(concurrency)],
             cwd=config.parent,
             env=environment,
             stdout=subprocess.DEVNULL,
@@ -181,9 +186,100 @@ def feeds(total: int, interval: float, workers: int, seconds: float) -> dict[str
         }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a running process has used (/proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def scale(total: int, hosts: int, interval: float, workers: int, concurrency: int, seconds: float) -> dict[str, object]:
+    """`total` loopback feeds on `hosts` hosts (one asyncio loop), polled every `interval` seconds by `workers`
+    workers for `seconds`: polls per feed counted from the servers' access log, the gaps between two polls of
+    a feed, the tick's duration (its log lines), the poll queue's depth over time and the workers' CPU."""
+    access: list[tuple[float, str]] = []
+    with ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        url = stack.enter_context(database())
+        servers = [
+            stack.enter_context(
+                FeedServer({f"/f{n}.xml": feed(n) for n in range(h, total, hosts)}, etags=True, access_log=access)
+            )
+            for h in range(hosts)
+        ]
+        names = {servers[n % hosts].url(f"/f{n}.xml"): f"f{n}" for n in range(total)}
+        sources = "".join(
+            f'[[sources]]\nname = "{name}"\ntype = "feed"\nurl = "{link}"\ninterval = "{int(interval)}s"\n'
+            for link, name in names.items()
+        )
+        config = root / "digest.toml"
+        config.write_text(
+            f'[store]\nurl = "{url}"\n\n[summary]\nworkers = 0\n\n[fetch]\nallow_private = true\n\n{sources}\n'
+            f'[[digests]]\nname = "daily"\nschedule = "0 7 * * *"\noutput_dir = "{root / "out"}"\n'
+        )
+        began = time.time()
+        running = start(config, workers, root, concurrency)
+        queue: list[tuple[float, int, int]] = []  # (seconds since start, poll jobs waiting, running)
+        try:
+            with psycopg.connect(url, autocommit=True) as db:
+                while time.time() - began < seconds:
+                    try:
+                        rows = dict(
+                            db.execute(
+                                "SELECT status::text, COUNT(*) FROM procrastinate_jobs WHERE task_name = 'digest.poll' GROUP BY 1"
+                            ).fetchall()
+                        )
+                        queue.append((time.time() - began, rows.get("todo", 0), rows.get("doing", 0)))
+                    except psycopg.errors.UndefinedTable:
+                        pass
+                    if any(w.poll() is not None for w in running):
+                        raise SystemExit(f"a worker exited: {(root / 'worker-0.log').read_text()[-2000:]}")
+                    time.sleep(5)
+            cpu = [cpu_seconds(w.pid) for w in running]
+            ran = time.time() - began
+        finally:
+            stop(running)
+        logs = "".join(p.read_text(errors="replace") for p in root.glob("worker-*.log"))
+    polls: dict[str, list[float]] = defaultdict(list)
+    for at, link in access:
+        if link in names:
+            polls[names[link]].append(at)
+    first = min(at for times in polls.values() for at in times)
+    end = first + (ran - (first - began))
+    gaps = sorted(b - a for times in polls.values() for a, b in zip(sorted(times), sorted(times)[1:]))
+    first_interval = [sum(first <= at < first + interval for at in polls.get(f"f{n}", [])) for n in range(total)]
+    # a feed first polled at t is due again at t + interval: missed if that was 10 s before the end and no poll came
+    overdue = [name for name, times in polls.items() if len(times) == 1 and min(times) + interval + 10 < end]
+    ticks = [(int(n), float(t)) for n, t in re.findall(r"tick: (\d+) polls deferred, ([\d.]+) s", logs)]
+    by_worker = Counter(re.findall(r"poll started \(worker process (\d+)\)", logs))
+    return {
+        "run s": round(ran),
+        "feeds polled": len(polls),
+        "first interval: polled once / twice or more / not at all": (
+            first_interval.count(1),
+            sum(c > 1 for c in first_interval),
+            first_interval.count(0),
+        ),
+        "last first poll s after the first": round(max(min(t) for t in polls.values()) - first, 1),
+        "second polls": sum(len(t) >= 2 for t in polls.values()),
+        "gaps under the interval": sum(g < interval for g in gaps),
+        "gap s min / median / max": (round(gaps[0], 2), round(statistics.median(gaps), 2), round(gaps[-1], 2)) if gaps else None,
+        "missed (second poll due 10 s before the end, none came)": len(overdue),
+        "ticks that deferred": len(ticks),
+        "tick s median / max": (round(statistics.median(t for _, t in ticks), 3), round(max(t for _, t in ticks), 3))
+        if ticks
+        else None,
+        "most polls in one tick": max((n for n, _ in ticks), default=0),
+        "polls by worker": sorted(by_worker.values()),
+        "worker CPU s (share of a core)": [f"{c:.0f} ({c / ran:.0%})" for c in cpu],
+        "poll queue (s: waiting, running)": [f"{t:.0f}: {w}, {r}" for t, w, r in queue[:: max(1, len(queue) // 30)]],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=["summarise", "feeds"])
+    parser.add_argument("mode", choices=["summarise", "feeds", "scale"])
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--articles", type=int, default=2000)
     parser.add_argument("--feeds", type=int, default=300)
     parser.add_argument("--interval", default="30s")
@@ -198,6 +294,19 @@ def main() -> None:
                 f"{arguments.articles} articles, {workers} worker(s): median {statistics.median(times):.1f} s "
                 f"({', '.join(f'{t:.1f}' for t in times)}), {arguments.articles / statistics.median(times):.1f} articles/s"
             )
+    elif arguments.mode == "scale":
+        for workers in arguments.workers:
+            print(f"{arguments.feeds} feeds on {arguments.hosts} hosts every {arguments.interval}, {workers} workers:")
+            figures = scale(
+                arguments.feeds,
+                arguments.hosts,
+                float(arguments.interval.rstrip("s")),
+                workers,
+                arguments.concurrency,
+                arguments.seconds,
+            )
+            for name, value in figures.items():
+                print(f"  {name}: {value}")
     else:
         for workers in arguments.workers:
             print(

@@ -32,6 +32,7 @@ import dataclasses
 import enum
 import json
 import math
+import threading
 import urllib.robotparser
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -172,12 +173,14 @@ class HostStates(Protocol):
 
 class StoredManners:
     """Per-host manners kept in the store, for every process fetching from the same hosts (`digest worker`):
-    `change` runs on a host's SharedPace in one short transaction, on a connection from `opener`."""
+    `change` runs on a host's SharedPace in one short transaction, on a connection from `opener` that each
+    thread opens once and keeps (a store is not shared between threads)."""
 
     def __init__(self, opener: Callable[[], HostStates], most: int, floor: float) -> None:
         self._opener = opener
         self._most = most
         self._floor = floor
+        self._mine = threading.local()
 
     def change(self, origin: str, change: Callable[[SharedPace], T]) -> T:
         """Apply `change` to `origin`'s shared pace and keep it; what `change` returns."""
@@ -187,11 +190,15 @@ class StoredManners:
             result = change(shared)
             return shared.dump(), result
 
-        states = self._opener()
+        states: HostStates | None = getattr(self._mine, "states", None)
+        if states is None:
+            states = self._mine.states = self._opener()
         try:
             return states.change_host(origin, apply)
-        finally:
+        except BaseException:
+            self._mine.states = None  # a broken connection is not used again
             states.close()
+            raise
 
 
 def judge(status: int | None, header_seconds: float) -> Answer:

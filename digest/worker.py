@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -168,6 +169,7 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
     @app.task(name="digest.tick", queueing_lock="digest.tick", pass_context=False)
     async def tick(timestamp: int) -> None:
         """Once a second, across all workers: defer what is due, and put back the jobs of dead workers."""
+        began = time.monotonic()
         for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER):
             try:
                 await app.job_manager.retry_job(job)
@@ -190,6 +192,9 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
             await defer(edition, f"edition:{digest}", f"edition:{digest}", digest=digest, slot=slot.isoformat())
         if outbox_due:
             await defer(outbox, "outbox")
+        took = time.monotonic() - began
+        if polls or took > 1.0:
+            (log.warning if took > 1.0 else log.info)("tick: %d polls deferred, %.3f s", len(polls), took)
 
     return app
 
