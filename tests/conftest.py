@@ -98,13 +98,13 @@ def http_server() -> Iterator[LocalServer]:
         yield server
 
 
-# PostgreSQL: one database per test run (made and dropped here), one schema per store a test opens.
+# PostgreSQL: one database per test run and xdist worker (made and dropped here), one schema per store a test opens.
 POSTGRES_SERVER = os.environ.get("DIGEST_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
-    """The url of a new database for this test run, dropped after it. Without a reachable PostgreSQL the
+    """The url of a new database for this test run (for this xdist worker), dropped after it. Without a reachable PostgreSQL the
     test skips, saying why; under CI (CI=true) it fails instead: there the PostgreSQL tests must run."""
     try:
         import psycopg
@@ -117,7 +117,8 @@ def postgres_database() -> Iterator[str]:
         except psycopg.OperationalError as error:
             reason = f"no PostgreSQL at {POSTGRES_SERVER} (set DIGEST_TEST_POSTGRES): {' '.join(str(error).split())[:200]}"
         else:
-            name = f"digest_test_{os.getpid()}"
+            # one database per pytest process: each xdist worker (gw0, gw1, ...) has its own
+            name = f"digest_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             admin.execute(f"CREATE DATABASE {name}")
             try:
