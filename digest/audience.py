@@ -22,7 +22,7 @@ from functools import lru_cache, partial
 from zoneinfo import ZoneInfo
 
 from digest.config import DigestConfig
-from digest.models import Subscriber
+from digest.models import ReaderTime, Subscriber
 from digest.store import Store
 
 log = logging.getLogger("digest.audience")
@@ -68,6 +68,20 @@ def due_slot(subscriber: Subscriber, now: datetime) -> datetime | None:
     if subscriber.last_slot is None and slot < subscriber.created:
         return None
     return slot
+
+
+def due_digests(times: Iterable[ReaderTime], now: datetime) -> list[str]:
+    """The digests with a reader owed a mail at `now` (due_slot's rule over store.reader_times()): at one of
+    their (time zone, time) the latest local moment came after a reader's last mail, or once a new reader
+    had subscribed. What `digest worker`'s tick asks every second, in one query."""
+    due: list[str] = []
+    for reader_time in times:
+        slot = latest_slot(reader_time.at, reader_time.timezone, now)
+        sent_before = reader_time.earliest_sent is not None and reader_time.earliest_sent < slot
+        new_since = reader_time.earliest_new is not None and reader_time.earliest_new <= slot
+        if (sent_before or new_since) and reader_time.digest not in due:
+            due.append(reader_time.digest)
+    return due
 
 
 @dataclass(frozen=True)

@@ -329,6 +329,18 @@ class Subscriber:
 
 
 @dataclass(frozen=True)
+class ReaderTime:
+    """The active readers of one digest at one (time zone, local time), summed up so that a scheduler can
+    tell with one query whether any of them is owed a mail: see digest.audience.due_digests."""
+
+    digest: str
+    timezone: str
+    at: str  # "HH:MM"
+    earliest_sent: datetime | None  # the earliest last_slot among those sent a mail before (None: no such reader)
+    earliest_new: datetime | None  # the earliest `created` among those never sent one (None: no such reader)
+
+
+@dataclass(frozen=True)
 class WebRequest:
     """An HTTP request as an endpoint of `digest serve` sees it, free of the web framework."""
 

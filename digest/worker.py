@@ -6,7 +6,9 @@ what is due and defers it: a poll per due source (the store keeps when each sour
 claims the due ones in one indexed query, so a tick over 5,000 sources costs no more than over 5; the
 claim, a queueing lock keeping one waiting and a lock keeping one running: never two polls of a source
 at once), an edition per digest and slot (claimed in the
-edition's own transaction on a unique (digest, slot) key: made once), and the outbox (each delivery
+edition's own transaction on a unique (digest, slot) key: made once), the subscribers' editions of a
+digest when a reader's local time has come (each reader's mail of a moment claimed on a unique
+(reader, moment) key in the transaction that makes it: made once), and the outbox (each delivery
 claimed under a lease, so each email is sent once; a dead worker's claim is taken over when its lease
 ends). The tick also puts back jobs whose worker stopped sending heartbeats (SIGKILL, a lost machine).
 There is no singleton scheduler to keep alive.
@@ -20,6 +22,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -121,30 +124,55 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         finally:
             store.close()  # its deliveries are due now: the next tick defers the outbox
 
-    @app.task(name="digest.outbox", pass_context=False)
-    def outbox() -> None:
-        """Try every due delivery this worker can lease."""
+    @app.task(name="digest.readers", pass_context=False)
+    def readers(digest: str) -> None:
+        """Make the editions owed now to `digest`'s subscribers, each at their own local time: one per group of
+        readers who get the same articles, each reader's claimed on a unique (reader, moment) key in the
+        transaction that makes it, so made once however many workers run; a worker killed midway loses only
+        its uncommitted group, which the job's next run makes. Their deliveries wait in the outbox."""
         from digest import pipeline
 
+        digest_config = next((d for d in config.digests if d.name == digest), None)
+        if digest_config is None:
+            return
+        log.info("readers of %s: editions started (worker process %d)", digest, os.getpid())
         store = open_store(config.store)
+        try:
+            pipeline.make_subscriber_editions(config, store, digest_config, datetime.now(timezone.utc))
+        finally:
+            store.close()  # their deliveries are due now: the next tick defers the outbox
+
+    @app.task(name="digest.outbox", pass_context=False)
+    def outbox() -> None:
+        """Try every due delivery this job can lease. Each run leases as an owner of its own: two outbox jobs
+        running at once in one worker process (--concurrency) must not both hold, and send, one delivery."""
+        from digest import pipeline
+
+        store = open_store(config.store, owner=uuid.uuid4().hex)
         try:
             pipeline.deliver(config, store, datetime.now(timezone.utc), honour_backoff=True, lease=lease)
         finally:
             store.close()
 
-    def due() -> tuple[list[str], list[tuple[str, datetime]], bool]:
+    def due() -> tuple[list[str], list[tuple[str, datetime]], list[str], bool]:
         """The sources due a poll (claimed here, so no other tick defers them again), the digests due an
-        edition (with its slot), and whether mail waits: a few queries however many sources there are."""
+        edition (with its slot), the digests with a reader owed a mail, and whether mail waits: a few
+        queries however many sources and readers there are."""
+        from digest.audience import due_digests
+
         now = datetime.now(timezone.utc)
         store: Any = open_store(config.store)
         try:
             polls = store.claim_due_polls(now, POLL_CLAIM, POLLS_PER_TICK)
             slots = [(d.name, store.last_digest_run(d.name)) for d in config.digests]
+            reader_times = store.reader_times()
             outbox_due = bool(store.due_deliveries(now))
         finally:
             store.close()
         editions = [(name, slot) for name, last in slots if (slot := slot_of(config.digest(name), last, now)) is not None]
-        return polls, editions, outbox_due
+        configured = {d.name for d in config.digests}
+        readers_due = [name for name in due_digests(reader_times, now) if name in configured]
+        return polls, editions, readers_due, outbox_due
 
     async def defer(task: Any, queueing_lock: str, lock: str | None = None, **arguments: Any) -> None:
         try:
@@ -186,10 +214,12 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
                     job.task_kwargs,
                 )
         await app.job_manager.prune_stalled_workers(seconds_since_heartbeat=STALLED_AFTER)
-        polls, editions, outbox_due = await asyncio.to_thread(due)
+        polls, editions, readers_due, outbox_due = await asyncio.to_thread(due)
         await defer_polls(polls)
         for digest, slot in editions:
             await defer(edition, f"edition:{digest}", f"edition:{digest}", digest=digest, slot=slot.isoformat())
+        for digest in readers_due:
+            await defer(readers, f"readers:{digest}", f"readers:{digest}", digest=digest)
         if outbox_due:
             await defer(outbox, "outbox")
         took = time.monotonic() - began

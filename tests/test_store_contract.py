@@ -715,3 +715,40 @@ def test_an_article_committed_late_with_a_smaller_id_still_reaches_each_reader_o
         assert all(editions[0] == ["On time"] for editions in sent.values())
     for address, editions in sent.items():
         assert sorted(title for edition in editions for title in edition) == ["Late", "On time"], address
+
+
+def test_the_workers_one_query_look_at_readers_agrees_with_the_daemons_every_half_hour_across_both_dst_changes(
+    store: Store,
+) -> None:
+    """`digest worker`'s tick asks reader_times (one query) whether a digest has a reader owed a mail; the
+    daemon's job asks per (time zone, time). From 23 Oct to 3 Nov 2026 (Europe falls back on the 25th, New
+    York on 1 Nov; London's 01:30 comes twice on the 25th) both agree at every half hour, and each reader
+    gets one mail per local day, at their own time."""
+    from zoneinfo import ZoneInfo
+
+    from digest.audience import due_digests, make_editions
+    from digest.config import DigestConfig
+
+    start = datetime(2026, 10, 23, tzinfo=timezone.utc)
+    wishes = {"london@example.com": ("Europe/London", "01:30"), "tokyo@example.jp": ("Asia/Tokyo", "07:00")}
+    wishes["newyork@example.com"] = ("America/New_York", "18:00")
+    for address, (zone, at) in wishes.items():
+        store.add_subscriber("daily", address, "", zone, at, [], [], "active", start)
+    store.add_subscriber("other", "idle@example.com", "", "UTC", "12:00", [], [], "unsubscribed", start)
+    daily = DigestConfig(name="daily")
+    made: dict[str, list[datetime]] = {address: [] for address in wishes}
+    moment = start
+    while moment < datetime(2026, 11, 3, tzinfo=timezone.utc):
+        looked = due_digests(store.reader_times(), moment)
+        before = {s.address: s.last_slot for s in store.subscribers("daily", ["active"])}
+        served = make_editions(store, daily, ["news"], moment)
+        assert looked == (["daily"] if served else []), moment
+        for reader in store.subscribers("daily", ["active"]):
+            if reader.last_slot != before[reader.address]:
+                assert reader.last_slot is not None
+                made[reader.address].append(reader.last_slot)
+        moment += timedelta(minutes=30)
+    for address, (zone, at) in wishes.items():
+        local = [m.astimezone(ZoneInfo(zone)) for m in made[address]]
+        assert [m.strftime("%H:%M") for m in local] == [at] * len(local), address
+        assert len({m.date() for m in local}) == len(local) >= 10, address  # one mail per local day

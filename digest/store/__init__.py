@@ -12,20 +12,23 @@ from digest.config import StoreConfig
 from digest.errors import StoreError
 from digest.models import SourceState
 from digest.store.base import Store, WriteBatch
-from digest.store.sqlite import MIGRATIONS, SqliteStore, content_hash
+from digest.store.sqlite import MIGRATIONS, PROCESS_OWNER, SqliteStore, content_hash
 
 __all__ = ["MIGRATIONS", "SourceState", "SqliteStore", "Store", "WriteBatch", "content_hash", "copy_store_to", "open_store"]
 
 
-def open_store(where: StoreConfig | Path, *, timeout: float = 5.0) -> Store:
+def open_store(where: StoreConfig | Path, *, timeout: float = 5.0, owner: str | None = None) -> Store:
     """Open (creating and migrating if need be) the store a config's [store] names (a PostgreSQL database when
-    it has a url, else a SQLite file), or a SQLite store file."""
+    it has a url, else a SQLite file), or a SQLite store file. Leases are taken as `owner` (default: this
+    process), so that two jobs running at once in one process do not share their claims."""
     if isinstance(where, StoreConfig) and where.url:
         from digest.store.postgres import PostgresStore  # psycopg is loaded only by those who use PostgreSQL
 
-        return PostgresStore(where.url, password=where.password, path=where.path, timeout=timeout, location=where)
+        return PostgresStore(
+            where.url, password=where.password, path=where.path, timeout=timeout, location=where, owner=owner or PROCESS_OWNER
+        )
     path = where.path if isinstance(where, StoreConfig) else Path(where)
-    return SqliteStore(path, timeout=timeout)
+    return SqliteStore(path, timeout=timeout, owner=owner or PROCESS_OWNER)
 
 
 def copy_store_to(where: StoreConfig, to: str) -> dict[str, int]:

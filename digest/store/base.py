@@ -29,6 +29,7 @@ from digest.models import (
     SourceState,
     StoredArticle,
     StoreSize,
+    ReaderTime,
     Subscriber,
     Summary,
 )
@@ -269,6 +270,11 @@ class Store(Protocol):
 
     def due_subscribers(self, digest: str, timezone_name: str, at: str, slot: datetime) -> list[Subscriber]:
         """Active subscribers at (`timezone_name`, `at`) with no mail made for `slot` yet, who subscribed by then."""
+        ...
+
+    def reader_times(self) -> list[ReaderTime]:
+        """Per digest and (time zone, local time) of its active readers, the earliest last mail moment and the
+        earliest subscription of those never sent one: enough to tell whether any is due, in one query."""
         ...
 
     def subscriber_by_address(self, digest: str, address: str) -> Subscriber | None:

@@ -38,6 +38,7 @@ from digest.models import (
     SourceState,
     StoredArticle,
     StoreSize,
+    ReaderTime,
     Subscriber,
     Summary,
 )
@@ -285,6 +286,19 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         "0019_host_manners",
         """
     CREATE TABLE host_manners (origin TEXT PRIMARY KEY, state TEXT NOT NULL);
+    """,
+    ),
+    # (PostgreSQL only: `digest worker`) each reader's mail for a moment is made once however many workers
+    # run and whatever dies when: claimed on a unique (subscriber, slot) key in the transaction that makes it
+    (
+        "0020_reader_slots",
+        """
+    CREATE TABLE reader_slots (
+        subscriber_id BIGINT NOT NULL,
+        slot TEXT NOT NULL,
+        claimed TEXT NOT NULL,
+        PRIMARY KEY (subscriber_id, slot)
+    );
     """,
     ),
 )
@@ -1141,6 +1155,15 @@ class PostgresStore:
         ).fetchall()
         return [from_row.subscriber(row) for row in rows]
 
+    def reader_times(self) -> list[ReaderTime]:
+        """Per digest and (time zone, local time) of active readers: the earliest last mail moment, and the
+        earliest subscription of those never sent one (times as UTC ISO text sort as times do)."""
+        rows = self._sql(
+            "SELECT digest, timezone, at, MIN(last_slot) AS sent, MIN(CASE WHEN last_slot IS NULL THEN created END) AS new "
+            "FROM subscribers WHERE status = 'active' GROUP BY digest, timezone, at ORDER BY digest, timezone, at"
+        ).fetchall()
+        return [ReaderTime(row["digest"], row["timezone"], row["at"], _moment(row["sent"]), _moment(row["new"])) for row in rows]
+
     def subscriber_by_address(self, digest: str, address: str) -> Subscriber | None:
         """The subscriber of `digest` with this (normalised) address, whatever their status."""
         row = self._sql("SELECT * FROM subscribers WHERE digest = %s AND address = %s", (digest, address)).fetchone()
@@ -1175,6 +1198,15 @@ class PostgresStore:
                 "AND (last_slot IS NULL OR last_slot < %s) ORDER BY id FOR UPDATE",
                 (list(subscriber_ids), watermark, _text(slot)),
             ).fetchall()
+            claimed = {
+                int(row["subscriber_id"])
+                for row in self._sql(
+                    "INSERT INTO reader_slots (subscriber_id, slot, claimed) SELECT unnest(%s::bigint[]), %s, %s "
+                    "ON CONFLICT DO NOTHING RETURNING subscriber_id",
+                    ([int(row["id"]) for row in rows], _text(slot), _text(now)),
+                )
+            }
+            rows = [row for row in rows if int(row["id"]) in claimed]  # a reader's mail of a moment is made once
             if not rows:
                 return None, []
             candidates = self._sql(

@@ -37,6 +37,7 @@ from digest.models import (
     SourceState,
     StoredArticle,
     StoreSize,
+    ReaderTime,
     Subscriber,
     Summary,
 )
@@ -1148,6 +1149,15 @@ class SqliteStore:
             (digest, timezone_name, at, _text(slot), _text(slot)),
         ).fetchall()
         return [from_row.subscriber(row) for row in rows]
+
+    def reader_times(self) -> list[ReaderTime]:
+        """Per digest and (time zone, local time) of active readers: the earliest last mail moment, and the
+        earliest subscription of those never sent one (times as UTC ISO text sort as times do)."""
+        rows = self.db.execute(
+            "SELECT digest, timezone, at, MIN(last_slot) AS sent, MIN(CASE WHEN last_slot IS NULL THEN created END) AS new "
+            "FROM subscribers WHERE status = 'active' GROUP BY digest, timezone, at ORDER BY digest, timezone, at"
+        ).fetchall()
+        return [ReaderTime(row["digest"], row["timezone"], row["at"], _moment(row["sent"]), _moment(row["new"])) for row in rows]
 
     def subscriber_by_address(self, digest: str, address: str) -> Subscriber | None:
         """The subscriber of `digest` with this (normalised) address, whatever their status."""
