@@ -173,14 +173,15 @@ class HostStates(Protocol):
 
 class StoredManners:
     """Per-host manners kept in the store, for every process fetching from the same hosts (`digest worker`):
-    `change` runs on a host's SharedPace in one short transaction, on a connection from `opener` that each
-    thread opens once and keeps (a store is not shared between threads)."""
+    `change` runs on a host's SharedPace in one short transaction, on a connection from `opener`, kept for
+    the next change when this one ends (one thread at a time uses it: a store is not shared between threads)."""
 
     def __init__(self, opener: Callable[[], HostStates], most: int, floor: float) -> None:
         self._opener = opener
         self._most = most
         self._floor = floor
-        self._mine = threading.local()
+        self._idle: list[HostStates] = []
+        self._idle_lock = threading.Lock()
 
     def change(self, origin: str, change: Callable[[SharedPace], T]) -> T:
         """Apply `change` to `origin`'s shared pace and keep it; what `change` returns."""
@@ -190,15 +191,18 @@ class StoredManners:
             result = change(shared)
             return shared.dump(), result
 
-        states: HostStates | None = getattr(self._mine, "states", None)
+        with self._idle_lock:
+            states = self._idle.pop() if self._idle else None
         if states is None:
-            states = self._mine.states = self._opener()
+            states = self._opener()
         try:
-            return states.change_host(origin, apply)
+            result = states.change_host(origin, apply)
         except BaseException:
-            self._mine.states = None  # a broken connection is not used again
-            states.close()
+            states.close()  # a connection that failed is not used again
             raise
+        with self._idle_lock:
+            self._idle.append(states)
+        return result
 
 
 def judge(status: int | None, header_seconds: float) -> Answer:

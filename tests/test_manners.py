@@ -3,6 +3,7 @@ towards real loopback servers (429 with Retry-After, slow hosts, robots.txt)."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,7 @@ import pytest
 from digest.config import Duration, FetchConfig
 from digest.errors import FetchError
 from digest.fetch import Fetcher
-from digest.manners import Answer, Pace, RobotRules, SharedPace, judge
+from digest.manners import Answer, Pace, RobotRules, SharedPace, StoredManners, judge
 from tests.httpserver import LocalServer, RequestHandler
 
 
@@ -225,3 +226,23 @@ def test_workers_sharing_a_hosts_stored_pace_hold_its_window_and_a_retry_after_t
     # worker 2 died with "b" in flight: it stops counting at its deadline (125), so the window is free again
     assert turn(lambda s: s.begin("c", 131.0, 156.0))[0] == 0.0
     assert turn(lambda s: s.begin("d", 132.0, 157.0))[0] > 0  # after the 429 the window is one request
+
+
+def test_stored_manners_reuse_their_store_connections_across_short_lived_threads(postgres_url: str) -> None:
+    from digest.store.postgres import PostgresStore
+
+    opened: list[PostgresStore] = []
+
+    def opener() -> PostgresStore:
+        opened.append(PostgresStore(postgres_url))
+        return opened[-1]
+
+    manners = StoredManners(opener, most=4, floor=0.0)
+    for n in range(40):  # a poll's threads come and go (a connection kept per thread exhausted the pool at 32)
+        begin = functools.partial(SharedPace.begin, flight=str(n), now=1.0, until=9.0)
+        thread = threading.Thread(target=manners.change, args=("http://a.example:80", begin))
+        thread.start()
+        thread.join()
+    assert len(opened) == 1  # one connection, kept for every change since
+    assert manners.change("http://a.example:80", lambda shared: len(shared.flights)) == 4  # the window, shared
+    opened[0].close()
