@@ -287,6 +287,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--runs", type=int, default=1)
     arguments = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stopped: the workers are stopped and the database dropped
     if arguments.mode == "summarise":
         for workers in arguments.workers:
             times = [summarise(arguments.articles, workers) for _ in range(arguments.runs)]

@@ -43,6 +43,10 @@ STALLED_AFTER = 10.0  # seconds without a heartbeat after which a worker's runni
 POLL_CLAIM = timedelta(minutes=10)  # a deferred poll is not deferred again until it is recorded or this passed
 POLLS_PER_TICK = 2000  # polls a tick defers at most; more due wait for the next tick
 DEFER_BATCH = 500  # poll jobs deferred by one INSERT
+# A worker takes the highest priority job first: the tick, then editions and the outbox, before any poll
+# waiting, so thousands of polls queued (every source due at once at the first start) hold none of them back.
+TICK_PRIORITY = 100
+ON_TIME_PRIORITY = 50
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -102,7 +106,7 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         finally:
             store.close()
 
-    @app.task(name="digest.edition", pass_context=False)
+    @app.task(name="digest.edition", priority=ON_TIME_PRIORITY, pass_context=False)
     def edition(digest: str, slot: str) -> None:
         """Make `digest`'s edition of `slot` once: the slot's claim, the edition, its outbox rows and the
         digest's last run commit together, or none of them."""
@@ -142,7 +146,7 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         finally:
             store.close()  # their deliveries are due now: the next tick defers the outbox
 
-    @app.task(name="digest.outbox", pass_context=False)
+    @app.task(name="digest.outbox", priority=ON_TIME_PRIORITY, pass_context=False)
     def outbox() -> None:
         """Try every due delivery this job can lease. Each run leases as an owner of its own: two outbox jobs
         running at once in one worker process (--concurrency) must not both hold, and send, one delivery."""
@@ -194,7 +198,7 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
                     await defer(poll, f"poll:{source}", f"poll:{source}", source=source)
 
     @app.periodic(cron="* * * * * *", periodic_id="tick")
-    @app.task(name="digest.tick", queueing_lock="digest.tick", pass_context=False)
+    @app.task(name="digest.tick", queueing_lock="digest.tick", priority=TICK_PRIORITY, pass_context=False)
     async def tick(timestamp: int) -> None:
         """Once a second, across all workers: defer what is due, and put back the jobs of dead workers."""
         began = time.monotonic()
