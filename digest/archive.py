@@ -11,11 +11,14 @@ standard library's HTML parser instead, never held as a tree).
 
 from __future__ import annotations
 
+import filecmp
 import html.parser
 import os
 import posixpath
+import re
 import tempfile
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from html import escape
@@ -68,7 +71,7 @@ LINK_ATTRIBUTES = frozenset(
 )  # lxml.html.defs.link_attrs, and poster
 FEED_CHUNK = 1 << 16  # characters of a page fed to the transform at a time
 
-PageRenderer = Callable[[EditionListing], str]  # an edition's HTML page
+PageRenderer = Callable[[EditionListing], Iterable[str]]  # an edition's HTML page, in pieces as they are rendered
 StoryCounter = Callable[[EditionListing], "StoryCount | None"]  # how its page grouped it; None: not grouped
 ListRenderer = Callable[[dict[str, Any]], str]  # TEMPLATE with the given context
 
@@ -129,7 +132,7 @@ class Archive:
         self.feed_id = feed_id
         self._render_page = page
         self._render_list = list_page
-        self._pages: dict[int, str] = {}
+        self._fresh_pages: set[int] = set()  # editions whose page file this archive wrote or found current
         self._zone = ZoneInfo(settings.timezone)
         base = settings.base_url
         self.base = base if not base or base.endswith("/") else base + "/"
@@ -147,12 +150,12 @@ class Archive:
         """Complete archive documents: `feed_size` editions each, counted from the oldest."""
         return len(self.listing) // self.settings.feed_size
 
-    def files(self) -> dict[str, Callable[[], bytes]]:
-        """Every file of the archive (path relative to its folder) with what makes its bytes,
-        in the order they are written: pages before the lists and feeds that link to them."""
-        plan: dict[str, Callable[[], bytes]] = {}
+    def files(self) -> dict[str, Callable[[], Iterable[str]]]:
+        """Every file of the archive (path relative to its folder) with what makes its text, in pieces,
+        in the order they are written: pages before the lists and feeds that link to them (and copy them)."""
+        plan: dict[str, Callable[[], Iterable[str]]] = {}
         for edition in self.listing:
-            plan[self.page_names[edition.id]] = partial(self._page_bytes, edition)
+            plan[self.page_names[edition.id]] = partial(_chunked_page, self._render_page, edition)
         for month in self.months:
             plan[f"{MONTHS}/{month}.html"] = partial(self._month_page, month)
         plan[INDEX] = self._index_page
@@ -180,11 +183,8 @@ class Archive:
 
     # Writing
 
-    def add_edition(self, edition_id: int, page_html: str | None = None) -> WriteReport:
-        """Bring the archive up to date after `edition_id` was made (its page may be given, already
-        rendered); writes only the files that edition changes."""
-        if page_html is not None:
-            self._pages[edition_id] = page_html
+    def add_edition(self, edition_id: int) -> WriteReport:
+        """Bring the archive up to date after `edition_id` was made; writes only the files that edition changes."""
         return self._write(self.touched_by(edition_id), durable_each=True)
 
     def rebuild(self) -> WriteReport:
@@ -216,25 +216,29 @@ class Archive:
         for folder in {self.settings.folder / posixpath.dirname(name) for name in names}:
             folder.mkdir(parents=True, exist_ok=True)
             _remove_orphaned_partials(folder)
+        pages = {name: edition_id for edition_id, name in self.page_names.items()}
         for name in names:
             if _write_if_changed(self.settings.folder / name, plan[name](), durable_each):
                 report.written.append(name)
             else:
                 report.unchanged += 1
+            if name in pages:
+                self._fresh_pages.add(pages[name])
         if report.written and not durable_each:
             os.sync()
         return report
 
     # Pages
 
-    def page(self, edition: EditionListing) -> str:
-        """The edition's HTML page, rendered once per archive."""
-        if edition.id not in self._pages:
-            self._pages[edition.id] = self._render_page(edition)
-        return self._pages[edition.id]
-
-    def _page_bytes(self, edition: EditionListing) -> bytes:
-        return self.page(edition).encode()
+    def page(self, edition: EditionListing) -> Iterator[str]:
+        """The edition's HTML page in pieces: read back from its file when this archive wrote it (or found
+        it current), so a feed entry costs no second rendering; else rendered. Never held whole."""
+        if edition.id in self._fresh_pages:
+            with (self.settings.folder / self.page_names[edition.id]).open(encoding="utf-8", newline="") as stream:
+                while piece := stream.read(FEED_CHUNK):
+                    yield piece
+        else:
+            yield from _chunked(self._render_page(edition))
 
     def _href(self, target: str, document: str) -> str:
         """A link from `document` to `target` (both relative to the folder): absolute under
@@ -291,13 +295,13 @@ class Archive:
             "version": __version__,
         }
 
-    def _index_page(self) -> bytes:
+    def _index_page(self) -> list[str]:
         newest = self.listing[-INDEX_EDITIONS:]
         context = self._list_context(INDEX, self.settings.digest, newest)
         context["more"] = len(self.listing) - len(newest)
-        return self._render_list(context).encode()
+        return [self._render_list(context)]
 
-    def _month_page(self, month: str) -> bytes:
+    def _month_page(self, month: str) -> list[str]:
         document = f"{MONTHS}/{month}.html"
         label = datetime.strptime(month, "%Y-%m").strftime("%B %Y")
         context = self._list_context(document, f"{self.settings.digest}: {label}", self.months[month])
@@ -310,24 +314,27 @@ class Archive:
         context["more"] = 0
         # A month page lists its neighbours only, so a new month rewrites one older page, not all.
         context["months"] = []
-        return self._render_list(context).encode()
+        return [self._render_list(context)]
 
     # Feeds
 
-    def _subscription_feed(self) -> bytes:
+    def _subscription_feed(self) -> Iterator[str]:
         entries = self.listing[-self.settings.feed_size :]
         complete = self._archive_count()
         prev = f"{ARCHIVES}/{complete}.atom" if complete else None
         return self._feed(FEED, entries, prev=prev, archive=False)
 
-    def _archive_document(self, number: int) -> bytes:
+    def _archive_document(self, number: int) -> Iterator[str]:
         size = self.settings.feed_size
         entries = self.listing[(number - 1) * size : number * size]
         prev = f"{ARCHIVES}/{number - 1}.atom" if number > 1 else None
         return self._feed(f"{ARCHIVES}/{number}.atom", entries, prev=prev, archive=True)
 
-    def _feed(self, document: str, entries: Sequence[EditionListing], prev: str | None, archive: bool) -> bytes:
-        """An Atom feed document of `entries` (newest first), at `document` within the folder."""
+    def _feed(self, document: str, entries: Sequence[EditionListing], prev: str | None, archive: bool) -> Iterator[str]:
+        """An Atom feed document of `entries` (newest first), at `document` within the folder, in pieces.
+
+        lxml makes the document with a marker for each entry's content, which is then streamed in
+        its place out of the edition's page (escaped as lxml escapes text), so no page is held whole."""
         nsmap: dict[str | None, str] = {None: ATOM, "fh": HISTORY} if archive else {None: ATOM}
         feed = lxml.etree.Element(f"{{{ATOM}}}feed", nsmap=nsmap)
 
@@ -351,11 +358,20 @@ class Archive:
         if prev:
             add(feed, "link", rel="prev-archive", type="application/atom+xml", href=self._href(prev, document))
         add(feed, "generator", "digest", uri=PROJECT_URL, version=__version__)
-        for edition in reversed(entries):
-            self._entry(add(feed, "entry"), edition, document, add)
-        return bytes(lxml.etree.tostring(feed, xml_declaration=True, encoding="utf-8", pretty_print=True))
+        marker = f"content-{uuid.uuid4().hex}-"
+        for number, edition in enumerate(reversed(entries)):
+            self._entry(add(feed, "entry"), edition, document, add, f"{marker}{number}.")
+        skeleton = lxml.etree.tostring(feed, xml_declaration=True, encoding="utf-8", pretty_print=True).decode()
+        parts = re.split(f"{re.escape(marker)}(\\d+)\\.", skeleton)
+        yield parts[0]
+        newest_first = list(reversed(entries))
+        for at in range(1, len(parts), 2):
+            edition = newest_first[int(parts[at])]
+            page_url = self.base + self.page_names[edition.id] if self.base else ""
+            yield from (_xml_text(piece) for piece in feed_content(self.page(edition), page_url))
+            yield parts[at + 1]
 
-    def _entry(self, entry: Any, edition: EditionListing, document: str, add: Callable[..., Any]) -> None:
+    def _entry(self, entry: Any, edition: EditionListing, document: str, add: Callable[..., Any], content: str) -> None:
         local = edition.created.astimezone(self._zone)
         page_href = self._href(self.page_names[edition.id], document)
         add(entry, "id", edition.atom_id)
@@ -365,8 +381,7 @@ class Archive:
         add(entry, "link", rel="alternate", type="text/html", href=page_href)
         count, unit, headlines = self._shown(edition)
         add(entry, "summary", "; ".join([f"{count} {unit}", *headlines]), type="text")
-        page_url = self.base + self.page_names[edition.id] if self.base else ""
-        add(entry, "content", feed_content(self.page(edition), page_url), type="html")
+        add(entry, "content", content, type="html")  # a marker: _feed streams the page's content in its place
 
 
 def page_links(base_url: str) -> dict[str, str]:
@@ -377,15 +392,55 @@ def page_links(base_url: str) -> dict[str, str]:
     return {"index": f"../{INDEX}", "feed": f"../{FEED}"}
 
 
-def feed_content(page_html: str, page_url: str) -> str:
-    """An edition's page as a feed entry's HTML: the body alone, without <style> or scripts, its
-    links made absolute against `page_url` (left as they are when it is empty). Streamed through a
-    tag-by-tag transform, so no tree of a 5,000-story page is ever held (issue 19)."""
+def feed_content(page: Iterable[str], page_url: str) -> Iterator[str]:
+    """An edition's page (in pieces) as a feed entry's HTML, in pieces: the body alone, without <style>
+    or scripts, its links made absolute against `page_url` (left as they are when it is empty), without
+    leading or trailing space and ending in one newline. Streamed through a tag-by-tag transform, so
+    neither the page nor a tree of it is ever held whole (issue 19)."""
     transform = _FeedContent(page_url)
-    for start in range(0, len(page_html), FEED_CHUNK):
-        transform.feed(page_html[start : start + FEED_CHUNK])
-    transform.close()
-    return "".join(transform.pieces).strip() + "\n"
+    started = False
+    space = ""  # trailing white space seen so far: written only if more text follows
+    for chunk in (*page, None):
+        if chunk is None:
+            transform.close()
+        else:
+            transform.feed(chunk)
+        for piece in transform.pieces:
+            if not started:
+                piece = piece.lstrip()
+                started = bool(piece)
+            body = piece.rstrip()
+            if body:
+                yield space + body
+                space = piece[len(body) :]
+            else:
+                space += piece
+        transform.pieces.clear()
+    yield "\n"
+
+
+_NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _chunked(pieces: Iterable[str], size: int = FEED_CHUNK) -> Iterator[str]:
+    """Small pieces (a template's, as Jinja2 makes them) joined into chunks of about `size` characters."""
+    held: list[str] = []
+    length = 0
+    for piece in pieces:
+        held.append(piece)
+        length += len(piece)
+        if length >= size:
+            yield "".join(held)
+            held.clear()
+            length = 0
+    if held:
+        yield "".join(held)
+
+
+def _xml_text(text: str) -> str:
+    """Text escaped as lxml writes an element's text (characters XML cannot hold are left out)."""
+    text = _NOT_XML.sub("", text)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
 
 
 class _FeedContent(html.parser.HTMLParser):
@@ -432,20 +487,24 @@ class _FeedContent(html.parser.HTMLParser):
         return f' {name}="{escape(value)}"'
 
 
-def _write_if_changed(path: Path, data: bytes, durable: bool) -> bool:
-    """Write `data` to `path` through a temp file and a rename, so no reader sees half a file
-    (fsynced first when `durable`); False (and nothing written) when the file already holds these bytes."""
-    try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
+def _chunked_page(render: PageRenderer, edition: EditionListing) -> Iterator[str]:
+    return _chunked(render(edition))
+
+
+def _write_if_changed(path: Path, pieces: Iterable[str], durable: bool) -> bool:
+    """Write the pieces (UTF-8) to a temp file and rename it to `path`, so no reader sees half a file
+    (fsynced first when `durable`); False, and the file left alone, when it already holds these bytes.
+    Written piece by piece and compared on disk, so a big page is never whole in memory."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", suffix=path.suffix)
     try:
         os.fchmod(handle, 0o644)  # mkstemp's 0600 would hide the archive from a web server
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            for piece in pieces:
+                stream.write(piece)
             stream.flush()
+            if path.is_file() and filecmp.cmp(temporary, path, shallow=False):
+                os.unlink(temporary)
+                return False
             if durable:
                 os.fsync(stream.fileno())
         os.replace(temporary, path)

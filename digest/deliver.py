@@ -244,7 +244,7 @@ class ArchiveDeliverer:
     feeds that show it. The archive is planned from the store by the pipeline's `open_archive`."""
 
     give_up_after: timedelta | None = None
-    rendering = "page"  # the edition's archive page: its HTML without the live problems box
+    rendering = "page"  # nothing is rendered ahead: the archive streams the edition's page (without the live problems box)
 
     def __init__(self, config: Config, tools: OutboxTools) -> None:
         self.open_archive = tools.open_archive
@@ -264,7 +264,7 @@ class ArchiveDeliverer:
     def deliver(self, delivery: Delivery, edition: RenderedEdition, created: datetime) -> str:
         archive = self.open_archive(delivery.digest, Path(delivery.recipient))
         try:
-            report = archive.add_edition(delivery.edition_id, edition.bodies.get("html"))
+            report = archive.add_edition(delivery.edition_id)
         except OSError as error:
             raise TemporaryDeliveryError(
                 f"cannot write the archive in {archive.settings.folder}: {error.strerror or error}"

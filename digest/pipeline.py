@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
@@ -143,8 +143,8 @@ def deliver(
             edition = store.edition(delivery.edition_id)
             if rendering == "email":
                 document = render_email(config, store, digest, edition)
-            elif rendering == "page":
-                document = RenderedEdition(subject="", bodies={"html": render_page(config, store, digest, edition)})
+            elif rendering == "page":  # nothing ahead: the archive streams the edition's page into its file and feeds
+                document = RenderedEdition(subject="", bodies={})
             elif rendering == "files":  # written one format at a time: rendered as each is read
                 document = render(config, store, digest, edition, digest.formats, lazy=True)
             else:
@@ -230,17 +230,18 @@ def render(
     return renderer.render_edition(formats, digest.subject, _context(config, store, digest, edition), lazy)
 
 
-def render_page(config: Config, store: Store, digest: DigestConfig, edition: Edition) -> str:
-    """The edition's HTML page for the archive: no subject line (a rebuild renders thousands), and
-    no "sources with problems" box, which tells of the sources now rather than of the edition, so
-    a page and its feed entry stay the same until the edition or the template changes."""
+def render_page(config: Config, store: Store, digest: DigestConfig, edition: Edition) -> Iterator[str]:
+    """The edition's HTML page for the archive, in pieces as they are rendered: no subject line (a
+    rebuild renders thousands), and no "sources with problems" box, which tells of the sources now
+    rather than of the edition, so a page and its feed entry stay the same until the edition or the
+    template changes."""
     renderer = renderer_for(digest.templates)
     sections = _sections(config, store, digest, edition)
     if digest.group_stories:
         _keep_stories(store, edition, sections)
     context = renderer.context(digest.name, digest.timezone, edition, sections)
     context["archive"] = page_links(digest.base_url)  # only archive pages link to their index and feed
-    return renderer.render(TEMPLATE_NAMES["html"], context)
+    return renderer.generate(TEMPLATE_NAMES["html"], context)
 
 
 def render_email(config: Config, store: Store, digest: DigestConfig, edition: Edition) -> RenderedEdition:
@@ -363,7 +364,7 @@ def _check_archive_template(renderer: Renderer, digest: DigestConfig, output_dir
         settings,
         listing,
         "urn:uuid:00000000-0000-4000-8000-000000000001",
-        page=lambda listed: "",
+        page=lambda listed: (),
         list_page=lambda context: renderer.render(ARCHIVE_TEMPLATE, context),
     ).render_lists()
 

@@ -144,6 +144,15 @@ class Renderer:
         except jinja2.TemplateError as error:
             raise RenderError(f"template {template_name}: {error}") from None
 
+    def generate(self, template_name: str, context: dict[str, Any]) -> Iterator[str]:
+        """Render one template file in pieces as Jinja2 makes them, so a big document is never whole in memory."""
+        try:
+            yield from self.environment.get_template(template_name).generate(context)
+        except jinja2.TemplateNotFound as error:
+            raise RenderError(f"template not found: {error.name}") from None
+        except jinja2.TemplateError as error:
+            raise RenderError(f"template {template_name}: {error}") from None
+
     def render_string(self, source: str, context: dict[str, Any]) -> str:
         """Render a one-line template from the config, such as the email subject."""
         try:
@@ -229,13 +238,7 @@ class _RenderedOnRead(Mapping[str, str]):
         """The document in pieces as Jinja2 makes them, so it is never whole in memory."""
         if fmt not in self._formats:
             raise KeyError(fmt)
-        name = TEMPLATE_NAMES[fmt]
-        try:
-            yield from self._renderer.environment.get_template(name).generate(self._context)
-        except jinja2.TemplateNotFound as error:
-            raise RenderError(f"template not found: {error.name}") from None
-        except jinja2.TemplateError as error:
-            raise RenderError(f"template {name}: {error}") from None
+        yield from self._renderer.generate(TEMPLATE_NAMES[fmt], self._context)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._formats)

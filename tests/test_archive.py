@@ -436,10 +436,17 @@ def test_feed_content_keeps_the_body_escaped_drops_styles_and_scripts_and_makes_
         '<a href="../index.html" title=\'say "hi"\'>All</a><img src="x.png" alt=""><br/><noscript>no</noscript>'
         "<p>text</p></div></body></html>"
     )
-    content = feed_content(page, "https://e.org/d/editions/x.html")
+    content = "".join(feed_content([page], "https://e.org/d/editions/x.html"))
     assert content == (
         '<div class="page"><h1>Tom &amp; Jerry &lt;3</h1><a href="https://e.org/d/index.html" '
         'title="say &quot;hi&quot;">All</a><img src="https://e.org/d/editions/x.png" alt=""><br><p>text</p></div>\n'
     )
     assert lxml.html.fragment_fromstring(content).text_content() == "Tom & Jerry <3Alltext"
-    assert 'href="../index.html"' in feed_content(page, "")  # relative without base_url
+    assert 'href="../index.html"' in "".join(feed_content([page], ""))  # relative without base_url
+    # The page streamed in small pieces, cut anywhere (inside tags, entities, the script), gives the same content.
+    for size in (1, 7, 64):
+        pieces = [page[start : start + size] for start in range(0, len(page), size)]
+        assert "".join(feed_content(pieces, "https://e.org/d/editions/x.html")) == content
+    assert (
+        "".join(feed_content(["  <body>\n <p>a</p>\n", "  \n", " <p>b</p>  ", "\n </body>"], "")) == "<p>a</p>\n  \n <p>b</p>\n"
+    )
