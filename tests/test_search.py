@@ -123,7 +123,8 @@ def test_a_store_made_before_search_is_indexed_when_opened(searched: Project) ->
             "DROP TRIGGER article_search_delete",
             "DROP TABLE article_search",
             "DROP VIEW article_search_text",
-            "DELETE FROM migrations WHERE name = '0011_article_search'",
+            "DROP TABLE article_search_queue",
+            "DELETE FROM migrations WHERE name IN ('0011_article_search', '0021_article_search_queue')",
         ):
             db.execute(statement)
     result = searched.cli("search", "cormorant")

@@ -119,6 +119,7 @@ def test_migrations_are_named_and_recorded_and_a_store_from_before_names_gets_on
             "DROP TRIGGER article_search_delete",
             "DROP TABLE article_search",
             "DROP VIEW article_search_text",
+            "DROP TABLE article_search_queue",
             "ALTER TABLE articles DROP COLUMN story_features",
             "ALTER TABLE editions DROP COLUMN stories",
             "DROP INDEX articles_summary_pending",

@@ -558,6 +558,27 @@ def test_search_finds_every_word_in_title_summary_or_text_best_first_with_editio
     assert store.search(["nowhere"], None, None, 10) == []
 
 
+def test_every_committed_article_is_found_by_any_connection_and_a_failed_write_by_none(connect: Connect) -> None:
+    writer, reader = connect(), connect(owner="reader")
+    writes = writer.batch(max_writes=100, max_seconds=3600)
+    for number in range(3):
+        with writes.write():
+            writer.add_article(article(f"kept-{number}", f"Flood warning number {number} for the valley."), SUMMARY, NOW)
+    with pytest.raises(RuntimeError), writes.write():
+        writer.add_article(article("failed", "Flood warning that was never stored."), SUMMARY, NOW)
+        raise RuntimeError("one bad write")
+    assert reader.search(["flood"], None, None, 10) == []  # not committed yet
+    writes.commit()
+    assert sorted(hit.article.title for hit in reader.search(["flood", "valley"], None, None, 10)) == [
+        "Title kept-0",
+        "Title kept-1",
+        "Title kept-2",
+    ]
+    assert reader.search(["stored"], None, None, 10) == []
+    writer.index_for_search()  # nothing left to index, so nothing changes
+    assert len(writer.search(["flood"], None, None, 10)) == 3
+
+
 def test_search_since_and_summary_and_pruned_text(store: Store) -> None:
     add(
         store, article("old", "Volcano erupts in the old days.", published=NOW - timedelta(days=30)), now=NOW - timedelta(days=30)

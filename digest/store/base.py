@@ -141,6 +141,11 @@ class Store(Protocol):
         """How big the state is: bytes on disk, articles, articles still holding their text."""
         ...
 
+    def index_for_search(self) -> None:
+        """Make every stored article searchable now. A store may index in bulk some time after a write
+        (SQLite does), but never later than the next search or the next edition (of a digest or a reader)."""
+        ...
+
     def search(self, words: Sequence[str], digest: str | None, since: datetime | None, limit: int) -> list[SearchHit]:
         """The `limit` articles, best first, whose title, summary or text (while kept) holds every one of
         `words` (plain words, matched case- and accent-blind and by stem, never read as query syntax), with

@@ -49,7 +49,8 @@ from digest.store.rows import text as _text
 from digest.store.sqlite import PROCESS_OWNER, content_hash, new_atom_id
 
 # (name, SQL), applied in this order, each once; a new one goes at the END, never renamed or changed.
-# The names match the SQLite store's: a store copied from SQLite has the same history. The tables
+# The names match the SQLite store's (but 0021, SQLite's search queue): a store copied from SQLite has the
+# same history. The tables
 # and columns are the same too (times as UTC ISO text, sorting as times do), so rows copy unchanged.
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
@@ -727,6 +728,9 @@ class PostgresStore:
         )["b"]
         row = self._one("SELECT COUNT(*) AS n, COUNT(*) FILTER (WHERE body != '') AS t FROM articles")
         return StoreSize(bytes=int(on_disk), articles=int(row["n"]), articles_with_text=int(row["t"]))
+
+    def index_for_search(self) -> None:
+        """Nothing to do: PostgreSQL keeps the tsvector and its GIN index in step with each write itself."""
 
     def search(self, words: Sequence[str], digest: str | None, since: datetime | None, limit: int) -> list[SearchHit]:
         """The best `limit` articles holding every one of `words` (ts_rank_cd on the stored tsvector), with
