@@ -15,6 +15,10 @@ import pytest
 from tests.conftest import REPO, Project
 from tests.test_email_browser import chromium, run_chromium
 
+# One xdist worker runs all six pages (with --dist loadgroup, the default): archive_folder, three CLI runs, is made
+# once per worker that needs it.
+pytestmark = pytest.mark.xdist_group("archive_browser")
+
 ARTIFACTS = REPO / "tests" / "artifacts"
 WIDTHS = (375, 1200)
 LONG_TITLE = (
