@@ -29,7 +29,7 @@ from typing import Any
 import procrastinate
 from procrastinate import exceptions as procrastinate_errors
 
-from digest.config import Config, DigestConfig
+from digest.config import Config, DigestConfig, MailboxSourceConfig
 from digest.errors import ConfigError, StoreError
 from digest.fetch import Fetcher
 from digest.manners import StoredManners
@@ -43,8 +43,9 @@ STALLED_AFTER = 10.0  # seconds without a heartbeat after which a worker's runni
 POLL_CLAIM = timedelta(minutes=10)  # a deferred poll is not deferred again until it is recorded or this passed
 POLLS_PER_TICK = 2000  # polls a tick defers at most; more due wait for the next tick
 DEFER_BATCH = 500  # poll jobs deferred by one INSERT
-# A worker takes the highest priority job first: the tick, then editions and the outbox, before any poll
-# waiting, so thousands of polls queued (every source due at once at the first start) hold none of them back.
+# A worker takes the highest priority job first: the tick, then editions, readers' editions, received mail and
+# the outbox, before any poll waiting, so thousands of polls queued (every source due at once at the first
+# start) hold none of them back.
 TICK_PRIORITY = 100
 ON_TIME_PRIORITY = 50
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -75,6 +76,7 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         connector=procrastinate.PsycopgConnector(conninfo=config.store.url, kwargs=connection, min_size=1, max_size=8)
     )
 
+    mailboxes = [s.name for s in config.sources if isinstance(s, MailboxSourceConfig)]
     fetchers: list[Fetcher] = []
     fetcher_lock = threading.Lock()
 
@@ -106,6 +108,22 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         finally:
             store.close()
 
+    @app.task(name="digest.inbound", priority=ON_TIME_PRIORITY, pass_context=False)
+    def inbound(source: str) -> None:
+        """Turn the mail `digest inbound` stored for mailbox `source` since its last poll into articles (parse,
+        extract, summarise, store): a poll of that source, under the same lock as its polls (never two at once)."""
+        from digest import pipeline
+
+        source_config = next((s for s in config.sources if s.name == source and isinstance(s, MailboxSourceConfig)), None)
+        if source_config is None:
+            return
+        log.info("source %s: received mail taken in (worker process %d)", source, os.getpid())
+        store = open_store(config.store)
+        try:
+            pipeline.poll(config, store, [source_config], datetime.now(timezone.utc))
+        finally:
+            store.close()
+
     @app.task(name="digest.edition", priority=ON_TIME_PRIORITY, pass_context=False)
     def edition(digest: str, slot: str) -> None:
         """Make `digest`'s edition of `slot` once: the slot's claim, the edition, its outbox rows and the
@@ -128,7 +146,7 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         finally:
             store.close()  # its deliveries are due now: the next tick defers the outbox
 
-    @app.task(name="digest.readers", pass_context=False)
+    @app.task(name="digest.readers", priority=ON_TIME_PRIORITY, pass_context=False)
     def readers(digest: str) -> None:
         """Make the editions owed now to `digest`'s subscribers, each at their own local time: one per group of
         readers who get the same articles, each reader's claimed on a unique (reader, moment) key in the
@@ -158,10 +176,10 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         finally:
             store.close()
 
-    def due() -> tuple[list[str], list[tuple[str, datetime]], list[str], bool]:
-        """The sources due a poll (claimed here, so no other tick defers them again), the digests due an
-        edition (with its slot), the digests with a reader owed a mail, and whether mail waits: a few
-        queries however many sources and readers there are."""
+    def due() -> tuple[list[str], list[str], list[tuple[str, datetime]], list[str], bool]:
+        """The sources due a poll (claimed here, so no other tick defers them again), the mailbox sources with
+        mail received since their last poll, the digests due an edition (with its slot), the digests with a
+        reader owed a mail, and whether deliveries wait: a few queries however many sources and readers there are."""
         from digest.audience import due_digests
 
         now = datetime.now(timezone.utc)
@@ -170,13 +188,14 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
             polls = store.claim_due_polls(now, POLL_CLAIM, POLLS_PER_TICK)
             slots = [(d.name, store.last_digest_run(d.name)) for d in config.digests]
             reader_times = store.reader_times()
+            mail = store.mail_since_last_poll(mailboxes)
             outbox_due = bool(store.due_deliveries(now))
         finally:
             store.close()
         editions = [(name, slot) for name, last in slots if (slot := slot_of(config.digest(name), last, now)) is not None]
         configured = {d.name for d in config.digests}
         readers_due = [name for name in due_digests(reader_times, now) if name in configured]
-        return polls, editions, readers_due, outbox_due
+        return polls, mail, editions, readers_due, outbox_due
 
     async def defer(task: Any, queueing_lock: str, lock: str | None = None, **arguments: Any) -> None:
         try:
@@ -218,8 +237,10 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
                     job.task_kwargs,
                 )
         await app.job_manager.prune_stalled_workers(seconds_since_heartbeat=STALLED_AFTER)
-        polls, editions, readers_due, outbox_due = await asyncio.to_thread(due)
+        polls, mail, editions, readers_due, outbox_due = await asyncio.to_thread(due)
         await defer_polls(polls)
+        for source in mail:
+            await defer(inbound, f"inbound:{source}", f"poll:{source}", source=source)
         for digest, slot in editions:
             await defer(edition, f"edition:{digest}", f"edition:{digest}", digest=digest, slot=slot.isoformat())
         for digest in readers_due:

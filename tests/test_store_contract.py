@@ -513,6 +513,20 @@ def test_inbound_mail_is_kept_once_per_source_and_key_and_read_back_in_order(con
     assert [m.key for m in other.inbound_messages("tech", 0, 1)] == ["<a@x>"]
 
 
+def test_mail_received_since_a_mailboxs_last_poll_began_is_found_and_a_poll_settles_it(store: Store) -> None:
+    assert store.mail_since_last_poll(["letters", "tech"]) == []
+    store.add_inbound(["letters", "tech"], "<a@x>", "news@x", b"raw a", NOW)
+    assert store.mail_since_last_poll(["letters", "tech"]) == ["letters", "tech"]  # never polled
+    assert store.mail_since_last_poll(["tech"]) == ["tech"] and store.mail_since_last_poll([]) == []
+    store.record_poll("letters", NOW + timedelta(seconds=1), {"after": "1"})
+    store.record_poll("tech", NOW - timedelta(seconds=1), None, error="store down")  # began before the mail came
+    assert store.mail_since_last_poll(["letters", "tech"]) == ["tech"]
+    store.add_inbound(["letters"], "<b@x>", "news@x", b"raw b", NOW + timedelta(minutes=1))
+    assert store.mail_since_last_poll(["letters"]) == ["letters"]
+    store.record_poll("letters", NOW + timedelta(minutes=2), {"after": "2"})
+    assert store.mail_since_last_poll(["letters"]) == []
+
+
 def test_inbound_outcomes_are_counted_per_source_with_the_last_time(store: Store) -> None:
     store.add_inbound(["letters"], "<a@x>", "news@x", b"raw", NOW)
     store.add_inbound(["letters"], "<a@x>", "news@x", b"raw", NOW + timedelta(minutes=2))

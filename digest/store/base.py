@@ -325,6 +325,11 @@ class Store(Protocol):
         """Per source ("" for unknown addresses): outcome -> (how many, when last)."""
         ...
 
+    def mail_since_last_poll(self, sources: Sequence[str]) -> list[str]:
+        """Those of the mailbox `sources` holding mail received after their last poll began, or never polled:
+        `digest worker`'s tick hands each to a worker at once rather than at its next interval."""
+        ...
+
     def inbound_messages(self, source: str, after: int, limit: int) -> list[InboundMessage]:
         """Up to `limit` messages kept for `source` after the one with id `after`, in the order they came."""
         ...
