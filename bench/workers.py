@@ -1,11 +1,13 @@
 """`digest worker` processes sharing one PostgreSQL store: summarising scale-out and feeds shared by workers.
 
-    python bench/workers.py summarise --articles 2000 --workers 1 2 --runs 2
+    python bench/workers.py summarise --articles 2000 --workers 1 2 --runs 5
     python bench/workers.py feeds --feeds 300 --interval 30s --workers 3 --seconds 100
     python bench/workers.py scale --feeds 5000 --hosts 50 --interval 300s --workers 3 --concurrency 4 --seconds 420
 
-summarise: ARTICLES files in 8 files sources (one poll per source, summarised in the polling worker with
-[summary] workers = 0), timed from the workers' start until every article is stored.
+summarise: ARTICLES files in 8 files sources (polls store them waiting for their summary and defer summary
+tasks of 25 articles, which every worker takes), timed from the files appearing (the workers running, each
+source polled once) until every article is stored with its summary; also the CPU seconds the worker
+processes spent in that time (from /proc), which a loaded machine does not change as much as the wall time.
 feeds: FEEDS loopback feeds polled every INTERVAL by WORKERS workers for SECONDS; each worker logs every poll it
 starts, so the gaps between two polls of one feed show whether any feed was polled twice in an interval.
 scale: FEEDS loopback feeds spread over HOSTS hosts (bench/feedserver.py, one asyncio loop), polled every INTERVAL
@@ -81,16 +83,52 @@ def stop(workers: list[subprocess.Popen[bytes]]) -> None:
 
 
 def count(url: str) -> int:
+    """Articles stored with their summary."""
     with psycopg.connect(url) as db:
         try:
-            return int(db.execute("SELECT COUNT(*) FROM articles").fetchone()[0])  # type: ignore[index]
+            return int(db.execute("SELECT COUNT(*) FROM articles WHERE summary_pending = 0").fetchone()[0])  # type: ignore[index]
         except psycopg.errors.UndefinedTable:
             return 0
 
 
-def summarise(articles: int, workers: int) -> float:
-    """Seconds from `articles` files appearing in 8 files sources (polled every second by `workers` workers
-    already running, each source's first poll done) until all of them are stored, summarised."""
+def process_cpu(pid: int) -> float:
+    """CPU seconds a process has used so far (cpu_seconds); 0 when it is gone."""
+    try:
+        return cpu_seconds(pid)
+    except OSError:
+        return 0.0
+
+
+def workers_cpu(processes: list[subprocess.Popen[bytes]]) -> float:
+    """CPU seconds the processes have used so far."""
+    return sum(process_cpu(process.pid) for process in processes)
+
+
+def server_cpu(url: str) -> dict[int, float]:
+    """CPU seconds used so far by each PostgreSQL backend serving the run's database (a backend that ended
+    before this is not counted: the workers keep theirs in pools)."""
+    with psycopg.connect(url) as db:
+        rows = db.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid != pg_backend_pid()")
+        return {pid: process_cpu(pid) for (pid,) in rows.fetchall()}
+
+
+def poll_now(config: Path, sources: list[str]) -> None:
+    """Defer one poll of each source, as the workers' tick does when it is due (with its locks)."""
+    from digest.config import load
+    from digest.worker import make_app
+
+    app = make_app(load(config))
+    with app.open():
+        task = app.tasks["digest.poll"]
+        for source in sources:
+            task.configure(queueing_lock=f"poll:{source}", lock=f"poll:{source}").defer(source=source)
+
+
+def summarise(articles: int, workers: int) -> tuple[float, float, float]:
+    """Seconds from `articles` files appearing in 8 files sources (`workers` workers already running, each
+    source's first poll done; then one poll of each deferred, as the tick does when they are due) until all of
+    them are stored, summarised; the CPU seconds the workers used meanwhile, and those PostgreSQL used for them. Sources are polled once an
+    hour otherwise: polls that find nothing new would cost CPU in step with the wall time, not the work."""
     with tempfile.TemporaryDirectory() as folder, database() as url:
         root = Path(folder)
         sources = []
@@ -101,7 +139,7 @@ def summarise(articles: int, workers: int) -> float:
                 (root / f"staged{source}" / f"a{n:05d}.txt").write_text(
                     f"Report {n} of the harbour\n\nItem {n} opens the day. {SEED}", encoding="utf-8"
                 )
-            sources.append(f'[[sources]]\nname = "s{source}"\ntype = "files"\npath = "{root / f"s{source}"}"\ninterval = "1s"\n')
+            sources.append(f'[[sources]]\nname = "s{source}"\ntype = "files"\npath = "{root / f"s{source}"}"\ninterval = "1h"\n')
         config = root / "digest.toml"
         config.write_text(
             f'[store]\nurl = "{url}"\n\n[summary]\nworkers = 0\n\n'
@@ -122,15 +160,17 @@ def summarise(articles: int, workers: int) -> float:
 
             while not ready():
                 time.sleep(0.2)
-            started = time.monotonic()
+            started, cpu_before, server_before = time.monotonic(), workers_cpu(running), server_cpu(url)
             for source in range(8):
                 for path in (root / f"staged{source}").iterdir():
                     path.rename(root / f"s{source}" / path.name)
+            poll_now(config, [f"s{source}" for source in range(8)])
             while count(url) < articles:
                 if any(w.poll() is not None for w in running):
                     raise SystemExit(f"a worker exited: {(root / 'worker-0.log').read_text()[-2000:]}")
-                time.sleep(0.1)
-            return time.monotonic() - started
+                time.sleep(0.05)
+            wall, cpu, server_after = time.monotonic() - started, workers_cpu(running) - cpu_before, server_cpu(url)
+            return wall, cpu, sum(after - server_before.get(pid, 0.0) for pid, after in server_after.items())
         finally:
             stop(running)
 
@@ -289,12 +329,31 @@ def main() -> None:
     arguments = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stopped: the workers are stopped and the database dropped
     if arguments.mode == "summarise":
-        for workers in arguments.workers:
-            times = [summarise(arguments.articles, workers) for _ in range(arguments.runs)]
+        # interleaved (1, 2, 1, 2, ...): a change in the machine's load meanwhile falls on both alike
+        measured: dict[int, list[tuple[float, float, float]]] = defaultdict(list)
+        for _ in range(arguments.runs):
+            for workers in arguments.workers:
+                measured[workers].append(summarise(arguments.articles, workers))
+                wall, cpu, server = measured[workers][-1]
+                print(
+                    f"  {workers} worker(s): {wall:.2f} s wall, {cpu:.2f} CPU s workers, {server:.2f} CPU s PostgreSQL",
+                    flush=True,
+                )
+        medians = {}
+        for workers, runs in measured.items():
+            wall = statistics.median(t for t, _, _ in runs)
+            cpu = statistics.median(c for _, c, _ in runs)
+            server = statistics.median(p for _, _, p in runs)
+            medians[workers] = wall
             print(
-                f"{arguments.articles} articles, {workers} worker(s): median {statistics.median(times):.1f} s "
-                f"({', '.join(f'{t:.1f}' for t in times)}), {arguments.articles / statistics.median(times):.1f} articles/s"
+                f"{arguments.articles} articles, {workers} worker(s): median {wall:.2f} s wall "
+                f"({', '.join(f'{t:.2f}' for t, _, _ in runs)}), {arguments.articles / wall:.0f} articles/s; "
+                f"median CPU s: workers {cpu:.2f} ({', '.join(f'{c:.2f}' for _, c, _ in runs)}), PostgreSQL {server:.2f}"
             )
+        fewest = min(medians)
+        for workers, wall in sorted(medians.items()):
+            if workers != fewest:
+                print(f"speed-up {workers} against {fewest}: {medians[fewest] / wall:.2f}x")
     elif arguments.mode == "scale":
         for workers in arguments.workers:
             print(f"{arguments.feeds} feeds on {arguments.hosts} hosts every {arguments.interval}, {workers} workers:")

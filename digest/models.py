@@ -223,6 +223,7 @@ class SourceReport:
     error: str = ""
     waiting_until: str = ""  # ISO time before which the source is not polled (its server asked to wait)
     notes: list[str] = field(default_factory=list)  # e.g. articles summarised by position, and why
+    waiting_for_summary: list[int] = field(default_factory=list)  # ids stored before their summary (digest worker)
 
     backfill: str = ""  # the source's backfill window as written ("2d"), when it stored a backlog
 

@@ -1,5 +1,7 @@
 """The only module that knows the stage order: poll (fetch, extract, summarise, store) -> edition
--> compose -> render -> deliver.
+-> compose -> render -> deliver. `digest worker` splits the first stage: its polls store new articles
+waiting for their summary, summary tasks summarise them (summarise_stored), and editions take only
+summarised articles.
 
 Each stage is handed only its own config section and the store. `digest run`,
 `preview` and the daemon's jobs (digest/jobs.py) call the same functions here.
@@ -15,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from digest import audience
+from digest import audience, pending
 from digest import deliver as outbox
 from digest.archive import (
     HEADLINES as ARCHIVE_HEADLINES,
@@ -75,9 +77,12 @@ def poll(
     fetcher: Fetcher | None = None,
     workers: Workers[Any, tuple[Summary, str]] | None = None,
     one_shot: bool = False,
+    summaries_later: bool = False,
 ) -> list[SourceReport]:
     """Poll `sources` concurrently, summarising and storing each new article; failures are recorded, never raised.
-    A long-lived caller (the daemon) shares one `fetcher` and one set of summary `workers` across its polls."""
+    A long-lived caller (the daemon) shares one `fetcher` and one set of summary `workers` across its polls.
+    With `summaries_later` (`digest worker`) new articles are stored waiting for their summary, listed in
+    each source's report for summarise_stored."""
     poller = Poller(
         store,
         config.fetch,
@@ -88,8 +93,22 @@ def poll(
         fetcher=fetcher,
         one_shot=one_shot,
         workers=workers,
+        summaries_later=summaries_later,
     )
     return poller.poll_all(sources, now)
+
+
+def summarise_stored(config: Config, store: Store, ids: Sequence[int]) -> pending.SummaryReport:
+    """`digest worker`'s summary task: summarise those of the articles `ids` still waiting for their
+    summary (stored by a poll with summaries_later), in this process; editions take them from then on."""
+    return pending.summarise_stored(store, config.summary, ids, summarise_and_describe, resolve_language)
+
+
+def load_summariser(config: Config) -> None:
+    """Load the summariser's libraries and models (sumy, nltk, numpy, the language detector) into this
+    process now, once, so that no summary task of a long-lived worker pays for them."""
+    text = "The harbour reopens next week. Repairs to the quay took a month. The ferry keeps its timetable."
+    summarise_and_describe(text, config.summary, "Harbour", None)
 
 
 def daemon_workers(config: Config) -> Workers[Any, tuple[Summary, str]]:

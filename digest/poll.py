@@ -134,8 +134,13 @@ class Poller:
     # daemon never holds the summariser's ~100 MB of libraries and models between jobs.
     one_shot: bool = False
     workers: Workers[Any, tuple[Summary, str]] | None = None  # shared across calls (the daemon's polls); else one per Poller
+    # True for `digest worker`'s polls: new articles are stored waiting for their summary (each source's
+    # report lists their ids), and summary tasks on any worker make them (digest.pending)
+    summaries_later: bool = False
 
     def __post_init__(self) -> None:
+        if self.summaries_later:
+            self.workers = Workers(self.summarise, 0)  # never called: no article is summarised here
         if self.workers is None:
             self.workers = summary_workers(self.summarise, self.summary, self.one_shot)
 
@@ -236,7 +241,7 @@ class Poller:
         """Arguments of summarise() for an article event; None for the end of a source. In one
         run the language is settled here, so workers never load the detector (~75 MB each)."""
         article = event.article
-        if article is None:
+        if article is None or self.summaries_later:
             return None
         language = article.language
         if self.one_shot:
@@ -244,6 +249,13 @@ class Poller:
         return (article.body, self.summary, article.title, language)
 
     def _store_article(self, article: Article, summary: Outcome, report: SourceReport, now: datetime, writes: WriteBatch) -> None:
+        if self.summaries_later:
+            with writes.write():
+                waiting = self.store.add_article(article, None, now)
+            if waiting is not None:
+                report.waiting_for_summary.append(waiting)
+                self._count_stored(article, report)
+            return
         if isinstance(summary, DigestError):
             report.error = str(summary)
             return
@@ -257,11 +269,15 @@ class Poller:
         summary, story_features = summary
         with writes.write():
             stored = self.store.add_article(article, summary, now, story_features)
-        if stored is not None and article.backfilled:
-            report.backlog += 1
-        elif stored is not None:
-            report.new_articles += 1
-            if summary.note:
+        if stored is not None:
+            self._count_stored(article, report)
+            if summary.note and not article.backfilled:
                 report.add_note(f"{article.title or article.identity}: {summary.note}")
-            if self.on_article:
-                self.on_article(report.name)
+
+    def _count_stored(self, article: Article, report: SourceReport) -> None:
+        if article.backfilled:
+            report.backlog += 1
+            return
+        report.new_articles += 1
+        if self.on_article:
+            self.on_article(report.name)

@@ -5,7 +5,8 @@ A periodic `tick` (deferred once per second by the database, however many worker
 what is due and defers it: a poll per due source (the store keeps when each source is next due and
 claims the due ones in one indexed query, so a tick over 5,000 sources costs no more than over 5; the
 claim, a queueing lock keeping one waiting and a lock keeping one running: never two polls of a source
-at once), an edition per digest and slot (claimed in the
+at once; a poll stores new articles waiting for their summary and defers summary tasks, a batch
+of articles each, that any worker takes), an edition per digest and slot (claimed in the
 edition's own transaction on a unique (digest, slot) key: made once), the subscribers' editions of a
 digest when a reader's local time has come (each reader's mail of a moment claimed on a unique
 (reader, moment) key in the transaction that makes it: made once), and the outbox (each delivery
@@ -33,6 +34,7 @@ from digest.config import Config, DigestConfig, MailboxSourceConfig
 from digest.errors import ConfigError, StoreError
 from digest.fetch import Fetcher
 from digest.manners import StoredManners
+from digest.pending import OVERDUE, batches
 from digest.schedule import parse_schedule
 from digest.store import open_store
 
@@ -48,6 +50,9 @@ DEFER_BATCH = 500  # poll jobs deferred by one INSERT
 # start) hold none of them back.
 TICK_PRIORITY = 100
 ON_TIME_PRIORITY = 50
+# A summary task that failed (the store unreachable a moment) is tried again; one whose worker died is put back by the tick.
+SUMMARY_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)
+SWEEP_LIMIT = 500  # overdue articles deferred again per minute at most
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -93,9 +98,29 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
                 fetchers.append(Fetcher(config.fetch, shared=shared))
             return fetchers[0]
 
+    # below polls (0), editions, mail and the tick: a backlog of summaries never makes them late
+    @app.task(name="digest.summarise", pass_context=True, retry=SUMMARY_RETRY, priority=-1)
+    def summarise(context: procrastinate.JobContext, articles: list[int]) -> None:
+        """Summarise a batch of articles a poll stored waiting for their summary (any worker takes it)."""
+        from digest import pipeline
+
+        job = context.job.id
+        log.info("summary job %s: %d articles started (worker process %d)", job, len(articles), os.getpid())
+        store = open_store(config.store)
+        try:
+            done = pipeline.summarise_stored(config, store, articles)
+        finally:
+            store.close()
+        log.info("summary job %s: %d summarised, %d were already", job, done.summarised, done.done_before)
+
+    def defer_summaries(ids: list[int]) -> None:
+        if ids:
+            arguments: list[dict[str, Any]] = [{"articles": batch} for batch in batches(ids)]
+            summarise.batch_defer(*arguments)
+
     @app.task(name="digest.poll", pass_context=False)
     def poll(source: str) -> None:
-        """Poll one source and store (and summarise) what is new."""
+        """Poll one source and store what is new, waiting for its summary: summary tasks make them."""
         from digest import pipeline
 
         source_config = next((s for s in config.sources if s.name == source), None)
@@ -104,9 +129,26 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         log.info("source %s: poll started (worker process %d)", source, os.getpid())
         store = open_store(config.store)
         try:
-            pipeline.poll(config, store, [source_config], datetime.now(timezone.utc), fetcher=fetcher())
+            [report] = pipeline.poll(
+                config, store, [source_config], datetime.now(timezone.utc), fetcher=fetcher(), summaries_later=True
+            )
         finally:
             store.close()
+        defer_summaries(report.waiting_for_summary)  # after the poll committed them: a task finds them stored
+
+    @app.periodic(cron="* * * * *", periodic_id="summary-sweep")
+    @app.task(name="digest.summary_sweep", queueing_lock="digest.summary_sweep", pass_context=False)
+    def summary_sweep(timestamp: int) -> None:
+        """Once a minute: defer again the summaries of articles waiting longer than OVERDUE (a worker died
+        between storing them and deferring their task; a task that died itself is put back by the tick)."""
+        store = open_store(config.store)
+        try:
+            overdue = store.overdue_summaries(datetime.now(timezone.utc) - OVERDUE, SWEEP_LIMIT)
+        finally:
+            store.close()
+        if overdue:
+            log.warning("%d articles waited over %s for their summary: deferred again", len(overdue), OVERDUE)
+            defer_summaries(overdue)
 
     @app.task(name="digest.inbound", priority=ON_TIME_PRIORITY, pass_context=False)
     def inbound(source: str) -> None:
@@ -306,6 +348,9 @@ def run(config: Config, concurrency: int, lease: timedelta) -> None:
     app = make_app(config, lease)
     try:
         migrate(config, app)
+        from digest import pipeline
+
+        pipeline.load_summariser(config)  # once per process, before its first summary task
         app.run_worker(
             concurrency=concurrency,
             update_heartbeat_interval=HEARTBEAT,
