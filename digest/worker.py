@@ -350,7 +350,9 @@ def run(config: Config, concurrency: int, lease: timedelta) -> None:
         migrate(config, app)
         from digest import pipeline
 
-        pipeline.load_summariser(config)  # once per process, before its first summary task
+        # once per process, beside the first tasks (polls need none of it): a summary task that comes
+        # first waits on the same imports instead of loading them again
+        threading.Thread(target=pipeline.load_summariser, args=(config,), name="load-summariser", daemon=True).start()
         app.run_worker(
             concurrency=concurrency,
             update_heartbeat_interval=HEARTBEAT,
