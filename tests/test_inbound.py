@@ -71,7 +71,10 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def running(
     project: Project, *command: str, env: dict[str, str] | None = None, ready: str = "inbound listening"
 ) -> Iterator[subprocess.Popen[str]]:
-    """`python -m digest --config ... COMMAND` in a subprocess, once it says `ready` on stderr; stopped after."""
+    """`python -m digest --config ... COMMAND` in a subprocess, once it says `ready` on stderr; stopped after.
+
+    It runs in a session of its own so that, when it has to be killed, its children (the daemon's listener) die with
+    it: an orphan would hold the stderr pipe open and the test would wait on it for ever."""
     process = subprocess.Popen(
         [sys.executable, "-m", "digest", "--config", str(project.config), *command],
         cwd=project.root,
@@ -79,24 +82,24 @@ def running(
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     assert process.stderr is not None
+    stderr = process.stderr
     lines: list[str] = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        if ready in line:
-            break
-    else:
-        process.kill()
-    if not lines or ready not in lines[-1]:
-        process.kill()
-        pytest.fail(f"{command} did not start: {''.join(lines)}{process.stderr.read()}")
-    drain = threading.Thread(target=process.stderr.read, daemon=True)  # never let a full pipe block it
-    drain.start()
+    settled = threading.Event()  # it said `ready`, or closed stderr without saying it
+
+    def collect() -> None:  # reads to the end: a full pipe never blocks it
+        for line in stderr:
+            lines.append(line)
+            if ready in line:
+                settled.set()
+        settled.set()
+
+    threading.Thread(target=collect, daemon=True).start()
+    if not settled.wait(60) or not any(ready in line for line in lines):
+        kill_session(process)
+        pytest.fail(f"{command} did not start: {''.join(lines)}")
     try:
         yield process
     finally:
@@ -105,8 +108,16 @@ def running(
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                kill_session(process)
+
+
+def kill_session(process: subprocess.Popen[str]) -> None:
+    """SIGKILL the process and every process of its session (it was started with start_new_session)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
 
 
 def newsletter(
