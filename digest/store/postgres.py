@@ -316,6 +316,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
 _MIGRATION_LOCK = (0x6469_6765, 1)
 _EDITION_LOCK_CLASS = 0x6469_6766
 _ARRIVAL_LOCK = (0x6469_6765, 3)
+_INBOUND_LOCK_CLASS = 0x6469_6767
 
 _STORED_COLUMNS = "a.id, a.source, a.title, a.url, a.published, a.author, a.language, a.summary, a.fetched, a.story_features"
 
@@ -987,9 +988,13 @@ class PostgresStore:
 
     def add_inbound(self, sources: Sequence[str], key: str, sender: str, raw: bytes, now: datetime) -> list[bool]:
         """Store one received message for each mailbox source in one transaction, committed on return;
-        per source True when stored, False when it held the same `key` already."""
+        per source True when stored, False when it held the same `key` already. Messages of one source are
+        stored one at a time (an advisory lock per source, held to the commit), so their ids are in commit
+        order, as a mailbox source's memo (the last id it read) needs, however many listeners run."""
         stored = []
         with self.transaction():
+            for source in sorted(set(sources)):
+                self._sql("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_INBOUND_LOCK_CLASS, source))
             for source in sources:
                 row = self._sql(
                     "INSERT INTO inbound_messages (source, message_key, received, sender, raw) VALUES (%s, %s, %s, %s, %s) "
