@@ -153,7 +153,8 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
     @app.task(name="digest.inbound", priority=ON_TIME_PRIORITY, pass_context=False)
     def inbound(source: str) -> None:
         """Turn the mail `digest inbound` stored for mailbox `source` since its last poll into articles (parse,
-        extract, summarise, store): a poll of that source, under the same lock as its polls (never two at once)."""
+        extract, store; summary tasks summarise them, as after any poll): a poll of that source, under the same
+        lock as its polls (never two at once)."""
         from digest import pipeline
 
         source_config = next((s for s in config.sources if s.name == source and isinstance(s, MailboxSourceConfig)), None)
@@ -162,9 +163,10 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         log.info("source %s: received mail taken in (worker process %d)", source, os.getpid())
         store = open_store(config.store)
         try:
-            pipeline.poll(config, store, [source_config], datetime.now(timezone.utc))
+            [report] = pipeline.poll(config, store, [source_config], datetime.now(timezone.utc), summaries_later=True)
         finally:
             store.close()
+        defer_summaries(report.waiting_for_summary)
 
     @app.task(name="digest.edition", priority=ON_TIME_PRIORITY, pass_context=False)
     def edition(digest: str, slot: str) -> None:
