@@ -126,12 +126,19 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         source_config = next((s for s in config.sources if s.name == source), None)
         if source_config is None:
             return
-        log.info("source %s: poll started (worker process %d)", source, os.getpid())
+        now = datetime.now(timezone.utc)
         store = open_store(config.store)
         try:
-            [report] = pipeline.poll(
-                config, store, [source_config], datetime.now(timezone.utc), fetcher=fetcher(), summaries_later=True
-            )
+            state = store.source_state(source)
+            if (state.last_poll and state.last_poll + source_config.interval > now) or (
+                state.not_before and state.not_before > now
+            ):
+                # a second job of a source polled since it was deferred (its claim's lease ended while the
+                # job waited, or a dead worker's job put back): never two polls in one interval
+                log.info("source %s: polled at %s already, not due: skipped", source, state.last_poll)
+                return
+            log.info("source %s: poll started (worker process %d)", source, os.getpid())
+            [report] = pipeline.poll(config, store, [source_config], now, fetcher=fetcher(), summaries_later=True)
         finally:
             store.close()
         defer_summaries(report.waiting_for_summary)  # after the poll committed them: a task finds them stored
@@ -249,16 +256,22 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
 
     async def defer_polls(sources: list[str]) -> None:
         """One poll job per source, DEFER_BATCH to an INSERT (procrastinate's batch defer), so thousands due
-        at once take the tick a fraction of a second; a batch that meets a poll already queued (a claim
-        whose lease ended while its job still waited) is deferred one by one, skipping that one."""
+        at once take the tick a fraction of a second; a batch that meets polls already queued (claims whose
+        lease ended while their jobs still waited) is deferred one by one less those (one query finds them)."""
         for first in range(0, len(sources), DEFER_BATCH):
             batch = sources[first : first + DEFER_BATCH]
             jobs = [poll.configure(queueing_lock=f"poll:{s}", lock=f"poll:{s}").make_new_job(source=s) for s in batch]
             try:
                 await app.job_manager.batch_defer_jobs_async(jobs)
             except procrastinate_errors.AlreadyEnqueued:
+                queued = await app.connector.execute_query_all_async(
+                    "SELECT queueing_lock FROM procrastinate_jobs WHERE status = 'todo' AND queueing_lock = ANY(%(locks)s)",
+                    locks=[job.queueing_lock for job in jobs],
+                )
+                waiting = {row["queueing_lock"] for row in queued}
                 for source in batch:
-                    await defer(poll, f"poll:{source}", f"poll:{source}", source=source)
+                    if f"poll:{source}" not in waiting:
+                        await defer(poll, f"poll:{source}", f"poll:{source}", source=source)
 
     @app.periodic(cron="* * * * * *", periodic_id="tick")
     @app.task(name="digest.tick", queueing_lock="digest.tick", priority=TICK_PRIORITY, pass_context=False)
