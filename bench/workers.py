@@ -2,6 +2,7 @@
 
     python bench/workers.py summarise --articles 2000 --workers 1 2 --runs 5
     python bench/workers.py feeds --feeds 300 --interval 30s --workers 3 --seconds 100
+    python bench/workers.py tick --feeds 5000 --runs 5
     python bench/workers.py scale --feeds 5000 --hosts 50 --interval 300s --workers 3 --concurrency 4 --seconds 420
 
 summarise: ARTICLES files in 8 files sources (polls store them waiting for their summary and defer summary
@@ -29,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from email.utils import format_datetime
@@ -232,6 +233,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def backends(database: str) -> list[int]:
+    """The PostgreSQL server processes serving connections to `database` (their titles name it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if entry.name.isdigit() and title.startswith("postgres: ") and f" {database} " in title:
+            found.append(int(entry.name))
+    return found
+
+
 def scale(total: int, hosts: int, interval: float, workers: int, concurrency: int, seconds: float) -> dict[str, object]:
     """`total` loopback feeds on `hosts` hosts (one asyncio loop), polled every `interval` seconds by `workers`
     workers for `seconds`: polls per feed counted from the servers' access log, the gaps between two polls of
@@ -275,6 +289,7 @@ def scale(total: int, hosts: int, interval: float, workers: int, concurrency: in
                         raise SystemExit(f"a worker exited: {(root / 'worker-0.log').read_text()[-2000:]}")
                     time.sleep(5)
             cpu = [cpu_seconds(w.pid) for w in running]
+            database_cpu = sum(cpu_seconds(pid) for pid in backends(url.rsplit("/", 1)[1]))
             ran = time.time() - began
         finally:
             stop(running)
@@ -311,13 +326,96 @@ def scale(total: int, hosts: int, interval: float, workers: int, concurrency: in
         "most polls in one tick": max((n for n, _ in ticks), default=0),
         "polls by worker": sorted(by_worker.values()),
         "worker CPU s (share of a core)": [f"{c:.0f} ({c / ran:.0%})" for c in cpu],
+        "PostgreSQL CPU s of the workers' connections still open": round(database_cpu),
+        "CPU ms per poll, workers / PostgreSQL": (
+            round(1000 * sum(cpu) / max(1, len(access))),
+            round(1000 * database_cpu / max(1, len(access))),
+        ),
+        "load average at the end": os.getloadavg(),
         "poll queue (s: waiting, running)": [f"{t:.0f}: {w}, {r}" for t, w, r in queue[:: max(1, len(queue) // 30)]],
+    }
+
+
+def tick(total: int, runs: int) -> dict[str, object]:
+    """What the tick's work costs at `total` sources, median of `runs`: the store's answer to "which sources
+    are due" the old way (every source's history read, then due-ness per source in Python) against
+    claim_due_polls, when all are due and when a 5-minute interval spreads them (1/300th due), and
+    deferring all of them as poll jobs in batches of 500."""
+    import asyncio
+    from datetime import timedelta, timezone
+
+    from digest import worker
+    from digest.config import load
+    from digest.jobs import read_history
+    from digest.scheduler import next_poll
+    from digest.store import open_store
+
+    with tempfile.TemporaryDirectory() as folder, database() as url:
+        root = Path(folder)
+        sources = "".join(
+            f'[[sources]]\nname = "f{n}"\ntype = "feed"\nurl = "http://127.0.0.1:9/f{n}.xml"\ninterval = "300s"\n'
+            for n in range(total)
+        )
+        path = root / "digest.toml"
+        path.write_text(
+            f'[store]\nurl = "{url}"\n\n{sources}\n[[digests]]\nname = "daily"\nschedule = "0 7 * * *"\n'
+            f'output_dir = "{root / "out"}"\n'
+        )
+        config = load(path)
+        app = worker.make_app(config)
+        worker.migrate(config, app)
+        store = open_store(config.store)
+        timings: dict[str, list[float]] = defaultdict(list)
+        now = datetime.now(timezone.utc)
+
+        def timed(name: str, work: Callable[[], object]) -> object:
+            began = time.perf_counter()
+            result = work()
+            timings[name].append(time.perf_counter() - began)
+            return result
+
+        for run in range(runs):
+            with store.transaction():  # every source polled, spread over the interval
+                for n in range(total):
+                    store.record_poll(f"f{n}", now - timedelta(seconds=300 * n / total), {})
+            moment = now + timedelta(seconds=1 + run)  # about total/300 sources due
+            history = timed("old: read history, due in Python (1/300 due)", lambda: read_history(config, store))
+            due_then = [
+                s.name
+                for s in config.sources
+                if next_poll(s, history.last_polls.get(s.name), moment, history.polls_not_before.get(s.name)) <= moment  # type: ignore[attr-defined]
+            ]
+            claimed = timed("claim_due_polls (1/300 due)", lambda: store.claim_due_polls(moment, worker.POLL_CLAIM, 2000))
+            assert len(claimed) == len(due_then), (len(claimed), len(due_then))  # type: ignore[arg-type]
+            late = now + timedelta(seconds=400)  # all due
+            every = timed(
+                "claim_due_polls (all due, at most 2000 a tick)", lambda: store.claim_due_polls(late, worker.POLL_CLAIM, 2000)
+            )
+            poll = app.tasks["digest.poll"]
+
+            async def defer_all(names: list[str]) -> None:
+                async with app.open_async():
+                    for first in range(0, len(names), worker.DEFER_BATCH):
+                        jobs = [
+                            poll.configure(queueing_lock=f"poll:{s}", lock=f"poll:{s}").make_new_job(source=s)
+                            for s in names[first : first + worker.DEFER_BATCH]
+                        ]
+                        await app.job_manager.batch_defer_jobs_async(jobs)
+
+            timed("defer those polls, 500 to an insert", lambda: asyncio.run(defer_all(every)))  # type: ignore[arg-type]
+            with psycopg.connect(url, autocommit=True) as db:
+                db.execute("DELETE FROM procrastinate_jobs")
+                db.execute("UPDATE sources SET poll_claimed_until = NULL")
+        store.close()
+    return {
+        name: f"median {statistics.median(t) * 1000:.0f} ms ({', '.join(f'{x * 1000:.0f}' for x in t)})"
+        for name, t in timings.items()
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=["summarise", "feeds", "scale"])
+    parser.add_argument("mode", choices=["summarise", "feeds", "scale", "tick"])
     parser.add_argument("--hosts", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--articles", type=int, default=2000)
@@ -354,6 +452,10 @@ def main() -> None:
         for workers, wall in sorted(medians.items()):
             if workers != fewest:
                 print(f"speed-up {workers} against {fewest}: {medians[fewest] / wall:.2f}x")
+    elif arguments.mode == "tick":
+        print(f"the tick's work at {arguments.feeds} sources (load average {os.getloadavg()[0]:.1f}):")
+        for name, value in tick(arguments.feeds, arguments.runs).items():
+            print(f"  {name}: {value}")
     elif arguments.mode == "scale":
         for workers in arguments.workers:
             print(f"{arguments.feeds} feeds on {arguments.hosts} hosts every {arguments.interval}, {workers} workers:")
