@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from conftest import Project
+from tests.inprocess import invoke
 from httpserver import LocalServer, RequestHandler
 from emailproject import make_config
 from smtpserver import free_port, smtp_server
@@ -192,5 +193,5 @@ def test_history_in_the_future_is_ignored_with_a_warning(project: Project, caplo
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("source seeds: its last poll is recorded at 2027-11-27" in w and "ignored" in w for w in warnings), warnings
     assert any("digest daily: its last edition is recorded at 2027-11-27" in w for w in warnings), warnings
-    status = project.cli("status", now=T.isoformat())
+    status = invoke(project, "status", now=T.isoformat())
     assert "next poll due now" in status.stdout and "after now" in status.stderr, status.stdout + status.stderr
