@@ -7,6 +7,7 @@ import tomllib
 
 from conftest import Project
 from tests.httpserver import billion_laughs
+from tests.inprocess import invoke
 
 SUBSCRIPTIONS = """<?xml version="1.0" encoding="UTF-8"?>
 <opml version="1.0">
@@ -35,7 +36,7 @@ def with_known_feed(project: Project) -> None:
 def test_import_prints_sources_a_user_can_keep(project: Project) -> None:
     with_known_feed(project)
     (project.root / "subs.opml").write_text(SUBSCRIPTIONS)
-    result = project.cli("sources", "import", "subs.opml")
+    result = invoke(project, "sources", "import", "subs.opml")
     assert result.returncode == 0, result.stderr
     imported = tomllib.loads(result.stdout)["sources"]
     assert [(s["name"], s["type"], s["url"]) for s in imported] == [
@@ -48,14 +49,14 @@ def test_import_prints_sources_a_user_can_keep(project: Project) -> None:
 
 def test_import_append_then_export_round_trips(project: Project) -> None:
     (project.root / "subs.opml").write_text(SUBSCRIPTIONS)
-    appended = project.cli("sources", "import", "subs.opml", "--append")
+    appended = invoke(project, "sources", "import", "subs.opml", "--append")
     assert appended.returncode == 0, appended.stderr
-    check = project.cli("check")
+    check = invoke(project, "check")
     assert check.returncode == 0 and "source the-daily-planet: feed https://planet.example/feed.xml" in check.stdout
-    exported = project.cli("sources", "export")
+    exported = invoke(project, "sources", "export")
     assert exported.returncode == 0 and exported.stdout.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<opml version="2.0">')
     (project.root / "again.opml").write_text(exported.stdout)
-    again = project.cli("sources", "import", "again.opml")
+    again = invoke(project, "sources", "import", "again.opml")
     assert (
         again.returncode == 0
         and again.stdout == ""
@@ -70,7 +71,7 @@ def test_xml_bomb_opml_is_refused_quickly_and_changes_nothing(project: Project) 
     )
     before = project.config.read_text()
     started = time.monotonic()
-    result = project.cli("sources", "import", "bomb.opml", "--append")
+    result = invoke(project, "sources", "import", "bomb.opml", "--append")
     assert time.monotonic() - started < 10
     assert (
         result.returncode == 1
@@ -81,17 +82,17 @@ def test_xml_bomb_opml_is_refused_quickly_and_changes_nothing(project: Project) 
 
 def test_not_opml_is_one_line(project: Project) -> None:
     (project.root / "feed.xml").write_text("<rss><channel/></rss>")
-    result = project.cli("sources", "import", "feed.xml")
+    result = invoke(project, "sources", "import", "feed.xml")
     assert result.returncode == 1 and result.stderr.strip() == "digest: feed.xml: not an OPML file (no <opml><body>)"
 
 
 def test_the_shipped_digest_takes_imported_feeds_and_the_import_says_so(project: Project) -> None:
     """Issue 11 item 5: the shipped digest listed only "seeds", so appended feeds went nowhere, silently."""
     (project.root / "subs.opml").write_text(SUBSCRIPTIONS)
-    appended = project.cli("sources", "import", "subs.opml", "--append")
+    appended = invoke(project, "sources", "import", "subs.opml", "--append")
     assert appended.returncode == 0, appended.stderr
     assert "the new feeds go into digest daily" in appended.stdout, appended.stdout
-    check = project.cli("check")
+    check = invoke(project, "check")
     assert check.returncode == 0 and "warning" not in check.stderr, check.stderr
 
 
@@ -99,9 +100,9 @@ def test_check_warns_once_per_source_no_digest_uses_and_import_warns_too(project
     shipped = project.config.read_text()
     project.write_config(shipped.replace('name = "daily"\n', 'name = "daily"\nsources = ["seeds"]\n'))
     (project.root / "subs.opml").write_text(SUBSCRIPTIONS)
-    appended = project.cli("sources", "import", "subs.opml", "--append")
+    appended = invoke(project, "sources", "import", "subs.opml", "--append")
     assert appended.returncode == 0 and "warning: no digest includes the new feeds" in appended.stdout, appended.stdout
-    check = project.cli("check")
+    check = invoke(project, "check")
     assert check.returncode == 0, check.stderr
     warnings = [line for line in check.stderr.splitlines() if "warning" in line]
     assert [line.split()[3] for line in warnings] == [

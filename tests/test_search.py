@@ -15,6 +15,7 @@ import pytest
 from digest.store import open_store
 from tests.conftest import Project
 from tests.test_archive import serve
+from tests.inprocess import invoke
 
 NOW = "2026-11-27T07:00:00+00:00"
 
@@ -35,13 +36,13 @@ def searched(project: Project) -> Project:
         "Riders praised the quieter carriages and the short wait at each stop.\n",
         encoding="utf-8",
     )
-    result = project.cli("run", now=NOW)
+    result = invoke(project, "run", now=NOW)
     assert result.returncode == 0, result.stdout + result.stderr
     return project
 
 
 def test_search_finds_an_article_by_a_word_of_its_text_and_names_its_edition(searched: Project) -> None:
-    result = searched.cli("search", "cormorant")  # in the text only, neither title nor (lead) summary start
+    result = invoke(searched, "search", "cormorant")  # in the text only, neither title nor (lead) summary start
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "1. Harbour works reach the quay"
@@ -50,16 +51,16 @@ def test_search_finds_an_article_by_a_word_of_its_text_and_names_its_edition(sea
     assert "editions/2026-11-27T070000Z.html" in result.stdout
     assert "Tram" not in result.stdout
 
-    as_json = json.loads(searched.cli("search", "Cormorants", "--json").stdout)  # any case, another form of the word
+    as_json = json.loads(invoke(searched, "search", "Cormorants", "--json").stdout)  # any case, another form of the word
     [hit] = as_json["results"]
     assert hit["title"] == "Harbour works reach the quay"
     assert [(e["digest"], e["edition"], e["page"]) for e in hit["editions"]] == [("daily", 1, "editions/2026-11-27T070000Z.html")]
     assert (searched.out / "daily" / hit["editions"][0]["page"]).is_file()
 
-    assert searched.cli("search", "tram hospital", "--digest", "daily", "--since", "2025-01-01").stdout.startswith(
+    assert invoke(searched, "search", "tram hospital", "--digest", "daily", "--since", "2025-01-01").stdout.startswith(
         "1. Tram line opens to the hospital"
     )
-    assert searched.cli("search", "tram", "--since", "2026-12-01").stdout == "no article found\n"
+    assert invoke(searched, "search", "tram", "--since", "2026-12-01").stdout == "no article found\n"
 
 
 # query -> whether it finds the harbour article: every word it carries is in it, or one ("near", "drop") is not
@@ -91,12 +92,12 @@ UNUSABLE = [
 
 def test_hostile_queries_are_only_words_and_unusable_ones_one_line_exit_2(searched: Project) -> None:
     for query, finds in HOSTILE.items():
-        result = searched.cli("search", "--json", "--", query)
+        result = invoke(searched, "search", "--json", "--", query)
         assert result.returncode == 0, (query, result.stderr)
         titles = [hit["title"] for hit in json.loads(result.stdout)["results"]]
         assert titles == (["Harbour works reach the quay"] if finds else []), query
     for query, message in UNUSABLE:
-        result = searched.cli("search", "--", query)
+        result = invoke(searched, "search", "--", query)
         if message is None:
             assert (result.returncode, result.stdout, result.stderr) == (0, "no article found\n", ""), query
         else:
@@ -109,8 +110,8 @@ def test_hostile_queries_are_only_words_and_unusable_ones_one_line_exit_2(search
 
 
 def test_a_bad_since_or_digest_is_a_usage_error(searched: Project) -> None:
-    assert searched.cli("search", "tram", "--since", "last week").stderr.startswith("digest: search: since: not a date")
-    result = searched.cli("search", "tram", "--digest", "weekly")
+    assert invoke(searched, "search", "tram", "--since", "last week").stderr.startswith("digest: search: since: not a date")
+    result = invoke(searched, "search", "tram", "--digest", "weekly")
     assert result.returncode == 2 and "no digest named 'weekly'" in result.stderr
 
 
@@ -127,7 +128,7 @@ def test_a_store_made_before_search_is_indexed_when_opened(searched: Project) ->
             "DELETE FROM migrations WHERE name IN ('0011_article_search', '0021_article_search_queue')",
         ):
             db.execute(statement)
-    result = searched.cli("search", "cormorant")
+    result = invoke(searched, "search", "cormorant")
     assert result.returncode == 0 and result.stdout.startswith("1. Harbour works reach the quay"), result.stderr
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Project, run_cli, shared_path
+from conftest import REPO, Project, shared_path
+from tests.inprocess import invoke, run_in_process
 from digest import stories
 
 FIXTURES = REPO / "tests" / "data" / "stories"
@@ -77,7 +78,7 @@ def _edition(project: Project, stamp: str) -> dict[str, str]:
 
 
 def test_one_event_from_two_sources_is_one_entry_in_every_format_and_two_earthquakes_stay_apart(two_sources: Project) -> None:
-    result = two_sources.cli("run", now="2026-11-27T07:00:00+00:00")
+    result = invoke(two_sources, "run", now="2026-11-27T07:00:00+00:00")
     assert result.returncode == 0, result.stderr
     edition = _edition(two_sources, "2026-11-27T070000Z")
     document = json.loads(edition["json"])
@@ -105,7 +106,7 @@ def test_one_event_from_two_sources_is_one_entry_in_every_format_and_two_earthqu
 
 
 def test_a_report_that_continues_a_story_of_an_earlier_edition_is_marked_follow_up(two_sources: Project) -> None:
-    assert two_sources.cli("run", now="2026-11-27T07:00:00+00:00").returncode == 0
+    assert invoke(two_sources, "run", now="2026-11-27T07:00:00+00:00").returncode == 0
     later = two_sources.root / "herald" / "elazig-toll.txt"
     later.write_text(FOLLOW_UP, encoding="utf-8")
     moment = datetime(2026, 11, 28, 9, tzinfo=timezone.utc).timestamp()
@@ -116,7 +117,7 @@ def test_a_report_that_continues_a_story_of_an_earlier_edition_is_marked_follow_
         encoding="utf-8",
     )
     os.utime(two_sources.root / "wire" / "budget.txt", (moment, moment))
-    result = two_sources.cli("run", now="2026-11-28T12:00:00+00:00")
+    result = invoke(two_sources, "run", now="2026-11-28T12:00:00+00:00")
     assert result.returncode == 0, result.stderr
     edition = _edition(two_sources, "2026-11-28T120000Z")
     stories_by_title = {story["title"]: story for story in json.loads(edition["json"])["stories"]}
@@ -132,7 +133,7 @@ def test_exact_copies_in_two_sources_fold_into_one_entry_and_both_are_kept(two_s
     copy = two_sources.root / "herald" / "tram-copy.txt"
     shutil.copy(two_sources.root / "wire" / "tram-line.txt", copy)
     os.utime(copy, (DAY1.timestamp(), DAY1.timestamp()))
-    result = two_sources.cli("run", "--json", now="2026-11-27T07:00:00+00:00")
+    result = invoke(two_sources, "run", "--json", now="2026-11-27T07:00:00+00:00")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert {s["name"]: s["new_articles"] for s in report["sources"]} == {"wire": 2, "herald": 3}
@@ -147,7 +148,7 @@ def test_with_grouping_off_every_article_is_its_own_entry(two_sources: Project) 
             'formats = ["html", "md", "txt", "json"]', 'formats = ["txt", "json"]\ngroup_stories = false'
         )
     )
-    assert two_sources.cli("run", now="2026-11-27T07:00:00+00:00").returncode == 0
+    assert invoke(two_sources, "run", now="2026-11-27T07:00:00+00:00").returncode == 0
     text = (two_sources.out / "daily" / "2026-11-27T070000Z.txt").read_text()
     assert "Also reported by" not in text and "\n4 articles\n" in text
     assert len(json.loads((two_sources.out / "daily" / "2026-11-27T070000Z.json").read_text())["stories"]) == 4
@@ -158,7 +159,7 @@ def test_a_failing_source_is_named_in_the_json_edition(two_sources: Project) -> 
         two_sources.config.read_text() + '\n[[sources]]\nname = "gone"\ntype = "feed"\nurl = "http://127.0.0.1:9/feed.xml"\n'
     )
     two_sources.config.write_text(two_sources.config.read_text().replace("[summary]", "[fetch]\nallow_private = true\n[summary]"))
-    result = two_sources.cli("run", now="2026-11-27T07:00:00+00:00")
+    result = invoke(two_sources, "run", now="2026-11-27T07:00:00+00:00")
     assert result.returncode == 1
     problems = json.loads(_edition(two_sources, "2026-11-27T070000Z")["json"])["sources_with_problems"]
     assert (
@@ -187,7 +188,7 @@ def test_stored_features_survive_the_round_trip_and_old_ones_are_refused() -> No
 def _stories_cli(tmp_path: Path, lines: list[object], *args: str) -> tuple[int, list[dict[str, object]], str]:
     source = tmp_path / "in.jsonl"
     source.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
-    result = run_cli("stories", str(source), *args, cwd=tmp_path)
+    result = run_in_process("stories", str(source), *args, cwd=tmp_path)
     return result.returncode, [json.loads(line) for line in result.stdout.splitlines()], result.stderr
 
 
@@ -224,13 +225,13 @@ def test_stories_command_names_a_bad_line_and_groups_the_rest(tmp_path: Path) ->
     assert code == 1 and [line["id"] for line in out] == ["a"]
     assert "in.jsonl:2: expected a JSON object" in err and "in.jsonl:3: published: not an ISO 8601 time" in err
     assert "Traceback" not in err
-    result = run_cli("stories", str(tmp_path / "absent.jsonl"), cwd=tmp_path)
+    result = run_in_process("stories", str(tmp_path / "absent.jsonl"), cwd=tmp_path)
     assert result.returncode == 1 and "absent.jsonl: cannot read" in result.stderr
 
 
 def test_eval_stories_reports_the_unseen_fold_beside_the_baseline(tmp_path: Path) -> None:
     data = shared_path("data", "ecb-dev.jsonl")
-    result = run_cli("eval", "--stories", str(data), "--json", cwd=tmp_path, timeout=300)
+    result = run_in_process("eval", "--stories", str(data), "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     unseen = report["folds"]["test (unseen)"]

@@ -16,16 +16,18 @@ from digest.store import MIGRATIONS
 from tests.conftest import Project
 from tests.emailproject import make_config
 from tests.smtpserver import smtp_server
+from tests.inprocess import invoke
 
 
 def subscribers(project: Project) -> list[dict[str, object]]:
-    listed = project.cli("subscribers", "list", "--json")
+    listed = invoke(project, "subscribers", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     return list(json.loads(listed.stdout))
 
 
 def test_add_list_and_remove_readers_with_their_own_time_zone_time_and_words(project: Project) -> None:
-    added = project.cli(
+    added = invoke(
+        project,
         "subscribers",
         "add",
         "Ann Example <ann@Example.COM>",
@@ -40,7 +42,7 @@ def test_add_list_and_remove_readers_with_their_own_time_zone_time_and_words(pro
     )
     assert added.returncode == 0, added.stderr
     assert "added ann@example.com to daily" in added.stdout
-    assert project.cli("subscribers", "add", "bob@example.net").returncode == 0  # the only digest is the default
+    assert invoke(project, "subscribers", "add", "bob@example.net").returncode == 0  # the only digest is the default
 
     listed = {s["address"]: s for s in subscribers(project)}
     assert listed["ann@example.com"] == {
@@ -59,24 +61,24 @@ def test_add_list_and_remove_readers_with_their_own_time_zone_time_and_words(pro
     assert (listed["bob@example.net"]["timezone"], listed["bob@example.net"]["at"]) == ("UTC", "07:00")
 
     # Adding the same address again (however it is written) updates it: one reader, one row.
-    again = project.cli("subscribers", "add", "ANN@example.com", "--at", "08:00", "--timezone", "Asia/Tokyo")
+    again = invoke(project, "subscribers", "add", "ANN@example.com", "--at", "08:00", "--timezone", "Asia/Tokyo")
     assert again.returncode == 0 and "updated ann@example.com" in again.stdout
     assert [s["at"] for s in subscribers(project) if s["address"] == "ann@example.com"] == ["08:00"]
 
-    text = project.cli("subscribers", "list")
+    text = invoke(project, "subscribers", "list")
     assert "bob@example.net daily 07:00 UTC active" in text.stdout
 
-    removed = project.cli("subscribers", "remove", "ann@example.com")
+    removed = invoke(project, "subscribers", "remove", "ann@example.com")
     assert removed.returncode == 0, removed.stderr
     assert [s["address"] for s in subscribers(project)] == ["bob@example.net"]
-    gone = project.cli("subscribers", "remove", "ann@example.com")
+    gone = invoke(project, "subscribers", "remove", "ann@example.com")
     assert gone.returncode == 2 and gone.stderr.strip() == "digest: ann@example.com is not a subscriber"
 
 
 def test_internationalised_addresses_are_kept_in_unicode(project: Project) -> None:
-    added = project.cli("subscribers", "add", "José Ñandú <josé@exämple.org>", "--timezone", "Europe/Madrid")
+    added = invoke(project, "subscribers", "add", "José Ñandú <josé@exämple.org>", "--timezone", "Europe/Madrid")
     assert added.returncode == 0, added.stderr
-    assert project.cli("subscribers", "add", "用户@例子.广告").returncode == 0
+    assert invoke(project, "subscribers", "add", "用户@例子.广告").returncode == 0
     listed = {s["address"]: s["name"] for s in subscribers(project)}
     assert listed == {"josé@exämple.org": "José Ñandú", "用户@例子.广告": ""}
 
@@ -91,7 +93,7 @@ def test_bad_input_is_one_line_with_exit_2_and_stores_nothing(project: Project) 
         ("ann@example.com", "--digest", "weekly"): "no digest",
     }
     for arguments, message in cases.items():
-        result = project.cli("subscribers", "add", *arguments)
+        result = invoke(project, "subscribers", "add", *arguments)
         assert result.returncode == 2, (arguments, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, (arguments, result.stderr)
         assert "Traceback" not in result.stderr
@@ -112,7 +114,7 @@ def test_a_store_of_the_previous_schema_gains_the_subscribers_table_and_keeps_it
         )
         db.execute("INSERT INTO editions (digest, created) VALUES ('daily', '2026-11-26T07:00:00+00:00')")
         db.execute("PRAGMA user_version = 4")
-    assert project.cli("subscribers", "add", "ann@example.com").returncode == 0
+    assert invoke(project, "subscribers", "add", "ann@example.com").returncode == 0
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT title FROM articles").fetchall() == [("Kept",)]
         assert db.execute("SELECT address FROM subscribers").fetchall() == [("ann@example.com",)]
