@@ -34,6 +34,7 @@ from tests.httpserver import (
     trickle,
     trickle_headers,
 )
+from tests.inprocess import invoke
 
 DEADLINE = 1.0
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -385,7 +386,7 @@ def test_allow_link_local_is_a_config_key_that_opens_only_link_local(project: Pr
         name = "daily"
         output_dir = "../out"
         """)
-    result = project.cli("run", "--json")
+    result = invoke(project, "run", "--json")
     assert result.returncode == 1, result.stderr
     error = json.loads(result.stdout)["sources"][0]["error"]
     assert error == (
@@ -395,4 +396,4 @@ def test_allow_link_local_is_a_config_key_that_opens_only_link_local(project: Pr
     project.write_config(
         project.config.read_text().replace("allow_private = true", "allow_private = true\nallow_link_local = true")
     )
-    assert project.cli("check").returncode == 0
+    assert invoke(project, "check").returncode == 0

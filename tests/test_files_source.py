@@ -9,6 +9,7 @@ from pathlib import Path
 from digest.config import FilesSourceConfig
 from digest.sources import PollContext
 from digest.sources.files import FilesSource
+from tests.inprocess import invoke
 
 NOW = datetime(2026, 11, 27, 7, tzinfo=timezone.utc)
 
@@ -114,7 +115,7 @@ def test_encodings_are_detected_binary_and_oversized_files_are_skipped_with_one_
         output_dir = "../out"
         formats = ["txt"]
         """)
-    result = project.cli("run")
+    result = invoke(project, "run")
     assert result.returncode == 0, result.stderr
     assert "source news: 3 new" in result.stdout
     text = "".join(p.read_text(encoding="utf-8") for p in (project.out / "daily").glob("*.txt"))

@@ -12,13 +12,14 @@ import os
 import pytest
 
 from conftest import REPO, Project
+from tests.inprocess import invoke
 
 GOLDEN = REPO / "tests" / "golden"
 
 
 @pytest.mark.parametrize("extension", ["html", "md", "txt"])
 def test_rendered_digest_of_the_seeds_matches_the_golden_file(project: Project, extension: str) -> None:
-    result = project.cli("run", now="2026-11-27T07:00:00+00:00")
+    result = invoke(project, "run", now="2026-11-27T07:00:00+00:00")
     assert result.returncode == 0, result.stderr
     produced = (project.out / "daily" / f"2026-11-27T070000Z.{extension}").read_text(encoding="utf-8")
     golden = GOLDEN / f"daily.{extension}"

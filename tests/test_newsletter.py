@@ -14,6 +14,7 @@ from tests.conftest import Project, shared_path
 from tests.newsletters import ARTICLE, BOILERPLATE, SHAPES, kept_share
 from tests.smtpserver import free_port
 from tests.test_inbound import ADDRESS, running, write_config
+from tests.inprocess import invoke
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda shape: shape.__name__)
@@ -96,7 +97,7 @@ def test_the_cpython_email_corpus_through_the_listener(project: Project) -> None
                 replies[path.name] = client.data(raw)[0]
     assert set(replies.values()) == {250}, replies
     keys = {message_key(path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")) for path in files}
-    result = project.cli("run", "--json")
+    result = invoke(project, "run", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     letters = next(s for s in report["sources"] if s["name"] == "letters")

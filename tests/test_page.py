@@ -18,6 +18,7 @@ from digest.sources import PollContext
 from digest.sources.page import PageSource
 from tests.httpserver import LocalServer, RequestHandler
 from tests.test_feed import page_html
+from tests.inprocess import invoke
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)
 NOTICE = "\n\n".join(
@@ -85,13 +86,13 @@ def test_a_changed_page_reaches_the_next_edition(project: Project, http_server: 
         output_dir = "../out"
         formats = ["txt"]
         """)
-    assert project.cli("run").returncode == 0
-    again = json.loads(project.cli("run", "--json", now="2026-11-27T08:00:00+00:00").stdout)
+    assert invoke(project, "run").returncode == 0
+    again = json.loads(invoke(project, "run", "--json", now="2026-11-27T08:00:00+00:00").stdout)
     assert again["sources"][0]["new_articles"] == 0 and again["editions"][0]["made"] is False
     http_server.serve(
         "/notices", page_html("Library notices", "The library reopens on Monday after the flood repairs.\n\n" + NOTICE)
     )
-    third = json.loads(project.cli("run", "--json", now="2026-11-27T09:00:00+00:00").stdout)
+    third = json.loads(invoke(project, "run", "--json", now="2026-11-27T09:00:00+00:00").stdout)
     assert third["sources"][0]["new_articles"] == 1 and third["editions"][0]["articles"] == 1
     editions = sorted((project.out / "daily").glob("*.txt"))
     assert len(editions) == 2 and "Library notices" in editions[1].read_text()
@@ -99,12 +100,12 @@ def test_a_changed_page_reaches_the_next_edition(project: Project, http_server: 
 
 def test_summarize_a_url_fetches_it_through_the_guarded_fetcher(project: Project, http_server: LocalServer) -> None:
     url = http_server.serve("/notices", page_html("Library notices", NOTICE))
-    refused = project.cli("summarize", url)  # the shipped config does not allow private addresses
+    refused = invoke(project, "summarize", url)  # the shipped config does not allow private addresses
     assert refused.returncode == 1 and refused.stderr.strip().endswith(
         "is a loopback address (set [fetch] allow_private = true to allow)"
     )
     project.write_config(project.config.read_text() + "\n[fetch]\nallow_private = true\n")
-    allowed = project.cli("summarize", url)
+    allowed = invoke(project, "summarize", url)
     assert allowed.returncode == 0, allowed.stderr
     assert "Notice" in allowed.stdout and "opening hours" in allowed.stdout
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 
 from conftest import Project
+from tests.inprocess import invoke
 
 TOMORROW = "2026-11-28T07:00:00+00:00"
 
@@ -32,53 +33,53 @@ def rows(url: str, query: str) -> list[tuple[object, ...]]:
 
 def test_run_status_and_preview_work_against_postgresql_unchanged(project: Project, postgres_url: str) -> None:
     use_postgres(project, postgres_url)
-    preview = project.cli("preview", "--format", "md")
+    preview = invoke(project, "preview", "--format", "md")
     assert preview.returncode == 0, preview.stderr
     assert "Putin lays out firm conditions" in preview.stdout
     assert rows(postgres_url, "SELECT COUNT(*) FROM articles") == [(0,)]  # the preview changed nothing
-    run = project.cli("run")
+    run = invoke(project, "run")
     assert run.returncode == 0, run.stderr
     assert len(editions(project)) == 1
     assert rows(postgres_url, "SELECT digest, COUNT(*) FROM editions GROUP BY digest") == [("daily", 1)]
-    status = json.loads(project.cli("status", "--json").stdout)
+    status = json.loads(invoke(project, "status", "--json").stdout)
     assert status["articles"] == 1 and status["digests"][0]["editions"] == 1
     assert status["store"]["path"].startswith("postgresql://postgres@127.0.0.1")
-    again = project.cli("run", now=TOMORROW)
+    again = invoke(project, "run", now=TOMORROW)
     assert again.returncode == 0 and "nothing new" in again.stdout
     assert len(editions(project)) == 1
-    after = project.cli("preview")
+    after = invoke(project, "preview")
     assert "nothing new" in after.stderr
 
 
 def test_store_copy_moves_a_sqlite_store_over_and_nothing_is_sent_again(project: Project, postgres_url: str) -> None:
-    assert project.cli("run").returncode == 0  # SQLite: one edition of the seed
-    copied = project.cli("store", "copy", "--to", postgres_url)
+    assert invoke(project, "run").returncode == 0  # SQLite: one edition of the seed
+    copied = invoke(project, "store", "copy", "--to", postgres_url)
     assert copied.returncode == 0, copied.stderr
     assert "1 articles" in copied.stdout and "1 editions" in copied.stdout
     use_postgres(project, postgres_url)
-    again = project.cli("run", now=TOMORROW)
+    again = invoke(project, "run", now=TOMORROW)
     assert again.returncode == 0, again.stderr
     assert "nothing new" in again.stdout and len(editions(project)) == 1  # the copied article is known: no repeat
     (project.root / "seeds" / "late.txt").write_text(
         "Harbour reopens\n\nThe harbour reopened on Monday after repairs to the quay.\n"
     )
-    later = project.cli("run", now="2026-11-29T07:00:00+00:00")
+    later = invoke(project, "run", now="2026-11-29T07:00:00+00:00")
     assert later.returncode == 0, later.stderr
     assert len(editions(project)) == 2 and "Harbour reopens" in editions(project)[-1].read_text()
     assert "Putin" not in editions(project)[-1].read_text()
     ids = rows(postgres_url, "SELECT id FROM editions ORDER BY id")
     assert ids == [(1,), (2,)]  # the new edition's id follows the copied one's
-    itself = project.cli("store", "copy", "--to", postgres_url)
+    itself = invoke(project, "store", "copy", "--to", postgres_url)
     assert itself.returncode == 2 and "already uses" in itself.stderr
     project.config.write_text(project.config.read_text().replace(f'url = "{postgres_url}"', 'path = "../state/digest.sqlite3"'))
-    refused = project.cli("store", "copy", "--to", postgres_url)  # into a store that is not empty
+    refused = invoke(project, "store", "copy", "--to", postgres_url)  # into a store that is not empty
     assert refused.returncode == 3 and "not empty" in refused.stderr and "Traceback" not in refused.stderr
     assert rows(postgres_url, "SELECT COUNT(*) FROM editions") == [(2,)]  # nothing written by the refused copy
 
 
 def test_an_unreachable_database_is_one_line_and_exit_3(project: Project) -> None:
     use_postgres(project, "postgresql://postgres@127.0.0.1:1/digest")
-    result = project.cli("run", timeout=60)
+    result = invoke(project, "run")
     assert result.returncode == 3, result.stderr
     assert "postgresql://postgres@127.0.0.1:1/digest" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -86,7 +87,7 @@ def test_an_unreachable_database_is_one_line_and_exit_3(project: Project) -> Non
 
 def test_a_password_in_the_url_is_a_config_error(project: Project) -> None:
     use_postgres(project, "postgresql://digest:secret@127.0.0.1/digest")
-    result = project.cli("check")
+    result = invoke(project, "check")
     assert result.returncode == 2 and "DIGEST_STORE_PASSWORD" in result.stderr
 
 
@@ -130,7 +131,7 @@ def test_a_newsletter_taken_in_on_postgresql_reaches_the_next_run_and_no_sqlite_
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
             assert client.send_message(newsletter("Sent to PostgreSQL", "<pg-1@substack.com>")) == {}
     assert rows(postgres_url, "SELECT source, message_key FROM inbound_messages") == [("letters", "<pg-1@substack.com>")]
-    run = project.cli("run", "--json")
+    run = invoke(project, "run", "--json")
     assert run.returncode == 0, run.stderr
     assert {s["name"]: s["new_articles"] for s in json.loads(run.stdout)["sources"]} == {"letters": 1, "tech": 0}
     assert rows(postgres_url, "SELECT title FROM articles") == [("Sent to PostgreSQL",)]

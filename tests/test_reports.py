@@ -11,6 +11,7 @@ import pytest
 
 from conftest import Project
 from tests.httpserver import LocalServer, status
+from tests.inprocess import invoke
 
 NOW = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)  # conftest's DIGEST_NOW
 
@@ -55,7 +56,7 @@ def test_an_undefined_variable_in_a_subject_or_template_is_a_config_error_naming
         (project.root / "mine" / where).write_text(text, encoding="utf-8")
         project.write_config(shipped.replace('name = "daily"', 'name = "daily"\ntemplates = "../mine"'))
     for command in ("check", "run"):
-        result = project.cli(command)
+        result = invoke(project, command)
         assert result.returncode == 2, (command, result.stdout, result.stderr)
         [line] = result.stderr.strip().splitlines()
         assert "digests[0] (daily)" in line and "undefined" in line, line
@@ -66,11 +67,11 @@ def test_old_entries_of_a_first_poll_are_reported_as_backlog(project: Project, h
     """Issue 11 item 20: not "3 new" followed by "nothing new"."""
     old = [(f"Old story {n}", NOW - timedelta(days=10 + n)) for n in range(3)]
     with_feed(project, "archive", http_server.serve("/old", rss(old)))
-    result = project.cli("run")
+    result = invoke(project, "run")
     assert result.returncode == 0, result.stderr
     assert "source archive: 3 stored as backlog (older than backfill 2d)\n" in result.stdout, result.stdout
     http_server.serve("/old", rss([("Fresh story", NOW + timedelta(minutes=50)), *old]))
-    again = project.cli("run", "--json", now="2026-11-27T08:00:00+00:00")
+    again = invoke(project, "run", "--json", now="2026-11-27T08:00:00+00:00")
     [archive] = [s for s in json.loads(again.stdout)["sources"] if s["name"] == "archive"]
     assert archive["new_articles"] == 1 and archive["backlog"] == 0
 
@@ -79,10 +80,10 @@ def test_the_digest_names_its_failing_sources_in_every_format(project: Project, 
     """Issue 11 item 20: a short "sources with problems" box: name, since when, last error."""
     url = http_server.route("/broken", status(500, b"oops"))
     with_feed(project, "city-hall", url)
-    first = project.cli("run", now="2026-11-26T07:00:00+00:00")
+    first = invoke(project, "run", now="2026-11-26T07:00:00+00:00")
     assert first.returncode == 1
     (project.root / "seeds" / "new.txt").write_text("Tram line extended\n\nThe tram line reaches the harbour from May.\n")
-    second = project.cli("run", now="2026-11-27T07:00:00+00:00")
+    second = invoke(project, "run", now="2026-11-27T07:00:00+00:00")
     assert second.returncode == 1 and "digest daily: new edition with 1 article\n" in second.stdout, second.stdout
     latest = {p.suffix: p.read_text() for p in (project.out / "daily").glob("2026-11-27*")}
     assert set(latest) == {".html", ".md", ".txt"}
@@ -93,7 +94,7 @@ def test_the_digest_names_its_failing_sources_in_every_format(project: Project, 
     assert "failing since 2026-11-26 07:00" in earliest[".txt"]
     http_server.serve("/broken", rss([("Council meets", NOW + timedelta(hours=1))]))
     (project.root / "seeds" / "later.txt").write_text("Ferry fares\n\nFerry fares rise by five percent in spring.\n")
-    healed = project.cli("run", now="2026-11-27T09:00:00+00:00")
+    healed = invoke(project, "run", now="2026-11-27T09:00:00+00:00")
     assert healed.returncode == 0, healed.stdout + healed.stderr
     [text] = [p.read_text() for p in (project.out / "daily").glob("2026-11-27T09*.txt")]
     assert "Sources with problems" not in text
