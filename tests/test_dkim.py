@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from digest import pipeline
 from digest.errors import ConfigError
-from tests.conftest import run_cli
 from tests.emailproject import make_config
 from tests.smtpserver import smtp_server
+from tests.inprocess import run_in_process
 
 T0 = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)
 
@@ -53,7 +53,7 @@ def test_every_sent_message_verifies_and_the_signature_covers_both_list_unsubscr
     recipients = ("ann@example.com", "Bob <bob@example.net>", "josé@exämple.org")
     with smtp_server(smtputf8=True) as server:
         config_file = dkim_config(tmp_path, server.port, recipients)
-        check = run_cli("--config", str(config_file), "check", "--smtp", cwd=tmp_path)
+        check = run_in_process("--config", str(config_file), "check", "--smtp", cwd=tmp_path)
         assert check.returncode == 0, check.stderr
         assert "dkim: signing as d=example.org s=mail2026 (relaxed/relaxed, rsa-sha256)" in check.stdout
         name, record = published_record(check.stdout)
@@ -90,18 +90,18 @@ def pipeline_config(config_file: Path):  # type: ignore[no-untyped-def]
 
 def test_check_says_when_mail_is_unsigned_and_a_bad_key_is_one_line_exit_2(tmp_path: Path) -> None:
     make_config(tmp_path, 2525)
-    unsigned = run_cli("--config", str(tmp_path / "digest.toml"), "check", "--smtp", cwd=tmp_path)
+    unsigned = run_in_process("--config", str(tmp_path / "digest.toml"), "check", "--smtp", cwd=tmp_path)
     assert "dkim: not set up, mail is sent unsigned" in unsigned.stdout
 
     (tmp_path / "bad.pem").write_text("not a key\n")
     make_config(tmp_path, 2525, smtp_extra='dkim_key_file = "bad.pem"\ndkim_selector = "s1"\n')
-    bad = run_cli("--config", str(tmp_path / "digest.toml"), "check", "--smtp", cwd=tmp_path)
+    bad = run_in_process("--config", str(tmp_path / "digest.toml"), "check", "--smtp", cwd=tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and "dkim_key_file" in bad.stderr and "bad.pem" in bad.stderr
 
     with pytest.raises(ConfigError, match="dkim_selector"):
         make_config(tmp_path, 2525, smtp_extra='dkim_key_file = "bad.pem"\n')
-    no_selector = run_cli("--config", str(tmp_path / "digest.toml"), "check", cwd=tmp_path)
+    no_selector = run_in_process("--config", str(tmp_path / "digest.toml"), "check", cwd=tmp_path)
     assert no_selector.returncode == 2 and "dkim_selector" in no_selector.stderr
 
 

@@ -8,8 +8,8 @@ import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tests.conftest import run_cli
 from tests.smtpserver import Received, smtp_server
+from tests.inprocess import run_in_process
 
 T0 = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)
 SENTENCE = (
@@ -75,7 +75,7 @@ def test_300_long_stories_make_an_email_under_100_kb_that_names_the_stories_left
     with smtp_server() as server:
         archive = 'output_dir = "out"\n        base_url = "https://news.example.org/daily/"'
         config, titles = project(tmp_path, server.port, 300, archive)
-        result = run_cli("--config", str(config), "run", cwd=tmp_path, now=T0.isoformat(), timeout=300)
+        result = run_in_process("--config", str(config), "run", cwd=tmp_path, now=T0.isoformat())
         assert result.returncode == 0, result.stderr
         size, text, html = the_email(server.accepted)
     assert size < 100_000
@@ -97,7 +97,7 @@ def test_300_long_stories_make_an_email_under_100_kb_that_names_the_stories_left
 def test_headlines_all_fit_then_as_many_summaries_as_fit(tmp_path: Path) -> None:
     with smtp_server() as server:
         config, titles = project(tmp_path, server.port, 60, "email_max_bytes = 70_000")
-        result = run_cli("--config", str(config), "run", cwd=tmp_path, now=T0.isoformat(), timeout=300)
+        result = run_in_process("--config", str(config), "run", cwd=tmp_path, now=T0.isoformat())
         assert result.returncode == 0, result.stderr
         size, text, _ = the_email(server.accepted)
     assert size < 70_000 and all(title in text for title in titles)
@@ -109,7 +109,7 @@ def test_headlines_all_fit_then_as_many_summaries_as_fit(tmp_path: Path) -> None
 def test_a_small_edition_is_sent_whole_and_says_nothing_about_room(tmp_path: Path) -> None:
     with smtp_server() as server:
         config, titles = project(tmp_path, server.port, 3)
-        result = run_cli("--config", str(config), "run", cwd=tmp_path, now=T0.isoformat())
+        result = run_in_process("--config", str(config), "run", cwd=tmp_path, now=T0.isoformat())
         assert result.returncode == 0, result.stderr
         _, text, _ = the_email(server.accepted)
     assert all(title in text for title in titles) and "has room for" not in text and text.count("The regional council of") == 9
@@ -117,7 +117,7 @@ def test_a_small_edition_is_sent_whole_and_says_nothing_about_room(tmp_path: Pat
 
 def test_a_too_small_limit_is_a_config_error(tmp_path: Path) -> None:
     config, _ = project(tmp_path, 25, 1, "email_max_bytes = 5000")
-    result = run_cli("--config", str(config), "check", cwd=tmp_path)
+    result = run_in_process("--config", str(config), "check", cwd=tmp_path)
     assert result.returncode == 2 and "email_max_bytes: must be 0 (no limit) or at least 10000, got 5000" in result.stderr
 
 

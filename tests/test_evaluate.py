@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli, shared_path
+from conftest import REPO, shared_path
+from tests.inprocess import run_in_process
 from digest.errors import SummariseError
 from digest.evaluate import Example, bootstrap_difference, evaluate, format_report, load_examples
 
@@ -93,7 +94,7 @@ def test_eval_command_prints_json_for_each_algorithm(tmp_path: Path) -> None:
     path.write_text(
         "".join(json.dumps({"id": e.id, "text": e.text, "summary": e.reference}) + "\n" for e in ARTICLES), encoding="utf-8"
     )
-    result = run_cli("eval", str(path), "--algorithms", "news,textrank", "--sentences", "2", "--json", cwd=tmp_path)
+    result = run_in_process("eval", str(path), "--algorithms", "news,textrank", "--sentences", "2", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert [r["algorithm"] for r in report["results"]] == ["news", "textrank", "lead"]
@@ -103,6 +104,6 @@ def test_eval_command_prints_json_for_each_algorithm(tmp_path: Path) -> None:
 def test_eval_command_rejects_an_unknown_algorithm_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "articles.jsonl"
     path.write_text(json.dumps({"id": "a", "text": ARTICLES[0].text, "summary": ARTICLES[0].reference}) + "\n", encoding="utf-8")
-    result = run_cli("eval", str(path), "--algorithms", "news,bogus", cwd=tmp_path)
+    result = run_in_process("eval", str(path), "--algorithms", "news,bogus", cwd=tmp_path)
     assert result.returncode == 2
     assert "bogus" in result.stderr and "Traceback" not in result.stderr

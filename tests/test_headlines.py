@@ -13,8 +13,8 @@ from pathlib import Path
 
 import lxml.html
 
-from tests.conftest import run_cli
 from tests.smtpserver import smtp_server
+from tests.inprocess import run_in_process
 
 NOW = "2026-11-27T07:00:00+00:00"
 
@@ -104,7 +104,7 @@ def three_sources(root: Path, extra: str = "", formats: str = '["html", "md", "t
 
 def run(root: Path, config: Path) -> dict[str, str]:
     """`digest run`; the edition's files by suffix."""
-    result = run_cli("--config", str(config), "run", cwd=root, now=NOW)
+    result = run_in_process("--config", str(config), "run", cwd=root, now=NOW)
     assert result.returncode == 0, result.stdout + result.stderr
     return {
         path.suffix: path.read_text(encoding="utf-8")

@@ -10,6 +10,7 @@ from tests.conftest import Project
 from tests.smtpserver import Received, free_port, smtp_server
 from tests.test_inbound import running
 from tests.test_unsubscribe_serve import DAY_ONE, DAY_TWO, add_story, statuses, write_project
+from tests.inprocess import run_in_process
 
 INBOUND_HOST = "mail.news.example.org"
 
@@ -84,8 +85,7 @@ def test_without_an_inbound_section_the_digests_own_mailto_stays(tmp_path: Path)
 
 
 def run(config: Path, *args: str, now: str) -> int:
-    from tests.conftest import run_cli
 
-    result = run_cli("--config", str(config), *args, cwd=config.parent, now=now)
+    result = run_in_process("--config", str(config), *args, cwd=config.parent, now=now)
     assert result.returncode == 0, result.stderr
     return result.returncode

@@ -11,8 +11,8 @@ import lxml.html
 
 from digest.models import StoredArticle
 from digest.order import arrange, importance
-from tests.conftest import run_cli
 from tests.test_headlines import NOW, STORIES, run, three_sources
+from tests.inprocess import run_in_process
 
 T0 = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
 
@@ -100,7 +100,7 @@ def test_an_unknown_order_or_a_bad_top_is_a_config_error_naming_the_key(tmp_path
     ):
         folder = tmp_path / str(len(message))
         config = three_sources(folder, extra)
-        result = run_cli("--config", str(config), "check", cwd=folder, now=NOW)
+        result = run_in_process("--config", str(config), "check", cwd=folder, now=NOW)
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from digest import pipeline
 from digest.config import Config
 from digest.store import open_store
-from tests.conftest import run_cli
 from tests.emailproject import TITLES, make_config
 from tests.smtpserver import Received, free_port, hang_up_server, make_certificate, smtp_server
+from tests.inprocess import run_in_process
 
 T0 = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)
 
@@ -162,15 +162,15 @@ def test_a_broken_server_costs_one_connection_per_pass_not_one_per_recipient(tmp
     assert len(connections) == 1
 
 
-# The real CLI in a subprocess.
+# The CLI (run, status, check --smtp) in process with CliRunner; test_subscriber_week mails through it in a subprocess.
 
 
 def test_cli_run_delivers_status_shows_a_failure_and_check_smtp_logs_in(tmp_path: Path) -> None:
     with smtp_server(["250 OK", "550 5.7.1 Relaying denied for bob@example.net"]) as server:
         config = make_config(tmp_path, server.port)
-        result = run_cli("--config", str(config.path), "run", cwd=tmp_path, now=T0.isoformat())
-        status = run_cli("--config", str(config.path), "status", cwd=tmp_path)
-        check = run_cli("--config", str(config.path), "check", "--smtp", cwd=tmp_path)
+        result = run_in_process("--config", str(config.path), "run", cwd=tmp_path, now=T0.isoformat())
+        status = run_in_process("--config", str(config.path), "status", cwd=tmp_path)
+        check = run_in_process("--config", str(config.path), "check", "--smtp", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert "delivery daily (email) to ann@example.com via 127.0.0.1:" in result.stdout and ": delivered" in result.stdout
     assert "to bob@example.net: failed: DATA: server replied 550 5.7.1 Relaying denied" in result.stdout
@@ -186,8 +186,8 @@ def test_cli_check_smtp_says_plainly_that_the_login_failed(tmp_path: Path) -> No
             f'security = "starttls"\nusername = "ann"\npassword_env = "TEST_SMTP_PASSWORD"\nca_file = "{certificate.ca_file}"\n'
         )
         config = make_config(tmp_path, server.port, smtp_extra=extra)
-        wrong = run_cli("--config", str(config.path), "check", "--smtp", cwd=tmp_path, env={"TEST_SMTP_PASSWORD": "wrong"})
-        right = run_cli("--config", str(config.path), "check", "--smtp", cwd=tmp_path, env={"TEST_SMTP_PASSWORD": "right"})
+        wrong = run_in_process("--config", str(config.path), "check", "--smtp", cwd=tmp_path, env={"TEST_SMTP_PASSWORD": "wrong"})
+        right = run_in_process("--config", str(config.path), "check", "--smtp", cwd=tmp_path, env={"TEST_SMTP_PASSWORD": "right"})
     assert wrong.returncode == 1
     assert wrong.stderr.strip().splitlines() == [
         "digest: smtp check failed: login as 'ann' refused: 535 5.7.8 Authentication credentials invalid (check TEST_SMTP_PASSWORD)"

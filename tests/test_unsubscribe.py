@@ -14,9 +14,9 @@ from digest import unsubscribe
 from digest.config import Config
 from digest.store import open_store
 from digest.subscribers import subscribe, wishes
-from tests.conftest import run_cli
 from tests.emailproject import make_config
 from tests.smtpserver import smtp_server
+from tests.inprocess import run_in_process
 
 NOW = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)
 
@@ -117,7 +117,7 @@ def test_a_secret_from_the_environment_signs_the_links_instead_of_the_stored_one
 def test_invite_mails_a_confirmation_link_whose_page_changes_nothing_until_its_button_is_pressed(tmp_path: Path) -> None:
     with smtp_server() as server:
         config = two_digest_config(tmp_path, server.port)
-        invited = run_cli(
+        invited = run_in_process(
             "--config",
             str(tmp_path / "digest.toml"),
             "subscribers",
@@ -136,7 +136,7 @@ def test_invite_mails_a_confirmation_link_whose_page_changes_nothing_until_its_b
     text = mail.get_body(("plain",)).get_content()
     url = re.search(r"https://news\.example\.org/daily/confirm/(\S+)", text)
     assert url, text
-    listed = run_cli("--config", str(tmp_path / "digest.toml"), "subscribers", "list", "--json", cwd=tmp_path)
+    listed = run_in_process("--config", str(tmp_path / "digest.toml"), "subscribers", "list", "--json", cwd=tmp_path)
     assert [s["status"] for s in json.loads(listed.stdout)] == ["invited"]
 
     for _ in range(2):
@@ -149,8 +149,11 @@ def test_invite_mails_a_confirmation_link_whose_page_changes_nothing_until_its_b
 
 def test_invite_without_a_base_url_is_a_config_error_and_stores_nothing(tmp_path: Path) -> None:
     make_config(tmp_path, 2525)
-    result = run_cli("--config", str(tmp_path / "digest.toml"), "subscribers", "invite", "ann@example.com", cwd=tmp_path)
+    result = run_in_process("--config", str(tmp_path / "digest.toml"), "subscribers", "invite", "ann@example.com", cwd=tmp_path)
     assert result.returncode == 2 and "has no base_url" in result.stderr and len(result.stderr.splitlines()) == 1
     assert (
-        json.loads(run_cli("--config", str(tmp_path / "digest.toml"), "subscribers", "list", "--json", cwd=tmp_path).stdout) == []
+        json.loads(
+            run_in_process("--config", str(tmp_path / "digest.toml"), "subscribers", "list", "--json", cwd=tmp_path).stdout
+        )
+        == []
     )
