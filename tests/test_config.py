@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Project
+from tests.inprocess import invoke
 from digest import config
 from digest.errors import ConfigError
 
@@ -26,7 +27,7 @@ output_dir = "../out"
 
 
 def one_line_error(project: Project) -> str:
-    result = project.cli("check")
+    result = invoke(project, "check")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -104,7 +105,7 @@ def test_summary_workers_is_auto_or_a_count(project: Project, line: str, workers
 def test_a_cron_that_never_fires_is_a_config_error_at_load(project: Project, command: str) -> None:
     """Issue 11 item 13: February 31st passed `check`, then `status` and `daemon` failed with an AssertionError."""
     project.write_config(GOOD.replace('name = "daily"', 'name = "daily"\nschedule = "0 0 31 2 *"'))
-    result = project.cli(command)
+    result = invoke(project, command)
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip().splitlines() == [
         f"digest: config error: {project.config}: digests[0].schedule: '0 0 31 2 *' never fires: "
@@ -132,7 +133,7 @@ def test_overlong_path_component_deep_toml_and_year_one_are_usage_errors(project
     assert "not valid TOML: arrays or tables nested too deeply" in one_line_error(project)
     project.write_config(GOOD)
     for command in ("run", "status", "preview"):
-        result = project.cli(command, now="0001-01-01T00:00:00+01:00")
+        result = invoke(project, command, now="0001-01-01T00:00:00+01:00")
         assert result.returncode == 2, (command, result.stderr)
         assert result.stderr.strip().splitlines() == [
             "digest: DIGEST_NOW: '0001-01-01T00:00:00+01:00' is out of range: the year must be from 1970 to 9000"

@@ -20,6 +20,7 @@ from digest.sources.feed import FeedSource, feed_items, is_teaser, parse_feed
 from digest.sources.web import canonical_link
 from conftest import Project
 from tests.httpserver import LocalServer, billion_laughs, endless, gzip_bomb, hang, redirect, short_body, status, trickle
+from tests.inprocess import invoke
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)
 LONG = " ".join(f"Sentence number {i} of the full article says something of substance." for i in range(40))
@@ -454,7 +455,7 @@ def test_hostile_feeds_are_reported_and_the_good_ones_reach_the_digest(project: 
     assert requests_429 == 1 and asked_again == 0 and second["busy429"]["error"] == ""
     assert json.loads(again.stdout)["editions"][0]["made"] is False
 
-    status = project.cli("status")
+    status = invoke(project, "status")
     assert "source silent (feed)" in status.stdout and "failing (2x)" in status.stdout
     assert "source busy429 (feed)" in status.stdout and "next poll not before 2026-11-27T08:00" in status.stdout
 
@@ -462,7 +463,7 @@ def test_hostile_feeds_are_reported_and_the_good_ones_reach_the_digest(project: 
 def test_a_feed_whose_first_poll_failed_still_does_not_flood_the_digest(project: Project, http_server: LocalServer) -> None:
     url = http_server.route("/later", status(500))
     e2e_config(project, {"later": url})
-    failed = project.cli("run", "--json")
+    failed = invoke(project, "run", "--json")
     assert failed.returncode == 1 and "HTTP 500" in json.loads(failed.stdout)["sources"][1]["error"]
     http_server.serve(
         "/later",
@@ -483,7 +484,7 @@ def test_a_feed_whose_first_poll_failed_still_does_not_flood_the_digest(project:
             ]
         ),
     )
-    result = project.cli("run", "--json", now="2026-11-27T08:00:00+00:00")
+    result = invoke(project, "run", "--json", now="2026-11-27T08:00:00+00:00")
     assert result.returncode == 0, result.stderr
     text = digest_text(project)
     assert "Night trains return to the coast line" in text
@@ -495,7 +496,7 @@ def test_private_address_refused_by_default_and_the_rest_still_delivered(project
         "/good", rss([{"title": "Internal", "guid": "i", "description": LONG, "pubDate": format_datetime(E2E_NOW)}])
     )
     e2e_config(project, {"internal": url}, allow_private=False)
-    result = project.cli("run", "--json")
+    result = invoke(project, "run", "--json")
     report = {s["name"]: s for s in json.loads(result.stdout)["sources"]}
     assert result.returncode == 1
     assert (
@@ -531,7 +532,7 @@ def test_teaser_feed_gives_summaries_of_the_linked_pages(project: Project, http_
         ),
     )
     e2e_config(project, {"teasers": url})
-    result = project.cli("run")
+    result = invoke(project, "run")
     assert result.returncode == 0, result.stderr
     summary = " ".join(digest_text(project).split("Rail operator goes electric", 1)[1].split())
     used = [s for s in page_sentences if s in summary]
@@ -594,7 +595,7 @@ def test_a_host_label_over_63_characters_costs_only_its_own_link(project: Projec
     )
     moved = http_server.route("/moved", redirect(f"http://{bad_host}/feed"))
     e2e_config(project, {"news": feed, "moved": moved})
-    result = project.cli("run", "--json")
+    result = invoke(project, "run", "--json")
     assert result.returncode == 1, result.stderr
     report = {s["name"]: s for s in json.loads(result.stdout)["sources"]}
     assert report["news"]["error"] == "" and report["news"]["new_articles"] == 2
@@ -664,7 +665,7 @@ def test_a_feed_link_cannot_inject_markup_into_any_digest_format(project: Projec
     project.write_config(
         project.config.read_text().replace('formats = ["txt", "html"]', 'formats = ["txt", "html", "md"]\ngroup_stories = false')
     )
-    result = project.cli("run")
+    result = invoke(project, "run")
     assert result.returncode == 0, result.stderr
     markdown, html, text = (digest_text(project, suffix) for suffix in (".md", ".html", ".txt"))
     shown = markdown_as_html(markdown)
@@ -739,7 +740,7 @@ def test_parsing_time_counts_against_the_fetch_timeout_and_the_rest_waits_for_th
     )
     counts = []
     for hour in ("07:00", "07:30", "08:00"):
-        result = project.cli("run", "--json", now=f"2026-11-27T{hour}:00+00:00")
+        result = invoke(project, "run", "--json", now=f"2026-11-27T{hour}:00+00:00")
         news = next(s for s in json.loads(result.stdout)["sources"] if s["name"] == "news")
         counts.append(news["new_articles"])
         assert news["error"] == ""

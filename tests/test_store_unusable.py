@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Project
+from tests.inprocess import invoke
 
 STORE = Path("state/digest.sqlite3")
 
@@ -26,7 +27,7 @@ def one_line_exit_3(result: subprocess.CompletedProcess[str], store: Path) -> st
 @pytest.fixture
 def stored(project: Project) -> Path:
     """A project whose store holds a run's work."""
-    result = project.cli("run")
+    result = invoke(project, "run")
     assert result.returncode == 0, result.stderr
     return project.root / STORE
 
@@ -38,7 +39,7 @@ def test_a_page_of_random_bytes_is_exit_3_with_how_to_recover(project: Project, 
     data[page : 2 * page] = random.Random(11).randbytes(page)  # the second page: a table's root
     stored.write_bytes(bytes(data))
     for command in (["run"], ["status"], ["preview"]):
-        line = one_line_exit_3(project.cli(*command), stored)
+        line = one_line_exit_3(invoke(project, *command), stored)
         assert "unusable" in line and "backup" in line, line
 
 
@@ -55,7 +56,7 @@ def test_a_dropped_table_is_exit_3(project: Project, stored: Path) -> None:
     with sqlite3.connect(stored) as db:
         db.execute("DROP TABLE edition_articles")
     db.close()
-    line = one_line_exit_3(project.cli("run"), stored)
+    line = one_line_exit_3(invoke(project, "run"), stored)
     assert "unusable" in line and "edition_articles" in line and "backup" in line, line
 
 
@@ -71,8 +72,8 @@ def test_a_zero_length_store_file_is_not_taken_for_a_new_store(project: Project)
 
 def test_a_new_store_is_made_whole_and_two_first_runs_share_it(project: Project) -> None:
     """The store appears at its path only once it is a store, so an empty file there is never ours."""
-    first = project.cli("status")
+    first = invoke(project, "status")
     assert first.returncode == 0 and not (project.root / STORE).exists()
-    assert project.cli("run").returncode == 0
+    assert invoke(project, "run").returncode == 0
     assert sorted(p.name for p in (project.root / "state").iterdir() if not p.name.startswith("digest.sqlite3")) == []
-    assert "articles stored: 1" in project.cli("status").stdout
+    assert "articles stored: 1" in invoke(project, "status").stdout
