@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import REPO, Project
 from tests.test_email_browser import chromium, run_chromium
+from tests.inprocess import invoke
 
 # One xdist worker runs all six pages (with --dist loadgroup, the default): archive_folder, three CLI runs, is made
 # once per worker that needs it.
@@ -46,7 +47,7 @@ document.getElementById("page").addEventListener("load", function () {{
 
 @pytest.fixture(scope="module")
 def archive_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An archive of three editions made by `digest run`, one with a very long unbroken title."""
+    """An archive of three editions made by `digest run` (in process), one with a very long unbroken title."""
     import shutil
 
     root = tmp_path_factory.mktemp("archive-browser")
@@ -60,7 +61,7 @@ def archive_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "spring. Residents welcomed the quieter nights.\n",
             encoding="utf-8",
         )
-        result = project.cli("run", now=f"2026-11-{day}T07:00:00+00:00")
+        result = invoke(project, "run", now=f"2026-11-{day}T07:00:00+00:00")
         assert result.returncode == 0, result.stdout + result.stderr
     return project.out / "daily"
 
