@@ -1,4 +1,5 @@
-"""`digest daemon` end to end: the real CLI in a subprocess, real schedules, real signals.
+"""`digest daemon` end to end: the real CLI in a subprocess, real schedules, real signals (the `run` and
+`status` beside it run in process with CliRunner).
 
 These tests wait for the daemon's real `every 2s` schedule to fire (they poll
 the output folder and the log with a deadline); they never sleep to fake time.
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from conftest import REPO, Project
+from tests.inprocess import invoke
 from smtpserver import free_port, smtp_server
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and flock")
@@ -185,7 +187,7 @@ def test_a_second_daemon_on_the_same_store_is_refused_at_once(news_project: Proj
         assert f"PID {daemon.process.pid}" in second.stderr
         assert len(second.stderr.strip().splitlines()) == 1
         assert daemon.process.poll() is None  # the first one is untouched
-        status = news_project.cli("status", now=None)
+        status = invoke(news_project, "status", now=None)
         assert f"daemon: running, PID {daemon.process.pid}" in status.stdout
         assert re.search(r"source news \(files\): last poll .*, next poll \d{4}-", status.stdout)
         assert daemon.stop(signal.SIGINT)[0] == 0
@@ -223,7 +225,7 @@ def test_sigterm_during_a_long_poll_exits_0_within_10_seconds(tmp_path: Path) ->
         write_article(tmp_path / "news", number)
 
     def stored() -> int:
-        return int(json.loads(project.cli("status", "--json", now=None).stdout)["articles"])
+        return int(json.loads(invoke(project, "status", "--json", now=None).stdout)["articles"])
 
     daemon = Daemon(project)
     try:
@@ -241,7 +243,7 @@ def test_missed_daily_editions_make_exactly_one_edition_at_start(tmp_path: Path)
     project.write_config(CONFIG.format(interval="5m", schedule="0 7 * * *", max_articles=50))
     write_article(tmp_path / "news", 1)
     two_days_ago = (datetime.now(timezone.utc) - timedelta(days=2)).isoformat()
-    assert project.cli("run", now=two_days_ago).returncode == 0  # the last edition is two days old
+    assert invoke(project, "run", now=two_days_ago).returncode == 0  # the last edition is two days old
     assert edition_count(project) == 1
     late = write_article(tmp_path / "news", 2, topic="bridge works")
     daemon = Daemon(project)
@@ -256,7 +258,7 @@ def test_missed_daily_editions_make_exactly_one_edition_at_start(tmp_path: Path)
     assert titles_in_editions(project)[late] == 1
     assert sum(m.startswith("edition of daily made") for m in daemon.messages()) == 1
     assert "edition of daily next: now, catching up on a scheduled time missed while stopped" in daemon.messages()
-    status = json.loads(project.cli("status", "--json", now=None).stdout)
+    status = json.loads(invoke(project, "status", "--json", now=None).stdout)
     (digest,) = status["digests"]
     assert digest["editions"] == 2
     next_edition = datetime.fromisoformat(digest["next_edition"])
