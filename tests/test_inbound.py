@@ -1,5 +1,5 @@
 """Newsletters in by email: the real `digest inbound` (and `digest daemon`) in a subprocess, spoken to with
-smtplib over loopback SMTP and a Unix-socket LMTP, and the real `digest run` making articles of what it took."""
+smtplib over loopback SMTP and a Unix-socket LMTP, and `digest run` (in process, CliRunner) making articles of what it took."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import pytest
 from tests.conftest import REPO, Project
 from tests.newsletters import ARTICLE, BOILERPLATE, SHAPES, TRACKER_HOSTS, kept_share
 from tests.smtpserver import free_port, make_certificate
+from tests.inprocess import invoke
 
 ADDRESS = "letters.k7q2m9x4wd3p@news.example.org"
 OTHER = "tech.m3x8r2q9vz4k@news.example.org"
@@ -137,7 +138,7 @@ def newsletter(
 
 
 def digest_run(project: Project) -> tuple[dict, str]:
-    result = project.cli("run", "--json")
+    result = invoke(project, "run", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     texts = sorted((project.out / "daily").glob("*.txt"))
@@ -216,14 +217,14 @@ def test_refusals_unknown_address_wrong_sender_too_large(project: Project) -> No
             code, _ = client.mail("citynotes@substack.com", ["SIZE=300000"])
             assert code == 552
     assert stored_messages(project) == 0
-    status = project.cli("status", "--json")
+    status = invoke(project, "status", "--json")
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
     letters = next(s for s in report["sources"] if s["name"] == "letters")
     assert letters["inbound"]["refused"] == {"sender not allowed": 1, "too large": 1}
     assert letters["inbound"]["accepted"] == 0
     assert report["inbound"]["unknown_recipient"] == 1
-    text = project.cli("status").stdout
+    text = invoke(project, "status").stdout
     assert "refused: 1 sender not allowed, 1 too large" in text
 
 
@@ -238,7 +239,7 @@ def test_the_same_message_id_twice_is_stored_once_and_counted(project: Project) 
     report, text = digest_run(project)
     assert [s["new_articles"] for s in report["sources"] if s["name"] == "letters"] == [1]
     assert text.count("Weekly notes") == 1
-    status = json.loads(project.cli("status", "--json").stdout)
+    status = json.loads(invoke(project, "status", "--json").stdout)
     letters = next(s for s in status["sources"] if s["name"] == "letters")["inbound"]
     assert (letters["accepted"], letters["duplicates"]) == (3, 2)
     assert letters["last_received"] is not None
@@ -268,7 +269,7 @@ def test_a_store_that_cannot_take_the_message_gets_451_never_250(project: Projec
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:  # the sender's retry
             assert client.send_message(newsletter(message_id="<later@substack.com>")) == {}
     assert stored_messages(project) == 1
-    letters = next(s for s in json.loads(project.cli("status", "--json").stdout)["sources"] if s["name"] == "letters")
+    letters = next(s for s in json.loads(invoke(project, "status", "--json").stdout)["sources"] if s["name"] == "letters")
     assert letters["inbound"]["deferred"] == 1
 
 
@@ -369,33 +370,33 @@ def test_check_warns_about_a_guessable_address_and_add_mailbox_makes_a_fresh_one
     write_config(project, port)
     text = project.config.read_text(encoding="utf-8").replace(OTHER, "news@news.example.org")
     project.config.write_text(text, encoding="utf-8")
-    result = project.cli("check")
+    result = invoke(project, "check")
     assert result.returncode == 0, result.stderr
     assert "warning: source tech: address news@news.example.org has no random part" in result.stderr
     assert "letters" not in result.stderr
     assert f"SMTP on 127.0.0.1:{port} and LMTP on" in result.stdout
-    added = project.cli("sources", "add-mailbox", "science")
+    added = invoke(project, "sources", "add-mailbox", "science")
     assert added.returncode == 0, added.stderr
     address = added.stderr.strip()
     assert address.startswith("science.") and address.endswith("@news.example.org")
     assert f'address = "{address}"' in added.stdout
-    again = project.cli("sources", "add-mailbox", "science").stderr.strip()
+    again = invoke(project, "sources", "add-mailbox", "science").stderr.strip()
     assert again != address
     project.config.write_text(text + "\n" + added.stdout, encoding="utf-8")
-    checked = project.cli("check")
+    checked = invoke(project, "check")
     assert checked.returncode == 0, checked.stderr
     assert "source science" not in checked.stderr
-    assert project.cli("sources", "add-mailbox", "letters").returncode == 2  # the name is taken
+    assert invoke(project, "sources", "add-mailbox", "letters").returncode == 2  # the name is taken
 
 
 def test_the_removed_accept_key_and_a_shared_address_are_config_errors(project: Project) -> None:
     write_config(project, free_port(), extra_inbound='accept = ["a@b.c"]')
-    result = project.cli("check")
+    result = invoke(project, "check")
     assert result.returncode == 2
     assert 'inbound.accept: removed: give each [[sources]] type = "mailbox" its own address' in result.stderr
     write_config(project, free_port())
     project.config.write_text(project.config.read_text(encoding="utf-8").replace(OTHER, ADDRESS.upper()), encoding="utf-8")
-    result = project.cli("check")
+    result = invoke(project, "check")
     assert result.returncode == 2 and "is the address of source 'letters' too" in result.stderr
 
 

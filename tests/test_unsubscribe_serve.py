@@ -15,8 +15,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO
 from tests.smtpserver import Received, free_port, smtp_server
+from tests.inprocess import run_in_process
 
 DAY_ONE = "2026-11-27T07:00:00+00:00"
 DAY_TWO = "2026-11-28T07:00:00+00:00"
@@ -94,7 +95,7 @@ def serving(config: Path) -> Iterator[str]:
 
 
 def statuses(config: Path) -> dict[str, str]:
-    listed = run_cli("--config", str(config), "subscribers", "list", "--all", "--json", cwd=config.parent)
+    listed = run_in_process("--config", str(config), "subscribers", "list", "--all", "--json", cwd=config.parent)
     assert listed.returncode == 0, listed.stderr
     return {s["address"]: s["status"] for s in json.loads(listed.stdout)}
 
@@ -111,7 +112,7 @@ def test_one_click_post_on_digest_serve_unsubscribes_get_does_not_and_the_next_r
         config = write_project(tmp_path, mail.port)
         for address in ("ann@example.com", "bob@example.net"):
             assert (
-                run_cli(
+                run_in_process(
                     "--config",
                     str(config),
                     "subscribers",
@@ -125,7 +126,7 @@ def test_one_click_post_on_digest_serve_unsubscribes_get_does_not_and_the_next_r
                 == 0
             )
         add_story(tmp_path, 1)
-        first = run_cli("--config", str(config), "run", cwd=tmp_path, now=DAY_ONE)
+        first = run_in_process("--config", str(config), "run", cwd=tmp_path, now=DAY_ONE)
         assert first.returncode == 0, first.stderr
         assert sorted(r.rcpt_tos[0] for r in mail.accepted) == ["ann@example.com", "bob@example.net"]
         ann = next(r for r in mail.accepted if r.rcpt_tos == ("ann@example.com",))
@@ -152,7 +153,7 @@ def test_one_click_post_on_digest_serve_unsubscribes_get_does_not_and_the_next_r
 
         add_story(tmp_path, 2)
         accepted_before = len(mail.accepted)
-        second = run_cli("--config", str(config), "run", cwd=tmp_path, now=DAY_TWO)
+        second = run_in_process("--config", str(config), "run", cwd=tmp_path, now=DAY_TWO)
         assert second.returncode == 0, second.stderr
         later = mail.accepted[accepted_before:]
     assert [r.rcpt_tos[0] for r in later] == ["bob@example.net"]
