@@ -305,7 +305,7 @@ class RunReport:
         return {
             "started": self.started.isoformat(),
             "ok": not self.failed,
-            "sources": [{k: v for k, v in vars(s).items() if k != "backfill"} for s in self.sources],
+            "sources": [{k: v for k, v in vars(s).items() if k not in ("backfill", "waiting_for_summary")} for s in self.sources],
             "editions": [e.as_json() for e in self.editions],
             "deliveries": [d.as_json() for d in self.deliveries],
         }
