@@ -136,3 +136,51 @@ def test_a_newsletter_taken_in_on_postgresql_reaches_the_next_run_and_no_sqlite_
     assert {s["name"]: s["new_articles"] for s in json.loads(run.stdout)["sources"]} == {"letters": 1, "tech": 0}
     assert rows(postgres_url, "SELECT title FROM articles") == [("Sent to PostgreSQL",)]
     assert not (project.root / "state" / "digest.sqlite3").exists()  # the listener and the source used the database
+
+
+def test_a_store_copied_from_sqlite_keeps_each_readers_place_in_arrival_order(tmp_path: Path, postgres_url: str) -> None:
+    """Readers' watermarks count arrival numbers: after `store copy`, PostgreSQL numbers what comes next
+    (an article the SQLite store had not numbered yet, and one stored after the copy) past the copied ones."""
+    from datetime import datetime, timedelta, timezone
+
+    from digest.config import StoreConfig
+    from digest.models import Article, Summary
+    from digest.store import Store, copy_store_to, open_store
+
+    now = datetime(2026, 11, 27, 7, tzinfo=timezone.utc)
+    summary = Summary(("One sentence.",), "lead", "english")
+
+    def article(name: str) -> Article:
+        return Article(
+            source="news", identity=name, title=name, body=f"Body of {name}.", published=now, url=f"https://e.org/{name}"
+        )
+
+    def readers_edition(store: Store, day: int) -> list[str]:
+        reader = store.subscriber_by_address("daily", "ann@example.org")
+        assert reader is not None
+        slot = now + timedelta(days=day)
+        edition, _ = store.create_subscriber_edition(
+            "daily", ["news"], [reader.id], reader.watermark, slot, 50, lambda text: True, slot
+        )
+        return sorted(a.title for a in edition.articles) if edition else []
+
+    path = tmp_path / "digest.sqlite3"
+    embedded = open_store(path)
+    try:
+        embedded.add_subscriber("daily", "ann@example.org", "", "UTC", "07:00", [], [], "active", now)
+        with embedded.transaction():
+            for name in ("a", "b"):
+                embedded.add_article(article(name), summary, now)
+        assert readers_edition(embedded, 1) == ["a", "b"]
+        with embedded.transaction():
+            embedded.add_article(article("c"), summary, now)  # not numbered yet: no reader's edition saw it
+    finally:
+        embedded.close()
+    copy_store_to(StoreConfig(path=path), postgres_url)
+    shared = open_store(StoreConfig(url=postgres_url))
+    try:
+        with shared.transaction():
+            shared.add_article(article("d"), summary, now)
+        assert readers_edition(shared, 2) == ["c", "d"]  # nothing sent twice, nothing passed over
+    finally:
+        shared.close()
