@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from conftest import Project
-from digest.workers import SMALL_RUN, Workers
+from digest import poll
+from digest.workers import Workers
+from tests.inprocess import invoke
 
 TOPICS = ["harbour", "council", "railway", "election", "river", "school", "budget", "hospital", "festival", "bridge"]
 VERBS = ["approved", "delayed", "questioned", "funded", "opened", "inspected", "rejected", "praised"]
@@ -52,6 +54,7 @@ def project_with_articles(root: Path, count: int, workers: str, duplicate_of: in
         [[digests]]
         name = "daily"
         max_articles = 500
+        group_stories = false  # every article an entry of its own: the made-up stories share their words
         output_dir = "../out"
         formats = ["md"]
     """)
@@ -63,12 +66,20 @@ def edition_summaries(project: Project) -> str:
     return document.read_text(encoding="utf-8")
 
 
-def test_a_run_over_the_pool_stores_each_article_once_with_the_serial_summaries(tmp_path: Path) -> None:
-    count = SMALL_RUN + 20  # so the pool is used
+@pytest.fixture
+def small_run(monkeypatch: pytest.MonkeyPatch) -> int:
+    """A run takes the pool past 20 summaries instead of 300 (the CLI runs in process, so this reaches it):
+    what is tested is the pool's work, not where the threshold lies."""
+    monkeypatch.setattr(poll, "SMALL_RUN", 20)
+    return 20
+
+
+def test_a_run_over_the_pool_stores_each_article_once_with_the_serial_summaries(tmp_path: Path, small_run: int) -> None:
+    count = small_run + 20  # so the pool is used
     pooled = project_with_articles(tmp_path / "pooled", count, workers="2")
     serial = project_with_articles(tmp_path / "serial", count, workers="0")
     for project in (pooled, serial):
-        result = project.cli("--log-level", "info", "run", "--json")
+        result = invoke(project, "--log-level", "info", "run", "--json")
         assert result.returncode == 0, result.stderr
         assert ("starting up to 2 worker processes" in result.stderr) == (project is pooled)
         report = json.loads(result.stdout)
@@ -77,14 +88,15 @@ def test_a_run_over_the_pool_stores_each_article_once_with_the_serial_summaries(
     assert edition_summaries(pooled) == edition_summaries(serial)
     for number in range(count):
         assert edition_summaries(pooled).count(f" story {number}\n") == 1
-    again = pooled.cli("run", "--json", now="2026-11-28T07:00:00+00:00")
+    again = invoke(pooled, "run", "--json", now="2026-11-28T07:00:00+00:00")
     assert json.loads(again.stdout)["editions"][0]["made"] is False
 
 
-def test_a_copy_summarised_alongside_its_original_is_stored_once(tmp_path: Path) -> None:
-    count = SMALL_RUN + 20  # so the pool is used
+def test_a_copy_summarised_alongside_its_original_is_stored_once(tmp_path: Path, small_run: int) -> None:
+    count = small_run + 20  # so the pool is used
     project = project_with_articles(tmp_path, count, workers="2", duplicate_of=count - 1)
-    result = project.cli("run", "--json")
+    result = invoke(project, "--log-level", "info", "run", "--json")
+    assert "starting up to 2 worker processes" in result.stderr
     assert result.returncode == 0, result.stderr
     source = json.loads(result.stdout)["sources"][0]
     assert (source["new_articles"], source["seen"]) == (count, 1)
