@@ -45,7 +45,7 @@ class Summary:
     note: str = ""  # e.g. why a fallback was used
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # an edition holds thousands: no __dict__ each (issue 19)
 class StoredArticle:
     """An article as the store holds it, with its summary."""
 
@@ -71,7 +71,7 @@ class StoryFeatures:
     text_hash: str  # equal for exact copies
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # an edition holds thousands: no __dict__ each (issue 19)
 class Story:
     """One event as an edition shows it: the article that leads it, the others reporting it
     (other sources, copies), and when an earlier edition of the digest first showed it."""

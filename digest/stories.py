@@ -19,7 +19,8 @@ import json
 import heapq
 import math
 import re
-from collections.abc import Iterable, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -193,32 +194,44 @@ Sparse = tuple[np.ndarray, np.ndarray]  # a vector as its term ids and their val
 
 
 class _Rows:
-    """Sparse rows laid end to end (term ids int32, values float64): row i is a pair of views, made when asked for.
-    Thousands of articles cost two arrays, not two small arrays each."""
+    """Sparse rows laid end to end (term ids int32, values float64), row i a pair of views made when asked for;
+    `slots` maps an article to its row when the rows are some articles' only. Thousands of articles cost a few
+    arrays, not two small arrays each."""
 
-    def __init__(self) -> None:
-        self._ids: list[np.ndarray] = []
-        self._values: list[np.ndarray] = []
-        self._starts = np.zeros(1, dtype=np.int64)
-
-    def append(self, ids: np.ndarray, values: np.ndarray) -> None:
-        self._ids.append(ids)
-        self._values.append(values)
-
-    def close(self) -> None:
-        """Join the appended rows into the two arrays."""
-        lengths = np.fromiter((len(ids) for ids in self._ids), dtype=np.int64, count=len(self._ids))
-        self._starts = np.concatenate(([0], np.cumsum(lengths)))
-        self.ids = np.concatenate(self._ids) if self._ids else np.zeros(0, dtype=np.int32)
-        self.values = np.concatenate(self._values) if self._values else np.zeros(0)
-        self._ids, self._values = [], []
+    def __init__(self, ids: np.ndarray, values: np.ndarray, starts: np.ndarray, slots: dict[int, int] | None = None) -> None:
+        self.ids, self.values, self.starts, self.slots = ids, values, starts, slots
 
     def __len__(self) -> int:
-        return len(self._starts) - 1
+        return len(self.starts) - 1
 
-    def __getitem__(self, index: int) -> Sparse:
-        start, end = self._starts[index], self._starts[index + 1]
+    def __getitem__(self, article: int) -> Sparse:
+        row = article if self.slots is None else self.slots[article]
+        start, end = self.starts[row], self.starts[row + 1]
         return self.ids[start:end], self.values[start:end]
+
+    def items(self) -> Iterator[tuple[int, Sparse]]:
+        """(article, its row) for every row."""
+        articles: Iterable[int] = range(len(self)) if self.slots is None else self.slots
+        return ((article, self[article]) for article in articles)
+
+
+class _RowBuilder:
+    """Rows appended one at a time into growing buffers of plain numbers (no object per row)."""
+
+    def __init__(self) -> None:
+        self.ids = array("i")
+        self.values = array("d")
+        self.lengths = array("q")
+
+    def add(self, ids: Iterable[int], values: Iterable[float]) -> None:
+        before = len(self.ids)
+        self.ids.extend(ids)
+        self.values.extend(values)
+        self.lengths.append(len(self.ids) - before)
+
+    def rows(self) -> _Rows:
+        starts = np.concatenate(([0], np.cumsum(np.frombuffer(self.lengths, dtype=np.int64)))).astype(np.int64)
+        return _Rows(np.frombuffer(self.ids, dtype=np.int32), np.frombuffer(self.values, dtype=np.float64), starts)
 
 
 @dataclass
@@ -237,49 +250,55 @@ def _counts(items: Iterable[Item]) -> _Counts:
     """Read the items once, one at a time, keeping only their counts as arrays: the caller may make
     each item's features as it is asked for, so no more than one article's dictionaries live at once."""
     vocabulary: dict[str, int] = {}
-    terms, names = _Rows(), _Rows()
+    terms, names = _RowBuilder(), _RowBuilder()
     hashes: list[str] = []
     published: list[datetime | None] = []
-
-    def add(rows: _Rows, vector: dict[str, float]) -> None:
-        ids = np.fromiter((vocabulary.setdefault(term, len(vocabulary)) for term in vector), dtype=np.int32, count=len(vector))
-        rows.append(ids, np.fromiter(vector.values(), dtype=np.float64, count=len(vector)))
-
     for item in items:
-        add(terms, item.features.terms)
-        add(names, item.features.names)
+        for builder, vector in ((terms, item.features.terms), (names, item.features.names)):
+            builder.add((vocabulary.setdefault(term, len(vocabulary)) for term in vector), vector.values())
         hashes.append(item.features.text_hash)
         published.append(item.published)
-    terms.close()
-    names.close()
-    return _Counts(terms, names, len(vocabulary), hashes, published)
+    return _Counts(terms.rows(), names.rows(), len(vocabulary), hashes, published)
 
 
-def _idf_of(rows: Sequence[Sparse], size: int) -> np.ndarray:
-    """Smoothed inverse document frequency of every term over these rows (as scikit-learn's)."""
-    found = [row[0] for row in rows]
-    frequency = np.bincount(np.concatenate(found), minlength=size) if found else np.zeros(size)
-    return np.log((1 + len(rows)) / (1 + frequency)) + 1.0
+def _idf_of(rows: _Rows, members: Sequence[int], size: int) -> np.ndarray:
+    """Smoothed inverse document frequency of every term over these members' rows (as scikit-learn's)."""
+    positions, _ = _positions(rows, members)
+    frequency = np.bincount(rows.ids[positions], minlength=size)
+    return np.log((1 + len(members)) / (1 + frequency)) + 1.0
 
 
-def _unit(rows: _Rows, members: Sequence[int], *idfs: np.ndarray) -> dict[int, Sparse]:
-    """Unit-length vectors of `members`, their counts weighted by every idf given."""
-    vectors = {}
-    for member in members:
-        ids, values = rows[member]
-        for idf in idfs:
-            values = values * idf[ids]
-        norm = math.sqrt(float(values @ values)) or 1.0
-        vectors[member] = (ids, values / norm)
-    return vectors
+def _positions(rows: _Rows, members: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Where the members' entries lie in the rows' arrays (member after member), and how many each has."""
+    chosen = np.asarray(members, dtype=np.int64)
+    starts, lengths = rows.starts[chosen], rows.starts[chosen + 1] - rows.starts[chosen]
+    ends = np.cumsum(lengths)
+    if len(chosen) == len(rows) and np.array_equal(chosen, np.arange(len(rows))):
+        return np.arange(int(ends[-1]) if len(ends) else 0), lengths
+    return np.repeat(starts - (ends - lengths), lengths) + np.arange(int(ends[-1]) if len(ends) else 0), lengths
+
+
+def _unit(rows: _Rows, members: Sequence[int], *idfs: np.ndarray) -> _Rows:
+    """Unit-length vectors of `members`, their counts weighted by every idf given: gathered into arrays of their own."""
+    positions, lengths = _positions(rows, members)
+    ids, values = rows.ids[positions], rows.values[positions]
+    del positions
+    for idf in idfs:
+        values *= idf[ids]
+    row_of = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
+    norms = np.sqrt(np.bincount(row_of, weights=np.square(values), minlength=len(lengths)))
+    norms[norms == 0] = 1.0
+    values /= norms[row_of]
+    slots = {member: slot for slot, member in enumerate(members)}
+    return _Rows(ids, values, np.concatenate(([0], np.cumsum(lengths))).astype(np.int64), slots)
 
 
 @dataclass
 class _Vectors:
     """Unit tf-idf vectors of some articles' terms and names, over a vocabulary of `size` terms."""
 
-    terms: dict[int, Sparse]
-    names: dict[int, Sparse]
+    terms: _Rows
+    names: _Rows
     size: int
 
 
@@ -294,27 +313,38 @@ def _vectors(counts: _Counts, members: Sequence[int], *idfs: tuple[np.ndarray, n
 
 def _own_idf(counts: _Counts, members: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """Idf of terms and names among `members` only."""
-    return (_idf_of([counts.terms[i] for i in members], counts.size), _idf_of([counts.names[i] for i in members], counts.size))
+    return (_idf_of(counts.terms, members, counts.size), _idf_of(counts.names, members, counts.size))
 
 
 def _candidate_pairs(counts: _Counts, vectors: _Vectors) -> set[tuple[int, int]]:
     """Pairs (i < j) sharing a rare term among each one's CANDIDATE_TERMS weightiest, or the same text.
     A term in more than RARE articles pairs none, so the pairs grow with the articles, not their square."""
-    postings: dict[int, list[int]] = {}
-    for index, (ids, values) in vectors.terms.items():
-        for term in ids[np.argsort(-values, kind="stable")[:CANDIDATE_TERMS]].tolist():
-            postings.setdefault(term, []).append(index)
+    # The postings as two arrays of (term, article), sorted by term: no list per term (issue 19).
+    taken = np.minimum(np.diff(vectors.terms.starts), CANDIDATE_TERMS)
+    term_of = np.empty(int(taken.sum()), dtype=np.int32)
+    article_of = np.empty(len(term_of), dtype=np.int32)
+    at = 0
+    for (index, (ids, values)), count in zip(vectors.terms.items(), taken.tolist()):
+        term_of[at : at + count] = ids[np.argsort(-values, kind="stable")[:count]]
+        article_of[at : at + count] = index
+        at += count
+    order = np.argsort(term_of, kind="stable")
+    term_of, article_of = term_of[order], article_of[order]
+    bounds = np.flatnonzero(np.diff(term_of)) + 1
+    starts, ends = np.concatenate(([0], bounds)), np.concatenate((bounds, [len(term_of)]))
+    shared = (ends - starts > 1) & (ends - starts <= RARE)
+    postings = (article_of[start:end].tolist() for start, end in zip(starts[shared].tolist(), ends[shared].tolist()))
     copies: dict[str, list[int]] = {}
     for index, text_hash in enumerate(counts.hashes):
         copies.setdefault(text_hash, []).append(index)
     pairs: set[tuple[int, int]] = set()
-    for members in (*postings.values(), *copies.values()):
+    for members in (*postings, *copies.values()):
         if 1 < len(members) <= RARE:
             pairs.update((a, b) for position, a in enumerate(members) for b in members[position + 1 :])
     return pairs
 
 
-def _dots(vectors: dict[int, Sparse], size: int, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+def _dots(vectors: _Rows, size: int, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
     """Dot products of many sparse vector pairs at once (numpy): the vectors laid end to end, each
     first member spread into a dense row and all its partners' terms gathered from it in one go."""
     result = np.zeros(len(pairs))

@@ -7,6 +7,7 @@ are both read by column name, and both keep times as ISO 8601 text in UTC.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -67,16 +68,21 @@ def source_state(name: str, row: Row | None) -> SourceState:
     )
 
 
+def _interned(text: str | None) -> str | None:
+    return None if text is None else sys.intern(text)
+
+
 def stored_article(row: Row) -> StoredArticle:
-    """An article as editions show it: no body, its summary and story features."""
+    """An article as editions show it: no body, its summary and story features. Its source, author and language
+    are the same few strings over thousands of articles: each is held once (interned)."""
     return StoredArticle(
         id=row["id"],
-        source=row["source"],
+        source=sys.intern(row["source"]),
         title=row["title"],
         url=row["url"],
         published=moment(row["published"]),
-        author=row["author"],
-        language=row["language"],
+        author=_interned(row["author"]),
+        language=_interned(row["language"]),
         summary=tuple(json.loads(row["summary"])),
         fetched=_required(row["fetched"]),
         story_features=row["story_features"],
