@@ -7,7 +7,7 @@
 
 summarise: ARTICLES files in 8 files sources (polls store them waiting for their summary and defer summary
 tasks of 25 articles, which every worker takes), timed from the files appearing (the workers running, each
-source polled once) until every article is stored with its summary; also the CPU seconds the worker
+source polled once, the summariser loaded) until every article is stored with its summary; also the CPU seconds the worker
 processes spent in that time (from /proc), which a loaded machine does not change as much as the wall time.
 feeds: FEEDS loopback feeds polled every INTERVAL by WORKERS workers for SECONDS; each worker logs every poll it
 starts, so the gaps between two polls of one feed show whether any feed was polled twice in an interval.
@@ -157,7 +157,8 @@ def summarise(articles: int, workers: int) -> tuple[float, float, float]:
                         polled = db.execute("SELECT COUNT(*) FROM sources WHERE first_poll IS NOT NULL").fetchone()[0]  # type: ignore[index]
                     except psycopg.errors.UndefinedTable:
                         return False
-                return registered == workers and polled == 8
+                loaded = sum("summariser loaded" in log.read_text(errors="replace") for log in root.glob("worker-*.log"))
+                return registered == workers and polled == 8 and loaded == workers
 
             while not ready():
                 time.sleep(0.2)

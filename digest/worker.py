@@ -368,16 +368,23 @@ def report(config: Config) -> dict[str, Any]:
         store.close()
 
 
+def load_summariser(config: Config) -> None:
+    """Load the summariser into this process (see pipeline.load_summariser) and log how long it took."""
+    from digest import pipeline
+
+    began = time.monotonic()
+    pipeline.load_summariser(config)
+    log.info("summariser loaded in %.1f s (worker process %d)", time.monotonic() - began, os.getpid())
+
+
 def run(config: Config, concurrency: int, lease: timedelta) -> None:
     """Run one worker until SIGTERM or SIGINT: the running tasks finish (procrastinate's graceful shutdown)."""
     app = make_app(config, lease)
     try:
         migrate(config, app)
-        from digest import pipeline
-
         # once per process, beside the first tasks (polls need none of it): a summary task that comes
         # first waits on the same imports instead of loading them again
-        threading.Thread(target=pipeline.load_summariser, args=(config,), name="load-summariser", daemon=True).start()
+        threading.Thread(target=load_summariser, args=(config,), name="load-summariser", daemon=True).start()
         app.run_worker(
             concurrency=concurrency,
             update_heartbeat_interval=HEARTBEAT,
