@@ -310,7 +310,47 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     CREATE INDEX inbound_messages_received ON inbound_messages (source, received);
     """,
     ),
+    # (PostgreSQL only) the search tsvector is made by a trigger when an article is stored with its summary,
+    # or gets it, instead of by a generated column, which PostgreSQL makes again at every UPDATE of the row:
+    # an article stored waiting for its summary (`digest worker`) had it made twice, with twice the GIN
+    # entries, and a readers' arrival stamp made it once more. An article waiting is not searchable yet.
+    (
+        "0023_search_when_summarised",
+        """
+    ALTER TABLE articles ALTER COLUMN search DROP EXPRESSION;
+    CREATE FUNCTION articles_search_vector() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.summary_pending = 1 THEN
+            NEW.search := NULL;
+        ELSE
+            NEW.search := setweight(to_tsvector('english', NEW.title), 'A')
+                || setweight(to_tsvector('english', NEW.summary), 'B')
+                || setweight(to_tsvector('english', NEW.body), 'C');
+        END IF;
+        RETURN NEW;
+    END
+    $$;
+    CREATE TRIGGER articles_search BEFORE INSERT OR UPDATE OF title, summary, body, summary_pending ON articles
+        FOR EACH ROW EXECUTE FUNCTION articles_search_vector();
+    """,
+    ),
 )
+
+
+def sql_statements(sql: str) -> list[str]:
+    """A migration's statements: split at each `;` outside a $$-quoted body (a function's)."""
+    statements, current = [], ""
+    for number, piece in enumerate(sql.split("$$")):
+        if number % 2:  # inside $$ ... $$
+            current += "$$" + piece + "$$"
+            continue
+        first, *rest = piece.split(";")
+        current += first
+        for part in rest:
+            statements.append(current)
+            current = part
+    return [statement for statement in [*statements, current] if statement.strip()]
+
 
 # Advisory lock keys (pg_advisory_xact_lock's two-int form): one class for migrations, one for editions.
 _MIGRATION_LOCK = (0x6469_6765, 1)
@@ -474,7 +514,7 @@ class PostgresStore:
             for name, sql in MIGRATIONS:
                 if name in applied:
                     continue
-                for statement in filter(str.strip, sql.split(";")):
+                for statement in sql_statements(sql):
                     self._sql(statement)
                 self._sql("INSERT INTO migrations (name, applied) VALUES (%s, %s)", (name, _text(datetime.now(timezone.utc))))
 
