@@ -151,7 +151,8 @@ class Store(Protocol):
         `words` (plain words, matched case- and accent-blind and by stem, never read as query syntax), with
         the editions each appeared in; only those in an edition of `digest` when given, and only those
         published (else fetched) at or after `since` when given. Ranked by BM25 (SQLite FTS5; PostgreSQL's
-        ts_rank_cd on a tsvector of the same three fields), a word in the title counting most."""
+        ts_rank_cd on a tsvector of the same three fields), a word in the title counting most. An article
+        waiting for its summary need not be found until it has it."""
         ...
 
     # Editions
