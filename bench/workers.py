@@ -32,7 +32,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -113,11 +113,15 @@ def server_cpu(url: str) -> dict[int, float]:
         return {pid: process_cpu(pid) for (pid,) in rows.fetchall()}
 
 
-def poll_now(config: Path, sources: list[str]) -> None:
-    """Defer one poll of each source, as the workers' tick does when it is due (with its locks)."""
+def poll_now(config: Path, url: str, sources: list[str]) -> None:
+    """Make each source due (its last poll two hours back) and defer one poll of each, as the workers' tick
+    does when a source is due (with its locks)."""
     from digest.config import load
     from digest.worker import make_app
 
+    with psycopg.connect(url) as db:
+        back = (datetime.now(timezone.utc) - timedelta(hours=2)).isoformat()
+        db.execute("UPDATE sources SET last_poll = %s WHERE name = ANY(%s)", (back, sources))
     app = make_app(load(config))
     with app.open():
         task = app.tasks["digest.poll"]
@@ -166,7 +170,7 @@ def summarise(articles: int, workers: int) -> tuple[float, float, float]:
             for source in range(8):
                 for path in (root / f"staged{source}").iterdir():
                     path.rename(root / f"s{source}" / path.name)
-            poll_now(config, [f"s{source}" for source in range(8)])
+            poll_now(config, url, [f"s{source}" for source in range(8)])
             while count(url) < articles:
                 if any(w.poll() is not None for w in running):
                     raise SystemExit(f"a worker exited: {(root / 'worker-0.log').read_text()[-2000:]}")

@@ -62,7 +62,7 @@ def start_worker(project: Project) -> subprocess.Popen[bytes]:
             "--concurrency",
             "2",
             "--lease",
-            "8",
+            "60",  # longer than rendering and sending an edition takes on a busy machine (else a second worker sends it too)
         ],
         cwd=project.root,
         env=environment,
