@@ -3,6 +3,7 @@
     python bench/workers.py summarise --articles 2000 --workers 1 2 --runs 5
     python bench/workers.py feeds --feeds 300 --interval 30s --workers 3 --seconds 100
     python bench/workers.py tick --feeds 5000 --runs 5
+    python bench/workers.py manners --requests 1000 --runs 3
     python bench/workers.py scale --feeds 5000 --hosts 50 --interval 300s --workers 3 --concurrency 4 --seconds 420
 
 summarise: ARTICLES files in 8 files sources (polls store them waiting for their summary and defer summary
@@ -332,9 +333,9 @@ def scale(total: int, hosts: int, interval: float, workers: int, concurrency: in
         "polls by worker": sorted(by_worker.values()),
         "worker CPU s (share of a core)": [f"{c:.0f} ({c / ran:.0%})" for c in cpu],
         "PostgreSQL CPU s of the workers' connections still open": round(database_cpu),
-        "CPU ms per poll, workers / PostgreSQL": (
-            round(1000 * sum(cpu) / max(1, len(access))),
-            round(1000 * database_cpu / max(1, len(access))),
+        "CPU ms per poll (its summary included), workers / PostgreSQL": (
+            round(1000 * sum(cpu) / max(1, sum(len(t) for t in polls.values()))),
+            round(1000 * database_cpu / max(1, sum(len(t) for t in polls.values()))),
         ),
         "load average at the end": os.getloadavg(),
         "poll queue (s: waiting, running)": [f"{t:.0f}: {w}, {r}" for t, w, r in queue[:: max(1, len(queue) // 30)]],
@@ -394,7 +395,8 @@ def tick(total: int, runs: int) -> dict[str, object]:
             assert len(claimed) == len(due_then), (len(claimed), len(due_then))  # type: ignore[arg-type]
             late = now + timedelta(seconds=400)  # all due
             every = timed(
-                "claim_due_polls (all due, at most 2000 a tick)", lambda: store.claim_due_polls(late, worker.POLL_CLAIM, 2000)
+                "claim_due_polls (all due, at most 500 a tick)",
+                lambda: store.claim_due_polls(late, worker.POLL_CLAIM, worker.POLLS_PER_TICK),
             )
             poll = app.tasks["digest.poll"]
 
@@ -418,9 +420,45 @@ def tick(total: int, runs: int) -> dict[str, object]:
     }
 
 
+def manners(requests: int, runs: int) -> dict[str, object]:
+    """The cost of per-host manners held in the store (digest worker) against held in the process: `requests`
+    fetches of one loopback host by 4 threads, interleaved runs; wall, this process's CPU, PostgreSQL's CPU."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from digest.config import FetchConfig, StoreConfig
+    from digest.fetch import Fetcher
+    from digest.manners import StoredManners
+    from digest.store import open_store
+
+    measured: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    with database() as url, FeedServer({f"/f{n}.xml": feed(n) for n in range(requests)}) as server:
+        store = StoreConfig(url=url)
+        open_store(store).close()
+        for _ in range(runs):
+            for kind in ("in the process", "in the store"):
+                shared = StoredManners(lambda: open_store(store), 4, 0.0) if kind == "in the store" else None
+                with Fetcher(FetchConfig(allow_private=True), shared=shared) as fetcher:
+                    server_before = sum(cpu_seconds(pid) for pid in backends(url.rsplit("/", 1)[1]))
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    with ThreadPoolExecutor(4) as pool:
+                        list(pool.map(lambda n: fetcher.fetch(server.url(f"/f{n}.xml")), range(requests)))
+                    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                    server_cpu = sum(cpu_seconds(pid) for pid in backends(url.rsplit("/", 1)[1])) - server_before
+                measured[kind].append((wall, cpu, server_cpu))
+    return {
+        kind: (
+            f"median {statistics.median(w for w, _, _ in runs_):.2f} s wall, "
+            f"{1000 * statistics.median(c for _, c, _ in runs_) / requests:.2f} ms CPU per request here, "
+            f"{1000 * statistics.median(p for _, _, p in runs_) / requests:.2f} ms in PostgreSQL"
+        )
+        for kind, runs_ in measured.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=["summarise", "feeds", "scale", "tick"])
+    parser.add_argument("mode", choices=["summarise", "feeds", "scale", "tick", "manners"])
+    parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--hosts", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--articles", type=int, default=2000)
@@ -457,6 +495,10 @@ def main() -> None:
         for workers, wall in sorted(medians.items()):
             if workers != fewest:
                 print(f"speed-up {workers} against {fewest}: {medians[fewest] / wall:.2f}x")
+    elif arguments.mode == "manners":
+        print(f"{arguments.requests} requests to one host, 4 threads (load average {os.getloadavg()[0]:.1f}):")
+        for name, value in manners(arguments.requests, arguments.runs).items():
+            print(f"  manners {name}: {value}")
     elif arguments.mode == "tick":
         print(f"the tick's work at {arguments.feeds} sources (load average {os.getloadavg()[0]:.1f}):")
         for name, value in tick(arguments.feeds, arguments.runs).items():

@@ -43,7 +43,7 @@ log = logging.getLogger("digest.worker")
 HEARTBEAT = 2.0  # seconds between a worker's heartbeats
 STALLED_AFTER = 10.0  # seconds without a heartbeat after which a worker's running jobs are put back
 POLL_CLAIM = timedelta(minutes=10)  # a deferred poll is not deferred again until it is recorded or this passed
-POLLS_PER_TICK = 2000  # polls a tick defers at most; more due wait for the next tick
+POLLS_PER_TICK = 500  # polls a tick defers at most (one insert, ~0.1 s); more due wait for the next tick
 DEFER_BATCH = 500  # poll jobs deferred by one INSERT
 # A worker takes the highest priority job first: the tick, then editions, readers' editions, received mail and
 # the outbox, before any poll waiting, so thousands of polls queued (every source due at once at the first

@@ -676,6 +676,8 @@ class PostgresStore:
         """Change the stored manners of host `origin` with its row locked (other workers wait on it); what
         `change` returns."""
         with self.transaction():
+            # a pace lost to a crash is harmless (it only restarts generous): no wait for the disk at commit
+            self._sql("SET LOCAL synchronous_commit = off")
             row = self._sql("SELECT state FROM host_manners WHERE origin = %s FOR UPDATE", (origin,)).fetchone()
             if row is None:
                 self._sql("INSERT INTO host_manners (origin, state) VALUES (%s, '') ON CONFLICT DO NOTHING", (origin,))
