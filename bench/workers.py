@@ -84,13 +84,12 @@ def stop(workers: list[subprocess.Popen[bytes]]) -> None:
             worker.kill()
 
 
-def count(url: str) -> int:
+def count(db: psycopg.Connection[tuple[int]]) -> int:
     """Articles stored with their summary."""
-    with psycopg.connect(url) as db:
-        try:
-            return int(db.execute("SELECT COUNT(*) FROM articles WHERE summary_pending = 0").fetchone()[0])  # type: ignore[index]
-        except psycopg.errors.UndefinedTable:
-            return 0
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM articles WHERE summary_pending = 0").fetchone()[0])  # type: ignore[index]
+    except psycopg.errors.UndefinedTable:
+        return 0
 
 
 def process_cpu(pid: int) -> float:
@@ -106,12 +105,11 @@ def workers_cpu(processes: list[subprocess.Popen[bytes]]) -> float:
     return sum(process_cpu(process.pid) for process in processes)
 
 
-def server_cpu(url: str) -> dict[int, float]:
-    """CPU seconds used so far by each PostgreSQL backend serving the run's database (a backend that ended
-    before this is not counted: the workers keep theirs in pools)."""
-    with psycopg.connect(url) as db:
-        rows = db.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid != pg_backend_pid()")
-        return {pid: process_cpu(pid) for (pid,) in rows.fetchall()}
+def server_cpu(db: psycopg.Connection[tuple[int]]) -> dict[int, float]:
+    """CPU seconds used so far by each PostgreSQL backend serving the run's database but `db`'s own (a backend
+    that ended before this is not counted: the workers keep theirs in pools)."""
+    rows = db.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid != pg_backend_pid()")
+    return {pid: process_cpu(pid) for (pid,) in rows.fetchall()}
 
 
 def poll_now(config: Path, url: str, sources: list[str]) -> None:
@@ -153,32 +151,33 @@ def summarise(articles: int, workers: int) -> tuple[float, float, float]:
             + f'\n[[digests]]\nname = "daily"\nschedule = "0 7 * * *"\noutput_dir = "{root / "out"}"\n'
         )
         running = start(config, workers, root)
+        db = psycopg.connect(url, autocommit=True)  # one connection watches the run (the server has few to spare)
         try:
 
             def ready() -> bool:
-                with psycopg.connect(url) as db:
-                    try:
-                        registered = db.execute("SELECT COUNT(*) FROM procrastinate_workers").fetchone()[0]  # type: ignore[index]
-                        polled = db.execute("SELECT COUNT(*) FROM sources WHERE first_poll IS NOT NULL").fetchone()[0]  # type: ignore[index]
-                    except psycopg.errors.UndefinedTable:
-                        return False
+                try:
+                    registered = db.execute("SELECT COUNT(*) FROM procrastinate_workers").fetchone()[0]  # type: ignore[index]
+                    polled = db.execute("SELECT COUNT(*) FROM sources WHERE first_poll IS NOT NULL").fetchone()[0]  # type: ignore[index]
+                except psycopg.errors.UndefinedTable:
+                    return False
                 loaded = sum("summariser loaded" in log.read_text(errors="replace") for log in root.glob("worker-*.log"))
                 return registered == workers and polled == 8 and loaded == workers
 
             while not ready():
                 time.sleep(0.2)
-            started, cpu_before, server_before = time.monotonic(), workers_cpu(running), server_cpu(url)
+            started, cpu_before, server_before = time.monotonic(), workers_cpu(running), server_cpu(db)
             for source in range(8):
                 for path in (root / f"staged{source}").iterdir():
                     path.rename(root / f"s{source}" / path.name)
             poll_now(config, url, [f"s{source}" for source in range(8)])
-            while count(url) < articles:
+            while count(db) < articles:
                 if any(w.poll() is not None for w in running):
                     raise SystemExit(f"a worker exited: {(root / 'worker-0.log').read_text()[-2000:]}")
-                time.sleep(0.05)
-            wall, cpu, server_after = time.monotonic() - started, workers_cpu(running) - cpu_before, server_cpu(url)
+                time.sleep(0.1)
+            wall, cpu, server_after = time.monotonic() - started, workers_cpu(running) - cpu_before, server_cpu(db)
             return wall, cpu, sum(after - server_before.get(pid, 0.0) for pid, after in server_after.items())
         finally:
+            db.close()
             stop(running)
 
 
