@@ -69,6 +69,9 @@ class ScriptedHandler:
         reply = self.replies.pop(0) if self.replies else "250 OK"
         if reply == "stall":
             await asyncio.sleep(3600)  # never answers; the client's timeout must give up
+        if reply == "250 slowly":  # a busy server: each message takes it a moment
+            await asyncio.sleep(0.3)
+            reply = "250 OK"
         if reply == "250 then close":  # accepted, then the server ends the connection (a per-connection limit)
             self.accepted.append(received)
             asyncio.get_running_loop().call_soon(server.transport.close)

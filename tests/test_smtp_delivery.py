@@ -195,3 +195,35 @@ def test_cli_check_smtp_says_plainly_that_the_login_failed(tmp_path: Path) -> No
     assert right.returncode == 0, right.stderr
     assert "smtp: started TLS" in right.stdout and "smtp: logged in as ann" in right.stdout
     assert server.offered == []
+
+
+def test_two_delivery_passes_of_one_process_at_once_send_each_email_once(tmp_path: Path) -> None:
+    """The daemon's edition, subscribers and outbox jobs run at once on its threads, each delivering what is
+    due through its own store connection. Each connection leases as an owner of its own: before, they
+    shared the process's, an owner may renew its own lease, and every email of a slow server went twice."""
+    import threading
+
+    recipients = tuple(f"reader{n}@example.org" for n in range(6))
+    with smtp_server(["250 slowly"] * 12) as server:
+        config = make_config(tmp_path, server.port, recipients=recipients)
+        now = datetime(2026, 11, 27, 7, tzinfo=timezone.utc)
+        store = open_store(config.store)
+        try:
+            pipeline.poll(config, store, config.sources, now)
+            pipeline.make_editions(config, store, config.digests, now)
+        finally:
+            store.close()
+
+        def job() -> None:
+            connection = open_store(config.store)
+            try:
+                pipeline.deliver(config, connection, now, honour_backoff=True)
+            finally:
+                connection.close()
+
+        jobs = [threading.Thread(target=job) for _ in range(2)]
+        for thread in jobs:
+            thread.start()
+        for thread in jobs:
+            thread.join(60)
+    assert sorted(r.rcpt_tos for r in server.accepted) == [(address,) for address in recipients]

@@ -307,6 +307,18 @@ def test_a_recorded_attempt_or_a_handed_back_lease_frees_the_delivery_at_once(co
 # Sources
 
 
+def test_each_connection_of_a_process_is_an_owner_of_its_own_and_the_process_hands_all_back(connect: Connect) -> None:
+    one, two, elsewhere, third = connect(owner="proc.1"), connect(owner="proc.2"), connect(owner="other.1"), connect("third")
+    add(one, article("a"))
+    one.create_edition("daily", ["news"], 50, NOW, [("email", f"{n}@example.org") for n in "abc"])
+    first, second, last = one.due_deliveries(NOW)
+    assert one.claim_delivery(first.id, NOW, LEASE) and not two.claim_delivery(first.id, NOW, LEASE)  # two connections
+    assert two.claim_delivery(second.id, NOW, LEASE) and elsewhere.claim_delivery(last.id, NOW, LEASE)
+    assert one.release_leases() == 2  # its own and its process's other connection's, not another process's
+    assert third.claim_delivery(first.id, NOW, LEASE) and third.claim_delivery(second.id, NOW, LEASE)
+    assert not third.claim_delivery(last.id, NOW, LEASE)
+
+
 def test_a_source_keeps_its_memo_from_the_last_good_poll_and_counts_failures(store: Store) -> None:
     assert store.source_state("feed").first_poll is None
     with store.transaction():

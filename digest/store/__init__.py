@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +20,26 @@ __all__ = ["MIGRATIONS", "SourceState", "SqliteStore", "Store", "WriteBatch", "c
 
 def open_store(where: StoreConfig | Path, *, timeout: float = 5.0, owner: str | None = None) -> Store:
     """Open (creating and migrating if need be) the store a config's [store] names (a PostgreSQL database when
-    it has a url, else a SQLite file), or a SQLite store file. Leases are taken as `owner` (default: this
-    process), so that two jobs running at once in one process do not share their claims."""
+    it has a url, else a SQLite file), or a SQLite store file. Delivery leases are taken as `owner`; by
+    default each connection is an owner of its own (`<process>.<n>`), so two jobs of one process delivering
+    at once (the daemon's edition, subscribers and outbox jobs) never both claim, and send, one delivery;
+    release_leases on any of them hands back the whole process's."""
     if isinstance(where, StoreConfig) and where.url:
         from digest.store.postgres import PostgresStore  # psycopg is loaded only by those who use PostgreSQL
 
         return PostgresStore(
-            where.url, password=where.password, path=where.path, timeout=timeout, location=where, owner=owner or PROCESS_OWNER
+            where.url, password=where.password, path=where.path, timeout=timeout, location=where, owner=owner or _connection()
         )
     path = where.path if isinstance(where, StoreConfig) else Path(where)
-    return SqliteStore(path, timeout=timeout, owner=owner or PROCESS_OWNER)
+    return SqliteStore(path, timeout=timeout, owner=owner or _connection())
+
+
+_connections = itertools.count(1)
+
+
+def _connection() -> str:
+    """A lease owner of its own for one connection of this process."""
+    return f"{PROCESS_OWNER}.{next(_connections)}"
 
 
 def copy_store_to(where: StoreConfig, to: str) -> dict[str, int]:

@@ -226,8 +226,9 @@ class Store(Protocol):
         ...
 
     def release_leases(self) -> int:
-        """End every lease this store's owner holds (a process stopping mid-delivery hands its work back);
-        returns how many."""
+        """End every lease this store's owner holds, and those of the owners named `<owner>.<anything>` (the
+        other connections open_store made in this process): a process stopping mid-delivery hands its work
+        back; returns how many."""
         ...
 
     def record_attempt(

@@ -46,7 +46,7 @@ from digest.store import rows as from_row
 from digest.store.base import WriteBatch
 from digest.store.rows import moment as _moment
 from digest.store.rows import text as _text
-from digest.store.sqlite import PROCESS_OWNER, content_hash, new_atom_id
+from digest.store.sqlite import PROCESS_OWNER, connections_of, content_hash, new_atom_id
 
 # (name, SQL), applied in this order, each once; a new one goes at the END, never renamed or changed.
 # The names match the SQLite store's (but 0021, SQLite's search queue): a store copied from SQLite has the
@@ -1130,8 +1130,12 @@ class PostgresStore:
         return row is not None
 
     def release_leases(self) -> int:
-        """End every lease this store's owner holds, so that another may take the deliveries at once."""
-        cursor = self._sql("UPDATE deliveries SET claimed_until = NULL, lease_owner = NULL WHERE lease_owner = %s", (self.owner,))
+        """End every lease this store's owner (and its connections, `<owner>.<n>`) holds, so that another may
+        take the deliveries at once."""
+        cursor = self._sql(
+            "UPDATE deliveries SET claimed_until = NULL, lease_owner = NULL WHERE lease_owner = %s OR lease_owner LIKE %s",
+            (self.owner, connections_of(self.owner)),
+        )
         return cursor.rowcount
 
     def record_attempt(

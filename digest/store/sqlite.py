@@ -50,6 +50,12 @@ from digest.store.rows import text as _text
 # outlives its holder only until it expires (a second machine can take over a dead one's work).
 PROCESS_OWNER = uuid.uuid4().hex
 
+
+def connections_of(owner: str) -> str:
+    """A LIKE pattern for the owners open_store gives the connections of `owner`'s process, `<owner>.<n>`."""
+    return owner.split(".", 1)[0] + ".%"
+
+
 # Articles waiting for the search index (migration 0021) that a commit indexes: enough that FTS5 writes
 # few, big segments (an article costs ~0.15 ms to index), few enough that the wait before a search is short.
 SEARCH_QUEUE = 500
@@ -1151,10 +1157,12 @@ class SqliteStore:
         return True
 
     def release_leases(self) -> int:
-        """End every lease this store's owner holds, so that another may take the deliveries at once."""
+        """End every lease this store's owner (and its connections, `<owner>.<n>`) holds, so that another may
+        take the deliveries at once."""
         with self.transaction():
             cursor = self.db.execute(
-                "UPDATE deliveries SET claimed_until = NULL, lease_owner = NULL WHERE lease_owner = ?", (self.owner,)
+                "UPDATE deliveries SET claimed_until = NULL, lease_owner = NULL WHERE lease_owner = ? OR lease_owner LIKE ?",
+                (self.owner, connections_of(self.owner)),
             )
         return cursor.rowcount
 
