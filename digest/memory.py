@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from functools import lru_cache
 
 _M_ARENA_MAX = -8  # glibc's mallopt() parameter number for the arena cap
@@ -47,3 +48,25 @@ def one_blas_thread() -> None:
     Spawned worker processes inherit it; a value the user set is kept."""
     for name in BLAS_THREAD_VARIABLES:
         os.environ.setdefault(name, "1")
+
+
+@lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return trim
+
+
+def release_free_memory() -> None:
+    """Hand the free pages of glibc's heap back to the system (malloc_trim) once a big edition's
+    documents are dropped: else each edition's composing leaves holes that the next cannot wholly
+    reuse, and the process's peak climbs with every delivery of it (issue 19, BENCHMARKS.md)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

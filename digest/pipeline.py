@@ -33,6 +33,7 @@ from digest.deliver import safe_name
 from digest.editions import make_edition
 from digest.errors import ConfigError, RenderError
 from digest.mail import MailParts, encoded_size
+from digest.memory import release_free_memory
 from digest.models import (
     Delivery,
     DeliveryReport,
@@ -158,12 +159,14 @@ def deliver(
             # Deliveries come in outbox order, an edition's emails one after another: keep only the
             # latest document, so a big edition's files, page and email are never held at once.
             rendered.clear()
+            release_free_memory()
             digest = config.digest(delivery.digest)
+            if rendering == "page":  # nothing ahead: the archive streams the edition's page into its file and feeds
+                rendered[key] = (RenderedEdition(subject="", bodies={}), delivery.created or now)  # the time is unused
+                return rendered[key]
             edition = store.edition(delivery.edition_id)
             if rendering == "email":
                 document = render_email(config, store, digest, edition)
-            elif rendering == "page":  # nothing ahead: the archive streams the edition's page into its file and feeds
-                document = RenderedEdition(subject="", bodies={})
             elif rendering == "files":  # written one format at a time: rendered as each is read
                 document = render(config, store, digest, edition, digest.formats, lazy=True)
             else:
@@ -185,21 +188,26 @@ def archive(config: Config, store: Store, digest: DigestConfig, output_dir: Path
     settings = ArchiveSettings(
         digest.name, output_dir / safe_name(digest.name), digest.base_url, digest.feed_size, digest.timezone
     )
+    grouped: dict[int, StoryCount] = {}  # editions whose page this archive rendered: their stories, not grouped again
     return Archive(
         settings,
         store.edition_listing(digest.name, ARCHIVE_HEADLINES),
         feed_id,
-        page=lambda listed: render_page(config, store, digest, store.edition(listed.id)),
+        page=lambda listed: render_page(config, store, digest, store.edition(listed.id), grouped),
         list_page=lambda context: renderer.render(ARCHIVE_TEMPLATE, context),
-        stories=partial(_listed_stories, config, store, digest),
+        stories=partial(_listed_stories, config, store, digest, grouped),
     )
 
 
-def _listed_stories(config: Config, store: Store, digest: DigestConfig, listed: EditionListing) -> StoryCount | None:
+def _listed_stories(
+    config: Config, store: Store, digest: DigestConfig, grouped: dict[int, StoryCount], listed: EditionListing
+) -> StoryCount | None:
     """The edition's story count and first story headlines for the archive's lists: kept when its page
     was rendered, grouped once here (and kept) for an edition older than that; None with grouping off."""
     if not digest.group_stories:
         return None
+    if listed.id in grouped:
+        return grouped[listed.id]
     if listed.stories is None:
         edition = store.edition(listed.id)
         return _keep_stories(store, edition, _sections(config, store, digest, edition))
@@ -249,15 +257,19 @@ def render(
     return renderer.render_edition(formats, digest.subject, _context(config, store, digest, edition), lazy)
 
 
-def render_page(config: Config, store: Store, digest: DigestConfig, edition: Edition) -> Iterator[str]:
+def render_page(
+    config: Config, store: Store, digest: DigestConfig, edition: Edition, grouped: dict[int, StoryCount] | None = None
+) -> Iterator[str]:
     """The edition's HTML page for the archive, in pieces as they are rendered: no subject line (a
     rebuild renders thousands), and no "sources with problems" box, which tells of the sources now
     rather than of the edition, so a page and its feed entry stay the same until the edition or the
-    template changes."""
+    template changes. `grouped` gets the edition's stories (by its id), for the archive's lists."""
     renderer = renderer_for(digest.templates)
     sections = _sections(config, store, digest, edition)
     if digest.group_stories:
-        _keep_stories(store, edition, sections)
+        found = _keep_stories(store, edition, sections)
+        if grouped is not None and edition.id is not None:
+            grouped[edition.id] = found
     context = renderer.context(digest.name, digest.timezone, edition, sections)
     context["archive"] = page_links(digest.base_url)  # only archive pages link to their index and feed
     return renderer.generate(TEMPLATE_NAMES["html"], context)
