@@ -268,20 +268,26 @@ def _idf_of(rows: _Rows, members: Sequence[int], size: int) -> np.ndarray:
     return np.log((1 + len(members)) / (1 + frequency)) + 1.0
 
 
-def _positions(rows: _Rows, members: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def _positions(rows: _Rows, members: Sequence[int]) -> tuple[np.ndarray | slice, np.ndarray]:
     """Where the members' entries lie in the rows' arrays (member after member), and how many each has."""
+    if _all_rows(rows, members):
+        return slice(None), np.diff(rows.starts)
     chosen = np.asarray(members, dtype=np.int64)
     starts, lengths = rows.starts[chosen], rows.starts[chosen + 1] - rows.starts[chosen]
     ends = np.cumsum(lengths)
-    if len(chosen) == len(rows) and np.array_equal(chosen, np.arange(len(rows))):
-        return np.arange(int(ends[-1]) if len(ends) else 0), lengths
     return np.repeat(starts - (ends - lengths), lengths) + np.arange(int(ends[-1]) if len(ends) else 0), lengths
+
+
+def _all_rows(rows: _Rows, members: Sequence[int]) -> bool:
+    """Whether `members` are all the rows, in order (then nothing need be gathered)."""
+    return isinstance(members, range) and members == range(len(rows))
 
 
 def _unit(rows: _Rows, members: Sequence[int], *idfs: np.ndarray) -> _Rows:
     """Unit-length vectors of `members`, their counts weighted by every idf given: gathered into arrays of their own."""
     positions, lengths = _positions(rows, members)
-    ids, values = rows.ids[positions], rows.values[positions]
+    everyone = _all_rows(rows, members)
+    ids, values = (rows.ids, rows.values.copy()) if everyone else (rows.ids[positions], rows.values[positions])
     del positions
     for idf in idfs:
         values *= idf[ids]
@@ -289,7 +295,7 @@ def _unit(rows: _Rows, members: Sequence[int], *idfs: np.ndarray) -> _Rows:
     norms = np.sqrt(np.bincount(row_of, weights=np.square(values), minlength=len(lengths)))
     norms[norms == 0] = 1.0
     values /= norms[row_of]
-    slots = {member: slot for slot, member in enumerate(members)}
+    slots = None if everyone else {member: slot for slot, member in enumerate(members)}
     return _Rows(ids, values, np.concatenate(([0], np.cumsum(lengths))).astype(np.int64), slots)
 
 
@@ -495,12 +501,16 @@ def group(items: Iterable[Item], settings: Settings = DEFAULT) -> list[int]:
     first item, so the same input gives the same labels.
     """
     counts = _counts(items)
-    everyone = list(range(len(counts.hashes)))
+    everyone = range(len(counts.hashes))
     global_idf = _own_idf(counts, everyone)
     overall = _vectors(counts, everyone, global_idf)
     scored = _scored(counts, _candidate_pairs(counts, overall), overall, settings.topic_threshold, settings)
     copies = _components(len(everyone), [pair for pair, value in scored.items() if value >= COPY])
-    unit_of = {member: min(unit) for unit in copies for member in unit}
+    unit_of = list(range(len(everyone)))  # each article's unit: the first of its copies
+    for unit in copies:
+        first = min(unit)
+        for member in unit:
+            unit_of[member] = first
     units = sorted(unit_of[member] for member in everyone if unit_of[member] == member)
     units_set = set(units)
     scored = {pair: value for pair, value in scored.items() if pair[0] in units_set and pair[1] in units_set}
