@@ -83,29 +83,31 @@ def tune() -> None:
     texts, _ = source_texts()
     cnn = [stories.Item(stories.features("", text)) for text in texts]
     print(
-        "small_threshold tight | tune fold: B3 F1, pair P | tune editions: pair P, pair R | CNN: groups of 2+, articles in them"
+        "centring threshold small_topic | tune fold: B3 F1, pair P | tune editions: pair P, pair R | CNN: groups of 2+, articles in them"
     )
-    for small_threshold in (0.2, 0.25, 0.3):
-        for tight in (0.0, 0.16):
-            settings = replace(stories.DEFAULT, small_threshold=small_threshold, tight=tight)
-            method = lambda docs, s=settings: story_eval.group_stories(docs, s)  # noqa: E731
-            whole = story_eval.measure(documents, method)
-            small = story_eval.editions(documents, method, count=30)
-            sizes = Counter(stories.group(cnn, settings)).values()
-            print(
-                small_threshold,
-                tight,
-                "|",
-                whole.bcubed_f1,
-                whole.pairwise_precision,
-                "|",
-                small["pairwise_precision"],
-                small["pairwise_recall"],
-                "|",
-                sum(1 for n in sizes if n > 1),
-                sum(n for n in sizes if n > 1),
-                flush=True,
-            )
+    for centring in (0.6, 1.0):
+        for threshold in (0.025, 0.03, 0.035):
+            for small_topic in (6, 12):
+                settings = replace(stories.DEFAULT, centring=centring, threshold=threshold, small_topic=small_topic)
+                method = lambda docs, s=settings: story_eval.group_stories(docs, s)  # noqa: E731
+                whole = story_eval.measure(documents, method)
+                small = story_eval.editions(documents, method, count=30)
+                sizes = Counter(stories.group(cnn, settings)).values()
+                print(
+                    centring,
+                    threshold,
+                    small_topic,
+                    "|",
+                    whole.bcubed_f1,
+                    whole.pairwise_precision,
+                    "|",
+                    small["pairwise_precision"],
+                    small["pairwise_recall"],
+                    "|",
+                    sum(1 for n in sizes if n > 1),
+                    sum(n for n in sizes if n > 1),
+                    flush=True,
+                )
 
 
 def main() -> None:

@@ -6,8 +6,10 @@ among them, its length and a hash of its text. Grouping (`group`) weighs terms b
 their rarity in the articles grouped (idf), finds candidate pairs through the rare
 terms they share (the work grows with the articles, not with their pairs), scores a
 pair by a blend of the cosine of its terms and of its names, folds copies, gathers
-topics by average link, then splits each topic into stories by complete link, its
-terms weighted again by their rarity inside the topic. Articles further apart in
+topics by average link, then splits each topic into stories, its terms weighted again
+by their rarity inside the topic: a large topic by average link over a likeness partly
+measured with the topic's mean taken away (centred), a small one by complete link.
+Articles further apart in
 time than the window are never one story. Precision comes first: a wrong merge
 hides a story; a missed one only repeats it.
 """
@@ -25,9 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-import numpy as np
-
 from digest.models import StoryFeatures
+from digest.vectors import Sparse, centred_likeness, np
 
 # The default time window: articles published further apart are never one story.
 WINDOW = timedelta(hours=72)
@@ -41,9 +42,10 @@ class Settings:
     topic_threshold: float = 0.05  # average likeness that keeps articles in one topic (first pass)
     threshold: float = 0.03  # likeness every pair of a story must reach, re-weighted inside its topic
     name_weight: float = 0.3  # share of likeness given to names and numbers, the rest to all terms
-    small_topic: int = 12  # a topic of fewer articles tells its events' own words poorly, so it needs more likeness:
+    small_topic: int = 6  # a topic of fewer articles tells its events' own words poorly, so it needs more likeness:
     small_threshold: float = 0.25  # what every pair of a story in a small topic must reach
     tight: float = 0.16  # a large topic whose articles are less alike on average is several topics: judged as small
+    centring: float = 0.6  # share of a large topic's likeness measured after taking away what all its articles share
     window: timedelta = WINDOW
 
 
@@ -188,9 +190,6 @@ def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
 
 def _close_in_time(a: datetime | None, b: datetime | None, window: timedelta) -> bool:
     return a is None or b is None or abs(a - b) <= window
-
-
-Sparse = tuple[np.ndarray, np.ndarray]  # a vector as its term ids and their values
 
 
 class _Rows:
@@ -399,6 +398,37 @@ def _scored(
     return scored
 
 
+def _centred(counts: _Counts, topic: list[int], vectors: _Vectors, settings: Settings) -> dict[tuple[int, int], float]:
+    """Likeness of every pair of a large topic reaching `settings.threshold`, part of it measured on the
+    articles with the topic's mean taken away: what the whole topic shares (an earthquake's words) then
+    counts for nothing, and two events of one kind move apart while each event's articles stay close."""
+    blended = [
+        vectors.terms[member] if vectors.names[member][0].size == 0 else _blend(vectors, member, settings.name_weight)
+        for member in topic
+    ]
+    likeness = centred_likeness(blended, settings.centring)
+    scored: dict[tuple[int, int], float] = {}
+    for row, a in enumerate(topic):
+        for column in range(row + 1, len(topic)):
+            b = topic[column]
+            if not _close_in_time(counts.published[a], counts.published[b], settings.window):
+                continue
+            value = 1.0 if counts.hashes[a] == counts.hashes[b] else float(likeness[row, column])
+            if value >= settings.threshold:
+                scored[a, b] = value
+    return scored
+
+
+def _blend(vectors: _Vectors, member: int, name_weight: float) -> Sparse:
+    """One vector whose dot products are the blend of term and name cosines: names after the terms' ids."""
+    term_ids, term_values = vectors.terms[member]
+    name_ids, name_values = vectors.names[member]
+    return (
+        np.concatenate((term_ids, name_ids + vectors.size)),
+        np.concatenate((term_values * math.sqrt(1 - name_weight), name_values * math.sqrt(name_weight))),
+    )
+
+
 def _mean_likeness(vectors: _Vectors, members: list[int]) -> float:
     """Mean cosine of the members' terms over their pairs: how closely a topic holds together."""
     rows = [vectors.terms[i] for i in members]
@@ -493,11 +523,12 @@ def group(items: Iterable[Item], settings: Settings = DEFAULT) -> list[int]:
 
     Copies first: articles with the same text, or nearly (likeness COPY), are one unit.
     Then topics: average link over the candidate pairs of units, idf from all the items.
-    Then, inside each topic, stories by complete link. A topic with many units has its
-    terms weighted again by their rarity within the topic (so "earthquake" and
-    "magnitude" count for little between two earthquakes, and their places and dates
-    for much) and a low threshold; a small topic cannot tell its events' own words
-    that way, so it needs a high likeness. Stories are numbered in order of their
+    Then, inside each topic, stories. A topic with many units has its terms weighted
+    again by their rarity within the topic and part of its likeness measured with the
+    topic's mean taken away (so "earthquake" and "magnitude" count for nothing between
+    two earthquakes, and their places and dates for much), then average link to a low
+    threshold; a small topic cannot tell its events' own words that way, so it needs
+    a high likeness, every pair (complete link). Stories are numbered in order of their
     first item, so the same input gives the same labels.
     """
     counts = _counts(items)
@@ -533,10 +564,13 @@ def group(items: Iterable[Item], settings: Settings = DEFAULT) -> list[int]:
             stories.append(topic)
             continue
         large = len(topic) >= settings.small_topic and _mean_likeness(overall, topic) >= settings.tight
-        threshold = settings.threshold if large else settings.small_threshold
+        topic_vectors = _vectors(counts, topic, _own_idf(counts, topic), global_idf)
+        if large:
+            stories.extend(_clusters(topic, _centred(counts, topic, topic_vectors, settings), settings.threshold, "average"))
+            continue
         topic_pairs = [(a, b) for position, a in enumerate(topic) for b in topic[position + 1 :]]
-        scored = _scored(counts, topic_pairs, _vectors(counts, topic, _own_idf(counts, topic), global_idf), threshold, settings)
-        stories.extend(_clusters(topic, scored, threshold, "complete"))
+        scored = _scored(counts, topic_pairs, topic_vectors, settings.small_threshold, settings)
+        stories.extend(_clusters(topic, scored, settings.small_threshold, "complete"))
     members: dict[int, list[int]] = {}
     for member in everyone:
         members.setdefault(unit_of[member], []).append(member)

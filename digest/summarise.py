@@ -370,7 +370,7 @@ class NewsFeatures:
 
 def news_features(prepared: Prepared) -> NewsFeatures:
     """tf-idf vectors of stemmed content words (idf over the article's sentences) and their cosines."""
-    import numpy
+    from digest.vectors import np as numpy  # loaded in the workers only
 
     terms_of = prepared.stemmer.terms
     vocabulary: dict[str, int] = {}
@@ -406,7 +406,7 @@ def news_features(prepared: Prepared) -> NewsFeatures:
 
 def news_scores(features: NewsFeatures, w: dict[str, float]) -> Any:
     """Score each candidate: position prior + directed centrality + title - shortness."""
-    import numpy
+    from digest.vectors import np as numpy  # loaded in the workers only
 
     similarity = features.similarity
     n = similarity.shape[0]

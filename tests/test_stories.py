@@ -242,3 +242,51 @@ def test_eval_stories_reports_the_unseen_fold_beside_the_baseline(tmp_path: Path
     assert unseen["stories"]["pairwise_precision"] > unseen["baseline"]["pairwise_precision"]
     small = report["editions"]["test (unseen)"]
     assert small["stories"]["pairwise_precision"] >= 0.95 > small["baseline"]["pairwise_precision"]
+
+
+_CHILE_SENTENCES = [
+    "Rescue workers dug through rubble after the quake brought down homes and a school.",
+    "The magnitude of the earthquake was among the strongest this year, and aftershocks continued into the morning.",
+    "Injured people were taken to hospitals, and many families spent the night outdoors fearing another tremor.",
+    "The quake's death toll is expected to rise, officials warned, as roads to isolated villages reopen.",
+]
+_TURKEY_SENTENCES = [
+    "The earthquake collapsed buildings and rescue teams searched the rubble through the night for survivors.",
+    "Seismologists said the magnitude of the quake was strong and aftershocks shook the region for hours.",
+    "Hospitals treated the injured while residents slept outside in the cold, afraid of further tremors.",
+    "Officials said the death toll from the quake could rise as rescuers reached remote villages.",
+]
+_QUAKES = {
+    "turkey": ("Elazig", "Sivrice", "Turkey", "AFAD", "Soylu", "Lake Hazar"),
+    "chile": ("Antofagasta", "Calama", "Chile", "ONEMI", "Pinera", "Atacama"),
+}
+
+
+def _report(event: str, number: int) -> tuple[str, str]:
+    """(title, body) of one of four differently worded reports of a quake: its own names, shared quake words."""
+    city, town, country, agency, minister, place = _QUAKES[event]
+    title = [
+        f"Quake strikes {city} in {country}",
+        f"Deadly earthquake hits {country}'s {city} province",
+        f"{town} residents flee as quake hits {city}",
+        f"Rescuers search rubble in {town} after {country} quake",
+    ][number]
+    body = " ".join(
+        [
+            f"A strong earthquake struck {city} province in {country}, near {place}, {agency} said.",
+            (_TURKEY_SENTENCES if event == "turkey" else _CHILE_SENTENCES)[number],
+            f"In {town}, {minister} said teams from {agency} were working in {city}.",
+            (_TURKEY_SENTENCES if event == "turkey" else _CHILE_SENTENCES)[(number + 1) % 4],
+        ]
+    )
+    return title, body
+
+
+def test_two_earthquakes_reported_four_times_each_are_two_stories_each_whole() -> None:
+    """A topic large enough to be centred (8 reports): what all share (quake, rubble, magnitude) is
+    taken away, so each quake's reports, worded differently, join and the two quakes stay apart."""
+    articles = [(event, *_report(event, number)) for number in range(4) for event in _QUAKES]
+    labels = stories.group([stories.Item(stories.features(title, body)) for _, title, body in articles])
+    by_event = {event: {label for (e, _, _), label in zip(articles, labels) if e == event} for event in _QUAKES}
+    assert all(len(found) == 1 for found in by_event.values())
+    assert by_event["turkey"] != by_event["chile"]
