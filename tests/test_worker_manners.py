@@ -33,16 +33,19 @@ def feed(number: int) -> bytes:
 
 
 class Host:
-    """A feed host answering in ANSWER_SECONDS that counts requests in flight, and answers its
-    OVERLOADED_REQUEST-th request with 429 and Retry-After: HOLD."""
+    """A feed host answering in ANSWER_SECONDS that counts requests in flight; it answers its `overload`-th
+    feed request with 429 and Retry-After: HOLD, and serves `robots` (else a 404) as its robots.txt."""
 
-    def __init__(self) -> None:
+    def __init__(self, overload: int | None = None, robots: bytes | None = None) -> None:
         self.lock = threading.Lock()
+        self.overload = overload
+        self.robots = robots
         self.in_flight = 0
         self.most_in_flight = 0
         self.arrivals: list[tuple[float, str]] = []
         self.answered: set[str] = set()
         self.overloaded_at: float | None = None
+        self.robots_answered: float | None = None
 
     def handle(self, request: RequestHandler) -> None:
         path = request.path.split("?")[0]
@@ -50,7 +53,8 @@ class Host:
             self.arrivals.append((time.time(), path))
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
-            overload = path != "/robots.txt" and len([p for _, p in self.arrivals if p != "/robots.txt"]) == OVERLOADED_REQUEST
+            feeds_asked = len([p for _, p in self.arrivals if p.endswith(".xml")])
+            overload = path.endswith(".xml") and feeds_asked == self.overload
         try:
             time.sleep(ANSWER_SECONDS)  # the host's own answer time
             if overload:
@@ -58,31 +62,31 @@ class Host:
                     self.overloaded_at = time.time()
                 request.respond(429, b"slow down", "text/plain", {"Retry-After": str(HOLD)})
             elif path == "/robots.txt":
-                request.respond(404, b"none")
-            else:
+                request.respond(200, self.robots) if self.robots else request.respond(404, b"none")
+                with self.lock:
+                    self.robots_answered = self.robots_answered or time.time()
+            elif path.endswith(".xml"):
                 request.respond(200, feed(int(path[2:-4])), "application/rss+xml")
                 with self.lock:
                     self.answered.add(path)
+            else:
+                request.respond(404, b"no page")  # an item's page: the feed's text is used
         finally:
             with self.lock:
                 self.in_flight -= 1
 
 
-def start_worker(project: Project, number: int) -> subprocess.Popen[bytes]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")} | {"PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "digest", "--config", str(project.config), "--log-level", "info", "worker"]
-    log = open(project.root / f"worker-{number}.log", "wb")
-    return subprocess.Popen([*command, "--concurrency", "4"], cwd=project.root, env=environment, stdout=log, stderr=log)
-
-
-def test_workers_share_a_hosts_window_and_its_retry_after(tmp_path: Path, postgres_url: str) -> None:
+def poll_all(tmp_path: Path, postgres_url: str, host: Host, feeds: int) -> str:
+    """Three workers (4 tasks each) poll `feeds` feeds of `host` (interval 1 h: once each) until each was
+    answered; their logs."""
     project = Project(tmp_path)
-    host = Host()
     with LocalServer() as http:
         http.route("/robots.txt", host.handle)
+        for n in range(feeds):
+            http.route(f"/f{n}", host.handle)
         sources = "".join(
             f'[[sources]]\nname = "f{n}"\ntype = "feed"\nurl = "{http.route(f"/f{n}.xml", host.handle)}"\ninterval = "1h"\n\n'
-            for n in range(FEEDS)
+            for n in range(feeds)
         )
         project.write_config(
             f'[store]\nurl = "{postgres_url}"\n\n[summary]\nworkers = 0\n\n[fetch]\nallow_private = true\n'
@@ -91,8 +95,8 @@ def test_workers_share_a_hosts_window_and_its_retry_after(tmp_path: Path, postgr
         )
         workers = [start_worker(project, n) for n in range(3)]
         try:
-            deadline = time.monotonic() + 90
-            while len(host.answered) < FEEDS and time.monotonic() < deadline:
+            deadline = time.monotonic() + 120
+            while len(host.answered) < feeds and time.monotonic() < deadline:
                 if any(worker.poll() is not None for worker in workers):
                     break
                 time.sleep(0.2)
@@ -105,7 +109,20 @@ def test_workers_share_a_hosts_window_and_its_retry_after(tmp_path: Path, postgr
                 except subprocess.TimeoutExpired:
                     worker.kill()
     logs = "".join(p.read_text(errors="replace") for p in sorted(tmp_path.glob("worker-*.log")))
-    assert len(host.answered) == FEEDS, f"{len(host.answered)} of {FEEDS} feeds answered\n{logs[-3000:]}"
+    assert len(host.answered) == feeds, f"{len(host.answered)} of {feeds} feeds answered\n{logs[-3000:]}"
+    return logs
+
+
+def start_worker(project: Project, number: int) -> subprocess.Popen[bytes]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")} | {"PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "digest", "--config", str(project.config), "--log-level", "info", "worker"]
+    log = open(project.root / f"worker-{number}.log", "wb")
+    return subprocess.Popen([*command, "--concurrency", "4"], cwd=project.root, env=environment, stdout=log, stderr=log)
+
+
+def test_workers_share_a_hosts_window_and_its_retry_after(tmp_path: Path, postgres_url: str) -> None:
+    host = Host(overload=OVERLOADED_REQUEST)
+    logs = poll_all(tmp_path, postgres_url, host, FEEDS)
     polling = set(re.findall(r"poll started \(worker process (\d+)\)", logs))
     assert len(polling) >= 2  # the feeds were shared by several workers
     assert host.most_in_flight <= ALLOWED  # 3 workers x 4 tasks, yet never more than the host allows
@@ -113,3 +130,14 @@ def test_workers_share_a_hosts_window_and_its_retry_after(tmp_path: Path, postgr
     held = [at - host.overloaded_at for at, _ in host.arrivals if host.overloaded_at + 0.5 < at < host.overloaded_at + HOLD - 0.1]
     assert held == []  # after the 429 no worker asked the host anything until its Retry-After had passed
     assert any(at >= host.overloaded_at + HOLD - 0.1 for at, _ in host.arrivals)  # then they went on
+
+
+def test_a_robots_crawl_delay_read_by_one_worker_spaces_every_workers_requests(tmp_path: Path, postgres_url: str) -> None:
+    host = Host(robots=b"User-agent: *\nCrawl-delay: 1\n")
+    poll_all(tmp_path, postgres_url, host, 24)  # a worker reads robots.txt at a request after its first to the host
+    assert host.robots_answered is not None
+    # requests started before the first robots.txt was read may still arrive for a moment; after that,
+    # one at a time and a second apart, whichever worker asks
+    later = [at for at, _ in host.arrivals if at > host.robots_answered + ANSWER_SECONDS + 0.5]
+    assert len(later) >= 6
+    assert min(b - a for a, b in zip(later, later[1:])) >= 0.9
