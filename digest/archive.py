@@ -132,7 +132,6 @@ class Archive:
         self.feed_id = feed_id
         self._render_page = page
         self._render_list = list_page
-        self._fresh_pages: set[int] = set()  # editions whose page file this archive wrote or found current
         self._zone = ZoneInfo(settings.timezone)
         base = settings.base_url
         self.base = base if not base or base.endswith("/") else base + "/"
@@ -216,14 +215,11 @@ class Archive:
         for folder in {self.settings.folder / posixpath.dirname(name) for name in names}:
             folder.mkdir(parents=True, exist_ok=True)
             _remove_orphaned_partials(folder)
-        pages = {name: edition_id for edition_id, name in self.page_names.items()}
         for name in names:
             if _write_if_changed(self.settings.folder / name, plan[name](), durable_each):
                 report.written.append(name)
             else:
                 report.unchanged += 1
-            if name in pages:
-                self._fresh_pages.add(pages[name])
         if report.written and not durable_each:
             os.sync()
         return report
@@ -231,10 +227,12 @@ class Archive:
     # Pages
 
     def page(self, edition: EditionListing) -> Iterator[str]:
-        """The edition's HTML page in pieces: read back from its file when this archive wrote it (or found
-        it current), so a feed entry costs no second rendering; else rendered. Never held whole."""
-        if edition.id in self._fresh_pages:
-            with (self.settings.folder / self.page_names[edition.id]).open(encoding="utf-8", newline="") as stream:
+        """The edition's HTML page in pieces: read back from its file when it has one (written by this archive,
+        now or when its edition was added; a rebuild writes every page first), so a feed entry shows what its
+        page shows and costs no second rendering; else rendered. Never held whole."""
+        path = self.settings.folder / self.page_names[edition.id]
+        if path.is_file():
+            with path.open(encoding="utf-8", newline="") as stream:
                 while piece := stream.read(FEED_CHUNK):
                     yield piece
         else:
