@@ -83,6 +83,19 @@ def run_cli(
     )
 
 
+WORKERS_PER_CORE = 2  # many slow tests wait on subprocesses, servers and schedules, not on a core
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """How many xdist workers `-n auto` (the default in pyproject.toml) starts: WORKERS_PER_CORE per usable core,
+    unless PYTEST_XDIST_AUTO_NUM_WORKERS says (then xdist's own hook reads it)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)  # macOS has no affinity
+    return WORKERS_PER_CORE * cores
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     """A copy of the shipped config and seeds in a temp folder."""
