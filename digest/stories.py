@@ -45,6 +45,7 @@ class Settings:
     small_topic: int = 6  # a topic of fewer articles tells its events' own words poorly, so it needs more likeness:
     small_threshold: float = 0.25  # what every pair of a story in a small topic must reach
     tight: float = 0.16  # a large topic whose articles are less alike on average is several topics: judged as small
+    attach: float = 0.0  # a large topic's article left alone joins the story it is most like on average from this likeness
     centring: float = 0.6  # share of a large topic's likeness measured after taking away what all its articles share
     window: timedelta = WINDOW
 
@@ -399,7 +400,7 @@ def _scored(
 
 
 def _centred(counts: _Counts, topic: list[int], vectors: _Vectors, settings: Settings) -> dict[tuple[int, int], float]:
-    """Likeness of every pair of a large topic reaching `settings.threshold`, part of it measured on the
+    """Likeness of every pair of a large topic within the window, part of it measured on the
     articles with the topic's mean taken away: what the whole topic shares (an earthquake's words) then
     counts for nothing, and two events of one kind move apart while each event's articles stay close."""
     blended = [
@@ -413,10 +414,28 @@ def _centred(counts: _Counts, topic: list[int], vectors: _Vectors, settings: Set
             b = topic[column]
             if not _close_in_time(counts.published[a], counts.published[b], settings.window):
                 continue
-            value = 1.0 if counts.hashes[a] == counts.hashes[b] else float(likeness[row, column])
-            if value >= settings.threshold:
-                scored[a, b] = value
+            scored[a, b] = 1.0 if counts.hashes[a] == counts.hashes[b] else float(likeness[row, column])
     return scored
+
+
+def _attached(clusters: list[list[int]], every: dict[tuple[int, int], float], attach: float) -> list[list[int]]:
+    """Each article left alone in a topic joins the story of it that it is most like on average, when that
+    likeness (`every`, the centred pairs) reaches `attach`: 0 means more like that story than like the topic
+    as a whole. A short report shares too few words with each other report to pass the pairs' threshold."""
+    alone = [cluster[0] for cluster in clusters if len(cluster) == 1]
+    groups = [cluster for cluster in clusters if len(cluster) > 1]
+    result = [list(cluster) for cluster in groups]
+    for article in alone:
+        best, best_value = None, attach
+        for number, members in enumerate(groups):
+            value = sum(every.get((min(article, other), max(article, other)), -1.0) for other in members) / len(members)
+            if value >= best_value:
+                best, best_value = number, value
+        if best is None:
+            result.append([article])
+        else:
+            result[best].append(article)
+    return result
 
 
 def _blend(vectors: _Vectors, member: int, name_weight: float) -> Sparse:
@@ -566,7 +585,11 @@ def group(items: Iterable[Item], settings: Settings = DEFAULT) -> list[int]:
         large = len(topic) >= settings.small_topic and _mean_likeness(overall, topic) >= settings.tight
         topic_vectors = _vectors(counts, topic, _own_idf(counts, topic), global_idf)
         if large:
-            stories.extend(_clusters(topic, _centred(counts, topic, topic_vectors, settings), settings.threshold, "average"))
+            every = _centred(counts, topic, topic_vectors, settings)
+            found = _clusters(
+                topic, {pair: v for pair, v in every.items() if v >= settings.threshold}, settings.threshold, "average"
+            )
+            stories.extend(_attached(found, every, settings.attach))
             continue
         topic_pairs = [(a, b) for position, a in enumerate(topic) for b in topic[position + 1 :]]
         scored = _scored(counts, topic_pairs, topic_vectors, settings.small_threshold, settings)

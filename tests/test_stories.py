@@ -290,3 +290,14 @@ def test_two_earthquakes_reported_four_times_each_are_two_stories_each_whole() -
     by_event = {event: {label for (e, _, _), label in zip(articles, labels) if e == event} for event in _QUAKES}
     assert all(len(found) == 1 for found in by_event.values())
     assert by_event["turkey"] != by_event["chile"]
+
+
+def test_a_one_line_report_of_one_of_two_earthquakes_joins_that_story() -> None:
+    """A report too short to pass the pairs' threshold with any other report still joins the story
+    of its topic that it is most like (here its quake's place names), not the other quake's."""
+    articles = [(event, *_report(event, number)) for number in range(4) for event in _QUAKES]
+    articles.append(("turkey", "Aftershock felt", "An aftershock was felt in Sivrice on Thursday."))
+    labels = stories.group([stories.Item(stories.features(title, body)) for _, title, body in articles])
+    by_event = {event: {label for (e, _, _), label in zip(articles, labels) if e == event} for event in _QUAKES}
+    assert by_event["turkey"] == {labels[0]} and len(by_event["chile"]) == 1
+    assert by_event["turkey"] != by_event["chile"]
