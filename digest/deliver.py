@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -85,24 +86,41 @@ def process_outbox(
     """Try every pending delivery (only those due when honouring backoff) that this store's owner
     can lease for `lease`, each recorded as delivered, pending with backoff, or failed."""
     deliverers: dict[str, Deliverer] = {}
+    clock = _PassClock(now)
     try:
         reports = []
         for delivery in store.due_deliveries(now if honour_backoff else None):
             if delivery.channel not in CHANNELS:
                 continue  # a channel this version does not know (a newer digest's row): leave it to that version
-            if not store.claim_delivery(delivery.id, now, lease):
+            if not store.claim_delivery(delivery.id, clock.now(), lease):
                 continue
             if delivery.channel not in deliverers:
                 deliverers[delivery.channel] = load(CHANNELS[delivery.channel])(config, tools)
-            reports.append(_attempt(store, delivery, deliverers[delivery.channel], tools.render, now))
+            report = _attempt(store, delivery, deliverers[delivery.channel], tools.render, now, clock, lease)
+            if report is not None:
+                reports.append(report)
         return reports
     finally:
         for deliverer in deliverers.values():
             deliverer.close()
 
 
-def _attempt(store: Store, delivery: Delivery, deliverer: Deliverer, render: RenderFor, now: datetime) -> DeliveryReport:
-    """Try one delivery and record the outcome: delivered, pending with backoff, or failed."""
+class _PassClock:
+    """The moment of an outbox pass: its injected start plus the real time the pass has taken, so that a
+    delivery claimed late in a long pass is leased from when it was claimed, not from the pass's start."""
+
+    def __init__(self, start: datetime) -> None:
+        self.start, self.started = start, time.monotonic()
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.started)
+
+
+def _attempt(
+    store: Store, delivery: Delivery, deliverer: Deliverer, render: RenderFor, now: datetime, clock: _PassClock, lease: timedelta
+) -> DeliveryReport | None:
+    """Try one delivery and record the outcome: delivered, pending with backoff, or failed; None when its
+    lease ran out while it was rendered and another owner took it (that owner sends it, this one does not)."""
     report = DeliveryReport(digest=delivery.digest, channel=delivery.channel, recipient=delivery.recipient)
     if not delivery.message_id:
         fresh = deliverer.new_message_id()
@@ -112,6 +130,13 @@ def _attempt(store: Store, delivery: Delivery, deliverer: Deliverer, render: Ren
                 store.set_message_id(delivery.id, delivery.message_id)
     try:
         document, created = render(delivery, deliverer.rendering)
+        if not store.claim_delivery(delivery.id, clock.now(), lease):  # renewed for the send itself
+            log.warning(
+                "delivery of %s to %s: its lease ran out while rendering; left to its new holder",
+                delivery.digest,
+                delivery.recipient,
+            )
+            return None
         where = deliverer.deliver(delivery, document, created)
     except PermanentDeliveryError as error:
         status, detail, retry_at = "failed", str(error), None

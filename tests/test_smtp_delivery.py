@@ -10,6 +10,7 @@ from pathlib import Path
 
 from digest import pipeline
 from digest.config import Config
+from digest.models import Delivery, RenderedEdition
 from digest.store import open_store
 from tests.emailproject import TITLES, make_config
 from tests.smtpserver import Received, free_port, hang_up_server, make_certificate, smtp_server
@@ -227,3 +228,38 @@ def test_two_delivery_passes_of_one_process_at_once_send_each_email_once(tmp_pat
         for thread in jobs:
             thread.join(60)
     assert sorted(r.rcpt_tos for r in server.accepted) == [(address,) for address in recipients]
+
+
+def test_a_delivery_whose_lease_was_taken_while_rendering_is_left_to_its_new_holder(tmp_path: Path) -> None:
+    """A slow rendering can outlast a delivery's lease; another worker then takes it over. The first
+    renews its lease before sending and, finding it taken, does not send: each email goes once."""
+    from digest import deliver as outbox_stage
+
+    with smtp_server() as server:
+        config = make_config(tmp_path, server.port, recipients=("ann@example.com",))
+        store = open_store(config.store)
+        other = open_store(config.store)
+        try:
+            pipeline.poll(config, store, config.sources, T0)
+            pipeline.make_editions(config, store, config.digests, T0)
+            taken: list[bool] = []
+
+            def slow_render(delivery: Delivery, rendering: str) -> tuple[RenderedEdition, datetime]:
+                # the 30 s lease has run out by T0 + 1 min: the other owner takes the delivery over
+                taken.append(other.claim_delivery(delivery.id, T0 + timedelta(minutes=1), timedelta(minutes=10)))
+                edition = store.edition(delivery.edition_id)
+                return pipeline.render_email(config, store, config.digest(delivery.digest), edition), edition.created
+
+            tools = outbox_stage.OutboxTools(
+                slow_render, lambda name, folder: pipeline.archive(config, store, config.digest(name), folder)
+            )
+            reports = outbox_stage.process_outbox(config, store, tools, T0, honour_backoff=True, lease=timedelta(seconds=30))
+            assert taken == [True] and reports == []
+            assert server.accepted == []
+            assert outbox(config)["ann@example.com"][0] == "pending"  # the new holder's to send
+            late = pipeline.deliver(config, other, T0 + timedelta(minutes=2), honour_backoff=True)
+        finally:
+            other.close()
+            store.close()
+    assert [r.status for r in late] == ["delivered"]
+    assert [r.rcpt_tos for r in server.accepted] == [("ann@example.com",)]
