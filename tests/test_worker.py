@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -69,6 +70,30 @@ def start_worker(project: Project) -> subprocess.Popen[bytes]:
         stdout=log,
         stderr=log,
     )
+
+
+def worker_config(postgres_url: str, smtp_port: int, rest: str) -> str:
+    """A worker test's config: the PostgreSQL store and the loopback SMTP server, then `rest` (TOML)."""
+    return (
+        f'[store]\nurl = "{postgres_url}"\n\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nfrom = "Digest <digest@example.org>"\n\n'
+    ) + textwrap.dedent(rest)
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]], dead: subprocess.Popen[bytes] | None = None) -> list[int]:
+    """SIGTERM every worker but the `dead` one and their exit codes: each must stop within 15 s."""
+    alive = [worker for worker in workers if worker is not dead]
+    for worker in alive:
+        worker.send_signal(signal.SIGTERM)
+    return [worker.wait(timeout=15) for worker in alive]
+
+
+def kill_left(workers: list[subprocess.Popen[bytes]]) -> None:
+    """Kill the workers a failed test left running."""
+    for worker in workers:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
 
 
 def query(url: str, sql: str) -> list[tuple[object, ...]]:
@@ -133,15 +158,11 @@ def test_three_workers_one_killed_every_article_once_every_email_once(tmp_path: 
         request.respond(200, feed(0 if requests["feed"] == 1 else FEED_ITEMS), "application/rss+xml")
 
     with LocalServer() as http, smtp_server() as smtp:
-        project.write_config(f"""
-            [store]
-            url = "{postgres_url}"
-
-            [smtp]
-            host = "127.0.0.1"
-            port = {smtp.port}
-            from = "Digest <digest@example.org>"
-
+        project.write_config(
+            worker_config(
+                postgres_url,
+                smtp.port,
+                f"""
             [fetch]
             allow_private = true
 
@@ -162,7 +183,9 @@ def test_three_workers_one_killed_every_article_once_every_email_once(tmp_path: 
             schedule = "every 5s"
             max_articles = 1000
             email_to = ["ann@example.org", "bob@example.org"]
-            """)
+            """,
+            )
+        )
         workers = [start_worker(project) for _ in range(3)]
         try:
             # waits only as long as it takes: three workers starting on a busy machine can take a minute
@@ -202,15 +225,9 @@ def test_three_workers_one_killed_every_article_once_every_email_once(tmp_path: 
             assert sum(w["done"] for w in seen["workers"]) > FEED_ITEMS // 100 and seen["stalled"] == []
             shown = project.cli("status", now=None).stdout
             assert shown.count(": alive, last heartbeat ") == 3 and "queue: " in shown
-            alive = [worker for worker in workers if worker is not killed]
-            for worker in alive:
-                worker.send_signal(signal.SIGTERM)
-            codes = [worker.wait(timeout=15) for worker in alive]
+            codes = stop_workers(workers, killed)
         finally:
-            for worker in workers:
-                if worker.poll() is None:
-                    worker.kill()
-                    worker.wait()
+            kill_left(workers)
         accepted = list(smtp.accepted)
     assert codes == [0, 0, 0]
     assert waiting_at_kill > 0  # the kill came in the middle of the summarising

@@ -4,7 +4,6 @@ takes in the shared PostgreSQL store; a worker turns it into articles within a s
 
 from __future__ import annotations
 
-import signal
 import smtplib
 from email.utils import format_datetime
 from datetime import datetime, timezone
@@ -16,7 +15,7 @@ from digest.store import open_store
 from tests.newsletters import ARTICLE
 from tests.smtpserver import free_port, smtp_server
 from tests.test_inbound import ADDRESS, newsletter, running
-from tests.test_worker import query, start_worker, wait_until
+from tests.test_worker import kill_left, query, start_worker, stop_workers, wait_until, worker_config
 
 
 def test_mail_the_listener_stores_becomes_articles_on_a_worker_at_once_and_reaches_the_next_edition(
@@ -25,15 +24,11 @@ def test_mail_the_listener_stores_becomes_articles_on_a_worker_at_once_and_reach
     project = Project(tmp_path)
     port = free_port()
     with smtp_server() as smtp:
-        project.write_config(f"""
-            [store]
-            url = "{postgres_url}"
-
-            [smtp]
-            host = "127.0.0.1"
-            port = {smtp.port}
-            from = "Digest <digest@example.org>"
-
+        project.write_config(
+            worker_config(
+                postgres_url,
+                smtp.port,
+                f"""
             [[sources]]
             name = "letters"
             type = "mailbox"
@@ -48,7 +43,9 @@ def test_mail_the_listener_stores_becomes_articles_on_a_worker_at_once_and_reach
             [inbound]
             listen = "127.0.0.1:{port}"
             hostname = "digest.test"
-            """)
+            """,
+            )
+        )
         open_store(StoreConfig(url=postgres_url)).close()  # the tables, before anything looks at them
         worker = start_worker(project)
         try:
@@ -66,12 +63,9 @@ def test_mail_the_listener_stores_becomes_articles_on_a_worker_at_once_and_reach
 
                     # the next poll by interval is an hour away: only the task the tick defers explains this
                     wait_until(mailed, 60, f"{subject!r} as an article, in an edition, mailed", project)
-            worker.send_signal(signal.SIGTERM)
-            assert worker.wait(timeout=15) == 0
+            assert stop_workers([worker]) == [0]
         finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
+            kill_left([worker])
     stored = query(postgres_url, "SELECT title, body FROM articles WHERE source = 'letters' ORDER BY id")
     assert [title for title, _ in stored] == ["Harbour letter", "Tram letter"]  # each once
     assert all(ARTICLE[0] in str(body) for _, body in stored)  # parsed and extracted: the article's text

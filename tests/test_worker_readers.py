@@ -15,7 +15,7 @@ from conftest import Project
 from digest.config import StoreConfig
 from digest.store import open_store
 from tests.smtpserver import smtp_server
-from tests.test_worker import WORDS, query, start_worker, wait_until
+from tests.test_worker import WORDS, kill_left, query, start_worker, stop_workers, wait_until, worker_config
 
 NOTES = 60
 ZONES = ("UTC", "Asia/Tokyo", "America/New_York")
@@ -34,15 +34,11 @@ def test_readers_editions_at_their_local_time_once_each_with_a_worker_killed_whi
     slot = datetime.now(timezone.utc).replace(second=0, microsecond=0)  # every due reader's local time is this minute
     owed: dict[str, str] = {}
     with smtp_server() as smtp:
-        project.write_config(f"""
-            [store]
-            url = "{postgres_url}"
-
-            [smtp]
-            host = "127.0.0.1"
-            port = {smtp.port}
-            from = "Digest <digest@example.org>"
-
+        project.write_config(
+            worker_config(
+                postgres_url,
+                smtp.port,
+                """
             [[sources]]
             name = "notes"
             type = "files"
@@ -55,7 +51,9 @@ def test_readers_editions_at_their_local_time_once_each_with_a_worker_killed_whi
             max_articles = 1000
             output_dir = "../out"
             base_url = "https://example.org/quay"
-            """)
+            """,
+            )
+        )
         store = open_store(StoreConfig(url=postgres_url))
         try:
             subscribed = slot - timedelta(days=1) + timedelta(seconds=10)  # after yesterday's moment: today's is their first
@@ -110,15 +108,9 @@ def test_readers_editions_at_their_local_time_once_each_with_a_worker_killed_whi
                 return made == READERS and undelivered == 0 and queued == 0 and len(smtp.accepted) >= READERS
 
             wait_until(settled, 180, "every reader's edition made and delivered", project)
-            alive = [worker for worker in workers if worker is not maker]
-            for worker in alive:
-                worker.send_signal(signal.SIGTERM)
-            codes = [worker.wait(timeout=15) for worker in alive]
+            codes = stop_workers(workers, maker)
         finally:
-            for worker in workers:
-                if worker.poll() is None:
-                    worker.kill()
-                    worker.wait()
+            kill_left(workers)
         accepted = list(smtp.accepted)
     assert codes == [0, 0, 0]
     assert 0 < claimed_at_kill < READERS  # the kill came while the readers' editions were being made
