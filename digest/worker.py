@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 import uuid
+from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -110,11 +111,8 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
 
         job = context.job.id
         log.info("summary job %s: %d articles started (worker process %d)", job, len(articles), os.getpid())
-        store = open_store(config.store)
-        try:
+        with closing(open_store(config.store)) as store:
             done = pipeline.summarise_stored(config, store, articles)
-        finally:
-            store.close()
         log.info("summary job %s: %d summarised, %d were already", job, done.summarised, done.done_before)
 
     def defer_summaries(ids: list[int]) -> None:
@@ -131,8 +129,7 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         if source_config is None:
             return
         now = datetime.now(timezone.utc)
-        store = open_store(config.store)
-        try:
+        with closing(open_store(config.store)) as store:
             state = store.source_state(source)
             if (state.last_poll and state.last_poll + source_config.interval > now) or (
                 state.not_before and state.not_before > now
@@ -143,8 +140,6 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
                 return
             log.info("source %s: poll started (worker process %d)", source, os.getpid())
             [report] = pipeline.poll(config, store, [source_config], now, fetcher=fetcher(), summaries_later=True)
-        finally:
-            store.close()
         defer_summaries(report.waiting_for_summary)  # after the poll committed them: a task finds them stored
 
     @app.periodic(cron="* * * * *", periodic_id="summary-sweep")
@@ -152,11 +147,8 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
     def summary_sweep(timestamp: int) -> None:
         """Once a minute: defer again the summaries of articles waiting longer than OVERDUE (a worker died
         between storing them and deferring their task; a task that died itself is put back by the tick)."""
-        store = open_store(config.store)
-        try:
+        with closing(open_store(config.store)) as store:
             overdue = store.overdue_summaries(datetime.now(timezone.utc) - OVERDUE, SWEEP_LIMIT)
-        finally:
-            store.close()
         if overdue:
             log.warning("%d articles waited over %s for their summary: deferred again", len(overdue), OVERDUE)
             defer_summaries(overdue)
@@ -172,11 +164,8 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         if source_config is None:
             return
         log.info("source %s: received mail taken in (worker process %d)", source, os.getpid())
-        store = open_store(config.store)
-        try:
+        with closing(open_store(config.store)) as store:
             [report] = pipeline.poll(config, store, [source_config], datetime.now(timezone.utc), summaries_later=True)
-        finally:
-            store.close()
         defer_summaries(report.waiting_for_summary)
 
     @app.task(name="digest.edition", priority=ON_TIME_PRIORITY, pass_context=False)
@@ -187,8 +176,8 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
 
         digest_config = config.digest(digest)
         moment = datetime.fromisoformat(slot)
-        store: Any = open_store(config.store)
-        try:
+        # once the store closes, its deliveries are due: the next tick defers the outbox
+        with closing[Any](open_store(config.store)) as store:
             with store.transaction():
                 if not store.claim_slot(digest, moment, datetime.now(timezone.utc)):
                     return
@@ -198,8 +187,6 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
                 store.record_digest_run(digest, moment)
             if made is None:
                 log.info("edition of %s: nothing new, none made", digest, extra={"job": "edition", "target": digest})
-        finally:
-            store.close()  # its deliveries are due now: the next tick defers the outbox
 
     @app.task(name="digest.readers", priority=ON_TIME_PRIORITY, pass_context=False)
     def readers(digest: str) -> None:
@@ -213,11 +200,9 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         if digest_config is None:
             return
         log.info("readers of %s: editions started (worker process %d)", digest, os.getpid())
-        store = open_store(config.store)
-        try:
+        # once the store closes, their deliveries are due: the next tick defers the outbox
+        with closing(open_store(config.store)) as store:
             pipeline.make_subscriber_editions(config, store, digest_config, datetime.now(timezone.utc))
-        finally:
-            store.close()  # their deliveries are due now: the next tick defers the outbox
 
     @app.task(name="digest.outbox", priority=ON_TIME_PRIORITY, pass_context=False)
     def outbox() -> None:
@@ -225,11 +210,8 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         running at once in one worker process (--concurrency) must not both hold, and send, one delivery."""
         from digest import pipeline
 
-        store = open_store(config.store, owner=uuid.uuid4().hex)
-        try:
+        with closing(open_store(config.store, owner=uuid.uuid4().hex)) as store:
             pipeline.deliver(config, store, datetime.now(timezone.utc), honour_backoff=True, lease=lease)
-        finally:
-            store.close()
 
     def due(look_at_readers: bool) -> tuple[list[str], list[str], list[tuple[str, datetime]], list[str], bool]:
         """The sources due a poll (claimed here, so no other tick defers them again), the mailbox sources with
@@ -239,15 +221,12 @@ def make_app(config: Config, lease: timedelta = timedelta(minutes=10)) -> procra
         from digest.audience import due_digests
 
         now = datetime.now(timezone.utc)
-        store: Any = open_store(config.store)
-        try:
+        with closing[Any](open_store(config.store)) as store:
             polls = store.claim_due_polls(now, POLL_CLAIM, POLLS_PER_TICK)
             slots = [(d.name, store.last_digest_run(d.name)) for d in config.digests]
             reader_times = store.reader_times() if look_at_readers else []
             mail = store.mail_since_last_poll(mailboxes)
             outbox_due = bool(store.due_deliveries(now))
-        finally:
-            store.close()
         editions = [(name, slot) for name, last in slots if (slot := slot_of(config.digest(name), last, now)) is not None]
         configured = {d.name for d in config.digests}
         readers_due = [name for name in due_digests(reader_times, now) if name in configured]
@@ -325,13 +304,10 @@ def migrate(config: Config, app: procrastinate.App) -> None:
     """Make the store's tables and procrastinate's schema, each once, however many workers start at once,
     and plan the config's sources' polls (their intervals: a changed interval counts from the next start)."""
     open_store(config.store).close()
-    store: Any = open_store(config.store)
-    try:
+    with closing[Any](open_store(config.store)) as store:
         if store.install_once("procrastinate_jobs", app.schema_manager.get_schema()):
             log.info("procrastinate's schema applied to %s", config.store.where)
         store.plan_polls({source.name: source.interval for source in config.sources})
-    finally:
-        store.close()
 
 
 def counting(config: Config) -> Any:
@@ -339,11 +315,8 @@ def counting(config: Config) -> Any:
     host = socket.gethostname()
 
     def count(worker_id: int, ok: bool) -> None:
-        store: Any = open_store(config.store)
-        try:
+        with closing[Any](open_store(config.store)) as store:
             store.count_task(worker_id, host, os.getpid(), ok, datetime.now(timezone.utc))
-        finally:
-            store.close()
 
     async def middleware(call_next: Any, context: Any, worker: Any) -> Any:
         try:
@@ -361,11 +334,8 @@ def counting(config: Config) -> Any:
 
 def report(config: Config) -> dict[str, Any]:
     """For `digest status`: the workers, the queue's depths and the stalled tasks."""
-    store: Any = open_store(config.store)
-    try:
+    with closing[Any](open_store(config.store)) as store:
         return dict(store.worker_report(STALLED_AFTER))
-    finally:
-        store.close()
 
 
 def load_summariser(config: Config) -> None:
