@@ -96,7 +96,7 @@ def process_outbox(
                 continue
             if delivery.channel not in deliverers:
                 deliverers[delivery.channel] = load(CHANNELS[delivery.channel])(config, tools)
-            report = _attempt(store, delivery, deliverers[delivery.channel], tools.render, now, clock, lease)
+            report = _attempt(store, delivery, deliverers[delivery.channel], tools.render, clock, lease)
             if report is not None:
                 reports.append(report)
         return reports
@@ -117,10 +117,11 @@ class _PassClock:
 
 
 def _attempt(
-    store: Store, delivery: Delivery, deliverer: Deliverer, render: RenderFor, now: datetime, clock: _PassClock, lease: timedelta
+    store: Store, delivery: Delivery, deliverer: Deliverer, render: RenderFor, clock: _PassClock, lease: timedelta
 ) -> DeliveryReport | None:
     """Try one delivery and record the outcome: delivered, pending with backoff, or failed; None when its
     lease ran out while it was rendered and another owner took it (that owner sends it, this one does not)."""
+    now = clock.start  # the pass's moment: its attempts are recorded, and backed off, from there
     report = DeliveryReport(digest=delivery.digest, channel=delivery.channel, recipient=delivery.recipient)
     if not delivery.message_id:
         fresh = deliverer.new_message_id()
