@@ -189,8 +189,11 @@ def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
     return sum([a[term] * b[term] for term in a.keys() & b.keys()])
 
 
-def _close_in_time(a: datetime | None, b: datetime | None, window: timedelta) -> bool:
-    return a is None or b is None or abs(a - b) <= window
+def _close_in_time(counts: _Counts, firsts: np.ndarray, seconds: np.ndarray, window: timedelta) -> np.ndarray:
+    """Whether each pair of articles was published within `window` of each other (an undated one is close to any)."""
+    apart = np.abs(counts.moments[firsts] - counts.moments[seconds]) > window // timedelta(microseconds=1)
+    close: np.ndarray = ~(apart & counts.dated[firsts] & counts.dated[seconds])
+    return close
 
 
 class _Rows:
@@ -208,6 +211,12 @@ class _Rows:
         row = article if self.slots is None else self.slots[article]
         start, end = self.starts[row], self.starts[row + 1]
         return self.ids[start:end], self.values[start:end]
+
+    def row_numbers(self, articles: np.ndarray) -> np.ndarray:
+        """The row of each article."""
+        if self.slots is None:
+            return articles
+        return np.fromiter(map(self.slots.__getitem__, articles.tolist()), dtype=np.int64, count=len(articles))
 
     def items(self) -> Iterator[tuple[int, Sparse]]:
         """(article, its row) for every row."""
@@ -237,13 +246,15 @@ class _RowBuilder:
 @dataclass
 class _Counts:
     """The items' term and name counts as rows over one vocabulary of `size` terms, and what else
-    grouping needs of each item (its text hash, when it was published): the items themselves are not kept."""
+    grouping needs of each item: its text (a number, the same for the same text hash) and when it was
+    published (microseconds after the first dated item; `dated` False when unknown). The items themselves are not kept."""
 
     terms: _Rows
     names: _Rows
     size: int
-    hashes: list[str]
-    published: list[datetime | None]
+    texts: np.ndarray
+    moments: np.ndarray
+    dated: np.ndarray
 
 
 def _counts(items: Iterable[Item]) -> _Counts:
@@ -251,14 +262,25 @@ def _counts(items: Iterable[Item]) -> _Counts:
     each item's features as it is asked for, so no more than one article's dictionaries live at once."""
     vocabulary: dict[str, int] = {}
     terms, names = _RowBuilder(), _RowBuilder()
-    hashes: list[str] = []
+    text_numbers: dict[str, int] = {}
+    texts = array("q")
     published: list[datetime | None] = []
     for item in items:
         for builder, vector in ((terms, item.features.terms), (names, item.features.names)):
             builder.add((vocabulary.setdefault(term, len(vocabulary)) for term in vector), vector.values())
-        hashes.append(item.features.text_hash)
+        texts.append(text_numbers.setdefault(item.features.text_hash, len(text_numbers)))
         published.append(item.published)
-    return _Counts(terms.rows(), names.rows(), len(vocabulary), hashes, published)
+    first = next((moment for moment in published if moment is not None), None)
+    microsecond = timedelta(microseconds=1)
+    moments = [0 if first is None or moment is None else (moment - first) // microsecond for moment in published]
+    return _Counts(
+        terms.rows(),
+        names.rows(),
+        len(vocabulary),
+        np.frombuffer(texts, dtype=np.int64),
+        np.array(moments, dtype=np.int64),
+        np.array([moment is not None for moment in published], dtype=bool),
+    )
 
 
 def _idf_of(rows: _Rows, members: Sequence[int], size: int) -> np.ndarray:
@@ -322,9 +344,10 @@ def _own_idf(counts: _Counts, members: Sequence[int]) -> tuple[np.ndarray, np.nd
     return (_idf_of(counts.terms, members, counts.size), _idf_of(counts.names, members, counts.size))
 
 
-def _candidate_pairs(counts: _Counts, vectors: _Vectors) -> set[tuple[int, int]]:
-    """Pairs (i < j) sharing a rare term among each one's CANDIDATE_TERMS weightiest, or the same text.
-    A term in more than RARE articles pairs none, so the pairs grow with the articles, not their square."""
+def _candidate_pairs(counts: _Counts, vectors: _Vectors) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i < j) sharing a rare term among each one's CANDIDATE_TERMS weightiest, or the same text, as two arrays
+    (sorted, each pair once). A term in more than RARE articles pairs none, so the pairs grow with the articles, not their
+    square; the pairs of each group sharing a term are made at once for all the groups of its size (no Python per pair)."""
     # The postings as two arrays of (term, article), sorted by term: no list per term (issue 19).
     taken = np.minimum(np.diff(vectors.terms.starts), CANDIDATE_TERMS)
     term_of = np.empty(int(taken.sum()), dtype=np.int32)
@@ -335,68 +358,69 @@ def _candidate_pairs(counts: _Counts, vectors: _Vectors) -> set[tuple[int, int]]
         article_of[at : at + count] = index
         at += count
     order = np.argsort(term_of, kind="stable")
-    term_of, article_of = term_of[order], article_of[order]
-    bounds = np.flatnonzero(np.diff(term_of)) + 1
-    starts, ends = np.concatenate(([0], bounds)), np.concatenate((bounds, [len(term_of)]))
-    shared = (ends - starts > 1) & (ends - starts <= RARE)
-    postings = (article_of[start:end].tolist() for start, end in zip(starts[shared].tolist(), ends[shared].tolist()))
-    copies: dict[str, list[int]] = {}
-    for index, text_hash in enumerate(counts.hashes):
-        copies.setdefault(text_hash, []).append(index)
-    pairs: set[tuple[int, int]] = set()
-    for members in (*postings, *copies.values()):
-        if 1 < len(members) <= RARE:
-            pairs.update((a, b) for position, a in enumerate(members) for b in members[position + 1 :])
-    return pairs
+    postings = (term_of[order], article_of[order])
+    by_text = np.argsort(counts.texts, kind="stable")
+    copies = (counts.texts[by_text], by_text.astype(np.int32))
+    firsts, seconds = [], []
+    for keys, articles in (postings, copies):  # articles ascending within a key
+        bounds = np.flatnonzero(np.diff(keys)) + 1
+        starts, ends = np.concatenate(([0], bounds)), np.concatenate((bounds, [len(keys)]))
+        sizes = ends - starts
+        for size in np.unique(sizes[(sizes > 1) & (sizes <= RARE)]).tolist():
+            block = articles[starts[sizes == size][:, None] + np.arange(size)]
+            above, below = np.triu_indices(size, 1)
+            firsts.append(block[:, above].ravel())
+            seconds.append(block[:, below].ravel())
+    if not firsts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    count = len(counts.texts)
+    codes = np.unique(np.concatenate(firsts).astype(np.int64) * count + np.concatenate(seconds))
+    return codes // count, codes % count
 
 
-def _dots(vectors: _Rows, size: int, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
-    """Dot products of many sparse vector pairs at once (numpy): the vectors laid end to end, each
-    first member spread into a dense row and all its partners' terms gathered from it in one go."""
-    result = np.zeros(len(pairs))
-    if not pairs:
-        return result
-    members = sorted({index for pair in pairs for index in pair})
-    slot = {member: number for number, member in enumerate(members)}
-    lengths = np.array([len(vectors[member][0]) for member in members], dtype=np.int64)
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    ids = np.concatenate([vectors[member][0] for member in members])
-    values = np.concatenate([vectors[member][1] for member in members])
-    firsts = np.array([slot[a] for a, _ in pairs])
-    seconds = np.array([slot[b] for _, b in pairs])
-    order = np.argsort(firsts, kind="stable")
+def _dots(rows: _Rows, size: int, firsts: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Dot products of many pairs of rows at once (numpy): of each pair the longer row is spread into a dense array
+    and the shorter one's terms gathered from it, all the pairs of one longer row in one go."""
+    result = np.zeros(len(firsts))
+    starts, lengths = rows.starts[:-1], np.diff(rows.starts)
+    swap = lengths[firsts] < lengths[seconds]
+    spread, gathered = np.where(swap, seconds, firsts), np.where(swap, firsts, seconds)
+    wanted = lengths[gathered] > 0
+    pair_of = np.flatnonzero(wanted)
+    pair_of = pair_of[np.argsort(spread[pair_of], kind="stable")]
+    spread, gathered = spread[pair_of], gathered[pair_of]
+    bounds = np.concatenate(([0], np.flatnonzero(np.diff(spread)) + 1, [len(spread)])).tolist() if len(spread) else [0]
     dense = np.zeros(size + 1)
-    for group in np.split(order, np.flatnonzero(np.diff(firsts[order])) + 1):
-        first = firsts[group[0]]
-        own = slice(starts[first], starts[first] + lengths[first])
-        dense[ids[own]] = values[own]
-        partner_lengths = lengths[seconds[group]]
+    for begin, end in zip(bounds[:-1], bounds[1:]):
+        own = slice(rows.starts[spread[begin]], rows.starts[spread[begin] + 1])
+        dense[rows.ids[own]] = rows.values[own]
+        partners = gathered[begin:end]
+        partner_lengths = lengths[partners]
         ends = np.cumsum(partner_lengths)
-        if ends[-1]:
-            offsets = np.repeat(starts[seconds[group]] - (ends - partner_lengths), partner_lengths) + np.arange(ends[-1])
-            running = np.concatenate(([0.0], np.cumsum(dense[ids[offsets]] * values[offsets])))
-            result[group] = running[ends] - running[ends - partner_lengths]
-        dense[ids[own]] = 0.0
+        heads = ends - partner_lengths
+        offsets = np.repeat(starts[partners] - heads, partner_lengths) + np.arange(ends[-1])
+        result[pair_of[begin:end]] = np.add.reduceat(dense[rows.ids[offsets]] * rows.values[offsets], heads)
+        dense[rows.ids[own]] = 0.0
     return result
 
 
 def _scored(
-    counts: _Counts, pairs: Iterable[tuple[int, int]], vectors: _Vectors, threshold: float, settings: Settings
+    counts: _Counts, pairs: tuple[np.ndarray, np.ndarray], vectors: _Vectors, threshold: float, settings: Settings
 ) -> dict[tuple[int, int], float]:
-    """Likeness of the pairs within the window that reach `threshold`; exact copies score 1.0."""
-    published = counts.published
-    near = [(a, b) for a, b in pairs if _close_in_time(published[a], published[b], settings.window)]
-    likeness = _dots(vectors.terms, vectors.size, near)
-    names = _dots(vectors.names, vectors.size, near)
-    named = np.array([vectors.names[a][0].size > 0 and vectors.names[b][0].size > 0 for a, b in near], dtype=bool)
+    """Likeness of the pairs (two arrays of articles) within the window that reach `threshold`; exact copies score 1.0."""
+    firsts, seconds = pairs
+    near = _close_in_time(counts, firsts, seconds, settings.window)
+    firsts, seconds = firsts[near], seconds[near]
+    first_rows, second_rows = vectors.terms.row_numbers(firsts), vectors.terms.row_numbers(seconds)
+    likeness = _dots(vectors.terms, vectors.size, first_rows, second_rows)
+    names = _dots(vectors.names, vectors.size, first_rows, second_rows)
+    name_counts = np.diff(vectors.names.starts)
+    named = (name_counts[first_rows] > 0) & (name_counts[second_rows] > 0)
     likeness = np.where(named, (1 - settings.name_weight) * likeness + settings.name_weight * names, likeness)
-    scored: dict[tuple[int, int], float] = {}
-    for (a, b), value in zip(near, likeness.tolist()):
-        if counts.hashes[a] == counts.hashes[b]:
-            scored[a, b] = 1.0
-        elif value >= threshold:
-            scored[a, b] = value
-    return scored
+    copies = counts.texts[firsts] == counts.texts[seconds]
+    likeness[copies] = 1.0
+    kept = copies | (likeness >= threshold)
+    return dict(zip(zip(firsts[kept].tolist(), seconds[kept].tolist()), likeness[kept].tolist()))
 
 
 def _centred(counts: _Counts, topic: list[int], vectors: _Vectors, settings: Settings) -> dict[tuple[int, int], float]:
@@ -408,14 +432,18 @@ def _centred(counts: _Counts, topic: list[int], vectors: _Vectors, settings: Set
         for member in topic
     ]
     likeness = centred_likeness(blended, settings.centring)
-    scored: dict[tuple[int, int], float] = {}
-    for row, a in enumerate(topic):
-        for column in range(row + 1, len(topic)):
-            b = topic[column]
-            if not _close_in_time(counts.published[a], counts.published[b], settings.window):
-                continue
-            scored[a, b] = 1.0 if counts.hashes[a] == counts.hashes[b] else float(likeness[row, column])
-    return scored
+    firsts, seconds = _every_pair(topic)
+    rows, columns = np.triu_indices(len(topic), 1)
+    values = np.where(counts.texts[firsts] == counts.texts[seconds], 1.0, likeness[rows, columns])
+    near = _close_in_time(counts, firsts, seconds, settings.window)
+    return dict(zip(zip(firsts[near].tolist(), seconds[near].tolist()), values[near].tolist()))
+
+
+def _every_pair(members: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of the members, as two arrays: (members[i], members[j]) for i < j, row by row."""
+    rows, columns = np.triu_indices(len(members), 1)
+    chosen = np.array(members, dtype=np.int64)
+    return chosen[rows], chosen[columns]
 
 
 def _attached(clusters: list[list[int]], every: dict[tuple[int, int], float], attach: float) -> list[list[int]]:
@@ -551,7 +579,7 @@ def group(items: Iterable[Item], settings: Settings = DEFAULT) -> list[int]:
     first item, so the same input gives the same labels.
     """
     counts = _counts(items)
-    everyone = range(len(counts.hashes))
+    everyone = range(len(counts.texts))
     global_idf = _own_idf(counts, everyone)
     overall = _vectors(counts, everyone, global_idf)
     scored = _scored(counts, _candidate_pairs(counts, overall), overall, settings.topic_threshold, settings)
@@ -591,8 +619,7 @@ def group(items: Iterable[Item], settings: Settings = DEFAULT) -> list[int]:
             )
             stories.extend(_attached(found, every, settings.attach))
             continue
-        topic_pairs = [(a, b) for position, a in enumerate(topic) for b in topic[position + 1 :]]
-        scored = _scored(counts, topic_pairs, topic_vectors, settings.small_threshold, settings)
+        scored = _scored(counts, _every_pair(topic), topic_vectors, settings.small_threshold, settings)
         stories.extend(_clusters(topic, scored, settings.small_threshold, "complete"))
     members: dict[int, list[int]] = {}
     for member in everyone:
