@@ -10,7 +10,7 @@ its own story.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 
 from digest.models import Edition, Section, Story, StoredArticle, StoryFeatures
@@ -23,11 +23,21 @@ def _when(article: StoredArticle) -> datetime:
     return article.published or article.fetched or datetime.min.replace(tzinfo=timezone.utc)
 
 
-def features_of(article: StoredArticle) -> StoryFeatures:
-    """The stored grouping features; for an article stored before they existed, made from its title and summary."""
+# Reads the stored story features of some articles, in their order ('' for none): Store.story_features.
+StoredFeatures = Callable[[Sequence[int]], Sequence[str]]
+PAGE = 500  # articles whose stored features are read at once: an edition's are never all held (issue 19)
+
+
+def no_stored_features(article_ids: Sequence[int]) -> list[str]:
+    """None stored (a sample edition with no store behind it): every article's are made from its title and summary."""
+    return [""] * len(article_ids)
+
+
+def features_of(article: StoredArticle, stored: str) -> StoryFeatures:
+    """The article's stored grouping features; for one stored before they existed, made from its title and summary."""
     from digest import stories  # numpy: loaded when an edition is grouped, not by a daemon that only polls
 
-    return stories.loads(article.story_features) or stories.features(article.title, " ".join(article.summary))
+    return stories.loads(stored) or stories.features(article.title, " ".join(article.summary))
 
 
 def _lead_first(articles: Sequence[StoredArticle], words: dict[int, int]) -> list[StoredArticle]:
@@ -37,20 +47,27 @@ def _lead_first(articles: Sequence[StoredArticle], words: dict[int, int]) -> lis
 
 
 def group_stories(
-    articles: Sequence[StoredArticle], shown: Sequence[tuple[StoredArticle, datetime]] = (), window: timedelta = WINDOW
+    articles: Sequence[StoredArticle],
+    shown: Sequence[tuple[StoredArticle, datetime]] = (),
+    window: timedelta = WINDOW,
+    stored_features: StoredFeatures = no_stored_features,
 ) -> list[Story]:
     """The edition's articles as stories; `shown` are earlier editions' articles with their edition's
     time: a story that includes one of them is a follow-up of the earliest such edition."""
     from digest import stories
 
     words: dict[int, int] = {}
+    everyone = (*articles, *(article for article, _ in shown))
 
     def items() -> Iterator[stories.Item]:
-        # One article's features at a time: grouping keeps only their counts as arrays (issue 19).
-        for article in (*articles, *(article for article, _ in shown)):
-            found = features_of(article)
-            words[article.id] = found.words
-            yield stories.Item(found, _when(article))
+        # A page of stored features at a time, one article's parsed at a time: grouping keeps only
+        # their counts as arrays (issue 19).
+        for start in range(0, len(everyone), PAGE):
+            page = everyone[start : start + PAGE]
+            for article, stored in zip(page, stored_features([article.id for article in page]), strict=True):
+                found = features_of(article, stored)
+                words[article.id] = found.words
+                yield stories.Item(found, _when(article))
 
     labels = stories.group(items(), stories.Settings(window=window))
     members: dict[int, list[StoredArticle]] = {}
@@ -74,11 +91,13 @@ def compose(
     window: timedelta = WINDOW,
     order: str = "source",
     top: int = 0,
+    stored_features: StoredFeatures = no_stored_features,
 ) -> list[Section]:
     """The edition's sections: the `top` most important stories, then the rest by importance, newest
-    first, or by source in config order (a story under its lead's source; newest first in each)."""
+    first, or by source in config order (a story under its lead's source; newest first in each).
+    Grouping reads the articles' features through `stored_features` (the store's)."""
     if group:
-        grouped = group_stories(edition.articles, shown, window)
+        grouped = group_stories(edition.articles, shown, window, stored_features)
     else:
         grouped = [Story(article) for article in edition.articles]
     return [

@@ -58,7 +58,6 @@ class StoredArticle:
     language: str | None
     summary: tuple[str, ...]
     fetched: datetime
-    story_features: str = ""  # as digest.stories stored them; '' for an article stored before they existed
 
 
 @dataclass(frozen=True)

@@ -308,6 +308,7 @@ def _sections(config: Config, store: Store, digest: DigestConfig, edition: Editi
         digest.story_window,
         digest.order,
         digest.top,
+        store.story_features,
     )
 
 

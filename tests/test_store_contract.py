@@ -114,12 +114,26 @@ def test_story_features_are_kept_with_the_article_and_earlier_editions_are_liste
     first = store.create_edition("daily", ["news"], 1, NOW, [])
     second = store.create_edition("daily", ["news"], 1, NOW + timedelta(days=1), [])
     assert first is not None and second is not None
-    assert [a.story_features for a in first.articles] == [""]  # b, the newest, stored without features
-    assert [a.story_features for a in second.articles] == ['{"v":1,"t":{"quake":1.0},"n":{},"w":3,"h":"x"}']
+    assert store.story_features([a.id for a in first.articles]) == [""]  # b, the newest, stored without features
+    assert store.story_features([a.id for a in second.articles]) == ['{"v":1,"t":{"quake":1.0},"n":{},"w":3,"h":"x"}']
     shown = store.shown_before("daily", second.created, second.created - timedelta(hours=72))
     assert [(a.title, when) for a, when in shown] == [("Title b", NOW)]  # the newest article went first
     assert store.shown_before("daily", second.created, second.created - timedelta(hours=1)) == []
     assert store.shown_before("weekly", second.created, NOW - timedelta(days=9)) == []
+
+
+def test_story_features_are_read_for_the_articles_asked_in_the_order_asked(store: Store) -> None:
+    """Grouping pages through an edition's articles by id and pairs each with the features read back."""
+    with store.transaction():
+        ids = [
+            store.add_article(article(f"a{n}"), SUMMARY, NOW, f'{{"v":1,"t":{{"t{n}":1.0}},"n":{{}},"w":{n},"h":"{n}"}}')
+            for n in range(3)
+        ]
+        [plain] = [store.add_article(article("plain"), SUMMARY, NOW)]
+    assert None not in ids and plain is not None
+    expected = [f'{{"v":1,"t":{{"t{n}":1.0}},"n":{{}},"w":{n},"h":"{n}"}}' for n in range(3)]
+    assert store.story_features([ids[2], plain, 999_999, ids[0], ids[2]]) == [expected[2], "", "", expected[0], expected[2]]
+    assert store.story_features([]) == []
 
 
 def test_every_article_is_in_exactly_one_edition_of_each_digest_newest_first(store: Store) -> None:
@@ -170,10 +184,11 @@ def test_an_article_waiting_for_its_summary_is_known_but_in_no_edition_until_sum
     assert not other.set_summary(waiting[0], SUMMARY, "")  # summarised once: a second try (a retried task) changes nothing
     assert [n for n, _ in store.awaiting_summary(waiting)] == [waiting[2]]
     second = store.create_edition("daily", ["news"], 50, NOW + timedelta(hours=1), [])
-    assert second is not None and [(a.title, a.summary, a.story_features) for a in second.articles] == [
-        ("Title w0", SUMMARY.sentences, features),
-        ("Title w1", ("Short.",), ""),
+    assert second is not None and [(a.title, a.summary) for a in second.articles] == [
+        ("Title w0", SUMMARY.sentences),
+        ("Title w1", ("Short.",)),
     ]
+    assert store.story_features([a.id for a in second.articles]) == [features, ""]
     assert second.articles[1].language == "german"  # the summary's language, as the source gave none
     assert store.search(["short"], None, None, 5)[0].article.title == "Title w1"  # its summary is searchable
     with store.transaction():

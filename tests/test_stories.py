@@ -12,7 +12,11 @@ import pytest
 
 from conftest import REPO, Project, shared_path
 from tests.inprocess import invoke, run_in_process
-from digest import stories
+from digest import compose, pipeline, stories
+from digest.config import load
+from digest.editions import make_edition
+from digest.models import Article, Summary
+from digest.store import open_store
 
 FIXTURES = REPO / "tests" / "data" / "stories"
 DAY1 = datetime(2026, 11, 26, 20, tzinfo=timezone.utc)
@@ -167,6 +171,52 @@ def test_a_failing_source_is_named_in_the_json_edition(two_sources: Project) -> 
         and problems[0]["since"] == "2026-11-27T07:00:00+00:00"
         and problems[0]["error"]
     )
+
+
+def test_an_edition_is_grouped_by_the_features_stored_with_its_articles_a_page_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Grouping reads each article's features (made from its whole text when stored) from the store, not
+    from its headline and summary: two copies of one report under unlike headlines are one story."""
+    monkeypatch.setattr(compose, "PAGE", 1)  # each article's features on a page of their own
+    (tmp_path / "wire").mkdir()
+    project = Project(tmp_path)
+    project.write_config("""
+        [store]
+        path = "../state/digest.sqlite3"
+        [[sources]]
+        name = "wire"
+        type = "files"
+        path = "../wire"
+        [[digests]]
+        name = "daily"
+        output_dir = "../out"
+        formats = ["json"]
+    """)
+    config = load(project.config)
+    wire = _articles("wire")
+    store = open_store(config.store)
+    try:
+        with store.transaction():
+            for hour, (identity, title, summary, (_, text)) in enumerate(
+                [
+                    ("a", "Rescuers dig through the night", "Hundreds searched the rubble.", wire["elazig-quake"]),
+                    ("b", "A long night in the east", "Families waited by the road.", wire["elazig-quake"]),
+                    ("c", "Airport trams approved", "The line opens next year.", wire["tram-line"]),
+                ]
+            ):
+                article = Article("wire", identity, title, text, published=DAY1 + timedelta(hours=hour))
+                stored = stories.dumps(stories.features(title, text))
+                store.add_article(article, Summary((summary,), "news", "english"), DAY1, stored)
+        edition = make_edition(store, config.digests[0], ["wire"], DAY1 + timedelta(hours=5))
+        assert edition is not None
+        document = json.loads(pipeline.render(config, store, config.digests[0], edition, ("json",)).bodies["json"])
+    finally:
+        store.close()
+    assert sorted(sorted(a["title"] for a in story["articles"]) for story in document["stories"]) == [
+        ["A long night in the east", "Rescuers dig through the night"],
+        ["Airport trams approved"],
+    ]
 
 
 def test_grouping_two_earthquakes_alone_keeps_them_apart_and_two_reports_of_one_together() -> None:

@@ -182,6 +182,12 @@ class Store(Protocol):
         each with its edition's time: what a new edition's stories may follow up."""
         ...
 
+    def story_features(self, article_ids: Sequence[int]) -> list[str]:
+        """The story features (digest.stories' stored JSON) of these articles, in the same order; '' for one
+        stored before features existed, or not stored. Editions' articles come without them: grouping asks
+        for a page of ids at a time, so a large edition's features are never all held at once."""
+        ...
+
     def edition_listing(self, digest: str, headlines: int) -> list[EditionListing]:
         """Every edition of `digest`, oldest first, with its Atom id, article count and first `headlines` titles."""
         ...

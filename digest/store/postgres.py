@@ -358,7 +358,8 @@ _EDITION_LOCK_CLASS = 0x6469_6766
 _ARRIVAL_LOCK = (0x6469_6765, 3)
 _INBOUND_LOCK_CLASS = 0x6469_6767
 
-_STORED_COLUMNS = "a.id, a.source, a.title, a.url, a.published, a.author, a.language, a.summary, a.fetched, a.story_features"
+# What an edition shows of an article: no body, no story features (story_features reads those a page at a time).
+_STORED_COLUMNS = "a.id, a.source, a.title, a.url, a.published, a.author, a.language, a.summary, a.fetched"
 
 RECOVER = "check that PostgreSQL runs and [store] url names a database this user may use"
 
@@ -974,6 +975,12 @@ class PostgresStore:
             assert created is not None
             shown.append((from_row.stored_article(row), created))
         return shown
+
+    def story_features(self, article_ids: Sequence[int]) -> list[str]:
+        """The story features of these articles, in their order ('' for none): a page of an edition's, for grouping."""
+        rows = self._sql("SELECT id, story_features FROM articles WHERE id = ANY(%s)", (list(article_ids),))
+        found = {int(row["id"]): str(row["story_features"]) for row in rows}
+        return [found.get(article_id, "") for article_id in article_ids]
 
     def edition_listing(self, digest: str, headlines: int) -> list[EditionListing]:
         """Every edition of `digest`, oldest first, with its Atom id, article count and first `headlines` titles."""

@@ -73,8 +73,9 @@ def _interned(text: str | None) -> str | None:
 
 
 def stored_article(row: Row) -> StoredArticle:
-    """An article as editions show it: no body, its summary and story features. Its source, author and language
-    are the same few strings over thousands of articles: each is held once (interned)."""
+    """An article as editions show it: its summary, no body and no story features (Store.story_features reads
+    those a page at a time). Its source, author and language are the same few strings over thousands of
+    articles: each is held once (interned)."""
     return StoredArticle(
         id=row["id"],
         source=sys.intern(row["source"]),
@@ -85,7 +86,6 @@ def stored_article(row: Row) -> StoredArticle:
         language=_interned(row["language"]),
         summary=tuple(json.loads(row["summary"])),
         fetched=_required(row["fetched"]),
-        story_features=row["story_features"],
     )
 
 

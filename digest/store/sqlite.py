@@ -435,8 +435,9 @@ def _translates_errors(cls: type[SqliteStore]) -> type[SqliteStore]:
     return cls
 
 
-# What an edition shows of an article: never its body (a 5,000-article edition's bodies are ~50 MB).
-_STORED_COLUMNS = "a.id, a.source, a.title, a.url, a.published, a.author, a.language, a.summary, a.fetched, a.story_features"
+# What an edition shows of an article: never its body (a 5,000-article edition's bodies are ~50 MB), nor its
+# story features (grouping reads them a page at a time: story_features).
+_STORED_COLUMNS = "a.id, a.source, a.title, a.url, a.published, a.author, a.language, a.summary, a.fetched"
 
 
 @_translates_errors
@@ -990,6 +991,12 @@ class SqliteStore:
             assert created is not None
             shown.append((from_row.stored_article(row), created))
         return shown
+
+    def story_features(self, article_ids: Sequence[int]) -> list[str]:
+        """The story features of these articles, in their order ('' for none): a page of an edition's, for grouping."""
+        marks = ",".join("?" for _ in article_ids)
+        found = dict(self.db.execute(f"SELECT id, story_features FROM articles WHERE id IN ({marks})", list(article_ids)))
+        return [found.get(article_id, "") for article_id in article_ids]
 
     def edition_listing(self, digest: str, headlines: int) -> list[EditionListing]:
         """Every edition of `digest`, oldest first, with its Atom id, article count and first
