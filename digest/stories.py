@@ -285,42 +285,45 @@ def _counts(items: Iterable[Item]) -> _Counts:
     )
 
 
-def _idf_of(rows: _Rows, members: Sequence[int], size: int) -> np.ndarray:
-    """Smoothed inverse document frequency of every term over these members' rows (as scikit-learn's)."""
-    positions, _ = _positions(rows, members)
-    frequency = np.bincount(rows.ids[positions], minlength=size)
-    return np.log((1 + len(members)) / (1 + frequency)) + 1.0
+def _idf_of(rows: _Rows, size: int) -> np.ndarray:
+    """Smoothed inverse document frequency of each of `size` terms over the rows (as scikit-learn's)."""
+    frequency = np.bincount(rows.ids, minlength=size)
+    return np.log((1 + len(rows)) / (1 + frequency)) + 1.0
 
 
-def _positions(rows: _Rows, members: Sequence[int]) -> tuple[np.ndarray | slice, np.ndarray]:
-    """Where the members' entries lie in the rows' arrays (member after member), and how many each has."""
-    if _all_rows(rows, members):
-        return slice(None), np.diff(rows.starts)
+def _subset(rows: _Rows, members: Sequence[int]) -> _Rows:
+    """The members' rows alone, gathered into arrays of their own (member after member)."""
     chosen = np.asarray(members, dtype=np.int64)
     starts, lengths = rows.starts[chosen], rows.starts[chosen + 1] - rows.starts[chosen]
     ends = np.cumsum(lengths)
-    return np.repeat(starts - (ends - lengths), lengths) + np.arange(int(ends[-1]) if len(ends) else 0), lengths
+    positions = np.repeat(starts - (ends - lengths), lengths) + np.arange(int(ends[-1]) if len(ends) else 0)
+    slots = {member: slot for slot, member in enumerate(members)}
+    return _Rows(rows.ids[positions], rows.values[positions], np.concatenate(([0], ends)).astype(np.int64), slots)
 
 
-def _all_rows(rows: _Rows, members: Sequence[int]) -> bool:
-    """Whether `members` are all the rows, in order (then nothing need be gathered)."""
-    return isinstance(members, range) and members == range(len(rows))
+def _own_vocabulary(terms: _Rows, names: _Rows) -> tuple[np.ndarray, _Rows, _Rows]:
+    """The terms these rows use, ascending, and the rows with each term numbered by its place among them: a topic's
+    arrays then span its own terms, not every article's (which would make grouping grow with topics x articles)."""
+    vocabulary, local = np.unique(np.concatenate((terms.ids, names.ids)), return_inverse=True)
+    local = local.astype(np.int32)
+    return (
+        vocabulary,
+        _Rows(local[: len(terms.ids)], terms.values, terms.starts, terms.slots),
+        _Rows(local[len(terms.ids) :], names.values, names.starts, names.slots),
+    )
 
 
-def _unit(rows: _Rows, members: Sequence[int], *idfs: np.ndarray) -> _Rows:
-    """Unit-length vectors of `members`, their counts weighted by every idf given: gathered into arrays of their own."""
-    positions, lengths = _positions(rows, members)
-    everyone = _all_rows(rows, members)
-    ids, values = (rows.ids, rows.values.copy()) if everyone else (rows.ids[positions], rows.values[positions])
-    del positions
+def _unit(rows: _Rows, *idfs: np.ndarray) -> _Rows:
+    """Unit-length vectors of the rows, their counts weighted by every idf given: new values, the same ids."""
+    values = rows.values.copy()
     for idf in idfs:
-        values *= idf[ids]
+        values *= idf[rows.ids]
+    lengths = np.diff(rows.starts)
     row_of = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
     norms = np.sqrt(np.bincount(row_of, weights=np.square(values), minlength=len(lengths)))
     norms[norms == 0] = 1.0
     values /= norms[row_of]
-    slots = None if everyone else {member: slot for slot, member in enumerate(members)}
-    return _Rows(ids, values, np.concatenate(([0], np.cumsum(lengths))).astype(np.int64), slots)
+    return _Rows(rows.ids, values, rows.starts, rows.slots)
 
 
 @dataclass
@@ -332,18 +335,22 @@ class _Vectors:
     size: int
 
 
-def _vectors(counts: _Counts, members: Sequence[int], *idfs: tuple[np.ndarray, np.ndarray]) -> _Vectors:
-    """Vectors of `members`, weighted by each (terms, names) idf pair given."""
+def _overall_vectors(counts: _Counts) -> tuple[_Vectors, tuple[np.ndarray, np.ndarray]]:
+    """Vectors of all the articles, weighted by the rarity of their terms and names among them, and that rarity (idf)."""
+    idf = (_idf_of(counts.terms, counts.size), _idf_of(counts.names, counts.size))
+    return _Vectors(_unit(counts.terms, idf[0]), _unit(counts.names, idf[1]), counts.size), idf
+
+
+def _topic_vectors(counts: _Counts, topic: list[int], overall_idf: tuple[np.ndarray, np.ndarray]) -> _Vectors:
+    """Vectors of a topic's articles over the topic's own terms, weighted by their rarity inside the topic, then
+    among all the articles."""
+    vocabulary, terms, names = _own_vocabulary(_subset(counts.terms, topic), _subset(counts.names, topic))
+    size = len(vocabulary)
     return _Vectors(
-        _unit(counts.terms, members, *(idf[0] for idf in idfs)),
-        _unit(counts.names, members, *(idf[1] for idf in idfs)),
-        counts.size,
+        _unit(terms, _idf_of(terms, size), overall_idf[0][vocabulary]),
+        _unit(names, _idf_of(names, size), overall_idf[1][vocabulary]),
+        size,
     )
-
-
-def _own_idf(counts: _Counts, members: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Idf of terms and names among `members` only."""
-    return (_idf_of(counts.terms, members, counts.size), _idf_of(counts.names, members, counts.size))
 
 
 def _candidate_pairs(counts: _Counts, vectors: _Vectors) -> tuple[np.ndarray, np.ndarray]:
@@ -482,7 +489,8 @@ def _blend(vectors: _Vectors, member: int, name_weight: float) -> Sparse:
 def _mean_likeness(vectors: _Vectors, members: list[int]) -> float:
     """Mean cosine of the members' terms over their pairs: how closely a topic holds together."""
     rows = [vectors.terms[i] for i in members]
-    total = np.bincount(np.concatenate([row[0] for row in rows]), weights=np.concatenate([row[1] for row in rows]))
+    _, columns = np.unique(np.concatenate([row[0] for row in rows]), return_inverse=True)  # the members' terms only
+    total = np.bincount(columns, weights=np.concatenate([row[1] for row in rows]))
     return (float(total @ total) - sum(1 for row in rows if row[0].size)) / (len(members) * (len(members) - 1))
 
 
@@ -569,6 +577,12 @@ def _clusters(members: list[int], scored: dict[tuple[int, int], float], threshol
     ]
 
 
+def _split(topic: list[int], scored: dict[tuple[int, int], float], threshold: float) -> list[list[int]]:
+    """A topic by average link at `threshold` over its own pairs among `scored`."""
+    inside = set(topic)
+    return _clusters(topic, {pair: value for pair, value in scored.items() if pair[0] in inside}, threshold, "average")
+
+
 def group(items: Iterable[Item], settings: Settings = DEFAULT) -> list[int]:
     """A story number for each item, in input order; equal numbers mean the same story.
 
@@ -584,8 +598,7 @@ def group(items: Iterable[Item], settings: Settings = DEFAULT) -> list[int]:
     """
     counts = _counts(items)
     everyone = range(len(counts.texts))
-    global_idf = _own_idf(counts, everyone)
-    overall = _vectors(counts, everyone, global_idf)
+    overall, overall_idf = _overall_vectors(counts)
     scored = _scored(counts, _candidate_pairs(counts, overall), overall, settings.topic_threshold, settings)
     copies = _components(len(everyone), [pair for pair, value in scored.items() if value >= COPY])
     unit_of = list(range(len(everyone)))  # each article's unit: the first of its copies
@@ -600,22 +613,14 @@ def group(items: Iterable[Item], settings: Settings = DEFAULT) -> list[int]:
     while any(len(topic) > MAX_TOPIC for topic in topics):  # not one topic but a chain of them: split it
         threshold *= 1.5
         scored = {pair: value for pair, value in scored.items() if value >= threshold}
-        topics = [
-            part
-            for topic in topics
-            for part in (
-                [topic]
-                if len(topic) <= MAX_TOPIC
-                else _clusters(topic, {(a, b): v for (a, b), v in scored.items() if a in set(topic)}, threshold, "average")
-            )
-        ]
+        topics = [part for topic in topics for part in ([topic] if len(topic) <= MAX_TOPIC else _split(topic, scored, threshold))]
     stories: list[list[int]] = []
     for topic in topics:
         if len(topic) == 1:
             stories.append(topic)
             continue
         large = len(topic) >= settings.small_topic and _mean_likeness(overall, topic) >= settings.tight
-        topic_vectors = _vectors(counts, topic, _own_idf(counts, topic), global_idf)
+        topic_vectors = _topic_vectors(counts, topic, overall_idf)
         if large:
             every = _centred(counts, topic, topic_vectors, settings)
             found = _clusters(
