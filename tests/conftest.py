@@ -96,6 +96,12 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     return WORKERS_PER_CORE * cores
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `long` run first (in their collected order): started last, one of them would keep a parallel run
+    going on one worker after the others are done."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     """A copy of the shipped config and seeds in a temp folder."""

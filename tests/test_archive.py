@@ -335,6 +335,7 @@ def raw_get(address: str, path: str) -> tuple[int, bytes]:
         connection.close()
 
 
+@pytest.mark.long
 def test_serve_answers_the_feed_then_304_refuses_traversal_and_reports_health(three_editions: Project) -> None:
     for address in serve(three_editions, "2026-11-29T07:05:00+00:00"):
         base = f"http://{address}"

@@ -160,6 +160,7 @@ def news_project(tmp_path: Path) -> Project:
     return project
 
 
+@pytest.mark.long
 def test_editions_appear_new_files_reach_the_next_one_and_sigterm_exits_cleanly(news_project: Project) -> None:
     first = write_article(news_project.root / "news", 1)
     daemon = Daemon(news_project)
@@ -197,6 +198,7 @@ def test_a_second_daemon_on_the_same_store_is_refused_at_once(news_project: Proj
         daemon.kill()
 
 
+@pytest.mark.long
 def test_sigkill_mid_work_then_restart_puts_every_article_in_exactly_one_edition(tmp_path: Path) -> None:
     project = Project(tmp_path)
     project.write_config(CONFIG.format(interval="1s", schedule="every 2s", max_articles=7))
@@ -220,6 +222,7 @@ def test_sigkill_mid_work_then_restart_puts_every_article_in_exactly_one_edition
     assert set(counts) == set(titles)
 
 
+@pytest.mark.long
 def test_sigterm_during_a_long_poll_exits_0_within_10_seconds(tmp_path: Path) -> None:
     project = Project(tmp_path)
     project.write_config(CONFIG.format(interval="1h", schedule="every 1h", max_articles=50))
@@ -240,6 +243,7 @@ def test_sigterm_during_a_long_poll_exits_0_within_10_seconds(tmp_path: Path) ->
     assert 0 < stored() < 3000  # committed batches are kept; the rest comes with the next poll
 
 
+@pytest.mark.long
 def test_missed_daily_editions_make_exactly_one_edition_at_start(tmp_path: Path) -> None:
     project = Project(tmp_path)
     project.write_config(CONFIG.format(interval="5m", schedule="0 7 * * *", max_articles=50))
@@ -268,6 +272,7 @@ def test_missed_daily_editions_make_exactly_one_edition_at_start(tmp_path: Path)
     assert next_edition > datetime.now(timezone.utc)
 
 
+@pytest.mark.long
 def test_sighup_reloads_the_config_and_keeps_the_old_one_when_the_new_is_bad(news_project: Project) -> None:
     first = write_article(news_project.root / "news", 1)
     daemon = Daemon(news_project)
@@ -291,6 +296,7 @@ def test_sighup_reloads_the_config_and_keeps_the_old_one_when_the_new_is_bad(new
         daemon.kill()
 
 
+@pytest.mark.long
 def test_sigterm_during_a_stalled_email_exits_in_time_and_the_unconfirmed_email_goes_after_restart(tmp_path: Path) -> None:
     port = free_port()
     project = Project(tmp_path)

@@ -162,6 +162,7 @@ def check_rhythm(entries: Entries, healthy: list[LocalServer]) -> None:
     assert times[0] <= 5 and max(gaps) <= 5, f"edition jobs ended at (s after start): {[round(t, 1) for t in times]}"
 
 
+@pytest.mark.long
 def test_hanging_feeds_delay_no_other_feed_and_no_edition(tmp_path: Path) -> None:
     with feed_servers() as (healthy, hanging):
         (tmp_path / "digest.toml").write_text(config_text(healthy, hanging), encoding="utf-8")
@@ -181,6 +182,7 @@ def big_page(report: int, paragraphs: int = 12_000) -> str:
     return f"<html><head><title>A very long report, number {report}</title></head><body><article>{body}</article></body></html>"
 
 
+@pytest.mark.long
 def test_a_source_that_takes_seconds_of_cpu_delays_no_other_feed_and_no_edition(tmp_path: Path) -> None:
     heavy = tmp_path / "heavy"
     heavy.mkdir()

@@ -394,6 +394,7 @@ def digest_text(project: Project, suffix: str = ".txt") -> str:
     return "\n".join(p.read_text() for p in sorted((project.out / "daily").glob(f"*{suffix}")))
 
 
+@pytest.mark.long
 def test_hostile_feeds_are_reported_and_the_good_ones_reach_the_digest(project: Project, http_server: LocalServer) -> None:
     good = http_server.serve(
         "/good",

@@ -257,6 +257,7 @@ def store_locked(project: Project) -> Iterator[None]:
         db.close()
 
 
+@pytest.mark.long
 def test_a_store_that_cannot_take_the_message_gets_451_never_250(project: Project) -> None:
     port = free_port()
     write_config(project, port)
@@ -417,6 +418,7 @@ def _connect_refused(port: int) -> bool:
     return False
 
 
+@pytest.mark.long
 def test_the_daemon_runs_the_listener_in_its_own_process_and_polls_what_it_took(project: Project) -> None:
     """`digest daemon` starts the listener as a child process beside its jobs, restarts it when it dies, makes an
     article of a received message at the mailbox source's next poll, and stops the listener when it stops."""

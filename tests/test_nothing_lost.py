@@ -9,6 +9,8 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO, Project, run_cli
 from tests.httpserver import LocalServer
 
@@ -141,6 +143,7 @@ def test_the_same_file_in_two_folders_reaches_both_digests(project: Project) -> 
         assert "Putin lays out firm conditions" in text
 
 
+@pytest.mark.long
 def test_the_default_store_lives_beside_the_config_whatever_the_current_folder(tmp_path: Path) -> None:
     """[store] omitted: the store is state/digest.sqlite3 in the config's folder, so a run from
     another folder finds what the first one stored and sends nothing again."""

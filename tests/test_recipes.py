@@ -70,6 +70,7 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_") and k != "PYTHONPATH"}
 
 
+@pytest.mark.long
 def test_the_cron_line_works_on_a_fresh_install_without_a_state_folder(tmp_path: Path) -> None:
     install(tmp_path)
     home = tmp_path / "var/lib/digest"

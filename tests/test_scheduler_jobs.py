@@ -140,6 +140,7 @@ def feed_xml(stories: list[tuple[str, datetime]]) -> str:
     return f'<?xml version="1.0"?><rss version="2.0"><channel><title>N</title>{items}</channel></rss>'
 
 
+@pytest.mark.long
 def test_an_edition_polls_its_sources_first_unless_they_were_polled_in_the_last_minute(
     project: Project, http_server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

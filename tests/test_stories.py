@@ -279,6 +279,7 @@ def test_stories_command_names_a_bad_line_and_groups_the_rest(tmp_path: Path) ->
     assert result.returncode == 1 and "absent.jsonl: cannot read" in result.stderr
 
 
+@pytest.mark.long
 def test_eval_stories_reports_the_unseen_fold_beside_the_baseline(tmp_path: Path) -> None:
     data = shared_path("data", "ecb-dev.jsonl")
     result = run_in_process("eval", "--stories", str(data), "--json", cwd=tmp_path)

@@ -17,6 +17,7 @@ SUBSCRIBED = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
 NEXT_MORNING = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)
 
 
+@pytest.mark.long
 def test_a_thousand_readers_at_the_same_time_without_words_share_one_edition_rendered_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

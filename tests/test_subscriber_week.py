@@ -13,6 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dkim
+import pytest
 
 from digest import config as config_module
 from digest.jobs import PipelineWork
@@ -81,6 +82,7 @@ def stories_in(received: Received) -> list[int]:
     return sorted({int(n) for n in re.findall(r"Story (\d{3})", text)})  # a story's title is in the headlines too
 
 
+@pytest.mark.long
 def test_three_readers_get_one_mail_per_local_day_at_their_time_with_every_matching_story_once(tmp_path: Path) -> None:
     with smtp_server() as server:
         config_file = write_project(tmp_path, server.port)

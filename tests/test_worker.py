@@ -145,6 +145,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, project
     pytest.fail(f"timed out waiting for {what}\n{logs}")
 
 
+@pytest.mark.long
 def test_three_workers_one_killed_every_article_once_every_email_once(tmp_path: Path, postgres_url: str) -> None:
     project = Project(tmp_path)
     notes = tmp_path / "notes"

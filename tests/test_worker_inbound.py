@@ -9,6 +9,8 @@ from email.utils import format_datetime
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
+
 from conftest import Project
 from digest.config import StoreConfig
 from digest.store import open_store
@@ -18,6 +20,7 @@ from tests.test_inbound import ADDRESS, newsletter, running
 from tests.test_worker import kill_left, query, start_worker, stop_workers, wait_until, worker_config
 
 
+@pytest.mark.long
 def test_mail_the_listener_stores_becomes_articles_on_a_worker_at_once_and_reaches_the_next_edition(
     tmp_path: Path, postgres_url: str
 ) -> None:

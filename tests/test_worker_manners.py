@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 
 from conftest import REPO, Project
 from tests.httpserver import LocalServer, RequestHandler
@@ -121,6 +122,7 @@ def start_worker(project: Project, number: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*command, "--concurrency", "4"], cwd=project.root, env=environment, stdout=log, stderr=log)
 
 
+@pytest.mark.long
 def test_workers_share_a_hosts_window_and_its_retry_after(tmp_path: Path, postgres_url: str) -> None:
     host = Host(overload=OVERLOADED_REQUEST)
     logs = poll_all(tmp_path, postgres_url, host, FEEDS)
@@ -133,6 +135,7 @@ def test_workers_share_a_hosts_window_and_its_retry_after(tmp_path: Path, postgr
     assert any(at >= host.overloaded_at + HOLD - 0.1 for at, _ in host.arrivals)  # then they went on
 
 
+@pytest.mark.long
 def test_a_robots_crawl_delay_read_by_one_worker_spaces_every_workers_requests(tmp_path: Path, postgres_url: str) -> None:
     host = Host(robots=b"User-agent: *\nCrawl-delay: 1\n")
     poll_all(tmp_path, postgres_url, host, 24)  # a worker reads robots.txt at a request after its first to the host

@@ -11,6 +11,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from conftest import Project
 from digest.config import StoreConfig
 from digest.store import open_store
@@ -22,6 +24,7 @@ ZONES = ("UTC", "Asia/Tokyo", "America/New_York")
 READERS = 24  # each with a word of their own to leave out, so each is a group of their own: 24 editions to make
 
 
+@pytest.mark.long
 def test_readers_editions_at_their_local_time_once_each_with_a_worker_killed_while_making_them(
     tmp_path: Path, postgres_url: str
 ) -> None:

@@ -157,6 +157,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.long
 def test_a_pipeline_polled_now_and_then_keeps_no_workers_and_no_summariser(tmp_path: Path) -> None:
     """The daemon polls through the pipeline again and again: between jobs it must hold no worker
     processes and none of the summariser's libraries and models (about 100 MB)."""
