@@ -409,7 +409,9 @@ def _dots(rows: _Rows, size: int, firsts: np.ndarray, seconds: np.ndarray) -> np
         ends = np.cumsum(partner_lengths)
         heads = ends - partner_lengths
         offsets = np.repeat(starts[partners] - heads, partner_lengths) + np.arange(ends[-1])
-        result[pair_of[begin:end]] = np.add.reduceat(dense[rows.ids[offsets]] * rows.values[offsets], heads)
+        products = dense.take(rows.ids.take(offsets))  # take: a quarter faster than indexing
+        products *= rows.values.take(offsets)
+        result[pair_of[begin:end]] = np.add.reduceat(products, heads)
         dense[rows.ids[own]] = 0.0
     return result
 
@@ -517,7 +519,7 @@ def _agglomerate(members: list[int], scored: dict[tuple[int, int], float], thres
     below the threshold never enters the heap: it could only be popped after the last merge."""
     size = {member: 1 for member in members}
     clusters = {member: [member] for member in members}
-    version = {member: 0 for member in members}
+    version = {member: 0 for member in members}  # -1 once merged into another: its heap entries are stale
     # links[a][c] is one shared [sum of likeness (average) or least likeness (complete), pairs scored]
     links: dict[int, dict[int, list[float]]] = {member: {} for member in members}
     for (a, b), value in scored.items():
@@ -537,9 +539,10 @@ def _agglomerate(members: list[int], scored: dict[tuple[int, int], float], thres
         if a < c and (value := linked(a, c, link)) >= threshold
     ]
     heapq.heapify(heap)
+    pop, push = heapq.heappop, heapq.heappush
     while heap:
-        _, a, b, version_a, version_b = heapq.heappop(heap)
-        if a not in links or b not in links or version[a] != version_a or version[b] != version_b:
+        _, a, b, version_a, version_b = pop(heap)
+        if version[a] != version_a or version[b] != version_b:
             continue
         for c, link in links.pop(b).items():
             if c == a:
@@ -555,10 +558,11 @@ def _agglomerate(members: list[int], scored: dict[tuple[int, int], float], thres
         size[a] += size.pop(b)
         clusters[a].extend(clusters.pop(b))
         version[a] += 1
+        version[b] = -1
         for c, link in links[a].items():
             value = linked(a, c, link)
             if value >= threshold:
-                heapq.heappush(heap, (-value, a, c, version[a], version[c]) if a < c else (-value, c, a, version[c], version[a]))
+                push(heap, (-value, a, c, version[a], version[c]) if a < c else (-value, c, a, version[c], version[a]))
     return [sorted(cluster) for cluster in clusters.values()]
 
 
