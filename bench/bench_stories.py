@@ -1,12 +1,19 @@
 """Story grouping: speed against summarising the same articles, and the tuning that set the defaults.
 
     python bench/bench_stories.py                 # 2,000 articles: features, grouping, summaries (one core)
+    python bench/bench_stories.py --sizes 1000,2000,4000,8000   # grouping time as the articles grow
     python bench/bench_stories.py --tune          # the grid searched on the tune fold of ecb-dev.jsonl
 
 The 2,000 articles: the 772 of ../shared/data/ecb-dev.jsonl (topics of 10-30 articles
 each: many candidate pairs) and 1,228 CNN stories of cnndm-dev.jsonl, of which 728
 are the same stories again with "Edition k:" before them (near copies, as syndication
 makes). Quality figures come from `digest eval --stories ../shared/data/ecb-dev.jsonl`.
+
+--sizes groups two corpora at each size: the same articles (ECB, then CNN stories with ever more
+near copies of the 500, so the stories found stop growing past 2,000), and the first 1,000 articles
+repeated, each repetition's terms, names and text hash marked with its number (as many times the
+stories, none shared: the pairs and topics grow with the articles, the worst case for pairs; idf still
+sees all of them, so the stories found are about, not exactly, as many times).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from corpus import source_texts, stories as bench_stories  # noqa: E402
 
 from digest import stories, story_eval  # noqa: E402
 from digest.config import SummaryConfig  # noqa: E402
+from digest.models import StoryFeatures  # noqa: E402
 from digest.summarise import summarise  # noqa: E402
 
 ECB = REPO.parent / "shared" / "data" / "ecb-dev.jsonl"  # --data DIR points elsewhere (a worktree)
@@ -43,9 +51,11 @@ def articles(count: int) -> list[tuple[str, str]]:
 
 def speed(count: int, runs: int) -> None:
     """Median CPU seconds (this process: the machine is shared) to make features, to group, and to
-    summarise the same articles, on one core."""
+    summarise the same articles, on one core; each run does all three, so grouping and summarising
+    meet the same load, and the ratio is taken run by run."""
     corpus = articles(count)
-    timings: dict[str, list[float]] = {"features": [], "group": []}
+    timings: dict[str, list[float]] = {"features": [], "group": [], "summarise": []}
+    settings = SummaryConfig(language="english")
     for _ in range(runs):
         started = time.process_time()
         items = [stories.Item(stories.features(title, text)) for title, text in corpus]
@@ -53,11 +63,11 @@ def speed(count: int, runs: int) -> None:
         started = time.process_time()
         labels = stories.group(items)
         timings["group"].append(time.process_time() - started)
-    settings = SummaryConfig(language="english")
-    started = time.process_time()
-    for title, text in corpus:
-        summarise(text, settings, title=title, language="english")
-    summarising = time.process_time() - started
+        started = time.process_time()
+        for title, text in corpus:
+            summarise(text, settings, title=title, language="english")
+        timings["summarise"].append(time.process_time() - started)
+    ratios = [group / summarising for group, summarising in zip(timings["group"], timings["summarise"])]
     print(
         json.dumps(
             {
@@ -67,12 +77,61 @@ def speed(count: int, runs: int) -> None:
                 "features_seconds_median": round(statistics.median(timings["features"]), 3),
                 "group_seconds_median": round(statistics.median(timings["group"]), 3),
                 "group_seconds_all": [round(t, 3) for t in timings["group"]],
-                "summarise_seconds_one_run": round(summarising, 2),
+                "summarise_seconds_median": round(statistics.median(timings["summarise"]), 3),
+                "summarise_seconds_all": [round(t, 3) for t in timings["summarise"]],
+                "group_to_summarise_median": round(statistics.median(ratios), 3),
                 "sources": f"{ECB.name if ECB.is_file() else 'no ECB'} + {source_texts()[1]}",
             },
             indent=2,
         )
     )
+
+
+def repeated(items: list[stories.Item], count: int) -> list[stories.Item]:
+    """`count` items: `items` again and again, each repetition's terms, names and text hash marked with its
+    number, so no two repetitions share a term: about as many different stories per article at every size."""
+    found = list(items[:count])
+    for number in range(1, -(-count // len(items))):
+        for item in items[: count - len(found)]:
+            found.append(
+                stories.Item(
+                    StoryFeatures(
+                        terms={f"{term}#{number}": value for term, value in item.features.terms.items()},
+                        names={f"{name}#{number}": value for name, value in item.features.names.items()},
+                        words=item.features.words,
+                        text_hash=f"{item.features.text_hash}#{number}",
+                    ),
+                    item.published,
+                )
+            )
+    return found
+
+
+def sizes(counts: list[int], runs: int) -> None:
+    """Median CPU seconds to group each count of articles, of both corpora (module docstring): grouping should grow
+    with the articles, about twice the time for twice as many."""
+    largest = articles(max(counts))
+    items = [stories.Item(stories.features(title, text)) for title, text in largest]
+    corpora = {"same articles": items, "1,000 repeated": repeated(items[:1000], max(counts))}
+    print("corpus | articles | stories found | group CPU s (median) | ms per article | runs")
+    for name, corpus in corpora.items():
+        for count in counts:
+            timings = []
+            for _ in range(runs):
+                started = time.process_time()
+                labels = stories.group(corpus[:count])
+                timings.append(time.process_time() - started)
+            median = statistics.median(timings)
+            print(
+                name,
+                count,
+                len(set(labels)),
+                round(median, 3),
+                round(1000 * median / count, 3),
+                [round(t, 3) for t in timings],
+                sep=" | ",
+                flush=True,
+            )
 
 
 def tune() -> None:
@@ -115,6 +174,7 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true", help="search the settings' grid on the tune fold")
     parser.add_argument("--articles", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sizes", help="comma-separated article counts: grouping time at each (e.g. 1000,2000,4000,8000)")
     parser.add_argument("--data", type=Path, help="the folder holding ecb-dev.jsonl and cnndm-dev.jsonl")
     arguments = parser.parse_args()
     if arguments.data:
@@ -125,6 +185,8 @@ def main() -> None:
         corpus.CNNDM = arguments.data / "cnndm-dev.jsonl"
     if arguments.tune:
         tune()
+    elif arguments.sizes:
+        sizes([int(count) for count in arguments.sizes.split(",")], arguments.runs)
     else:
         speed(arguments.articles, arguments.runs)
 
