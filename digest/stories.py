@@ -525,19 +525,8 @@ def _agglomerate(members: list[int], scored: dict[tuple[int, int], float], thres
     for (a, b), value in scored.items():
         links[a][b] = links[b][a] = [value, 1]
     complete = linkage == "complete"
-
-    def linked(a: int, c: int, link: list[float]) -> float:
-        pairs = size[a] * size[c]
-        if complete:
-            return link[0] if link[1] == pairs else -1.0
-        return link[0] / pairs
-
-    heap = [
-        (-value, a, c, 0, 0)
-        for a in links
-        for c, link in links[a].items()
-        if a < c and (value := linked(a, c, link)) >= threshold
-    ]
+    # At first every cluster is one article: a pair's link is its likeness, for either linkage.
+    heap = [(-value, *((a, b) if a < b else (b, a)), 0, 0) for (a, b), value in scored.items() if value >= threshold]
     heapq.heapify(heap)
     pop, push = heapq.heappop, heapq.heappush
     while heap:
@@ -559,8 +548,10 @@ def _agglomerate(members: list[int], scored: dict[tuple[int, int], float], thres
         clusters[a].extend(clusters.pop(b))
         version[a] += 1
         version[b] = -1
-        for c, link in links[a].items():
-            value = linked(a, c, link)
+        size_a = size[a]
+        for c, link in links[a].items():  # the link of a and c: their mean likeness, or the least if every pair scored
+            pairs = size_a * size[c]
+            value = (link[0] if link[1] == pairs else -1.0) if complete else link[0] / pairs
             if value >= threshold:
                 push(heap, (-value, a, c, version[a], version[c]) if a < c else (-value, c, a, version[c], version[a]))
     return [sorted(cluster) for cluster in clusters.values()]
