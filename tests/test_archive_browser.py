@@ -8,16 +8,18 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import REPO, Project
-from tests.test_email_browser import chromium, run_chromium
+from tests.test_email_browser import chromium
 from tests.inprocess import invoke
 
 # One xdist worker runs all six pages (with --dist loadgroup, the default): archive_folder, three CLI runs, is made
-# once per worker that needs it.
+# once, and one browser a width measures the three pages.
 pytestmark = pytest.mark.xdist_group("archive_browser")
 
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -27,20 +29,25 @@ LONG_TITLE = (
     "this-week-after-the-long-and-unusually-dusty-autumn"
 )
 PAGES = {"index": "index.html", "month": "months/2026-11.html", "edition": "editions/2026-11-29T070000Z.html"}
-# Loads a page in an iframe exactly `width` px wide, then writes what it measured into the harness.
-HARNESS = """<!DOCTYPE html><html><body style="margin:0">
-<iframe id="page" style="width:{width}px;height:2500px;border:0" src="{page}"></iframe>
+# Loads each page in an iframe exactly `width` px wide, side by side, then writes what it measured into the harness.
+FRAME = '<iframe data-kind="{kind}" style="width:{width}px;height:2500px;border:0;flex:none" src="{page}"></iframe>'
+HARNESS = """<!DOCTYPE html><html style="overflow:hidden"><body style="margin:0;display:flex;align-items:flex-start;gap:10px">
+{frames}
 <script>
-document.getElementById("page").addEventListener("load", function () {{
-  var view = document.getElementById("page").contentWindow, width = view.innerWidth;
-  var links = Array.prototype.map.call(view.document.querySelectorAll("a, h1, h2, h3, li"), function (node) {{
-    var box = node.getBoundingClientRect();
-    return {{text: node.textContent.trim().slice(0, 60), left: box.left, right: box.right}};
+window.addEventListener("load", function () {{
+  var results = {{}};
+  Array.prototype.forEach.call(document.querySelectorAll("iframe"), function (frame) {{
+    var view = frame.contentWindow, width = view.innerWidth;
+    var links = Array.prototype.map.call(view.document.querySelectorAll("a, h1, h2, h3, li"), function (node) {{
+      var box = node.getBoundingClientRect();
+      return {{text: node.textContent.trim().slice(0, 60), left: box.left, right: box.right}};
+    }});
+    results[frame.getAttribute("data-kind")] = {{
+      scrollWidth: view.document.documentElement.scrollWidth, innerWidth: width,
+      fontSize: parseFloat(view.getComputedStyle(view.document.body).fontSize),
+      outside: links.filter(function (b) {{ return b.left < 0 || b.right > width + 0.5; }}), count: links.length}};
   }});
-  document.body.setAttribute("data-result", JSON.stringify({{
-    scrollWidth: view.document.documentElement.scrollWidth, innerWidth: width,
-    fontSize: parseFloat(view.getComputedStyle(view.document.body).fontSize),
-    outside: links.filter(function (b) {{ return b.left < 0 || b.right > width + 0.5; }}), count: links.length}}));
+  document.body.setAttribute("data-result", JSON.stringify(results));
 }});
 </script></body></html>"""
 
@@ -66,36 +73,59 @@ def archive_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project.out / "daily"
 
 
+@pytest.fixture(scope="module")
+def measured(archive_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], tuple[dict[str, Any], str]]:
+    """What the harness measured of every page at one width, and Chromium's log: one browser a width, its
+    screenshot (the pages side by side) kept in tests/artifacts/."""
+    found: dict[int, tuple[dict[str, Any], str]] = {}
+
+    def measure(width: int) -> tuple[dict[str, Any], str]:
+        if width not in found:
+            binary = chromium()
+            ARTIFACTS.mkdir(exist_ok=True)
+            shot = ARTIFACTS / f"archive-{width}.png"
+            frames = "\n".join(
+                FRAME.format(kind=kind, width=width, page=html.escape(page)) for kind, page in sorted(PAGES.items())
+            )
+            harness = archive_folder / f"harness-{width}.html"  # beside the pages: file:// frames it may read
+            harness.write_text(HARNESS.format(frames=frames), encoding="utf-8")
+            try:
+                dom, log = run_chromium_logged(
+                    binary,
+                    tmp_path_factory.mktemp("profile"),
+                    harness.as_uri(),
+                    f"--window-size={len(PAGES) * (width + 10)},1600",
+                    f"--screenshot={shot}",
+                )
+            finally:
+                harness.unlink()
+            assert shot.stat().st_size > 1000
+            result = re.search(r'data-result="([^"]*)"', dom)
+            assert result, "the measuring script did not run"
+            found[width] = json.loads(html.unescape(result.group(1))), log
+        return found[width]
+
+    return measure
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("kind", sorted(PAGES))
 def test_archive_pages_fit_phone_and_desktop_without_console_errors(
-    kind: str, width: int, archive_folder: Path, tmp_path: Path
+    kind: str, width: int, measured: Callable[[int], tuple[dict[str, Any], str]]
 ) -> None:
-    binary = chromium()
-    ARTIFACTS.mkdir(exist_ok=True)
-    page = archive_folder / PAGES[kind]
-    shot = ARTIFACTS / f"archive-{kind}-{width}.png"
-    run_chromium(binary, tmp_path / "profile", f"--window-size={width},1600", f"--screenshot={shot}", page.as_uri())
-    assert shot.stat().st_size > 1000
-
-    harness = archive_folder / f"harness-{kind}-{width}.html"  # beside the pages: file:// frames it may read
-    harness.write_text(HARNESS.format(width=width, page=html.escape(PAGES[kind])), encoding="utf-8")
-    try:
-        dom, log = run_chromium_logged(binary, tmp_path / "profile", harness.as_uri())
-    finally:
-        harness.unlink()
-    found = re.search(r'data-result="([^"]*)"', dom)
-    assert found, "the measuring script did not run"
-    result = json.loads(html.unescape(found.group(1)))
+    results, log = measured(width)
+    result = results[kind]
     assert result["innerWidth"] == width
     assert result["scrollWidth"] <= width, f"horizontal scroll at {width}px: content is {result['scrollWidth']}px wide"
     assert result["count"] >= 3 and result["outside"] == []
     assert result["fontSize"] >= 16  # readable on a phone without zooming
     console = [line for line in log.splitlines() if ":CONSOLE" in line and "harness" not in line]
+    # a message names the page it came from: this page's, and any from none of the pages
+    console = [line for line in console if PAGES[kind] in line or not any(page in line for page in PAGES.values())]
     assert console == []
 
 
-def run_chromium_logged(binary: str, profile: Path, url: str) -> tuple[str, str]:
+def run_chromium_logged(binary: str, profile: Path, url: str, *arguments: str) -> tuple[str, str]:
     """The DOM after scripts ran, and Chromium's log, where every console message of the page shows."""
     import subprocess
 
@@ -108,7 +138,7 @@ def run_chromium_logged(binary: str, profile: Path, url: str) -> tuple[str, str]
         "--allow-file-access-from-files",
         "--enable-logging=stderr",
         "--v=0",
-        "--window-size=1400,2600",
+        *arguments,
         "--virtual-time-budget=5000",
         "--dump-dom",
         url,

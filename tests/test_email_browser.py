@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,19 +39,25 @@ CHROMIUM_FLAGS = (
     "--disable-component-update",
     "--disable-sync",
 )
-# Loads the email in an iframe exactly `width` px wide, then writes what it measured into the page.
-HARNESS = """<!DOCTYPE html><html><body style="margin:0">
-<iframe id="mail" style="width:{width}px;height:3000px;border:0" srcdoc="{document}"></iframe>
+# Loads the email in an iframe exactly `width` px wide for each width, side by side, then writes what it measured
+# into the page.
+FRAME = '<iframe data-width="{width}" style="width:{width}px;height:3000px;border:0;flex:none" srcdoc="{document}"></iframe>'
+HARNESS = """<!DOCTYPE html><html style="overflow:hidden"><body style="margin:0;display:flex;align-items:flex-start;gap:10px">
+{frames}
 <script>
 window.addEventListener("load", function () {{
-  var view = document.getElementById("mail").contentWindow;
-  var titles = Array.prototype.map.call(view.document.querySelectorAll("h3"), function (node) {{
-    var box = node.getBoundingClientRect(), style = view.getComputedStyle(node);
-    return {{text: node.textContent.trim(), left: box.left, right: box.right, height: box.height,
-             shown: style.display !== "none" && style.visibility !== "hidden"}};
+  var results = {{}};
+  Array.prototype.forEach.call(document.querySelectorAll("iframe"), function (frame) {{
+    var view = frame.contentWindow;
+    var titles = Array.prototype.map.call(view.document.querySelectorAll("h3"), function (node) {{
+      var box = node.getBoundingClientRect(), style = view.getComputedStyle(node);
+      return {{text: node.textContent.trim(), left: box.left, right: box.right, height: box.height,
+               shown: style.display !== "none" && style.visibility !== "hidden"}};
+    }});
+    results[frame.getAttribute("data-width")] = {{
+      scrollWidth: view.document.documentElement.scrollWidth, innerWidth: view.innerWidth, titles: titles}};
   }});
-  document.body.setAttribute("data-result", JSON.stringify({{
-    scrollWidth: view.document.documentElement.scrollWidth, innerWidth: view.innerWidth, titles: titles}}));
+  document.body.setAttribute("data-result", JSON.stringify(results));
 }});
 </script></body></html>"""
 
@@ -87,27 +94,38 @@ def email_html(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(received.message.get_body(("html",)).get_content())
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-def test_email_html_has_no_horizontal_scroll_and_shows_every_title(width: int, email_html: str, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def measured(email_html: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """What the harness measured of the email at each width (keyed by the width as text): one browser for both,
+    its screenshot (the widths side by side) kept in tests/artifacts/."""
     binary = chromium()
     ARTIFACTS.mkdir(exist_ok=True)
-    page = tmp_path / "email.html"
-    page.write_text(email_html, encoding="utf-8")
-    run_chromium(
-        binary,
-        tmp_path / "profile",
-        f"--window-size={width},2000",
-        f"--screenshot={ARTIFACTS / f'email-{width}.png'}",
-        page.as_uri(),
+    folder = tmp_path_factory.mktemp("email-browser")
+    harness = folder / "harness.html"
+    document = html.escape(email_html, quote=True)
+    harness.write_text(
+        HARNESS.format(frames="\n".join(FRAME.format(width=width, document=document) for width in WIDTHS)), encoding="utf-8"
     )
-    harness = tmp_path / "harness.html"
-    harness.write_text(HARNESS.format(width=width, document=html.escape(email_html, quote=True)), encoding="utf-8")
+    shot = ARTIFACTS / "email.png"
     dom = run_chromium(
-        binary, tmp_path / "profile", "--window-size=1100,2000", "--virtual-time-budget=5000", "--dump-dom", harness.as_uri()
+        binary,
+        folder / "profile",
+        f"--window-size={sum(width + 10 for width in WIDTHS)},2000",
+        f"--screenshot={shot}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        harness.as_uri(),
     )
+    assert shot.stat().st_size > 1000
     found = re.search(r'data-result="([^"]*)"', dom)
     assert found, "the measuring script did not run"
-    result = json.loads(html.unescape(found.group(1)))
+    results: dict[str, Any] = json.loads(html.unescape(found.group(1)))
+    return results
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_email_html_has_no_horizontal_scroll_and_shows_every_title(width: int, measured: dict[str, Any]) -> None:
+    result = measured[str(width)]
     assert result["innerWidth"] == width
     assert result["scrollWidth"] <= width, f"horizontal scroll at {width}px: content is {result['scrollWidth']}px wide"
     shown = {title["text"]: title for title in result["titles"]}
@@ -120,4 +138,3 @@ def test_email_html_has_no_horizontal_scroll_and_shows_every_title(width: int, e
     for text in expected:
         title = shown[text]
         assert title["shown"] and title["height"] > 0 and 0 <= title["left"] and title["right"] <= width, title
-    assert (ARTIFACTS / f"email-{width}.png").stat().st_size > 1000
