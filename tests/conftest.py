@@ -10,6 +10,7 @@ import textwrap
 from dataclasses import dataclass
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,14 +118,107 @@ def http_server() -> Iterator[LocalServer]:
         yield server
 
 
-# PostgreSQL: one database per test run and xdist worker (made and dropped here), one schema per store a test opens.
+# PostgreSQL: one database per test run and xdist worker (made and dropped here); each test that asks for a store
+# gets a schema of its own, already migrated. Migrating a schema costs the server about half a second of CPU and
+# each schema left behind makes the final DROP DATABASE slower (50 schemas: about 14 s), so a test's schema is
+# emptied after it and handed to the next test, when the test left its tables, columns, indexes, functions and
+# migrations as migrating made them; any other schema (a worker's, with procrastinate's tables) is left for the drop.
 POSTGRES_SERVER = os.environ.get("DIGEST_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+# What a schema is made of: every relation with its columns, every index, constraint, trigger, function and type. Two schemas with the same shape (and no rows) are as good as each other for a test.
+SCHEMA_SHAPE = """
+SELECT concat_ws('|',
+  (SELECT string_agg(x, ';' ORDER BY x) FROM (SELECT c.relname::text || ':' || c.relkind::text || ':' || coalesce(
+      (SELECT string_agg(a.attname::text || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text || ' '
+       || coalesce(pg_get_expr(d.adbin, d.adrelid), ''), ',' ORDER BY a.attnum) FROM pg_attribute a LEFT JOIN pg_attrdef d
+       ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '')
+    FROM pg_class c WHERE c.relnamespace = n.oid) AS relations(x)),
+  (SELECT string_agg(x, ';' ORDER BY x) FROM (SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c
+    ON c.oid = i.indexrelid WHERE c.relnamespace = n.oid) AS indexes(x)),
+  (SELECT string_agg(x, ';' ORDER BY x) FROM (SELECT conname::text || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
+    WHERE connamespace = n.oid) AS constraints(x)),
+  (SELECT string_agg(x, ';' ORDER BY x) FROM (SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c
+    ON c.oid = t.tgrelid WHERE c.relnamespace = n.oid AND NOT t.tgisinternal) AS triggers(x)),
+  (SELECT string_agg(x, ';' ORDER BY x) FROM (SELECT p.proname::text || '(' || pg_get_function_arguments(p.oid) || ') '
+    || md5(p.prosrc) FROM pg_proc p WHERE p.pronamespace = n.oid) AS functions(x)),
+  (SELECT string_agg(x, ';' ORDER BY x) FROM (SELECT typname::text FROM pg_type WHERE typnamespace = n.oid) AS types(x))
+) FROM pg_namespace n WHERE n.nspname = %s
+"""
+
+
+class PostgresSchemas:
+    """Migrated schemas of one test database: a new one when none waits, an emptied one given back when its shape
+    is still the freshly migrated one."""
+
+    def __init__(self, database: str, admin: Any) -> None:
+        self.database = database
+        self.admin = admin  # a psycopg connection to `database`, autocommit
+        self.waiting: list[str] = []
+        self.made = 0
+        self.migrated_shape: str | None = None
+
+    def url(self, schema: str) -> str:
+        return f"{self.database}?options=-csearch_path%3D{schema}"
+
+    def new(self) -> str:
+        """A new, empty schema: no table yet."""
+        self.made += 1
+        schema = f"store_{self.made}"
+        self.admin.execute(f"CREATE SCHEMA {schema}")
+        return schema
+
+    def take(self) -> str:
+        """A migrated schema with no rows."""
+        if self.waiting:
+            return self.waiting.pop()
+        from digest.store.postgres import PostgresStore
+
+        schema = self.new()
+        PostgresStore(self.url(schema)).close()
+        if self.migrated_shape is None:
+            self.migrated_shape = self.shape(schema)
+        return schema
+
+    def shape(self, schema: str) -> str:
+        """A digest of `schema`'s relations, columns, indexes, constraints, triggers, functions, types and migrations."""
+        [(catalog,)] = self.admin.execute(SCHEMA_SHAPE, (schema,)).fetchall()
+        [(migrations,)] = self.admin.execute(
+            f"SELECT string_agg(name, ';' ORDER BY position) FROM {schema}.migrations"
+        ).fetchall()
+        return f"{catalog} {migrations}".replace(f"{schema}.", "")  # each schema's objects are named with it
+
+    def give_back(self, schema: str) -> None:
+        """Empty `schema` for the next test if it kept the migrated shape and nothing holds its tables; else leave it."""
+        import psycopg
+
+        try:
+            with self.admin.transaction():
+                self.admin.execute("SET LOCAL lock_timeout = '2s'")  # a connection the test left in a transaction
+                if self.shape(schema) != self.migrated_shape:
+                    return
+                tables = self.admin.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename != 'migrations'", (schema,)
+                ).fetchall()
+                used = self.admin.execute(
+                    " UNION ALL ".join(f"SELECT '{t}' WHERE EXISTS (SELECT FROM {schema}.{t})" for (t,) in tables)
+                ).fetchall()
+                if used:
+                    self.admin.execute(f"TRUNCATE {', '.join(f'{schema}.{t}' for (t,) in used)} CASCADE")
+                self.admin.execute(
+                    "SELECT setval(format('%%I.%%I', schemaname, sequencename), start_value, false) FROM pg_sequences "
+                    "WHERE schemaname = %s AND last_value IS NOT NULL AND sequencename NOT LIKE 'migrations%%'",
+                    (schema,),
+                )
+        except psycopg.Error:  # a lock not granted in time, or a table the test dropped
+            return
+        self.waiting.append(schema)
 
 
 @pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """The url of a new database for this test run (for this xdist worker), dropped after it. Without a reachable PostgreSQL the
-    test skips, saying why; under CI (CI=true) it fails instead: there the PostgreSQL tests must run."""
+def postgres_schemas() -> Iterator[PostgresSchemas]:
+    """A new database for this test run (for this xdist worker), dropped after it, and its migrated schemas.
+    Without a reachable PostgreSQL the test skips, saying why; under CI (CI=true) it fails instead: there the
+    PostgreSQL tests must run."""
     try:
         import psycopg
     except ImportError:
@@ -140,8 +234,13 @@ def postgres_database() -> Iterator[str]:
             name = f"digest_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             admin.execute(f"CREATE DATABASE {name}")
+            # no test crashes the server: a commit need not wait for its WAL to reach the disk (each commit did,
+            # on a busy disk, which made a test of hundreds of small transactions take seconds longer)
+            admin.execute(f"ALTER DATABASE {name} SET synchronous_commit = off")
+            database = POSTGRES_SERVER.rsplit("/", 1)[0] + "/" + name
             try:
-                yield POSTGRES_SERVER.rsplit("/", 1)[0] + "/" + name
+                with psycopg.connect(database, autocommit=True) as inside:
+                    yield PostgresSchemas(database, inside)
             finally:
                 from digest.store.postgres import close_pools
 
@@ -155,14 +254,20 @@ def postgres_database() -> Iterator[str]:
 
 
 @pytest.fixture
-def postgres_url(postgres_database: str, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A url for a store of this test's own: a fresh schema in the run's database."""
-    import psycopg
-
-    schema = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50] + f"_{os.urandom(3).hex()}"
-    with psycopg.connect(postgres_database, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-    yield f"{postgres_database}?options=-csearch_path%3D{schema}"
+def postgres_url(postgres_schemas: PostgresSchemas) -> Iterator[str]:
+    """A url for a store of this test's own: a migrated, empty schema in the run's database."""
+    schema = postgres_schemas.take()
+    yield postgres_schemas.url(schema)
     from digest.store.postgres import close_pools
 
     close_pools()  # each schema's pool holds connections: give them back to the server
+    postgres_schemas.give_back(schema)
+
+
+@pytest.fixture
+def new_postgres_url(postgres_schemas: PostgresSchemas) -> Iterator[str]:
+    """A url for a store of this test's own that no process opened yet: the first to open it migrates it."""
+    yield postgres_schemas.url(postgres_schemas.new())
+    from digest.store.postgres import close_pools
+
+    close_pools()
