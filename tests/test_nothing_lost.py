@@ -1,5 +1,5 @@
 """Issue 11, "articles lost": what a source holds reaches every digest that draws on it,
-through the real CLI, a loopback HTTP server and a SQLite file in a temp folder."""
+through the CLI (in this process: tests/inprocess.py), a loopback HTTP server and a SQLite file in a temp folder."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
 
-import pytest
 
-from conftest import REPO, Project, run_cli
+from conftest import REPO, Project
 from tests.httpserver import LocalServer
+from tests.inprocess import invoke, run_in_process
 
 NOW = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)  # conftest's DIGEST_NOW
 
@@ -49,7 +49,7 @@ def feeds_config(project: Project, feeds: dict[str, str]) -> None:
 
 
 def stored_by_source(project: Project) -> dict[str, int]:
-    report = json.loads(project.cli("run", "--json").stdout)
+    report = json.loads(invoke(project, "run", "--json").stdout)
     return {s["name"]: s["new_articles"] for s in report["sources"]}
 
 
@@ -134,7 +134,7 @@ def test_the_same_file_in_two_folders_reaches_both_digests(project: Project) -> 
         output_dir = "../out"
         formats = ["txt"]
         """)
-    result = project.cli("run", "--json")
+    result = invoke(project, "run", "--json")
     assert result.returncode == 0, result.stderr
     editions = {e["digest"]: e["articles"] for e in json.loads(result.stdout)["editions"]}
     assert editions == {"first": 1, "second": 1}
@@ -143,7 +143,6 @@ def test_the_same_file_in_two_folders_reaches_both_digests(project: Project) -> 
         assert "Putin lays out firm conditions" in text
 
 
-@pytest.mark.long
 def test_the_default_store_lives_beside_the_config_whatever_the_current_folder(tmp_path: Path) -> None:
     """[store] omitted: the store is state/digest.sqlite3 in the config's folder, so a run from
     another folder finds what the first one stored and sends nothing again."""
@@ -153,12 +152,14 @@ def test_the_default_store_lives_beside_the_config_whatever_the_current_folder(t
         '[[sources]]\nname = "seeds"\npath = "../seeds"\n\n'
         '[[digests]]\nname = "daily"\noutput_dir = "../out"\nformats = ["txt"]\n'
     )
-    status = run_cli("--config", str(project.config), "status", cwd=tmp_path, now="2026-11-27T07:00:00+00:00")
+    status = run_in_process("--config", str(project.config), "status", cwd=tmp_path, now="2026-11-27T07:00:00+00:00")
     assert status.returncode == 0, status.stderr
     assert "store: none yet at " + str(project.root / "config" / "state" / "digest.sqlite3") in status.stdout
     assert not any(tmp_path.rglob("*.sqlite3"))  # status made no store
     for index, folder in enumerate((tmp_path, project.root / "seeds", tmp_path)):
-        result = run_cli("--config", str(project.config), "run", "--json", cwd=folder, now=f"2026-11-2{7 + index}T07:00:00+00:00")
+        result = run_in_process(
+            "--config", str(project.config), "run", "--json", cwd=folder, now=f"2026-11-2{7 + index}T07:00:00+00:00"
+        )
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["editions"][0]["made"] is (index == 0)
     assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*.sqlite3")] == [Path("project/config/state/digest.sqlite3")]
