@@ -19,7 +19,7 @@ from digest import config as config_module
 from digest.jobs import PipelineWork
 from digest.scheduler import Daemon, plan
 from digest.jobs import History
-from tests.conftest import run_cli
+from tests.inprocess import run_in_process
 from tests.smtpserver import Received, smtp_server
 from tests.test_dkim import published_record, write_key
 
@@ -87,7 +87,7 @@ def test_three_readers_get_one_mail_per_local_day_at_their_time_with_every_match
     with smtp_server() as server:
         config_file = write_project(tmp_path, server.port)
         for address, (zone, at, extra) in READERS.items():
-            added = run_cli(
+            added = run_in_process(
                 "--config",
                 str(config_file),
                 "subscribers",
@@ -102,7 +102,7 @@ def test_three_readers_get_one_mail_per_local_day_at_their_time_with_every_match
                 now=(START - timedelta(hours=1)).isoformat(),
             )
             assert added.returncode == 0, added.stderr
-        check = run_cli("--config", str(config_file), "check", "--smtp", cwd=tmp_path)
+        check = run_in_process("--config", str(config_file), "check", "--smtp", cwd=tmp_path)
         name, record = published_record(check.stdout)
 
         config = config_module.load(config_file)
