@@ -1,14 +1,17 @@
 """Grouping articles by story: the same event reported by several sources, copies folded.
 
 Each article's grouping features are made once, when it is stored (`features`):
-sublinear counts of the terms of its title and body, the proper names and numbers
-among them, its length and a hash of its text. Grouping (`group`) weighs terms by
-their rarity in the articles grouped (idf), finds candidate pairs through the rare
+sublinear counts of the terms of its title and body (the title and the body's first words
+count twice), each weighted by the term's rarity in
+general English (wordfreq), the proper names and numbers among them, its length and a hash
+of its text. Grouping (`group`) weighs terms again, in part, by their rarity in the articles
+grouped (idf: an edition is small and skewed to its topics), finds candidate pairs through the rare
 terms they share (the work grows with the articles, not with their pairs), scores a
 pair by a blend of the cosine of its terms and of its names, folds copies, gathers
 topics by average link, then splits each topic into stories, its terms weighted again
 by their rarity inside the topic: a large topic by average link over a likeness partly
-measured with the topic's mean taken away (centred), a small one by complete link.
+measured with the topic's mean taken away (centred), down to a share of the topic's own mean
+likeness, a small one by complete link.
 Articles further apart in
 time than the window are never one story. Precision comes first: a wrong merge
 hides a story; a missed one only repeats it.
@@ -29,11 +32,12 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from digest.models import StoryFeatures
+from digest.rarity import rarity
 from digest.vectors import Sparse, centred_likeness, np
 
 # The default time window: articles published further apart are never one story.
 WINDOW = timedelta(hours=72)
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2  # 2: terms weighted by their rarity in general English
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,10 @@ class Settings:
     """How grouping decides; tuned on one half of the labelled topics only (bench/bench_stories.py --tune)."""
 
     topic_threshold: float = 0.05  # average likeness that keeps articles in one topic (first pass)
-    threshold: float = 0.03  # likeness every pair of a story must reach, re-weighted inside its topic
-    name_weight: float = 0.3  # share of likeness given to names and numbers, the rest to all terms
+    threshold: float = 0.03  # average likeness a story's articles must reach inside a large topic, and at least ...
+    relative: float = 0.5  # ... this share of the topic's mean likeness (scale-free: a close-knit topic asks more)
+    name_weight: float = 0.2  # share of likeness given to names and numbers, the rest to all terms
+    edition_idf: float = 0.55  # power of the edition's own idf: its rarity counts in part, general English's in full
     small_topic: int = 6  # a topic of fewer articles tells its events' own words poorly, so it needs more likeness:
     small_threshold: float = 0.25  # what every pair of a story in a small topic must reach
     tight: float = 0.16  # a large topic whose articles are less alike on average is several topics: judged as small
@@ -54,7 +60,9 @@ class Settings:
 DEFAULT = Settings()
 BODY_WORDS = 2000  # words of the body that count (a longer one adds little)
 TITLE_REPEAT = 2  # the title's terms count this many times
-COPY = 0.8  # likeness of copies (a wire story on two sites, a story with a line added): one unit
+LEAD_WORDS = 40  # the body's first words (its lead, often the real headline after a dateline) ...
+LEAD_REPEAT = 2  # ... count this many times
+COPY = 0.9  # likeness of copies (a wire story on two sites, a story with a line added): one unit
 MAX_TOPIC = 150  # a first-pass topic larger than this is split with a higher threshold
 CANDIDATE_TERMS = 40  # an article's highest-weighted terms that look for others sharing them
 RARE = 50  # a term in more articles than this is not rare: it pairs none of them as candidates
@@ -92,22 +100,24 @@ def _term(token: str) -> str:
     return word
 
 
-def _sublinear(counts: dict[str, float]) -> dict[str, float]:
-    return {term: round(1.0 + math.log(count), 4) for term, count in counts.items() if count > 0}
-
-
 def text_hash(text: str) -> str:
     """Hash of the text with case, punctuation and spacing ignored: equal for exact copies."""
     words = re.findall(r"\w+", text.casefold())
     return hashlib.sha256(" ".join(words).encode()).hexdigest()[:16]
 
 
+def _weighted_by_rarity(counts: dict[str, float]) -> dict[str, float]:
+    """Sublinear counts times each term's rarity in general English (about 1 to 8)."""
+    return {term: round((1.0 + math.log(count)) * rarity(term), 4) for term, count in counts.items() if count > 0}
+
+
 def features(title: str, body: str) -> StoryFeatures:
-    """An article's grouping features: made once when it is stored, read at every edition."""
+    """An article's grouping features: made once when it is stored, read at every edition. Terms
+    are weighted by their rarity in general English here, once, not by the few articles of an edition."""
     terms: dict[str, float] = {}
     names: dict[str, float] = {}
     body_words = 0
-    for part, repeat, limit in ((title, TITLE_REPEAT, None), (body, 1, BODY_WORDS)):
+    for part, repeat, limit, lead in ((title, TITLE_REPEAT, None, 0), (body, 1, BODY_WORDS, LEAD_WORDS)):
         seen = 0
         for match in _TOKEN.finditer(part):
             if limit is not None and seen >= limit:
@@ -117,19 +127,20 @@ def features(title: str, body: str) -> StoryFeatures:
             term = _term(token)
             if not term:
                 continue
-            terms[term] = terms.get(term, 0) + repeat
+            weight = LEAD_REPEAT if seen <= lead else repeat
+            terms[term] = terms.get(term, 0) + weight
             first = token[0]
             if first.isupper():
                 start = match.start()
                 if not _SENTENCE_START.search(part, max(0, start - 8), start):
-                    names[term] = names.get(term, 0) + repeat
+                    names[term] = names.get(term, 0) + weight
             elif first.isdigit() or (not token.isalpha() and _DIGIT.search(token)):
-                names[term] = names.get(term, 0) + repeat
+                names[term] = names.get(term, 0) + weight
         if limit is not None:
             body_words = seen if seen < limit else len(_TOKEN.findall(part))
     return StoryFeatures(
-        terms=_sublinear(terms),
-        names=_sublinear(names),
+        terms=_weighted_by_rarity(terms),
+        names=_weighted_by_rarity(names),
         words=body_words,
         text_hash=text_hash(f"{title}\n{body}" if not body.strip() else body),
     )
@@ -335,9 +346,11 @@ class _Vectors:
     size: int
 
 
-def _overall_vectors(counts: _Counts) -> tuple[_Vectors, tuple[np.ndarray, np.ndarray]]:
-    """Vectors of all the articles, weighted by the rarity of their terms and names among them, and that rarity (idf)."""
-    idf = (_idf_of(counts.terms, counts.size), _idf_of(counts.names, counts.size))
+def _overall_vectors(counts: _Counts, power: float) -> tuple[_Vectors, tuple[np.ndarray, np.ndarray]]:
+    """Vectors of all the articles, weighted by the rarity of their terms and names among them (idf) to `power`, and
+    that weight: a tiny edition's rarity is skewed to its few topics, so it counts in part beside the general rarity
+    already in the features."""
+    idf = (_idf_of(counts.terms, counts.size) ** power, _idf_of(counts.names, counts.size) ** power)
     return _Vectors(_unit(counts.terms, idf[0]), _unit(counts.names, idf[1]), counts.size), idf
 
 
@@ -593,7 +606,7 @@ def group(items: Iterable[Item], settings: Settings = DEFAULT) -> list[int]:
     """
     counts = _counts(items)
     everyone = range(len(counts.texts))
-    overall, overall_idf = _overall_vectors(counts)
+    overall, overall_idf = _overall_vectors(counts, settings.edition_idf)
     scored = _scored(counts, _candidate_pairs(counts, overall), overall, settings.topic_threshold, settings)
     copies = _components(len(everyone), [pair for pair, value in scored.items() if value >= COPY])
     unit_of = list(range(len(everyone)))  # each article's unit: the first of its copies
@@ -618,9 +631,8 @@ def group(items: Iterable[Item], settings: Settings = DEFAULT) -> list[int]:
         topic_vectors = _topic_vectors(counts, topic, overall_idf)
         if large:
             every = _centred(counts, topic, topic_vectors, settings)
-            found = _clusters(
-                topic, {pair: v for pair, v in every.items() if v >= settings.threshold}, settings.threshold, "average"
-            )
+            bar = max(settings.threshold, settings.relative * sum(every.values()) / len(every)) if every else settings.threshold
+            found = _clusters(topic, {pair: v for pair, v in every.items() if v >= bar}, bar, "average")
             stories.extend(_attached(found, every, settings.attach))
             continue
         scored = _scored(counts, _every_pair(topic), topic_vectors, settings.small_threshold, settings)
