@@ -234,6 +234,8 @@ def test_stored_features_survive_the_round_trip_and_old_ones_are_refused() -> No
     assert stories.loads(stories.dumps(found)) == found
     assert "elazig" in found.names and "6.7" in found.names and "earthquake" in found.terms
     assert stories.loads("") is None and stories.loads('{"v": 0}') is None and stories.loads("not json") is None
+    # Features stored before terms were weighted by their rarity in English are made again, not mixed in.
+    assert stories.loads('{"v":1,"t":{"quake":1.0},"n":{},"w":3,"h":"x"}') is None
 
 
 def _stories_cli(tmp_path: Path, lines: list[object], *args: str) -> tuple[int, list[dict[str, object]], str]:
