@@ -53,7 +53,7 @@ from digest.poll import ArticleCallback, Poller, summary_workers
 from digest.render import TEMPLATE_NAMES, Renderer, renderer_for
 from digest.store import Store, open_store
 from digest.summarise import resolve_language, summarise
-from digest.workers import Workers
+from digest.workers import LINGER_SECONDS, Workers
 
 if TYPE_CHECKING:
     from digest.fetch import Fetcher
@@ -113,8 +113,9 @@ def load_summariser(config: Config) -> None:
 
 
 def daemon_workers(config: Config) -> Workers[Any, tuple[Summary, str]]:
-    """Summary workers for a long-lived caller's polls, shared by all of them (see poll)."""
-    return summary_workers(summarise_and_describe, config.summary, one_shot=False)
+    """Summary workers for a long-lived caller's polls, shared by all of them (see poll), kept a few seconds
+    after the last poll so that polls following each other share one worker start-up."""
+    return summary_workers(summarise_and_describe, config.summary, one_shot=False, linger=LINGER_SECONDS)
 
 
 def make_editions(config: Config, store: Store, digests: Iterable[DigestConfig], now: datetime) -> list[EditionReport]:

@@ -111,10 +111,12 @@ def fetcher_for(config: FetchConfig, sources: Sequence[SourceConfig]) -> Iterato
         yield fetcher
 
 
-def summary_workers(summarise: Summarise, summary: SummaryConfig, one_shot: bool) -> Workers[Any, tuple[Summary, str]]:
+def summary_workers(
+    summarise: Summarise, summary: SummaryConfig, one_shot: bool, linger: float = 0.0
+) -> Workers[Any, tuple[Summary, str]]:
     """The processes that summarise: one run's (a small run summarises here), or a long-lived
-    caller's (always on worker processes, stopped whenever no poll uses them)."""
-    return Workers(summarise, worker_count(summary.workers), SMALL_RUN if one_shot else 0)
+    caller's (always on worker processes, stopped when no poll used them for `linger` seconds)."""
+    return Workers(summarise, worker_count(summary.workers), SMALL_RUN if one_shot else 0, linger)
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The daemon's APScheduler jobs, planned from a real store with an injected clock (nothing runs)."""
 
+import dataclasses
 import threading
 
 import pytest
@@ -23,6 +24,12 @@ T = datetime(2026, 11, 27, 10, 30, tzinfo=timezone.utc)
 def london(project: Project) -> str:
     """The shipped config (files source polled every 5m, daily at 07:00), in Europe/London."""
     return project.config.read_text(encoding="utf-8").replace('timezone = "UTC"', 'timezone = "Europe/London"')
+
+
+def summarised_here(config: config_module.Config) -> config_module.Config:
+    """`config` with [summary] workers = 0: these tests are about what the jobs do, not where summaries are made
+    (a worker process costs about 0.8 CPU s to start; the daemon tests run it)."""
+    return dataclasses.replace(config, summary=dataclasses.replace(config.summary, workers=0))
 
 
 def scheduled(daemon: Daemon) -> dict[str, datetime]:
@@ -72,17 +79,20 @@ def test_a_bad_reload_keeps_the_running_jobs_and_a_good_one_replaces_them(projec
 
 def test_the_outbox_job_retries_a_refused_email_once_its_backoff_has_passed(tmp_path: Path) -> None:
     port = free_port()
-    config = make_config(tmp_path, port, recipients=("ann@example.com",))
+    config = summarised_here(make_config(tmp_path, port, recipients=("ann@example.com",)))
     work = PipelineWork(threading.Event())
-    work.poll(config, "local news", T)
-    work.edition(config, "daily", T)  # nothing listens yet: connection refused, retried later
-    with smtp_server(port=port) as server:
-        work.outbox(config, T + timedelta(seconds=30))  # the next outbox pass: still inside the backoff
-        assert server.accepted == []
-        work.outbox(config, T + timedelta(minutes=2))
-        assert [message.rcpt_tos for message in server.accepted] == [("ann@example.com",)]
-        work.outbox(config, T + timedelta(hours=3))  # delivered means done: never sent again
-        assert len(server.offered) == 1
+    try:
+        work.poll(config, "local news", T)
+        work.edition(config, "daily", T)  # nothing listens yet: connection refused, retried later
+        with smtp_server(port=port) as server:
+            work.outbox(config, T + timedelta(seconds=30))  # the next outbox pass: still inside the backoff
+            assert server.accepted == []
+            work.outbox(config, T + timedelta(minutes=2))
+            assert [message.rcpt_tos for message in server.accepted] == [("ann@example.com",)]
+            work.outbox(config, T + timedelta(hours=3))  # delivered means done: never sent again
+            assert len(server.offered) == 1
+    finally:
+        work.close()
 
 
 def test_polls_share_one_http_client_so_a_feed_is_fetched_over_one_kept_alive_connection(
@@ -120,7 +130,7 @@ full_text = "never"
 """,
         encoding="utf-8",
     )
-    config = config_module.load(tmp_path / "digest.toml")
+    config = summarised_here(config_module.load(tmp_path / "digest.toml"))
     work = PipelineWork(threading.Event())
     try:
         work.poll(config, "harbour", T)
@@ -155,7 +165,7 @@ def test_an_edition_polls_its_sources_first_unless_they_were_polled_in_the_last_
         + f'\n[[sources]]\nname = "harbour"\ntype = "feed"\nurl = "{url}"\ninterval = "30m"\nfull_text = "never"\n'
         + '\n[fetch]\nallow_private = true\nper_host_delay = "0s"\n'
     )
-    config = config_module.load(project.config)
+    config = summarised_here(config_module.load(project.config))
     work = PipelineWork(threading.Event())
     try:
         work.poll(config, "harbour", seven - timedelta(minutes=30))  # the 06:30 poll

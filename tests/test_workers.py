@@ -139,6 +139,36 @@ def test_a_failed_call_is_its_items_outcome_and_the_others_go_on(workers: int) -
         pool.close()
 
 
+def worker_pid(pool: Workers[str, int]) -> int:
+    """The process that ran one call in a session of `pool`."""
+    with pool.session():
+        [(_, pid)] = pool.map(["one article"], lambda _: ())
+    return int(pid)
+
+
+def test_polls_following_each_other_share_one_worker_which_stops_once_idle_for_its_linger() -> None:
+    """The daemon's workers: a poll soon after another reuses its worker (no second start-up, about 0.8 CPU s);
+    once no poll used it for `linger` seconds it stops; closing the pool stops it at once."""
+    import os
+
+    pool: Workers[str, int] = Workers(os.getpid, 1, small_run=0, linger=2.0)
+    try:
+        first = worker_pid(pool)
+        assert first != os.getpid() and worker_pid(pool) == first  # well within 2 s: the same worker
+        assert wait_for(lambda: not pool.started, timeout=30)  # idle for the linger: stopped
+        assert worker_pid(pool) != first  # the next poll starts a new one
+        assert pool.started
+    finally:
+        pool.close()
+    assert not pool.started
+    shared: Workers[str, int] = Workers(os.getpid, 1, small_run=0)  # no linger: stopped with the last session
+    try:
+        worker_pid(shared)
+        assert not shared.started
+    finally:
+        shared.close()
+
+
 POLL_LIKE_THE_DAEMON = """
 import multiprocessing, sys
 from datetime import datetime, timezone
