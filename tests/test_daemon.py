@@ -160,24 +160,6 @@ def news_project(tmp_path: Path) -> Project:
     return project
 
 
-@pytest.mark.long
-def test_editions_appear_new_files_reach_the_next_one_and_sigterm_exits_cleanly(news_project: Project) -> None:
-    first = write_article(news_project.root / "news", 1)
-    daemon = Daemon(news_project)
-    try:
-        wait_until(lambda: titles_in_editions(news_project)[first] == 1, 60, "the first edition", daemon)
-        second = write_article(news_project.root / "news", 2, topic="bridge works")
-        wait_until(lambda: titles_in_editions(news_project)[second] == 1, 120, "the new file in an edition", daemon)
-        assert titles_in_editions(news_project)[first] == 1  # not repeated in the second edition
-        messages = daemon.stop_cleanly()
-    finally:
-        daemon.kill()
-    assert any(re.fullmatch(r"source news polled: 1 new", m) for m in messages)
-    assert any(re.fullmatch(r"edition of daily made: 1 articles", m) for m in messages)
-    assert any(m.startswith("delivery of daily to ") and m.endswith("delivered") for m in messages)
-    assert messages[-1] == "daemon stopped"
-
-
 def test_a_second_daemon_on_the_same_store_is_refused_at_once(news_project: Project) -> None:
     daemon = Daemon(news_project)
     try:
@@ -273,7 +255,11 @@ def test_missed_daily_editions_make_exactly_one_edition_at_start(tmp_path: Path)
 
 
 @pytest.mark.long
-def test_sighup_reloads_the_config_and_keeps_the_old_one_when_the_new_is_bad(news_project: Project) -> None:
+def test_editions_take_new_files_once_sighup_reloads_the_config_or_keeps_a_bad_one_and_sigterm_exits_cleanly(
+    news_project: Project,
+) -> None:
+    """One daemon through its life: the first edition, a new file in the next edition only, a bad config kept out
+    by SIGHUP (the old schedule goes on), a good one taken in (a renamed digest), SIGTERM exiting 0 within 10 s."""
     first = write_article(news_project.root / "news", 1)
     daemon = Daemon(news_project)
     try:
@@ -284,6 +270,7 @@ def test_sighup_reloads_the_config_and_keeps_the_old_one_when_the_new_is_bad(new
         daemon.wait_for_log(r"^config not reloaded, keeping the running one: .*digests\[0\]\.schedule")
         second = write_article(news_project.root / "news", 2, topic="bridge works")
         wait_until(lambda: titles_in_editions(news_project)[second] == 1, 120, "an edition on the old schedule", daemon)
+        assert titles_in_editions(news_project)[first] == 1  # not repeated in the second edition
         news_project.config.write_text(good.replace('name = "daily"', 'name = "evening"'), encoding="utf-8")
         daemon.process.send_signal(signal.SIGHUP)
         daemon.wait_for_log(r"^config reloaded from ")
@@ -291,9 +278,13 @@ def test_sighup_reloads_the_config_and_keeps_the_old_one_when_the_new_is_bad(new
         wait_until(
             lambda: any(third in p.read_text() for p in edition_files(news_project, "evening")), 30, "the renamed digest", daemon
         )
-        assert daemon.stop()[0] == 0
+        messages = daemon.stop_cleanly()
     finally:
         daemon.kill()
+    assert any(re.fullmatch(r"source news polled: 1 new", m) for m in messages)
+    assert any(re.fullmatch(r"edition of daily made: 1 articles", m) for m in messages)
+    assert any(m.startswith("delivery of daily to ") and m.endswith("delivered") for m in messages)
+    assert messages[-1] == "daemon stopped"
 
 
 @pytest.mark.long
