@@ -17,7 +17,7 @@ SENTENCE = (
 )
 
 
-def write_stories(folder: Path, count: int, sentences: int = 30) -> list[str]:
+def write_stories(folder: Path, count: int, sentences: int = 6) -> list[str]:
     """`count` long stories as text files; their titles."""
     folder.mkdir(parents=True)
     titles = []
