@@ -8,6 +8,7 @@ element by element with lxml.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -323,6 +324,20 @@ def serve(project: Project, now: str) -> Iterator[str]:
         assert server.wait(10) == 0
 
 
+def served(project: Project, now: str, *paths: str) -> list[httpx.Response]:
+    """GET each of `paths` from digest serve's application in this process (no listening socket): its answers are
+    proved here, the real `digest serve` process by the feed test above."""
+    from digest.web import create_app
+
+    app = create_app(config_module.load(project.config), lambda: datetime.fromisoformat(now))
+
+    async def get_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+            return [await client.get(path) for path in paths]
+
+    return asyncio.run(get_all())
+
+
 def raw_get(address: str, path: str) -> tuple[int, bytes]:
     """GET `path` byte for byte (http.client keeps `..`, as an attacker's client would)."""
     host, port = address.split(":")
@@ -374,18 +389,16 @@ def test_a_broken_store_makes_healthz_503_with_the_reason(three_editions: Projec
     for suffix in ("-wal", "-shm"):
         Path(f"{store}{suffix}").unlink(missing_ok=True)
     store.write_bytes(b"this is not a database" * 100)
-    for address in serve(three_editions, "2026-11-29T07:05:00+00:00"):
-        broken = httpx.get(f"http://{address}/healthz")
-        assert broken.status_code == 503
-        assert broken.json()["reason"].startswith("store unusable")
-        assert httpx.get(f"http://{address}/daily/feed.atom").status_code == 200  # the archive is still served
+    broken, feed = served(three_editions, "2026-11-29T07:05:00+00:00", "/healthz", "/daily/feed.atom")
+    assert broken.status_code == 503
+    assert broken.json()["reason"].startswith("store unusable")
+    assert feed.status_code == 200  # the archive is still served
 
 
 def test_healthz_before_anything_ran_is_503_and_makes_no_store(project: Project) -> None:
-    for address in serve(project, "2026-11-29T07:05:00+00:00"):
-        answer = httpx.get(f"http://{address}/healthz")
-        assert answer.status_code == 503 and "nothing has run" in answer.json()["reason"]
-        assert httpx.get(f"http://{address}/daily/").status_code == 404  # no archive yet
+    answer, archive = served(project, "2026-11-29T07:05:00+00:00", "/healthz", "/daily/")
+    assert answer.status_code == 503 and "nothing has run" in answer.json()["reason"]
+    assert archive.status_code == 404  # no archive yet
     assert not (project.root / "state" / "digest.sqlite3").exists()
 
 
