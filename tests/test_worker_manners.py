@@ -1,9 +1,11 @@
-"""Per-host manners held across `digest worker` processes: three workers polling many feeds of one loopback
-host never have more requests in flight to it than the host is allowed, and a 429 with Retry-After answered
-to one worker holds every worker's requests back."""
+"""Per-host manners held across `digest worker` processes: three workers polling many feeds of two loopback
+hosts at once never have more requests in flight to one host than it is allowed, a 429 with Retry-After
+answered to one worker holds every worker's requests to that host back, and the other host's robots.txt
+Crawl-delay, read by one worker, spaces every worker's requests to it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -19,7 +21,8 @@ import pytest
 from conftest import REPO, Project
 from tests.httpserver import LocalServer, RequestHandler
 
-FEEDS = 30
+WINDOW_FEEDS = 16  # of the host that allows ALLOWED requests at once and answers one with 429
+SPACED_FEEDS = 12  # of the host whose robots.txt asks for a second between requests (~12 s)
 ALLOWED = 2  # [fetch] per_host_concurrency
 ANSWER_SECONDS = 0.3
 HOLD = 3  # the Retry-After of the one 429
@@ -78,27 +81,33 @@ class Host:
                 self.in_flight -= 1
 
 
-def poll_all(tmp_path: Path, postgres_url: str, host: Host, feeds: int) -> str:
-    """Three workers (4 tasks each) poll `feeds` feeds of `host` (interval 1 h: once each) until each was
-    answered; their logs."""
+def poll_all(tmp_path: Path, postgres_url: str, hosts: list[tuple[Host, int]]) -> str:
+    """Three workers (4 tasks each) poll the given number of feeds of each host (a loopback server of its own:
+    an origin of its own; interval 1 h: once each) until each was answered; their logs."""
     project = Project(tmp_path)
-    with LocalServer() as http:
-        http.route("/robots.txt", host.handle)
-        for n in range(feeds):
-            http.route(f"/f{n}", host.handle)
-        sources = "".join(
-            f'[[sources]]\nname = "f{n}"\ntype = "feed"\nurl = "{http.route(f"/f{n}.xml", host.handle)}"\ninterval = "1h"\n\n'
-            for n in range(feeds)
-        )
+    with contextlib.ExitStack() as servers:
+        sources = ""
+        for letter, (host, feeds) in zip("ab", hosts):
+            http = servers.enter_context(LocalServer())
+            http.route("/robots.txt", host.handle)
+            for n in range(feeds):
+                http.route(f"/f{n}", host.handle)
+                url = http.route(f"/f{n}.xml", host.handle)
+                sources += f'[[sources]]\nname = "{letter}{n}"\ntype = "feed"\nurl = "{url}"\ninterval = "1h"\n\n'
+        # one language for every article: the workers load no language detector (summarising is not under test)
         project.write_config(
-            f'[store]\nurl = "{postgres_url}"\n\n[summary]\nworkers = 0\n\n[fetch]\nallow_private = true\n'
-            f'per_host_concurrency = {ALLOWED}\nper_host_delay = "0s"\n\n{sources}'
+            f'[store]\nurl = "{postgres_url}"\n\n[summary]\nworkers = 0\nlanguage = "english"\n\n[fetch]\n'
+            f'allow_private = true\nper_host_concurrency = {ALLOWED}\nper_host_delay = "0s"\n\n{sources}'
             f'[[digests]]\nname = "daily"\nschedule = "0 7 * * *"\noutput_dir = "{tmp_path / "out"}"\n'
         )
         workers = [start_worker(project, n) for n in range(3)]
+
+        def answered() -> bool:
+            return all(len(host.answered) == feeds for host, feeds in hosts)
+
         try:
             deadline = time.monotonic() + 120
-            while len(host.answered) < feeds and time.monotonic() < deadline:
+            while not answered() and time.monotonic() < deadline:
                 if any(worker.poll() is not None for worker in workers):
                     break
                 time.sleep(0.2)
@@ -111,7 +120,8 @@ def poll_all(tmp_path: Path, postgres_url: str, host: Host, feeds: int) -> str:
                 except subprocess.TimeoutExpired:
                     worker.kill()
     logs = "".join(p.read_text(errors="replace") for p in sorted(tmp_path.glob("worker-*.log")))
-    assert len(host.answered) == feeds, f"{len(host.answered)} of {feeds} feeds answered\n{logs[-3000:]}"
+    counts = [f"{len(host.answered)} of {feeds}" for host, feeds in hosts]
+    assert answered(), f"feeds answered: {counts}\n{logs[-3000:]}"
     return logs
 
 
@@ -123,26 +133,27 @@ def start_worker(project: Project, number: int) -> subprocess.Popen[bytes]:
 
 
 @pytest.mark.long
-def test_workers_share_a_hosts_window_and_its_retry_after(tmp_path: Path, postgres_url: str) -> None:
-    host = Host(overload=OVERLOADED_REQUEST)
-    logs = poll_all(tmp_path, postgres_url, host, FEEDS)
+def test_workers_share_a_hosts_window_and_its_retry_after_and_another_hosts_crawl_delay(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    window = Host(overload=OVERLOADED_REQUEST)
+    spaced = Host(robots=b"User-agent: *\nCrawl-delay: 1\n")
+    logs = poll_all(tmp_path, postgres_url, [(window, WINDOW_FEEDS), (spaced, SPACED_FEEDS)])
     polling = set(re.findall(r"poll started \(worker process (\d+)\)", logs))
     assert len(polling) >= 2  # the feeds were shared by several workers
-    assert host.most_in_flight <= ALLOWED  # 3 workers x 4 tasks, yet never more than the host allows
-    assert host.overloaded_at is not None
-    held = [at - host.overloaded_at for at, _ in host.arrivals if host.overloaded_at + 0.5 < at < host.overloaded_at + HOLD - 0.1]
+
+    assert window.most_in_flight <= ALLOWED  # 3 workers x 4 tasks, yet never more than the host allows
+    assert window.overloaded_at is not None
+    overloaded_at = window.overloaded_at
+    held = [at - overloaded_at for at, _ in window.arrivals if overloaded_at + 0.5 < at < overloaded_at + HOLD - 0.1]
     assert held == []  # after the 429 no worker asked the host anything until its Retry-After had passed
-    assert any(at >= host.overloaded_at + HOLD - 0.1 for at, _ in host.arrivals)  # then they went on
+    assert any(at >= overloaded_at + HOLD - 0.1 for at, _ in window.arrivals)  # then they went on
 
-
-@pytest.mark.long
-def test_a_robots_crawl_delay_read_by_one_worker_spaces_every_workers_requests(tmp_path: Path, postgres_url: str) -> None:
-    host = Host(robots=b"User-agent: *\nCrawl-delay: 1\n")
-    poll_all(tmp_path, postgres_url, host, 24)  # a worker reads robots.txt at a request after its first to the host
-    assert host.robots_answered is not None
+    # a worker reads robots.txt at a request after its first to the host
+    assert spaced.robots_answered is not None
     # requests started before the first robots.txt was read may still arrive for a moment; after that,
     # one at a time and a second apart, whichever worker asks
-    later = [at for at, _ in host.arrivals if at > host.robots_answered + ANSWER_SECONDS + 0.5]
+    later = [at for at, _ in spaced.arrivals if at > spaced.robots_answered + ANSWER_SECONDS + 0.5]
     assert len(later) >= 6
     gaps = [b - a for a, b in zip(later, later[1:])]
     # starts are a second apart; arrivals differ from starts by each request's own latency on a busy machine
