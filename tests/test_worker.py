@@ -74,9 +74,11 @@ def start_worker(project: Project) -> subprocess.Popen[bytes]:
 
 
 def worker_config(postgres_url: str, smtp_port: int, rest: str) -> str:
-    """A worker test's config: the PostgreSQL store and the loopback SMTP server, then `rest` (TOML)."""
+    """A worker test's config: the PostgreSQL store and the loopback SMTP server, then `rest` (TOML). Articles
+    are summarised as English without detecting it: no worker process loads the language detector (about half
+    a second of CPU each), and what these tests prove does not hang on the language."""
     return (
-        f'[store]\nurl = "{postgres_url}"\n\n'
+        f'[store]\nurl = "{postgres_url}"\n\n[summary]\nlanguage = "english"\n\n'
         f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nfrom = "Digest <digest@example.org>"\n\n'
     ) + textwrap.dedent(rest)
 
