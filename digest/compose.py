@@ -53,7 +53,10 @@ def group_stories(
     stored_features: StoredFeatures = no_stored_features,
 ) -> list[Story]:
     """The edition's articles as stories; `shown` are earlier editions' articles with their edition's
-    time: a story that includes one of them is a follow-up of the earliest such edition."""
+    time: a story that includes one of them is a follow-up of the earliest such edition. A lone article is
+    its own story: nothing is grouped (nor numpy and the word list loaded, as `digest check` would for its sample)."""
+    if len(articles) + len(shown) <= 1:
+        return [Story(article) for article in articles]
     from digest import stories
 
     words: dict[int, int] = {}

@@ -152,6 +152,29 @@ def test_check_says_what_is_enabled(project: Project) -> None:
     assert "warning: source letters: address news@digest.local has no random part" in with_mailbox.stderr
 
 
+CHECK_AND_COUNT_MODULES = """
+import sys
+from digest import config, pipeline
+
+pipeline.check_templates(config.load(sys.argv[1]))
+print(sorted(name for name in ("numpy", "wordfreq") if name in sys.modules))
+"""
+
+
+def test_checking_the_templates_loads_no_story_grouping(project: Project, tmp_path: Path) -> None:
+    """`digest check`, and every run and daemon start, render the templates with a one-article sample edition: a lone
+    article is its own story, so numpy and the word list (about 0.35 CPU s) are not loaded for it."""
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK_AND_COUNT_MODULES, str(project.config)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def test_config_lookup_uses_digest_config_env_then_the_default(project: Project) -> None:
     by_env = run_in_process("check", cwd=project.root.parent, env={"DIGEST_CONFIG": str(project.config)})
     assert by_env.returncode == 0 and "digest daily" in by_env.stdout
