@@ -81,12 +81,12 @@ def _open_store_at(path: str, start: float) -> str:
 def test_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path: Path) -> None:
     """A daemon starting while `digest status` runs: both open a store that does not exist yet."""
     context = multiprocessing.get_context("spawn")
-    for attempt in range(3):
-        path = tmp_path / f"race-{attempt}" / "digest.sqlite3"
-        start = time.time() + 1.5  # after every process has started
-        with context.Pool(6) as pool:
-            errors = pool.starmap(_open_store_at, [(str(path), start)] * 6)
-        assert errors == [""] * 6
+    with context.Pool(6) as pool:  # six processes, each opening one store of each attempt (each sleeps until then)
+        for attempt in range(3):
+            path = tmp_path / f"race-{attempt}" / "digest.sqlite3"
+            start = time.time() + (1.5 if attempt == 0 else 0.5)  # after every process has started
+            errors = pool.starmap(_open_store_at, [(str(path), start)] * 6, chunksize=1)
+            assert errors == [""] * 6
 
 
 def test_migrations_are_named_and_recorded_and_a_store_from_before_names_gets_only_the_rest(tmp_path: Path) -> None:
