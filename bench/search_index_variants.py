@@ -8,7 +8,8 @@ store once per variant: the store without the index (its triggers dropped), the 
 (migration 0021), and the index remade with one FTS5 option or setting changed, or kept in a file of its
 own. Every variant's clock stops only once every article is indexed (Store.index_for_search) and the
 script checks that each variant's index finds all N; "queue only" never indexes (what the queue costs).
-Then the floor of each tokenizer: FTS5 tokenising and hashing the articles in memory, nothing written.
+Then the floor of each tokenizer: FTS5 tokenising and hashing the articles in memory, nothing written;
+and what FTS5's `detail` costs a search: the 20 best by BM25 among the N articles (in memory).
 
 `--sqlite MODULE` runs the whole store on another DB-API build of SQLite (sqlean.py's `sqlean`,
 pysqlite3-binary's `pysqlite3.dbapi2`), when it is installed; its own figures, not the product's.
@@ -111,6 +112,29 @@ VARIANTS = (
 )
 
 
+def ranked_search(count: int, texts: list[str], runs: int, detail: str) -> dict[str, float]:
+    """CPU seconds (median of `runs`) of the 20 best by BM25 for a word most articles hold and a rarer one, in
+    an in-memory index of `count` articles with FTS5's `detail`: without positions, BM25 re-reads each hit."""
+    import sqlite3  # the module main() chose
+
+    db = sqlite3.connect(":memory:")
+    db.execute(f"CREATE VIRTUAL TABLE ranked USING fts5(title, summary, body, tokenize='{TOKENIZERS[0]}', detail={detail})")
+    db.executemany(
+        "INSERT INTO ranked (title, summary, body) VALUES (?, 'One. Two. Three.', ?)",
+        [(f"Bench story {number}", f"Edition {number}: {texts[number % len(texts)]}") for number in range(count)],
+    )
+    spent: dict[str, float] = {}
+    for word in ("said", "police"):
+        samples = []
+        for _ in range(runs):
+            started = time.process_time()
+            db.execute("SELECT rowid FROM ranked WHERE ranked MATCH ? ORDER BY rank LIMIT 20", (f'"{word}"',)).fetchall()
+            samples.append(time.process_time() - started)
+        spent[word] = statistics.median(samples)
+    db.close()
+    return spent
+
+
 def cpu_and_wall(work: Callable[[], object]) -> tuple[float, float, float]:
     """User CPU, system CPU and wall seconds that `work` took."""
     before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -186,6 +210,11 @@ def main() -> None:
         floor = 1000 * store_writes.tokenising_floor(count, texts, options.runs, tokenizer) / count
         share = f" ({100 * floor / base:.0f}%)" if base else ""
         print(f"floor, {tokenizer!r} tokenising and hashing alone: {floor:.3f} ms/article CPU{share}")
+    for detail in ("full", "column", "none"):
+        if not options.only or f"search detail={detail}".startswith(tuple(options.only)):
+            spent = ranked_search(count, texts, options.runs, detail)
+            costs = ", ".join(f"{word!r} {1000 * seconds:.1f} ms" for word, seconds in spent.items())
+            print(f"search, detail={detail}, 20 best of {count} articles by BM25: {costs} CPU")
 
 
 if __name__ == "__main__":
