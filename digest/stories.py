@@ -54,6 +54,11 @@ class Settings:
     tight: float = 0.16  # a large topic whose articles are less alike on average is several topics: judged as small
     attach: float = 0.0  # a large topic's article left alone joins the story it is most like on average from this likeness
     centring: float = 0.6  # share of a large topic's likeness measured after taking away what all its articles share
+    fragment: int = 2  # a story of at most this many articles (a report told from another angle, split off), or an
+    # article alone in its topic, joins the story it is most like (plain likeness, on average) when that is ...
+    fragment_ratio: float = 1.25  # ... this many times its likeness to any other story it could join (0: none) ...
+    fragment_share: float = 0.2  # ... and this share of that story's own mean likeness, a story of at least ...
+    fragment_story: int = 7  # ... this many articles (an event told in a few reports only stays its own); 0 fragment: off
     window: timedelta = WINDOW
 
 
@@ -491,6 +496,117 @@ def _attached(clusters: list[list[int]], every: dict[tuple[int, int], float], at
     return result
 
 
+class _Sums:
+    """Each story's sum of its articles' vectors (terms and names blended as in `_centred`) and when its dated
+    articles were published, made when first asked for: the mean likeness of two stories is the dot product of their
+    sums over the product of their sizes, one sparse dot instead of a dot per pair of articles."""
+
+    def __init__(self, counts: _Counts, vectors: _Vectors, name_weight: float) -> None:
+        self.counts, self.vectors, self.name_weight = counts, vectors, name_weight
+        self.made: dict[tuple[int, ...], tuple[Sparse, float, int, int]] = {}
+
+    def __call__(self, story: list[int]) -> tuple[Sparse, float, int, int]:
+        """The story's summed vector, the sum of its articles' own squared lengths, its first and last moment."""
+        key = tuple(story)
+        found = self.made.get(key)
+        if found is None:
+            rows = [
+                self.vectors.terms[member]
+                if self.vectors.names[member][0].size == 0
+                else _blend(self.vectors, member, self.name_weight)
+                for member in story
+            ]
+            ids, inverse = np.unique(np.concatenate([row[0] for row in rows]), return_inverse=True)
+            squares = sum(float(row[1] @ row[1]) for row in rows)
+            chosen = np.asarray(story, dtype=np.int64)
+            moments = self.counts.moments[chosen][self.counts.dated[chosen]]
+            first, last = (int(moments.min()), int(moments.max())) if moments.size else (2**62, -(2**62))
+            found = self.made[key] = (
+                (ids, np.bincount(inverse, weights=np.concatenate([row[1] for row in rows]))),
+                squares,
+                first,
+                last,
+            )
+        return found
+
+
+def _dot(a: Sparse, b: Sparse) -> float:
+    _, at, bt = np.intersect1d(a[0], b[0], assume_unique=True, return_indices=True)
+    return float(a[1][at] @ b[1][bt])
+
+
+def _joined(fragments: list[list[int]], choices: list[list[list[int]]], sums: _Sums, settings: Settings) -> list[int]:
+    """For each fragment (a story of at most `fragment` articles: a report told from another angle, split off, or a
+    one-line report), the number among its choices of the story it joins, or -1: the one it is most like on average
+    (plain likeness: what the stories share counts), when that story has `fragment_story` articles or more, the
+    fragment is `fragment_ratio` times as like it as any other choice (the other event stays apart), `fragment_share`
+    as like it as its own articles are on average, and every pair of articles stays within the window."""
+    window = settings.window // timedelta(microseconds=1)
+    result = []
+    for fragment, stories in zip(fragments, choices):
+        own_sum, _, own_first, own_last = sums(fragment)
+        means = [_dot(own_sum, sums(story)[0]) / (len(fragment) * len(story)) for story in stories]
+        if not means:
+            result.append(-1)
+            continue
+        best = max(range(len(stories)), key=means.__getitem__)
+        story, value = stories[best], means[best]
+        others = max((mean for number, mean in enumerate(means) if number != best), default=0.0)
+        total, squares, first, last = sums(story)
+        near = max(own_last - first, last - own_first) <= window
+        own_mean = (_dot(total, total) - squares) / (len(story) * (len(story) - 1)) if len(story) > 1 else 0.0
+        clear = value > 0 and value >= settings.fragment_ratio * max(others, 0.0) and value >= settings.fragment_share * own_mean
+        result.append(best if len(story) >= settings.fragment_story and near and clear else -1)
+    return result
+
+
+def _fragments_joined(counts: _Counts, clusters: list[list[int]], vectors: _Vectors, settings: Settings) -> list[list[int]]:
+    """A large topic's fragments (`_joined`), each judged against every other story of the topic over the topic's
+    vectors."""
+    fragments = [cluster for cluster in clusters if len(cluster) <= settings.fragment]
+    stories = [list(cluster) for cluster in clusters if len(cluster) > settings.fragment]
+    if not fragments or not any(len(story) >= settings.fragment_story for story in stories):
+        return clusters
+    for fragment, number in zip(
+        fragments, _joined(fragments, [stories] * len(fragments), _Sums(counts, vectors, settings.name_weight), settings)
+    ):
+        if number < 0:
+            stories.append(list(fragment))
+        else:
+            stories[number].extend(fragment)
+    return stories
+
+
+def _lone_joined(
+    counts: _Counts, stories: list[list[int]], scored: dict[tuple[int, int], float], vectors: _Vectors, settings: Settings
+) -> list[list[int]]:
+    """An article alone (its average likeness to a topic fell short) judged by `_joined` against the stories of
+    `fragment_story` articles or more that it has a candidate pair with, over all the articles' vectors."""
+    story_of = {article: number for number, story in enumerate(stories) for article in story}
+    sizes = [len(story) for story in stories]
+    partners: defaultdict[int, set[int]] = defaultdict(set)
+    for a, b in scored:
+        for alone, other in ((a, b), (b, a)):
+            if sizes[story_of[alone]] == 1 and sizes[story_of[other]] >= settings.fragment_story:
+                partners[alone].add(story_of[other])
+    if not partners:
+        return stories
+    lone = sorted(partners)
+    numbers = [sorted(partners[article]) for article in lone]
+    found = _joined(
+        [[article] for article in lone],
+        [[stories[n] for n in chosen] for chosen in numbers],
+        _Sums(counts, vectors, settings.name_weight),
+        settings,
+    )
+    joined: defaultdict[int, list[int]] = defaultdict(list)
+    for article, chosen, best in zip(lone, numbers, found):
+        if best >= 0:
+            joined[chosen[best]].append(article)
+    taken = {article for articles in joined.values() for article in articles}
+    return [story + joined.get(number, []) for number, story in enumerate(stories) if not (len(story) == 1 and story[0] in taken)]
+
+
 def _blend(vectors: _Vectors, member: int, name_weight: float) -> Sparse:
     """One vector whose dot products are the blend of term and name cosines: names after the terms' ids."""
     term_ids, term_values = vectors.terms[member]
@@ -617,6 +733,7 @@ def group(items: Iterable[Item], settings: Settings = DEFAULT) -> list[int]:
     units = sorted(unit_of[member] for member in everyone if unit_of[member] == member)
     units_set = set(units)
     scored = {pair: value for pair, value in scored.items() if pair[0] in units_set and pair[1] in units_set}
+    first_scored = scored
     topics, threshold = _clusters(units, scored, settings.topic_threshold, "average"), settings.topic_threshold
     while any(len(topic) > MAX_TOPIC for topic in topics):  # not one topic but a chain of them: split it
         threshold *= 1.5
@@ -633,10 +750,15 @@ def group(items: Iterable[Item], settings: Settings = DEFAULT) -> list[int]:
             every = _centred(counts, topic, topic_vectors, settings)
             bar = max(settings.threshold, settings.relative * sum(every.values()) / len(every)) if every else settings.threshold
             found = _clusters(topic, {pair: v for pair, v in every.items() if v >= bar}, bar, "average")
-            stories.extend(_attached(found, every, settings.attach))
+            found = _attached(found, every, settings.attach)
+            if settings.fragment:
+                found = _fragments_joined(counts, found, topic_vectors, settings)
+            stories.extend(found)
             continue
         scored = _scored(counts, _every_pair(topic), topic_vectors, settings.small_threshold, settings)
         stories.extend(_clusters(topic, scored, settings.small_threshold, "complete"))
+    if settings.fragment:
+        stories = _lone_joined(counts, stories, first_scored, overall, settings)
     members: dict[int, list[int]] = {}
     for member in everyone:
         members.setdefault(unit_of[member], []).append(member)
