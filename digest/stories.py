@@ -54,11 +54,11 @@ class Settings:
     tight: float = 0.16  # a large topic whose articles are less alike on average is several topics: judged as small
     attach: float = 0.0  # a large topic's article left alone joins the story it is most like on average from this likeness
     centring: float = 0.6  # share of a large topic's likeness measured after taking away what all its articles share
-    fragment: int = 2  # a story of at most this many articles (a report told from another angle, split off), or an
-    # article alone in its topic, joins the story it is most like (plain likeness, on average) when that is ...
-    fragment_ratio: float = 1.25  # ... this many times its likeness to any other story it could join (0: none) ...
-    fragment_share: float = 0.2  # ... and this share of that story's own mean likeness, a story of at least ...
-    fragment_story: int = 7  # ... this many articles (an event told in a few reports only stays its own); 0 fragment: off
+    fragment: int = 2  # a large topic's story of at most this many articles (a report told from another angle, split
+    # off), or an article alone, joins the story it is most like on average (0: never), when it is ...
+    fragment_ratio: float = 1.5  # ... this many times as like it as any other story it could join (the other event) ...
+    fragment_share: float = 0.2  # ... and this share as like it as that story's own articles are, a story of at least ...
+    fragment_story: int = 7  # ... this many articles (an event told in a few reports only stays its own)
     window: timedelta = WINDOW
 
 
@@ -535,32 +535,51 @@ def _dot(a: Sparse, b: Sparse) -> float:
     return float(a[1][at] @ b[1][bt])
 
 
-def _joined(fragments: list[list[int]], choices: list[list[list[int]]], sums: _Sums, settings: Settings) -> list[int]:
+def _joined(
+    fragments: list[list[int]],
+    choices: list[list[list[int]]],
+    sums: _Sums,
+    settings: Settings,
+    contrast: dict[tuple[int, int], float] | None = None,
+) -> list[int]:
     """For each fragment (a story of at most `fragment` articles: a report told from another angle, split off, or a
-    one-line report), the number among its choices of the story it joins, or -1: the one it is most like on average
-    (plain likeness: what the stories share counts), when that story has `fragment_story` articles or more, the
-    fragment is `fragment_ratio` times as like it as any other choice (the other event stays apart), `fragment_share`
-    as like it as its own articles are on average, and every pair of articles stays within the window."""
+    one-line report), the number among its choices of the story it joins, or -1. It joins the choice it is most like
+    on average (by `contrast`, the pairs' centred likeness inside a large topic, else plain likeness) when that is
+    `fragment_ratio` times its likeness to any other choice (the topic's other event stays apart), when its plain
+    likeness to that story is `fragment_share` of what the story's own articles share, the story has `fragment_story`
+    articles or more, and every pair of articles stays within the window."""
     window = settings.window // timedelta(microseconds=1)
     result = []
     for fragment, stories in zip(fragments, choices):
         own_sum, _, own_first, own_last = sums(fragment)
-        means = [_dot(own_sum, sums(story)[0]) / (len(fragment) * len(story)) for story in stories]
-        if not means:
+        plain = [_dot(own_sum, sums(story)[0]) / (len(fragment) * len(story)) for story in stories]
+        means = plain if contrast is None else [_mean_of(contrast, fragment, story) for story in stories]
+        best = max(range(len(stories)), key=means.__getitem__, default=-1)
+        if best < 0 or len(stories[best]) < settings.fragment_story:
             result.append(-1)
             continue
-        best = max(range(len(stories)), key=means.__getitem__)
-        story, value = stories[best], means[best]
         others = max((mean for number, mean in enumerate(means) if number != best), default=0.0)
-        total, squares, first, last = sums(story)
-        near = max(own_last - first, last - own_first) <= window
-        own_mean = (_dot(total, total) - squares) / (len(story) * (len(story) - 1)) if len(story) > 1 else 0.0
-        clear = value > 0 and value >= settings.fragment_ratio * max(others, 0.0) and value >= settings.fragment_share * own_mean
-        result.append(best if len(story) >= settings.fragment_story and near and clear else -1)
+        total, squares, first, last = sums(stories[best])
+        size = len(stories[best])
+        own_mean = (_dot(total, total) - squares) / (size * (size - 1))
+        clear = means[best] > 0 and means[best] >= settings.fragment_ratio * max(others, 0.0)
+        close = plain[best] >= settings.fragment_share * own_mean and max(own_last - first, last - own_first) <= window
+        result.append(best if clear and close else -1)
     return result
 
 
-def _fragments_joined(counts: _Counts, clusters: list[list[int]], vectors: _Vectors, settings: Settings) -> list[list[int]]:
+def _mean_of(likeness: dict[tuple[int, int], float], fragment: list[int], story: list[int]) -> float:
+    """Mean likeness of a fragment's articles to a story's, a pair not in `likeness` counting as 0."""
+    return sum(likeness.get((min(a, b), max(a, b)), 0.0) for a in fragment for b in story) / (len(fragment) * len(story))
+
+
+def _fragments_joined(
+    counts: _Counts,
+    clusters: list[list[int]],
+    vectors: _Vectors,
+    settings: Settings,
+    every: dict[tuple[int, int], float],
+) -> list[list[int]]:
     """A large topic's fragments (`_joined`), each judged against every other story of the topic over the topic's
     vectors."""
     fragments = [cluster for cluster in clusters if len(cluster) <= settings.fragment]
@@ -568,7 +587,7 @@ def _fragments_joined(counts: _Counts, clusters: list[list[int]], vectors: _Vect
     if not fragments or not any(len(story) >= settings.fragment_story for story in stories):
         return clusters
     for fragment, number in zip(
-        fragments, _joined(fragments, [stories] * len(fragments), _Sums(counts, vectors, settings.name_weight), settings)
+        fragments, _joined(fragments, [stories] * len(fragments), _Sums(counts, vectors, settings.name_weight), settings, every)
     ):
         if number < 0:
             stories.append(list(fragment))
@@ -752,7 +771,7 @@ def group(items: Iterable[Item], settings: Settings = DEFAULT) -> list[int]:
             found = _clusters(topic, {pair: v for pair, v in every.items() if v >= bar}, bar, "average")
             found = _attached(found, every, settings.attach)
             if settings.fragment:
-                found = _fragments_joined(counts, found, topic_vectors, settings)
+                found = _fragments_joined(counts, found, topic_vectors, settings, every)
             stories.extend(found)
             continue
         scored = _scored(counts, _every_pair(topic), topic_vectors, settings.small_threshold, settings)

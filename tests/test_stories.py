@@ -386,3 +386,14 @@ def test_a_one_line_report_of_one_of_two_earthquakes_joins_that_story() -> None:
     by_event = {event: {label for (e, _, _), label in zip(articles, labels) if e == event} for event in _QUAKES}
     assert by_event["turkey"] == {labels[0]} and len(by_event["chile"]) == 1
     assert by_event["turkey"] != by_event["chile"]
+
+
+def test_reports_of_one_event_from_other_angles_join_its_story_and_the_other_event_stays_apart() -> None:
+    """ECB+ topic 5 (tuning fold): the ten reports of Ohio State's NCAA violations include a long one led by the NCAA's
+    notice and a three-line one about the coach's lawsuit, each left alone by the first passes; they join
+    that story (the second pass over fragments), and the topic's other event, thirteen reports, stays its own."""
+    documents = [d for d in story_eval.load(shared_path("data", "ecb-dev.jsonl")) if d.id.split("_", 1)[0] == "5"]
+    labels = story_eval.group_stories(documents)
+    found = {story: {label for d, label in zip(documents, labels) if d.story == story} for story in ("5ecb", "5ecbplus")}
+    assert [len(labels) for labels in found.values()] == [1, 1], found
+    assert found["5ecb"] != found["5ecbplus"]
