@@ -11,7 +11,8 @@ pair by a blend of the cosine of its terms and of its names, folds copies, gathe
 topics by average link, then splits each topic into stories, its terms weighted again
 by their rarity inside the topic: a large topic by average link over a likeness partly
 measured with the topic's mean taken away (centred), down to a share of the topic's own mean
-likeness, a small one by complete link.
+likeness, a small one by complete link. Then fragments (a story of one or two articles, an article alone) join an
+established story they are clearly most like.
 Articles further apart in
 time than the window are never one story. Precision comes first: a wrong merge
 hides a story; a missed one only repeats it.
@@ -736,8 +737,9 @@ def group(items: Iterable[Item], settings: Settings = DEFAULT) -> list[int]:
     topic's mean taken away (so "earthquake" and "magnitude" count for nothing between
     two earthquakes, and their places and dates for much), then average link to a low
     threshold; a small topic cannot tell its events' own words that way, so it needs
-    a high likeness, every pair (complete link). Stories are numbered in order of their
-    first item, so the same input gives the same labels.
+    a high likeness, every pair (complete link). Last, fragments join an established story
+    (`_joined`). Stories are numbered in order of their first item, so the same input gives
+    the same labels.
     """
     counts = _counts(items)
     everyone = range(len(counts.texts))

@@ -323,7 +323,7 @@ def test_story_grouping_on_the_unseen_fold_of_labelled_news_beats_the_baseline(m
     assert ours.documents == 385 and ours.stories == 34
     # Floors under the figures measured when the settings were tuned (README, "Stories"): precision first.
     assert ours.pairwise_precision >= 0.90
-    assert ours.bcubed_f1 >= 0.90
+    assert ours.bcubed_f1 >= 0.92  # issue 14's target; 0.930 when the fragment pass landed
     assert ours.pairwise_precision > baseline.pairwise_precision
     small = story_eval.editions(unseen, story_eval.group_stories)
     assert small["pairwise_precision"] >= 0.95 > story_eval.editions(unseen, story_eval.group_baseline)["pairwise_precision"]
