@@ -10,8 +10,11 @@ its own story.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from itertools import chain, islice
 
 from digest.models import Edition, Section, Story, StoredArticle, StoryFeatures
 from digest.order import arrange
@@ -40,67 +43,96 @@ def features_of(article: StoredArticle, stored: str) -> StoryFeatures:
     return stories.loads(stored) or stories.features(article.title, " ".join(article.summary))
 
 
-def _lead_first(articles: Sequence[StoredArticle], words: dict[int, int]) -> list[StoredArticle]:
-    """The most complete article first (most words), ties to the earliest published; the rest earliest first."""
-    lead = max(articles, key=lambda a: (words[a.id], -_when(a).timestamp(), -a.id))
-    return [lead, *sorted((a for a in articles if a is not lead), key=lambda a: (_when(a), a.id))]
+@dataclass(frozen=True)
+class StoryPlan:
+    """An edition's stories as its articles' positions in the edition, story after story, each lead first
+    (`starts`: where each story begins, then the count), and the earlier edition's time of each story that
+    follows one up, by story number. Made while the edition's articles are read a page at a time, so a
+    large edition's grouping and its articles loaded whole to be shown need not be in memory together;
+    a few arrays, no object per article (issue 19)."""
+
+    positions: array[int]
+    starts: array[int]
+    follows_up: dict[int, datetime]
 
 
-def group_stories(
-    articles: Sequence[StoredArticle],
+def pages_of(articles: Sequence[StoredArticle]) -> Iterator[Sequence[StoredArticle]]:
+    """Articles already loaded, a page at a time (plan_stories' input)."""
+    return (articles[start : start + PAGE] for start in range(0, len(articles), PAGE))
+
+
+def plan_stories(
+    pages: Iterable[Sequence[StoredArticle]],
     shown: Sequence[tuple[StoredArticle, datetime]] = (),
     window: timedelta = WINDOW,
     stored_features: StoredFeatures = no_stored_features,
-) -> list[Story]:
-    """The edition's articles as stories; `shown` are earlier editions' articles with their edition's
-    time: a story that includes one of them is a follow-up of the earliest such edition. A lone article is
-    its own story: nothing is grouped (nor numpy and the word list loaded, as `digest check` would for its sample)."""
-    if len(articles) + len(shown) <= 1:
-        return [Story(article) for article in articles]
+) -> StoryPlan:
+    """The stories of the edition's articles, given a page at a time in edition order; `shown` are earlier
+    editions' articles with their edition's time: a story that includes one of them is a follow-up of the
+    earliest such edition. Each story is led by its most complete article (most words), ties to the
+    earliest published; the rest follow earliest first. A lone article is its own story: nothing is
+    grouped (nor numpy and the word list loaded, as `digest check` would for its sample)."""
+    pages = iter(pages)
+    head = list(islice(pages, 2))  # a page smaller than PAGE is the last
+    if sum(len(page) for page in head) + len(shown) <= 1:
+        alone = sum(len(page) for page in head)
+        return StoryPlan(array("i", range(alone)), array("i", range(alone + 1)), {})
     from digest import stories
 
-    words: dict[int, int] = {}
-    everyone = (*articles, *(article for article, _ in shown))
+    # Of each article, in reading order (its position in the edition): what choosing its story's lead
+    # needs (no article is kept).
+    ids, words, when = array("q"), array("q"), array("d")
 
     def items() -> Iterator[stories.Item]:
         # A page of stored features at a time, one article's parsed at a time: grouping keeps only
         # their counts as arrays (issue 19).
-        for start in range(0, len(everyone), PAGE):
-            page = everyone[start : start + PAGE]
+        for page in chain(head, pages, pages_of([article for article, _ in shown])):
             for article, stored in zip(page, stored_features([article.id for article in page]), strict=True):
                 found = features_of(article, stored)
-                words[article.id] = found.words
+                ids.append(article.id)
+                words.append(found.words)
+                when.append(_when(article).timestamp())
                 yield stories.Item(found, _when(article))
 
     labels = stories.group(items(), stories.Settings(window=window))
-    members: dict[int, list[StoredArticle]] = {}
-    for article, label in zip(articles, labels):
-        members.setdefault(label, []).append(article)
+    count = len(labels) - len(shown)  # the edition's articles come first
+    members: dict[int, list[int]] = {}
+    for index, label in enumerate(labels[:count]):
+        members.setdefault(label, []).append(index)
     earlier: dict[int, datetime] = {}
-    for (_, created), label in zip(shown, labels[len(articles) :]):
+    for (_, created), label in zip(shown, labels[count:]):
         earlier[label] = min(created, earlier.get(label, created))
-    grouped = []
-    for label, story_articles in members.items():
-        lead, *others = _lead_first(story_articles, words)
-        grouped.append(Story(lead, tuple(others), earlier.get(label)))
-    return grouped
+    plan = StoryPlan(array("i"), array("i", [0]), {})
+    for number, (label, indexes) in enumerate(members.items()):
+        lead = max(indexes, key=lambda i: (words[i], -when[i], -ids[i]))
+        plan.positions.extend((lead, *sorted((i for i in indexes if i != lead), key=lambda i: (when[i], ids[i]))))
+        plan.starts.append(len(plan.positions))
+        if label in earlier:
+            plan.follows_up[number] = earlier[label]
+    return plan
+
+
+def stories_of(articles: Sequence[StoredArticle], plan: StoryPlan) -> list[Story]:
+    """The planned stories, made of the edition's articles."""
+    positions = plan.positions
+    return [
+        Story(articles[positions[start]], tuple(articles[p] for p in positions[start + 1 : end]), plan.follows_up.get(number))
+        for number, (start, end) in enumerate(zip(plan.starts, plan.starts[1:]))
+    ]
 
 
 def compose(
     edition: Edition,
     source_order: Sequence[str],
-    group: bool = False,
-    shown: Sequence[tuple[StoredArticle, datetime]] = (),
-    window: timedelta = WINDOW,
+    plan: StoryPlan | None = None,
     order: str = "source",
     top: int = 0,
-    stored_features: StoredFeatures = no_stored_features,
 ) -> list[Section]:
     """The edition's sections: the `top` most important stories, then the rest by importance, newest
     first, or by source in config order (a story under its lead's source; newest first in each).
-    Grouping reads the articles' features through `stored_features` (the store's)."""
-    if group:
-        grouped = group_stories(edition.articles, shown, window, stored_features)
+    Its stories are as `plan` groups them; without one, every article is its own story."""
+    if plan is not None:
+        grouped = stories_of(edition.articles, plan)
     else:
         grouped = [Story(article) for article in edition.articles]
     return [

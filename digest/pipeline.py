@@ -9,6 +9,7 @@ Each stage is handed only its own config section and the store. `digest run`,
 
 from __future__ import annotations
 
+import itertools
 import logging
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,7 +28,7 @@ from digest.archive import (
     WriteReport,
     page_links,
 )
-from digest.compose import compose
+from digest.compose import PAGE, StoryPlan, compose, pages_of, plan_stories
 from digest.config import Config, DigestConfig, SourceConfig, SummaryConfig
 from digest.deliver import safe_name
 from digest.editions import make_edition
@@ -153,6 +154,7 @@ def deliver(
 ) -> list[DeliveryReport]:
     """Try the outbox: every pending delivery, or only those whose backoff has passed; each claimed for `lease`."""
     rendered: dict[tuple[int, str], tuple[RenderedEdition, datetime]] = {}
+    plans: dict[int, StoryPlan | None] = {}  # the latest edition's stories, for its next deliveries
 
     def render_for(delivery: Delivery, rendering: str) -> tuple[RenderedEdition, datetime]:
         key = (delivery.edition_id, rendering)
@@ -165,24 +167,27 @@ def deliver(
             if rendering == "page":  # nothing ahead: the archive streams the edition's page into its file and feeds
                 rendered[key] = (RenderedEdition(subject="", bodies={}), delivery.created or now)  # the time is unused
                 return rendered[key]
-            edition = store.edition(delivery.edition_id)
+            edition, plan = _grouped_then_loaded(store, digest, delivery.edition_id, plans)
             if rendering == "email":
-                document = render_email(config, store, digest, edition)
+                document = render_email(config, store, digest, edition, plan)
             elif rendering == "files":  # written one format at a time: rendered as each is read
-                document = render(config, store, digest, edition, digest.formats, lazy=True)
+                document = render(config, store, digest, edition, digest.formats, lazy=True, plan=plan)
             else:
-                document = render(config, store, digest, edition, (rendering,))
+                document = render(config, store, digest, edition, (rendering,), plan=plan)
             rendered[key] = (document, edition.created)
         return rendered[key]
 
     def open_archive(name: str, output_dir: Path) -> Archive:
-        return archive(config, store, config.digest(name), output_dir)
+        return archive(config, store, config.digest(name), output_dir, plans)
 
     return outbox.process_outbox(config, store, outbox.OutboxTools(render_for, open_archive), now, honour_backoff, lease)
 
 
-def archive(config: Config, store: Store, digest: DigestConfig, output_dir: Path) -> Archive:
-    """The digest's archive in `<output_dir>/<digest>/`, planned from the store's editions."""
+def archive(
+    config: Config, store: Store, digest: DigestConfig, output_dir: Path, plans: dict[int, StoryPlan | None] | None = None
+) -> Archive:
+    """The digest's archive in `<output_dir>/<digest>/`, planned from the store's editions; `plans`: an
+    outbox pass's latest edition's stories (_grouped_then_loaded)."""
     renderer = renderer_for(digest.templates)
     with store.transaction():
         feed_id = store.feed_id(digest.name)
@@ -194,7 +199,7 @@ def archive(config: Config, store: Store, digest: DigestConfig, output_dir: Path
         settings,
         store.edition_listing(digest.name, ARCHIVE_HEADLINES),
         feed_id,
-        page=lambda listed: render_page(config, store, digest, store.edition(listed.id), grouped),
+        page=lambda listed: render_page(config, store, digest, *_grouped_then_loaded(store, digest, listed.id, plans), grouped),
         list_page=lambda context: renderer.render(ARCHIVE_TEMPLATE, context),
         stories=partial(_listed_stories, config, store, digest, grouped),
     )
@@ -210,8 +215,8 @@ def _listed_stories(
     if listed.id in grouped:
         return grouped[listed.id]
     if listed.stories is None:
-        edition = store.edition(listed.id)
-        return _keep_stories(store, edition, _sections(config, store, digest, edition))
+        edition, plan = _grouped_then_loaded(store, digest, listed.id)
+        return _keep_stories(store, edition, _sections(config, store, digest, edition, plan))
     return StoryCount(listed.stories, listed.story_headlines)
 
 
@@ -251,22 +256,34 @@ def prune(config: Config, store: Store, now: datetime) -> int:
 
 
 def render(
-    config: Config, store: Store, digest: DigestConfig, edition: Edition, formats: tuple[str, ...], lazy: bool = False
+    config: Config,
+    store: Store,
+    digest: DigestConfig,
+    edition: Edition,
+    formats: tuple[str, ...],
+    lazy: bool = False,
+    plan: StoryPlan | None = None,
 ) -> RenderedEdition:
-    """Compose and render an edition in the given formats, with the digest's failing sources."""
+    """Compose and render an edition in the given formats, with the digest's failing sources; `plan`:
+    its stories when already grouped (_grouped_then_loaded), else it is grouped here."""
     renderer = renderer_for(digest.templates)
-    return renderer.render_edition(formats, digest.subject, _context(config, store, digest, edition), lazy)
+    return renderer.render_edition(formats, digest.subject, _context(config, store, digest, edition, plan), lazy)
 
 
 def render_page(
-    config: Config, store: Store, digest: DigestConfig, edition: Edition, grouped: dict[int, StoryCount] | None = None
+    config: Config,
+    store: Store,
+    digest: DigestConfig,
+    edition: Edition,
+    plan: StoryPlan | None = None,
+    grouped: dict[int, StoryCount] | None = None,
 ) -> Iterator[str]:
     """The edition's HTML page for the archive, in pieces as they are rendered: no subject line (a
     rebuild renders thousands), and no "sources with problems" box, which tells of the sources now
     rather than of the edition, so a page and its feed entry stay the same until the edition or the
     template changes. `grouped` gets the edition's stories (by its id), for the archive's lists."""
     renderer = renderer_for(digest.templates)
-    sections = _sections(config, store, digest, edition)
+    sections = _sections(config, store, digest, edition, plan)
     if digest.group_stories:
         found = _keep_stories(store, edition, sections)
         if grouped is not None and edition.id is not None:
@@ -276,11 +293,13 @@ def render_page(
     return renderer.generate(TEMPLATE_NAMES["html"], context)
 
 
-def render_email(config: Config, store: Store, digest: DigestConfig, edition: Edition) -> RenderedEdition:
+def render_email(
+    config: Config, store: Store, digest: DigestConfig, edition: Edition, plan: StoryPlan | None = None
+) -> RenderedEdition:
     """Compose and render an edition as an email: subject, text, HTML with inlined CSS, the
     encoded message within `email_max_bytes` (stories that do not fit are named, not sent)."""
     renderer = renderer_for(digest.templates)
-    context = _context(config, store, digest, edition)
+    context = _context(config, store, digest, edition, plan)
     full_url = ""
     if digest.output_dir is not None and digest.archive and digest.base_url and edition.id is not None:
         pages = archive(config, store, digest, digest.output_dir)  # the edition's page, as the archive names it
@@ -295,27 +314,55 @@ def render_email(config: Config, store: Store, digest: DigestConfig, edition: Ed
     return renderer.render_email(digest.subject, context, fits if digest.email_max_bytes else None)
 
 
-def _sections(config: Config, store: Store, digest: DigestConfig, edition: Edition) -> list[Section]:
-    """The edition by source and story; with group_stories, a story that an edition of the last
-    story_window showed is marked as its follow-up."""
-    shown: list[tuple[StoredArticle, datetime]] = []
+def _grouped_then_loaded(
+    store: Store, digest: DigestConfig, edition_id: int, plans: dict[int, StoryPlan | None] | None = None
+) -> tuple[Edition, StoryPlan | None]:
+    """The stored edition and, with group_stories, its stories: grouped first, its articles read a page at a
+    time, then loaded whole to be shown, so a large edition's grouping and its articles are never in memory
+    together (issue 19). `plans` keeps the latest edition's stories: an outbox pass groups an edition once,
+    at its first delivery, before later renderings have grown the heap."""
+    if plans is not None and edition_id in plans:
+        return store.edition(edition_id), plans[edition_id]
+    plan = None
     if digest.group_stories:
-        shown = store.shown_before(digest.name, edition.created, edition.created - digest.story_window)
+        edition = store.edition(edition_id, count=0)
+        starts = itertools.count(0, PAGE)
+        pages = itertools.takewhile(len, (store.edition(edition_id, start, PAGE).articles for start in starts))
+        plan = _story_plan(store, digest, edition, pages)
+        release_free_memory()  # grouping's arrays go back to the system before the articles fill the heap
+    if plans is not None:
+        plans.clear()
+        plans[edition_id] = plan
+    return store.edition(edition_id), plan
+
+
+def _story_plan(store: Store, digest: DigestConfig, edition: Edition, pages: Iterable[Sequence[StoredArticle]]) -> StoryPlan:
+    """The stories of the edition's articles (given a page at a time); one that an edition of the last
+    story_window showed is marked as its follow-up."""
+    shown = store.shown_before(digest.name, edition.created, edition.created - digest.story_window)
+    return plan_stories(pages, shown, digest.story_window, store.story_features)
+
+
+def _sections(
+    config: Config, store: Store, digest: DigestConfig, edition: Edition, plan: StoryPlan | None = None
+) -> list[Section]:
+    """The edition by source and story (with group_stories: as `plan` groups it, else grouped here)."""
+    if digest.group_stories and plan is None:
+        plan = _story_plan(store, digest, edition, pages_of(edition.articles))
     return compose(
         edition,
         [s.name for s in config.sources_of(digest)],
-        digest.group_stories,
-        shown,
-        digest.story_window,
+        plan if digest.group_stories else None,
         digest.order,
         digest.top,
-        store.story_features,
     )
 
 
-def _context(config: Config, store: Store, digest: DigestConfig, edition: Edition) -> dict[str, Any]:
+def _context(
+    config: Config, store: Store, digest: DigestConfig, edition: Edition, plan: StoryPlan | None = None
+) -> dict[str, Any]:
     renderer = renderer_for(digest.templates)
-    sections = _sections(config, store, digest, edition)
+    sections = _sections(config, store, digest, edition, plan)
     return renderer.context(digest.name, digest.timezone, edition, sections, problems(config, store, digest))
 
 
@@ -369,9 +416,8 @@ def check_templates(config: Config, digests: Sequence[DigestConfig] | None = Non
         try:
             renderer = renderer_for(digest.templates)
             edition, problems = sample_edition(config, digest)
-            sections = compose(
-                edition, [s.name for s in config.sources_of(digest)], digest.group_stories, order=digest.order, top=digest.top
-            )
+            plan = plan_stories(pages_of(edition.articles)) if digest.group_stories else None
+            sections = compose(edition, [s.name for s in config.sources_of(digest)], plan, digest.order, digest.top)
             renderer.check(digest.subject, renderer.context(digest.name, digest.timezone, edition, sections, problems))
             if digest.output_dir is not None and digest.archive:
                 _check_archive_template(renderer, digest, digest.output_dir, edition)

@@ -152,6 +152,18 @@ def test_every_article_is_in_exactly_one_edition_of_each_digest_newest_first(sto
     assert store.edition(first.id).articles[0].summary == SUMMARY.sentences
 
 
+def test_an_edition_is_read_a_page_at_a_time_in_edition_order(store: Store) -> None:
+    """Grouping reads a large edition's articles a page at a time before it loads them whole."""
+    add(store, *(article(f"a{n}", published=NOW - timedelta(hours=n)) for n in range(5)))
+    made = store.create_edition("daily", ["news"], 50, NOW, [])
+    assert made is not None and made.id is not None
+    pages = [[a.title for a in store.edition(made.id, start, 2).articles] for start in (0, 2, 4, 6)]
+    assert pages == [["Title a0", "Title a1"], ["Title a2", "Title a3"], ["Title a4"], []]
+    header = store.edition(made.id, count=0)
+    assert (header.digest, header.created, header.atom_id, header.articles) == ("daily", NOW, made.atom_id, ())
+    assert [a.title for a in store.edition(made.id, 3).articles] == ["Title a3", "Title a4"]  # from position 3 to the end
+
+
 def test_backfilled_articles_and_other_sources_go_into_no_edition(store: Store) -> None:
     add(store, article("old", backfilled=True), article("elsewhere", source="other"))
     assert store.create_edition("daily", ["news"], 50, NOW, [("files", "/out")]) is None

@@ -179,7 +179,8 @@ def test_an_edition_is_grouped_by_the_features_stored_with_its_articles_a_page_a
 ) -> None:
     """Grouping reads each article's features (made from its whole text when stored) from the store, not
     from its headline and summary: two copies of one report under unlike headlines are one story."""
-    monkeypatch.setattr(compose, "PAGE", 1)  # each article's features on a page of their own
+    for module in (compose, pipeline):
+        monkeypatch.setattr(module, "PAGE", 1)  # each article, and its features, on a page of its own
     (tmp_path / "wire").mkdir()
     project = Project(tmp_path)
     project.write_config("""
@@ -209,11 +210,13 @@ def test_an_edition_is_grouped_by_the_features_stored_with_its_articles_a_page_a
                 article = Article("wire", identity, title, text, published=DAY1 + timedelta(hours=hour))
                 stored = stories.dumps(stories.features(title, text))
                 store.add_article(article, Summary((summary,), "news", "english"), DAY1, stored)
-        edition = make_edition(store, config.digests[0], ["wire"], DAY1 + timedelta(hours=5))
-        assert edition is not None
-        document = json.loads(pipeline.render(config, store, config.digests[0], edition, ("json",)).bodies["json"])
+        assert make_edition(store, config.digests[0], ["wire"], DAY1 + timedelta(hours=5)) is not None
+        delivered = pipeline.deliver(config, store, DAY1 + timedelta(hours=5), honour_backoff=False)
     finally:
         store.close()
+    assert [(report.channel, report.status) for report in delivered] == [("files", "delivered"), ("archive", "delivered")]
+    [written] = (project.out / "daily").glob("*.json")
+    document = json.loads(written.read_text(encoding="utf-8"))
     assert sorted(sorted(a["title"] for a in story["articles"]) for story in document["stories"]) == [
         ["A long night in the east", "Rescuers dig through the night"],
         ["Airport trams approved"],

@@ -169,8 +169,9 @@ class Store(Protocol):
         None when nothing waits."""
         ...
 
-    def edition(self, edition_id: int) -> Edition:
-        """A stored edition with its articles in edition order; StoreError if there is none."""
+    def edition(self, edition_id: int, start: int = 0, count: int | None = None) -> Edition:
+        """A stored edition with its articles in edition order (with `count`, only that many from position
+        `start`: grouping reads a large edition a page at a time); StoreError if there is none."""
         ...
 
     def last_edition(self, digest: str) -> datetime | None:

@@ -944,20 +944,21 @@ class PostgresStore:
         ).fetchone()
         return row is not None
 
-    def edition(self, edition_id: int) -> Edition:
-        """A stored edition with its articles in edition order."""
+    def edition(self, edition_id: int, start: int = 0, count: int | None = None) -> Edition:
+        """A stored edition with its articles in edition order (`count` of them from position `start`, or all)."""
         row = self._sql("SELECT * FROM editions WHERE id = %s", (edition_id,)).fetchone()
         if row is None:
             raise StoreError(f"store {self.where}: no edition {edition_id}")
-        articles = self._sql(
+        rows = self._sql(
             f"""SELECT {_STORED_COLUMNS} FROM edition_articles e JOIN articles a ON a.id = e.article_id
-               WHERE e.edition_id = %s ORDER BY e.position""",
-            (edition_id,),
-        ).fetchall()
+               WHERE e.edition_id = %s ORDER BY e.position LIMIT %s OFFSET %s""",
+            (edition_id, count, start),
+        )
         created = _moment(row["created"])
         assert created is not None
+        # Made row by row from the cursor: no list of rows beside the articles.
         return Edition(
-            row["digest"], created, tuple(from_row.stored_article(a) for a in articles), id=edition_id, atom_id=row["atom_id"]
+            row["digest"], created, tuple(from_row.stored_article(a) for a in rows), id=edition_id, atom_id=row["atom_id"]
         )
 
     def shown_before(self, digest: str, edition_created: datetime, since: datetime) -> list[tuple[StoredArticle, datetime]]:

@@ -958,21 +958,22 @@ class SqliteStore:
             atom_id=atom_id,
         )
 
-    def edition(self, edition_id: int) -> Edition:
-        """A stored edition with its articles in edition order."""
+    def edition(self, edition_id: int, start: int = 0, count: int | None = None) -> Edition:
+        """A stored edition with its articles in edition order (`count` of them from position `start`, or all)."""
         row = self.db.execute("SELECT * FROM editions WHERE id = ?", (edition_id,)).fetchone()
         if row is None:
             raise StoreError(f"store {self.path}: no edition {edition_id}")
         created = _moment(row["created"])
         assert created is not None
-        return Edition(row["digest"], created, self._edition_articles(edition_id), id=edition_id, atom_id=row["atom_id"])
+        articles = self._edition_articles(edition_id, start, count)
+        return Edition(row["digest"], created, articles, id=edition_id, atom_id=row["atom_id"])
 
-    def _edition_articles(self, edition_id: int) -> tuple[StoredArticle, ...]:
-        """An edition's articles in edition order, made row by row (no list of rows beside them)."""
+    def _edition_articles(self, edition_id: int, start: int = 0, count: int | None = None) -> tuple[StoredArticle, ...]:
+        """An edition's articles in edition order (`count` from `start`, or all), made row by row (no list of rows beside them)."""
         rows = self.db.execute(
             f"""SELECT {_STORED_COLUMNS} FROM edition_articles e JOIN articles a ON a.id = e.article_id
-               WHERE e.edition_id = ? ORDER BY e.position""",
-            (edition_id,),
+               WHERE e.edition_id = ? ORDER BY e.position LIMIT ? OFFSET ?""",
+            (edition_id, -1 if count is None else count, start),
         )
         return tuple(from_row.stored_article(row) for row in rows)
 
