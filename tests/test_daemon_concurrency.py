@@ -99,9 +99,10 @@ def editions(entries: Entries) -> list[dict[str, object]]:
     ]
 
 
-def run_daemon(folder: Path, done: Callable[[Entries], bool], timeout: float = 90) -> Entries:
+def run_daemon(folder: Path, done: Callable[[Entries], bool], timeout: float = 300) -> Entries:
     """Start the real daemon, wait (with a deadline) until its log shows `done`, stop it with SIGTERM
-    (it must exit within 10 s); its JSON log lines."""
+    (it must exit within 10 s); its JSON log lines. The deadline only says when to give up: the heavy source's
+    10 s of CPU took 47 s of wall time beside three busy processes, and a parallel test run can be busier."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     environment["PYTHONPATH"] = str(REPO)
     log_path = folder / "daemon.log"
