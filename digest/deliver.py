@@ -41,6 +41,9 @@ LONGEST_RETRY = timedelta(hours=1)
 # How long an owner may hold a delivery it is trying before another may try it: longer than
 # one attempt can take (an SMTP session's few timeouts), so a live owner never loses it.
 DELIVERY_LEASE = timedelta(minutes=10)
+# A channel whose delivery done twice gives the same result (files and archive pages written whole under
+# the same names) is leased this long at most, so the work of an owner that was killed is taken over soon.
+REPEATABLE_LEASE = timedelta(minutes=1)
 
 
 class Deliverer(Protocol):
@@ -49,10 +52,12 @@ class Deliverer(Protocol):
     `give_up_after`: how long a delivery may stay pending before it is failed
     (None: retried for as long as it takes). `rendering`: what it needs made of the
     edition: "email" (subject, text, HTML with inlined CSS) or "files" (the digest's formats).
+    `repeatable`: True when delivering twice does no harm (files rewritten whole), so its lease is short.
     """
 
     give_up_after: timedelta | None
     rendering: str
+    repeatable: bool
 
     def deliver(self, delivery: Delivery, edition: RenderedEdition, created: datetime) -> str:
         """Deliver and return a short description of where it went; raise DeliveryError on failure."""
@@ -92,11 +97,13 @@ def process_outbox(
         for delivery in store.due_deliveries(now if honour_backoff else None):
             if delivery.channel not in CHANNELS:
                 continue  # a channel this version does not know (a newer digest's row): leave it to that version
-            if not store.claim_delivery(delivery.id, clock.now(), lease):
-                continue
             if delivery.channel not in deliverers:
                 deliverers[delivery.channel] = load(CHANNELS[delivery.channel])(config, tools)
-            report = _attempt(store, delivery, deliverers[delivery.channel], tools.render, clock, lease)
+            deliverer = deliverers[delivery.channel]
+            held_for = min(lease, REPEATABLE_LEASE) if deliverer.repeatable else lease
+            if not store.claim_delivery(delivery.id, clock.now(), held_for):
+                continue
+            report = _attempt(store, delivery, deliverer, tools.render, clock, held_for)
             if report is not None:
                 reports.append(report)
         return reports
@@ -185,6 +192,7 @@ class FileDeliverer:
 
     give_up_after: timedelta | None = None
     rendering = "files"
+    repeatable = True
 
     def __init__(self, config: Config | None = None, tools: OutboxTools | None = None) -> None:
         """Files need nothing from the config beyond each digest's output_dir (the recipient)."""
@@ -270,6 +278,7 @@ class ArchiveDeliverer:
     feeds that show it. The archive is planned from the store by the pipeline's `open_archive`."""
 
     give_up_after: timedelta | None = None
+    repeatable = True
     rendering = "page"  # nothing is rendered ahead: the archive streams the edition's page (without the live problems box)
 
     def __init__(self, config: Config, tools: OutboxTools) -> None:
@@ -307,6 +316,7 @@ class EmailDeliverer:
     """
 
     rendering = "email"
+    repeatable = False  # a second send is a second email in the reader's inbox
 
     def __init__(self, config: Config, tools: OutboxTools | None = None) -> None:
         self.smtp: SmtpConfig = config.smtp

@@ -26,6 +26,7 @@ class SubscriberDeliverer:
     """Sends one reader their edition; its own SMTP session and store connection for one outbox pass."""
 
     rendering = "email"
+    repeatable = False  # a second send is a second email in the reader's inbox
 
     def __init__(self, config: Config, tools: OutboxTools | None = None) -> None:
         self.config = config

@@ -8,8 +8,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
 from digest import pipeline
 from digest.config import Config
+from digest.config import load as load_config
 from digest.models import Delivery, RenderedEdition
 from digest.store import open_store
 from tests.emailproject import TITLES, make_config
@@ -262,4 +265,45 @@ def test_a_delivery_whose_lease_was_taken_while_rendering_is_left_to_its_new_hol
             other.close()
             store.close()
     assert [r.status for r in late] == ["delivered"]
+    assert [r.rcpt_tos for r in server.accepted] == [("ann@example.com",)]
+
+
+def test_files_a_killed_owner_held_are_written_a_minute_later_and_its_email_waits_for_its_lease(tmp_path: Path) -> None:
+    """A daemon SIGKILLed while it delivers leaves its claims behind. Files are rewritten whole under the same
+    names, so theirs is taken over after a minute; an email sent twice is two emails, so it waits out its lease."""
+    from digest import deliver as outbox_stage
+
+    with smtp_server() as server:
+        make_config(tmp_path, server.port, recipients=("ann@example.com",))
+        path = tmp_path / "digest.toml"
+        path.write_text(path.read_text().replace('name = "daily"\n', 'name = "daily"\noutput_dir = "out"\n'))
+        config = load_config(path)  # email and files, and the archive beside the files
+        store = open_store(config.store)
+        try:
+            pipeline.poll(config, store, config.sources, T0, one_shot=True)
+            pipeline.make_editions(config, store, config.digests, T0)
+            held = store.deliveries(["pending"])
+            assert {d.channel for d in held} == {"files", "archive", "email"}
+
+            def killed_while_rendering(delivery: Delivery, rendering: str) -> tuple[RenderedEdition, datetime]:
+                raise KeyboardInterrupt  # the process dies here, its claim left behind
+
+            for _ in held:  # one daemon after another, each killed while it renders the next delivery it claimed
+                killed = open_store(config.store)
+                try:
+                    tools = outbox_stage.OutboxTools(
+                        killed_while_rendering, lambda name, folder: pipeline.archive(config, store, config.digest(name), folder)
+                    )
+                    with pytest.raises(KeyboardInterrupt):
+                        outbox_stage.process_outbox(config, killed, tools, T0, honour_backoff=True)
+                finally:
+                    killed.close()
+            soon = pipeline.deliver(config, store, T0 + timedelta(seconds=61), honour_backoff=True)
+            assert server.accepted == []
+            later = pipeline.deliver(config, store, T0 + timedelta(minutes=10, seconds=1), honour_backoff=True)
+        finally:
+            store.close()
+    assert {r.channel for r in soon if r.status == "delivered"} == {d.channel for d in held} - {"email"}
+    assert list((tmp_path / "out" / "daily").glob("*.html"))
+    assert [(r.channel, r.status) for r in later] == [("email", "delivered")]
     assert [r.rcpt_tos for r in server.accepted] == [("ann@example.com",)]
