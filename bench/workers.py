@@ -191,6 +191,14 @@ def feed(number: int) -> bytes:
     ).encode()
 
 
+def feed_sources(links: dict[str, str], interval: float) -> str:
+    """The config's [[sources]] tables: one feed per name -> link, each polled every `interval` seconds."""
+    return "".join(
+        f'[[sources]]\nname = "{name}"\ntype = "feed"\nurl = "{link}"\ninterval = "{int(interval)}s"\n'
+        for name, link in links.items()
+    )
+
+
 def feeds(total: int, interval: float, workers: int, seconds: float) -> dict[str, object]:
     """Polls per feed and the shortest gap between two polls of one feed, over `seconds`."""
     with (
@@ -199,10 +207,7 @@ def feeds(total: int, interval: float, workers: int, seconds: float) -> dict[str
         FeedServer({f"/f{n}.xml": feed(n) for n in range(total)}, etags=True) as server,
     ):
         root = Path(folder)
-        sources = "".join(
-            f'[[sources]]\nname = "f{n}"\ntype = "feed"\nurl = "{server.url(f"/f{n}.xml")}"\ninterval = "{int(interval)}s"\n'
-            for n in range(total)
-        )
+        sources = feed_sources({f"f{n}": server.url(f"/f{n}.xml") for n in range(total)}, interval)
         config = root / "digest.toml"
         config.write_text(
             f'[store]\nurl = "{url}"\n\n[summary]\nworkers = 0\n\n[fetch]\nallow_private = true\n'
@@ -266,10 +271,7 @@ def scale(total: int, hosts: int, interval: float, workers: int, concurrency: in
             for h in range(hosts)
         ]
         names = {servers[n % hosts].url(f"/f{n}.xml"): f"f{n}" for n in range(total)}
-        sources = "".join(
-            f'[[sources]]\nname = "{name}"\ntype = "feed"\nurl = "{link}"\ninterval = "{int(interval)}s"\n'
-            for link, name in names.items()
-        )
+        sources = feed_sources({name: link for link, name in names.items()}, interval)
         config = root / "digest.toml"
         config.write_text(
             f'[store]\nurl = "{url}"\n\n[summary]\nworkers = 0\n\n[fetch]\nallow_private = true\n\n{sources}\n'
@@ -357,10 +359,7 @@ def tick(total: int, runs: int) -> dict[str, object]:
 
     with tempfile.TemporaryDirectory() as folder, database() as url:
         root = Path(folder)
-        sources = "".join(
-            f'[[sources]]\nname = "f{n}"\ntype = "feed"\nurl = "http://127.0.0.1:9/f{n}.xml"\ninterval = "300s"\n'
-            for n in range(total)
-        )
+        sources = feed_sources({f"f{n}": f"http://127.0.0.1:9/f{n}.xml" for n in range(total)}, 300)
         path = root / "digest.toml"
         path.write_text(
             f'[store]\nurl = "{url}"\n\n{sources}\n[[digests]]\nname = "daily"\nschedule = "0 7 * * *"\n'
