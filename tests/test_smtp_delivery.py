@@ -14,7 +14,8 @@ from digest import pipeline
 from digest.config import Config
 from digest.config import load as load_config
 from digest.models import Delivery, RenderedEdition
-from digest.store import open_store
+from digest.deliver import OutboxTools, RenderFor
+from digest.store import Store, open_store
 from tests.emailproject import TITLES, make_config
 from tests.smtpserver import Received, free_port, hang_up_server, make_certificate, smtp_server
 from tests.inprocess import run_in_process
@@ -30,6 +31,11 @@ def outbox(config: Config) -> dict[str, tuple[str, int, str, datetime | None]]:
     finally:
         store.close()
     return {d.recipient: (d.status, d.attempts, d.last_error, d.next_attempt) for d in rows if d.channel == "email"}
+
+
+def outbox_tools(config: Config, store: Store, render: RenderFor) -> OutboxTools:
+    """What an outbox pass lends its channels, with `render` standing in for the pipeline's rendering."""
+    return OutboxTools(render, lambda name, folder: pipeline.archive(config, store, config.digest(name), folder))
 
 
 def message_ids(received: list[Received]) -> list[str]:
@@ -253,9 +259,7 @@ def test_a_delivery_whose_lease_was_taken_while_rendering_is_left_to_its_new_hol
                 edition = store.edition(delivery.edition_id)
                 return pipeline.render_email(config, store, config.digest(delivery.digest), edition), edition.created
 
-            tools = outbox_stage.OutboxTools(
-                slow_render, lambda name, folder: pipeline.archive(config, store, config.digest(name), folder)
-            )
+            tools = outbox_tools(config, store, slow_render)
             reports = outbox_stage.process_outbox(config, store, tools, T0, honour_backoff=True, lease=timedelta(seconds=30))
             assert taken == [True] and reports == []
             assert server.accepted == []
@@ -288,12 +292,10 @@ def test_files_a_killed_owner_held_are_written_a_minute_later_and_its_email_wait
             def killed_while_rendering(delivery: Delivery, rendering: str) -> tuple[RenderedEdition, datetime]:
                 raise KeyboardInterrupt  # the process dies here, its claim left behind
 
+            tools = outbox_tools(config, store, killed_while_rendering)
             for _ in held:  # one daemon after another, each killed while it renders the next delivery it claimed
                 killed = open_store(config.store)
                 try:
-                    tools = outbox_stage.OutboxTools(
-                        killed_while_rendering, lambda name, folder: pipeline.archive(config, store, config.digest(name), folder)
-                    )
                     with pytest.raises(KeyboardInterrupt):
                         outbox_stage.process_outbox(config, killed, tools, T0, honour_backoff=True)
                 finally:
